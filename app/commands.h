@@ -1,0 +1,23 @@
+/* commands.h: the mmsage subcommands. Each takes the arguments after its name,
+ * parses its own options (common/mms_opts.h), and returns an mms_status that
+ * main() turns into the exit code. MPI commands are entered with MPI initialised
+ * and must agree on failure across ranks before returning. */
+#ifndef MMS_COMMANDS_H
+#define MMS_COMMANDS_H
+
+#include "mms_status.h"
+
+typedef mms_status (*mms_cmd_fn)(int argc, char **argv);
+
+typedef struct {
+    const char *name;
+    mms_cmd_fn fn;
+    int uses_mpi; /* 1: MPI_Init before, MPI_Finalize after */
+    const char *summary;
+} mms_command_t;
+
+mms_status mms_cmd_import(int argc, char **argv);
+mms_status mms_cmd_synth(int argc, char **argv);
+mms_status mms_cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,69 @@
+/* main.c: `mmsage <command> [options]`. Dispatches to the subcommands of
+ * commands.h, initialising MPI only for the commands that use it, and turns the
+ * returned status into the exit code (0 = success). */
+#include <cblas.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "mms_log.h"
+
+static const mms_command_t k_commands[] = {
+    {"import", mms_cmd_import, 0, "import a real data set into a catalog (mulan, coco, npy)"},
+    {"synth", mms_cmd_synth, 0, "generate a synthetic stock-photo catalog of any size"},
+    {"info", mms_cmd_info, 0, "validate a catalog (or other mmsage directory) and summarise it"},
+};
+static const int k_ncommands = (int)(sizeof k_commands / sizeof k_commands[0]);
+
+static void usage(void) {
+    printf("usage: mmsage <command> [options]   (mmsage <command> --help for its options)\n\n"
+           "Multi-modal image retrieval with GraphSAGE, sharded over MPI.\n\ncommands:\n");
+    for (int i = 0; i < k_ncommands; i++)
+        printf("  %-10s %s%s\n", k_commands[i].name, k_commands[i].summary,
+               k_commands[i].uses_mpi ? " [MPI]" : "");
+    printf("\nSee README.md and docs/ for the pipeline and file formats.\n");
+}
+
+static mms_log_level env_level(void) {
+    const char *v = getenv("MMS_LOG");
+    if (!v) return MMS_LOG_INFO;
+    if (!strcmp(v, "debug")) return MMS_LOG_DEBUG;
+    if (!strcmp(v, "warn")) return MMS_LOG_WARN;
+    if (!strcmp(v, "error")) return MMS_LOG_ERROR;
+    if (!strcmp(v, "quiet")) return MMS_LOG_QUIET;
+    return MMS_LOG_INFO;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage();
+        return argc < 2 ? 1 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("mmsage 0.1.0\n");
+        return 0;
+    }
+    const mms_command_t *cmd = NULL;
+    for (int i = 0; i < k_ncommands; i++)
+        if (!strcmp(argv[1], k_commands[i].name)) cmd = &k_commands[i];
+    if (!cmd) {
+        fprintf(stderr, "mmsage: unknown command '%s' (run 'mmsage --help')\n", argv[1]);
+        return 1;
+    }
+    /* One rank per core: OpenBLAS threads only when asked (MMS_BLAS_THREADS). */
+    const char *bt = getenv("MMS_BLAS_THREADS");
+    openblas_set_num_threads(bt ? atoi(bt) : 1);
+    int rank = 0, nranks = 1;
+    if (cmd->uses_mpi) {
+        MPI_Init(&argc, &argv);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+    }
+    mms_log_init(rank, nranks, env_level());
+    mms_status s = cmd->fn(argc - 2, argv + 2);
+    if (cmd->uses_mpi) MPI_Finalize();
+    return s == MMS_OK ? 0 : (int)s;
+}

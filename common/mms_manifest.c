@@ -1,0 +1,356 @@
+/* mms_manifest.c: see mms_manifest.h. Encoding and decoding go through msgpack-c. */
+#include "mms_manifest.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mms_fs.h"
+
+static char *dupstr(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+mms_status mms_manifest_create(const char *kind, int64_t format, mms_manifest_t **out) {
+    MMS_CHECK(kind && strlen(kind) < sizeof((*out)->kind), MMS_ERR_ARG, "bad manifest kind");
+    mms_manifest_t *m;
+    MMS_CALL(mms_calloc(1, sizeof *m, &m));
+    strcpy(m->kind, kind);
+    m->format = format;
+    *out = m;
+    return MMS_OK;
+}
+
+static void entry_clear(mms_mentry_t *e) {
+    free(e->key);
+    free(e->s);
+    free(e->arr);
+    memset(e, 0, sizeof *e);
+}
+
+void mms_manifest_destroy(mms_manifest_t **mp) {
+    if (!mp || !*mp) return;
+    mms_manifest_t *m = *mp;
+    for (size_t i = 0; i < m->n; i++) entry_clear(&m->e[i]);
+    free(m->e);
+    free(m);
+    *mp = NULL;
+}
+
+static mms_mentry_t *find(const mms_manifest_t *m, const char *key) {
+    for (size_t i = 0; i < m->n; i++)
+        if (!strcmp(m->e[i].key, key)) return &m->e[i];
+    return NULL;
+}
+
+static mms_status slot(mms_manifest_t *m, const char *key, mms_mentry_t **out) {
+    mms_mentry_t *e = find(m, key);
+    if (e) {
+        char *k = e->key;
+        e->key = NULL;
+        entry_clear(e);
+        e->key = k;
+        *out = e;
+        return MMS_OK;
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 16;
+        MMS_CALL(mms_realloc(cap * sizeof *m->e, &m->e));
+        m->cap = cap;
+    }
+    e = &m->e[m->n];
+    memset(e, 0, sizeof *e);
+    e->key = dupstr(key, strlen(key));
+    MMS_CHECK(e->key, MMS_ERR_NOMEM, "out of memory");
+    m->n++;
+    *out = e;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_set_int(mms_manifest_t *m, const char *key, int64_t v) {
+    mms_mentry_t *e;
+    MMS_CALL(slot(m, key, &e));
+    e->type = MMS_MV_INT;
+    e->i = v;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_set_uint(mms_manifest_t *m, const char *key, uint64_t v) {
+    mms_mentry_t *e;
+    MMS_CALL(slot(m, key, &e));
+    e->type = MMS_MV_UINT;
+    e->u = v;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_set_real(mms_manifest_t *m, const char *key, double v) {
+    mms_mentry_t *e;
+    MMS_CALL(slot(m, key, &e));
+    e->type = MMS_MV_REAL;
+    e->r = v;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_set_str(mms_manifest_t *m, const char *key, const char *v) {
+    mms_mentry_t *e;
+    MMS_CALL(slot(m, key, &e));
+    e->type = MMS_MV_STR;
+    e->s = dupstr(v, strlen(v));
+    MMS_CHECK(e->s, MMS_ERR_NOMEM, "out of memory");
+    return MMS_OK;
+}
+
+mms_status mms_manifest_set_intarr(mms_manifest_t *m, const char *key, const int64_t *v, size_t n) {
+    mms_mentry_t *e;
+    MMS_CALL(slot(m, key, &e));
+    e->type = MMS_MV_INTARR;
+    MMS_CALL(mms_malloc((n ? n : 1) * sizeof(int64_t), &e->arr));
+    if (n) memcpy(e->arr, v, n * sizeof(int64_t));
+    e->arr_len = n;
+    return MMS_OK;
+}
+
+int mms_manifest_has(const mms_manifest_t *m, const char *key) { return find(m, key) != NULL; }
+
+static mms_status get(const mms_manifest_t *m, const char *key, mms_mvtype t,
+                      const mms_mentry_t **out) {
+    const mms_mentry_t *e = find(m, key);
+    MMS_CHECK(e, MMS_ERR_FORMAT, "%s manifest: missing field '%s'", m->kind, key);
+    /* a non-negative INT read as UINT and vice versa is fine: msgpack does not keep the sign type */
+    int ok = e->type == t || (t == MMS_MV_UINT && e->type == MMS_MV_INT && e->i >= 0) ||
+             (t == MMS_MV_INT && e->type == MMS_MV_UINT && e->u <= (uint64_t)INT64_MAX) ||
+             (t == MMS_MV_REAL && (e->type == MMS_MV_INT || e->type == MMS_MV_UINT));
+    MMS_CHECK(ok, MMS_ERR_FORMAT, "%s manifest: field '%s' has the wrong type", m->kind, key);
+    *out = e;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_get_int(const mms_manifest_t *m, const char *key, int64_t *v) {
+    const mms_mentry_t *e;
+    MMS_CALL(get(m, key, MMS_MV_INT, &e));
+    *v = e->type == MMS_MV_INT ? e->i : (int64_t)e->u;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_get_uint(const mms_manifest_t *m, const char *key, uint64_t *v) {
+    const mms_mentry_t *e;
+    MMS_CALL(get(m, key, MMS_MV_UINT, &e));
+    *v = e->type == MMS_MV_UINT ? e->u : (uint64_t)e->i;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_get_real(const mms_manifest_t *m, const char *key, double *v) {
+    const mms_mentry_t *e;
+    MMS_CALL(get(m, key, MMS_MV_REAL, &e));
+    *v = e->type == MMS_MV_REAL ? e->r : e->type == MMS_MV_INT ? (double)e->i : (double)e->u;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_get_str(const mms_manifest_t *m, const char *key, const char **v) {
+    const mms_mentry_t *e;
+    MMS_CALL(get(m, key, MMS_MV_STR, &e));
+    *v = e->s;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_get_intarr(const mms_manifest_t *m, const char *key, const int64_t **v,
+                                   size_t *n) {
+    const mms_mentry_t *e;
+    MMS_CALL(get(m, key, MMS_MV_INTARR, &e));
+    *v = e->arr;
+    *n = e->arr_len;
+    return MMS_OK;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s) {
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+mms_status mms_manifest_encode(const mms_manifest_t *m, char **buf, size_t *len) {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, (uint32_t)(m->n + 3));
+    pack_str(&pk, "magic");
+    pack_str(&pk, MMS_MANIFEST_MAGIC);
+    pack_str(&pk, "kind");
+    pack_str(&pk, m->kind);
+    pack_str(&pk, "format");
+    msgpack_pack_int64(&pk, m->format);
+    for (size_t i = 0; i < m->n; i++) {
+        const mms_mentry_t *e = &m->e[i];
+        pack_str(&pk, e->key);
+        switch (e->type) {
+        case MMS_MV_INT: msgpack_pack_int64(&pk, e->i); break;
+        case MMS_MV_UINT: msgpack_pack_uint64(&pk, e->u); break;
+        case MMS_MV_REAL: msgpack_pack_double(&pk, e->r); break;
+        case MMS_MV_STR: pack_str(&pk, e->s); break;
+        case MMS_MV_INTARR:
+            msgpack_pack_array(&pk, e->arr_len);
+            for (size_t j = 0; j < e->arr_len; j++) msgpack_pack_int64(&pk, e->arr[j]);
+            break;
+        }
+    }
+    /* hand the sbuffer's storage to the caller */
+    *buf = sb.data;
+    *len = sb.size;
+    MMS_CHECK(*buf != NULL, MMS_ERR_NOMEM, "out of memory encoding a manifest");
+    return MMS_OK;
+}
+
+static int obj_is_str(const msgpack_object *o, const char *s) {
+    size_t n = strlen(s);
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && !memcmp(o->via.str.ptr, s, n);
+}
+
+static mms_status decode_map(const msgpack_object *root, const char *name, const char *want_kind,
+                             int64_t max_format, mms_manifest_t **out) {
+    MMS_CHECK(root->type == MSGPACK_OBJECT_MAP, MMS_ERR_FORMAT,
+              "%s: not an mmsage manifest (top level is not a map)", name);
+    const msgpack_object_map *mp = &root->via.map;
+    const msgpack_object *magic = NULL, *kind = NULL, *format = NULL;
+    for (uint32_t i = 0; i < mp->size; i++) {
+        const msgpack_object *k = &mp->ptr[i].key;
+        if (obj_is_str(k, "magic")) magic = &mp->ptr[i].val;
+        if (obj_is_str(k, "kind")) kind = &mp->ptr[i].val;
+        if (obj_is_str(k, "format")) format = &mp->ptr[i].val;
+    }
+    MMS_CHECK(magic && obj_is_str(magic, MMS_MANIFEST_MAGIC), MMS_ERR_FORMAT,
+              "%s: not an mmsage manifest (field 'magic' missing or wrong)", name);
+    MMS_CHECK(kind && kind->type == MSGPACK_OBJECT_STR && kind->via.str.size < 32, MMS_ERR_FORMAT,
+              "%s: manifest field 'kind' missing or invalid", name);
+    char kbuf[32];
+    memcpy(kbuf, kind->via.str.ptr, kind->via.str.size);
+    kbuf[kind->via.str.size] = '\0';
+    MMS_CHECK(!want_kind || !strcmp(kbuf, want_kind), MMS_ERR_MISMATCH,
+              "%s: this is a '%s' directory, expected a '%s'", name, kbuf, want_kind);
+    MMS_CHECK(format && format->type == MSGPACK_OBJECT_POSITIVE_INTEGER, MMS_ERR_FORMAT,
+              "%s: manifest field 'format' missing or invalid", name);
+    MMS_CHECK(max_format <= 0 || (int64_t)format->via.u64 <= max_format, MMS_ERR_MISMATCH,
+              "%s: format version %llu is newer than this mmsage supports (%lld)", name,
+              (unsigned long long)format->via.u64, (long long)max_format);
+    mms_manifest_t *m;
+    MMS_CALL(mms_manifest_create(kbuf, (int64_t)format->via.u64, &m));
+    mms_status s = MMS_OK;
+    for (uint32_t i = 0; i < mp->size && s == MMS_OK; i++) {
+        const msgpack_object *k = &mp->ptr[i].key, *v = &mp->ptr[i].val;
+        if (obj_is_str(k, "magic") || obj_is_str(k, "kind") || obj_is_str(k, "format")) continue;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > 255) {
+            mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                          "%s: manifest key %u is not a short string", name, i);
+            s = MMS_ERR_FORMAT;
+            break;
+        }
+        char key[256];
+        memcpy(key, k->via.str.ptr, k->via.str.size);
+        key[k->via.str.size] = '\0';
+        switch (v->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            s = v->via.u64 <= (uint64_t)INT64_MAX ? mms_manifest_set_int(m, key, (int64_t)v->via.u64)
+                                                 : mms_manifest_set_uint(m, key, v->via.u64);
+            break;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: s = mms_manifest_set_int(m, key, v->via.i64); break;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64: s = mms_manifest_set_real(m, key, v->via.f64); break;
+        case MSGPACK_OBJECT_STR: {
+            char *tmp = dupstr(v->via.str.ptr, v->via.str.size);
+            if (!tmp) {
+                s = MMS_ERR_NOMEM;
+                break;
+            }
+            s = mms_manifest_set_str(m, key, tmp);
+            free(tmp);
+            break;
+        }
+        case MSGPACK_OBJECT_ARRAY: {
+            uint32_t n = v->via.array.size;
+            int64_t *arr = malloc((n ? n : 1) * sizeof *arr);
+            if (!arr) {
+                s = MMS_ERR_NOMEM;
+                break;
+            }
+            for (uint32_t j = 0; j < n && s == MMS_OK; j++) {
+                const msgpack_object *x = &v->via.array.ptr[j];
+                if (x->type == MSGPACK_OBJECT_POSITIVE_INTEGER && x->via.u64 <= (uint64_t)INT64_MAX)
+                    arr[j] = (int64_t)x->via.u64;
+                else if (x->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                    arr[j] = x->via.i64;
+                else {
+                    mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                                  "%s: manifest field '%s' item %u is not an integer", name, key, j);
+                    s = MMS_ERR_FORMAT;
+                }
+            }
+            if (s == MMS_OK) s = mms_manifest_set_intarr(m, key, arr, n);
+            free(arr);
+            break;
+        }
+        default:
+            mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                          "%s: manifest field '%s' has an unsupported type", name, key);
+            s = MMS_ERR_FORMAT;
+        }
+    }
+    if (s != MMS_OK) {
+        mms_manifest_destroy(&m);
+        return s;
+    }
+    *out = m;
+    return MMS_OK;
+}
+
+mms_status mms_manifest_decode(const void *buf, size_t len, const char *name, const char *want_kind,
+                               int64_t max_format, mms_manifest_t **out) {
+    *out = NULL;
+    msgpack_unpacked res;
+    msgpack_unpacked_init(&res);
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack_next(&res, buf, len, &off);
+    if (r != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_unpacked_destroy(&res);
+        MMS_CHECK(0, MMS_ERR_FORMAT, "%s: corrupt or truncated MessagePack (%s)", name,
+                  r == MSGPACK_UNPACK_CONTINUE ? "truncated" : "malformed");
+    }
+    if (off != len) {
+        msgpack_unpacked_destroy(&res);
+        MMS_CHECK(0, MMS_ERR_FORMAT, "%s: trailing bytes after the manifest", name);
+    }
+    mms_status s = decode_map(&res.data, name, want_kind, max_format, out);
+    msgpack_unpacked_destroy(&res);
+    return s;
+}
+
+mms_status mms_manifest_write_dir(const mms_manifest_t *m, const char *dir) {
+    char path[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(path, sizeof path, dir, MMS_MANIFEST_FILE));
+    char *buf;
+    size_t len;
+    MMS_CALL(mms_manifest_encode(m, &buf, &len));
+    mms_status s = mms_write_file_atomic(path, buf, len);
+    free(buf);
+    return s;
+}
+
+mms_status mms_manifest_read_dir(const char *dir, const char *want_kind, int64_t max_format,
+                                 mms_manifest_t **out) {
+    char path[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(path, sizeof path, dir, MMS_MANIFEST_FILE));
+    MMS_CHECK(mms_path_is_dir(dir), MMS_ERR_IO, "'%s' is not a directory", dir);
+    MMS_CHECK(mms_path_exists(path), MMS_ERR_FORMAT,
+              "'%s' has no %s: not an mmsage %s directory (or an unfinished one)", dir,
+              MMS_MANIFEST_FILE, want_kind ? want_kind : "output");
+    char *buf;
+    size_t len;
+    MMS_CALL(mms_read_file(path, &buf, &len));
+    mms_status s = mms_manifest_decode(buf, len, path, want_kind, max_format, out);
+    free(buf);
+    return s;
+}
