@@ -1,0 +1,177 @@
+/* mms_graph.c: loading a graph directory (see mms_graph.h). */
+#define _GNU_SOURCE
+#include "mms_graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mms_fs.h"
+#include "mms_manifest.h"
+#include "mms_npy.h"
+
+typedef struct {
+    mms_npy_t x, rows;
+} gpriv_t;
+
+void mms_csr_free(mms_csr_t *g) {
+    if (!g) return;
+    free(g->indptr);
+    free(g->indices);
+    free(g->weights);
+    memset(g, 0, sizeof *g);
+}
+
+/* Copy a 1-D npy of dtype t and expected length into a malloc'd array. */
+static mms_status load_vec(const char *dir, const char *name, mms_dtype t, int64_t want_len,
+                           void **out, int64_t *len_out) {
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, dir, name));
+    mms_npy_t a;
+    MMS_CALL(mms_npy_open(p, (int)t, &a));
+    size_t len = a.rows * a.cols;
+    if (want_len >= 0 && (int64_t)len != want_len) {
+        mms_npy_close(&a);
+        MMS_CHECK(0, MMS_ERR_FORMAT, "%s: has %zu entries, expected %lld", p, len,
+                  (long long)want_len);
+    }
+    void *buf;
+    mms_status s = mms_malloc(len * mms_dtype_size(t) + 1, &buf);
+    if (s == MMS_OK) memcpy(buf, a.data, len * mms_dtype_size(t));
+    mms_npy_close(&a);
+    if (s != MMS_OK) return s;
+    *out = buf;
+    if (len_out) *len_out = (int64_t)len;
+    return MMS_OK;
+}
+
+static mms_status load_csr(const char *dir, const char *prefix, int64_t n, int with_w,
+                           mms_csr_t *g) {
+    char name[64];
+    int64_t nnz;
+    g->n = n;
+    snprintf(name, sizeof name, "%sindptr.npy", prefix);
+    MMS_CALL(load_vec(dir, name, MMS_DT_I64, n + 1, (void **)&g->indptr, NULL));
+    snprintf(name, sizeof name, "%sindices.npy", prefix);
+    MMS_CALL(load_vec(dir, name, MMS_DT_I64, g->indptr[n], (void **)&g->indices, &nnz));
+    MMS_CHECK(g->indptr[0] == 0, MMS_ERR_FORMAT, "%s/%sindptr.npy: does not start at 0", dir,
+              prefix);
+    for (int64_t v = 0; v < n; v++)
+        MMS_CHECK(g->indptr[v + 1] >= g->indptr[v], MMS_ERR_FORMAT,
+                  "%s/%sindptr.npy: decreases at node %lld", dir, prefix, (long long)v);
+    for (int64_t e = 0; e < nnz; e++)
+        MMS_CHECK(g->indices[e] >= 0 && g->indices[e] < n, MMS_ERR_FORMAT,
+                  "%s/%sindices.npy: entry %lld = %lld is not a node id", dir, prefix,
+                  (long long)e, (long long)g->indices[e]);
+    if (with_w) {
+        snprintf(name, sizeof name, "%sweights.npy", prefix);
+        MMS_CALL(load_vec(dir, name, MMS_DT_F32, nnz, (void **)&g->weights, NULL));
+    }
+    return MMS_OK;
+}
+
+static mms_status load_tags(mms_graph_t *g) {
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, g->dir, "tags.tsv"));
+    MMS_CALL(mms_calloc((size_t)(g->n_tags ? g->n_tags : 1), sizeof *g->tag_names, &g->tag_names));
+    MMS_CALL(mms_calloc((size_t)(g->n_tags ? g->n_tags : 1), sizeof *g->tag_count, &g->tag_count));
+    FILE *f;
+    MMS_CALL(mms_fopen(p, "r", &f));
+    char *line = NULL;
+    size_t cap = 0;
+    int64_t i = 0;
+    mms_status s = MMS_OK;
+    int rc;
+    while ((rc = mms_getline(&line, &cap, f)) == 1) {
+        char *t = strchr(line, '\t');
+        MMS_CHECK_GOTO(s, out, t && i < g->n_tags, MMS_ERR_FORMAT,
+                       "%s:%lld: expected 'name<TAB>count' (and %lld lines)", p, (long long)i + 1,
+                       (long long)g->n_tags);
+        *t = '\0';
+        g->tag_names[i] = strdup(line);
+        MMS_CHECK_GOTO(s, out, g->tag_names[i], MMS_ERR_NOMEM, "out of memory");
+        g->tag_count[i] = atoll(t + 1);
+        i++;
+    }
+    MMS_CHECK_GOTO(s, out, i == g->n_tags, MMS_ERR_FORMAT, "%s: has %lld lines, expected %lld", p,
+                   (long long)i, (long long)g->n_tags);
+out:
+    free(line);
+    fclose(f);
+    return s;
+}
+
+mms_status mms_graph_open(const char *dir, mms_graph_t **out) {
+    *out = NULL;
+    MMS_CHECK(strlen(dir) < 4000, MMS_ERR_ARG, "path too long: %s", dir);
+    mms_manifest_t *m;
+    MMS_CALL(mms_manifest_read_dir(dir, "graph", MMS_GRAPH_FORMAT, &m));
+    mms_graph_t *g;
+    mms_status s = mms_calloc(1, sizeof *g, &g);
+    if (s != MMS_OK) {
+        mms_manifest_destroy(&m);
+        return s;
+    }
+    gpriv_t *pv = NULL;
+    strcpy(g->dir, dir);
+    int64_t dim;
+    MMS_CALL_GOTO(s, fail, mms_manifest_get_int(m, "images", &g->n_images));
+    MMS_CALL_GOTO(s, fail, mms_manifest_get_int(m, "tags", &g->n_tags));
+    MMS_CALL_GOTO(s, fail, mms_manifest_get_int(m, "dim", &dim));
+    MMS_CALL_GOTO(s, fail, mms_manifest_get_uint(m, "catalog_checksum", &g->catalog_checksum));
+    MMS_CALL_GOTO(s, fail, mms_manifest_get_uint(m, "checksum", &g->checksum));
+    g->dim = (int32_t)dim;
+    g->n_nodes = g->n_images + g->n_tags;
+    MMS_CALL_GOTO(s, fail, mms_calloc(1, sizeof *pv, &pv));
+    g->priv = pv;
+    MMS_CALL_GOTO(s, fail, load_csr(dir, "", g->n_nodes, 1, &g->full));
+    MMS_CALL_GOTO(s, fail, load_csr(dir, "adj_", g->n_nodes, 0, &g->adj));
+    char p[MMS_PATH_MAX];
+    MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, "x.npy"));
+    MMS_CALL_GOTO(s, fail, mms_npy_open(p, MMS_DT_F32, &pv->x));
+    MMS_CHECK_GOTO(s, fail, (int64_t)pv->x.rows == g->n_images && (int64_t)pv->x.cols == dim,
+                   MMS_ERR_FORMAT, "%s: shape %zu x %zu, expected %lld x %lld", p, pv->x.rows,
+                   pv->x.cols, (long long)g->n_images, (long long)dim);
+    g->x = pv->x.data;
+    MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, "image_rows.npy"));
+    MMS_CALL_GOTO(s, fail, mms_npy_open(p, MMS_DT_I64, &pv->rows));
+    MMS_CHECK_GOTO(s, fail, (int64_t)(pv->rows.rows * pv->rows.cols) == g->n_images,
+                   MMS_ERR_FORMAT, "%s: has %zu entries, expected %lld", p, pv->rows.rows,
+                   (long long)g->n_images);
+    g->image_rows = pv->rows.data;
+    MMS_CALL_GOTO(s, fail, load_tags(g));
+    mms_manifest_destroy(&m);
+    *out = g;
+    return MMS_OK;
+fail:
+    mms_manifest_destroy(&m);
+    mms_graph_close(&g);
+    return s;
+}
+
+void mms_graph_close(mms_graph_t **gp) {
+    if (!gp || !*gp) return;
+    mms_graph_t *g = *gp;
+    gpriv_t *pv = g->priv;
+    if (pv) {
+        mms_npy_close(&pv->x);
+        mms_npy_close(&pv->rows);
+        free(pv);
+    }
+    mms_csr_free(&g->full);
+    mms_csr_free(&g->adj);
+    if (g->tag_names)
+        for (int64_t i = 0; i < g->n_tags; i++) free(g->tag_names[i]);
+    free(g->tag_names);
+    free(g->tag_count);
+    free(g);
+    *gp = NULL;
+}
+
+mms_status mms_graph_checksum(const char *dir, uint64_t *out) {
+    mms_manifest_t *m;
+    MMS_CALL(mms_manifest_read_dir(dir, "graph", MMS_GRAPH_FORMAT, &m));
+    mms_status s = mms_manifest_get_uint(m, "checksum", out);
+    mms_manifest_destroy(&m);
+    return s;
+}
