@@ -1,0 +1,260 @@
+/* test_common.c: status/log/fs/rng/strmap/opts/manifest units of common/. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mms_fs.h"
+#include "mms_log.h"
+#include "mms_manifest.h"
+#include "mms_opts.h"
+#include "mms_rng.h"
+#include "mms_strmap.h"
+#include "mms_test.h"
+
+static void test_rng(void) {
+    /* Philox4x32-10 known-answer test (Random123 kat_vectors: ctr 0, key 0). */
+    uint32_t c[4] = {0, 0, 0, 0}, k[2] = {0, 0}, o[4];
+    mms_philox4x32(c, k, o);
+    T_EQ_INT(o[0], 0x6627e8d5u);
+    T_EQ_INT(o[1], 0xe169c58du);
+    T_EQ_INT(o[2], 0xbc57ac4cu);
+    T_EQ_INT(o[3], 0x9b00dbd8u);
+    uint32_t c2[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
+    uint32_t k2[2] = {0xffffffffu, 0xffffffffu};
+    mms_philox4x32(c2, k2, o);
+    T_EQ_INT(o[0], 0x408f276du);
+    T_EQ_INT(o[1], 0x41c83b0eu);
+    T_EQ_INT(o[2], 0xa20bc7c6u);
+    T_EQ_INT(o[3], 0x6d5451fdu);
+    /* a cursor is a pure function of (seed, stream, index) and its position */
+    mms_rng_t a, b;
+    mms_rng_init(&a, 42, MMS_STREAM_WALK, 7);
+    mms_rng_init(&b, 42, MMS_STREAM_WALK, 7);
+    for (int i = 0; i < 100; i++) T_EQ_INT(mms_rng_u32(&a), mms_rng_u32(&b));
+    uint64_t pos = a.ctr;
+    uint32_t next = mms_rng_u32(&a);
+    mms_rng_seek(&b, pos);
+    T_EQ_INT(mms_rng_u32(&b), next);
+    mms_rng_init(&b, 42, MMS_STREAM_WALK, 8);
+    mms_rng_init(&a, 42, MMS_STREAM_WALK, 7);
+    int same = 0;
+    for (int i = 0; i < 64; i++) same += mms_rng_u32(&a) == mms_rng_u32(&b);
+    T_CHECK(same < 3);
+    /* bounded draws are in range and roughly uniform; uniform/normal moments */
+    mms_rng_init(&a, 1, MMS_STREAM_SYNTH, 0);
+    int hist[10] = {0};
+    double s1 = 0, s2 = 0, n1 = 0, n2 = 0;
+    const int N = 200000;
+    for (int i = 0; i < N; i++) {
+        uint32_t v = mms_rng_below(&a, 10);
+        T_CHECK(v < 10);
+        if (v < 10) hist[v]++;
+        double u = mms_rng_uniform(&a);
+        s1 += u;
+        s2 += u * u;
+        double z = mms_rng_normal(&a);
+        n1 += z;
+        n2 += z * z;
+    }
+    for (int i = 0; i < 10; i++) T_NEAR(hist[i], N / 10, N / 100);
+    T_NEAR(s1 / N, 0.5, 0.01);
+    T_NEAR(s2 / N, 1.0 / 3.0, 0.01);
+    T_NEAR(n1 / N, 0.0, 0.01);
+    T_NEAR(n2 / N, 1.0, 0.02);
+    T_CHECK(mms_rng_below64(&a, 5000000000ull) < 5000000000ull);
+    float f = mms_rng_uniformf(&a);
+    T_CHECK(f >= 0.0f && f < 1.0f);
+    T_EQ_INT(mms_rng_hash(9, 1, 2, 3), mms_rng_hash(9, 1, 2, 3));
+    T_CHECK(mms_rng_hash(9, 1, 2, 3) != mms_rng_hash(9, 1, 2, 4));
+}
+
+static void test_strmap(void) {
+    mms_strmap_t *m;
+    T_OK(mms_strmap_create(4, &m));
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "key%d", i);
+        int ins;
+        T_OK(mms_strmap_put(m, key, strlen(key), i * 3, &ins, NULL));
+        T_EQ_INT(ins, 1);
+    }
+    T_EQ_INT(mms_strmap_size(m), 5000);
+    int64_t v = -1, ex = -1;
+    int ins = -1;
+    T_CHECK(mms_strmap_get(m, "key4321", 7, &v));
+    T_EQ_INT(v, 4321 * 3);
+    T_CHECK(!mms_strmap_get(m, "key5000", 7, &v));
+    T_OK(mms_strmap_put(m, "key17", 5, 999, &ins, &ex));
+    T_EQ_INT(ins, 0);
+    T_EQ_INT(ex, 51);
+    T_STREQ(mms_strmap_key(m, 17), "key17");
+    /* keys with embedded bytes compare by length */
+    T_CHECK(!mms_strmap_get(m, "key1", 3, &v));
+    mms_strmap_destroy(&m);
+    T_CHECK(m == NULL);
+    mms_strmap_destroy(&m); /* no-op */
+}
+
+static void test_opts(void) {
+    int flag = 0, n = 5;
+    int64_t big = 1;
+    double x = 0.5;
+    const char *s = NULL;
+    mms_strlist_t l = {{0}, 0};
+    mms_opt_t o[] = {
+        {"flag", MMS_OPT_FLAG, &flag, "a flag", 0, 0, 0, 0},
+        {"n", MMS_OPT_INT, &n, "an int", 0, 1, 1, 10},
+        {"big", MMS_OPT_INT64, &big, "a long", 0, 0, 0, 0},
+        {"x", MMS_OPT_DOUBLE, &x, "a real", 0, 1, 0, 1},
+        {"s", MMS_OPT_STR, &s, "a string", 1, 0, 0, 0},
+        {"l", MMS_OPT_STRLIST, &l, "a list", 0, 0, 0, 0},
+    };
+    int help;
+    char *ok[] = {"--flag", "--n", "7", "--big=12345678901", "--x", "0.25", "--s", "hi", "--l", "a",
+                  "--l=b"};
+    T_OK(mms_opts_parse("t", "test", o, 6, 11, ok, &help));
+    T_EQ_INT(help, 0);
+    T_EQ_INT(flag, 1);
+    T_EQ_INT(n, 7);
+    T_EQ_INT(big, 12345678901LL);
+    T_NEAR(x, 0.25, 0);
+    T_STREQ(s, "hi");
+    T_EQ_INT(l.n, 2);
+    T_STREQ(l.v[1], "b");
+    char *bad1[] = {"--n", "11", "--s", "a"};
+    T_FAILS(mms_opts_parse("t", "test", o, 6, 4, bad1, &help), MMS_ERR_ARG);
+    T_MSG_HAS("--n must be in [1, 10]");
+    char *bad2[] = {"--n", "x7", "--s", "a"};
+    T_FAILS(mms_opts_parse("t", "test", o, 6, 4, bad2, &help), MMS_ERR_ARG);
+    T_MSG_HAS("expects an integer");
+    char *bad3[] = {"--nope", "--s", "a"};
+    T_FAILS(mms_opts_parse("t", "test", o, 6, 3, bad3, &help), MMS_ERR_ARG);
+    T_MSG_HAS("unknown option '--nope'");
+    l.n = 0;
+    char *bad4[] = {"--n", "3"};
+    T_FAILS(mms_opts_parse("t", "test", o, 6, 2, bad4, &help), MMS_ERR_ARG);
+    T_MSG_HAS("missing required option --s");
+    char *bad5[] = {"--s"};
+    T_FAILS(mms_opts_parse("t", "test", o, 6, 1, bad5, &help), MMS_ERR_ARG);
+    T_MSG_HAS("needs a value");
+    char *bad6[] = {"--x", "nan", "--s", "a"};
+    T_FAILS(mms_opts_parse("t", "test", o, 6, 4, bad6, &help), MMS_ERR_ARG);
+    char *bad7[] = {"positional"};
+    T_FAILS(mms_opts_parse("t", "test", o, 6, 1, bad7, &help), MMS_ERR_ARG);
+    T_MSG_HAS("unexpected argument");
+}
+
+static void test_manifest(const char *dir) {
+    mms_manifest_t *m;
+    T_OK(mms_manifest_create("graph", 1, &m));
+    T_OK(mms_manifest_set_int(m, "images", 4500));
+    T_OK(mms_manifest_set_int(m, "neg", -3));
+    T_OK(mms_manifest_set_uint(m, "checksum", 0xfedcba9876543210ull));
+    T_OK(mms_manifest_set_real(m, "threshold", 0.65));
+    T_OK(mms_manifest_set_str(m, "source", "corel5k"));
+    int64_t arr[3] = {1, -2, 3000000000LL};
+    T_OK(mms_manifest_set_intarr(m, "parts", arr, 3));
+    T_OK(mms_manifest_set_int(m, "images", 4501)); /* replace */
+    T_OK(mms_manifest_write_dir(m, dir));
+    mms_manifest_t *r;
+    T_OK(mms_manifest_read_dir(dir, "graph", 1, &r));
+    int64_t i;
+    uint64_t u;
+    double d;
+    const char *s;
+    const int64_t *a;
+    size_t na;
+    T_OK(mms_manifest_get_int(r, "images", &i));
+    T_EQ_INT(i, 4501);
+    T_OK(mms_manifest_get_int(r, "neg", &i));
+    T_EQ_INT(i, -3);
+    T_OK(mms_manifest_get_uint(r, "checksum", &u));
+    T_CHECK(u == 0xfedcba9876543210ull);
+    T_OK(mms_manifest_get_real(r, "threshold", &d));
+    T_NEAR(d, 0.65, 0);
+    T_OK(mms_manifest_get_str(r, "source", &s));
+    T_STREQ(s, "corel5k");
+    T_OK(mms_manifest_get_intarr(r, "parts", &a, &na));
+    T_EQ_INT(na, 3);
+    T_EQ_INT(a[2], 3000000000LL);
+    T_FAILS(mms_manifest_get_int(r, "missing", &i), MMS_ERR_FORMAT);
+    T_MSG_HAS("missing field 'missing'");
+    T_FAILS(mms_manifest_get_str(r, "images", &s), MMS_ERR_FORMAT);
+    T_MSG_HAS("wrong type");
+    mms_manifest_destroy(&r);
+    /* wrong kind, newer format, corrupt bytes */
+    T_FAILS(mms_manifest_read_dir(dir, "model", 1, &r), MMS_ERR_MISMATCH);
+    T_MSG_HAS("expected a 'model'");
+    mms_manifest_t *m2;
+    T_OK(mms_manifest_create("graph", 9, &m2));
+    char *buf;
+    size_t len;
+    T_OK(mms_manifest_encode(m2, &buf, &len));
+    T_FAILS(mms_manifest_decode(buf, len, "x", "graph", 1, &r), MMS_ERR_MISMATCH);
+    T_MSG_HAS("newer than this mmsage");
+    T_FAILS(mms_manifest_decode(buf, len - 1, "x", "graph", 1, &r), MMS_ERR_FORMAT);
+    T_MSG_HAS("truncated");
+    free(buf);
+    T_FAILS(mms_manifest_decode("\x93\x01\x02\x03", 4, "x", NULL, 0, &r), MMS_ERR_FORMAT);
+    T_MSG_HAS("not an mmsage manifest");
+    mms_manifest_destroy(&m2);
+    mms_manifest_destroy(&m);
+    T_FAILS(mms_manifest_read_dir("/nonexistent-dir", "graph", 1, &r), MMS_ERR_IO);
+}
+
+static void test_fs(const char *dir) {
+    char out[MMS_PATH_MAX], tmp[MMS_PATH_MAX], p[MMS_PATH_MAX];
+    snprintf(out, sizeof out, "%s/outdir", dir);
+    T_OK(mms_outdir_begin(out, 0, tmp, sizeof tmp));
+    T_CHECK(mms_path_is_dir(tmp));
+    T_CHECK(!mms_path_exists(out));
+    T_OK(mms_path_join(p, sizeof p, tmp, "a.txt"));
+    T_OK(mms_write_file_atomic(p, "hello", 5));
+    T_OK(mms_outdir_commit(tmp, out, 0));
+    T_CHECK(mms_path_is_dir(out));
+    T_CHECK(!mms_path_exists(tmp));
+    T_FAILS(mms_outdir_begin(out, 0, tmp, sizeof tmp), MMS_ERR_EXISTS);
+    T_MSG_HAS("--force");
+    T_OK(mms_outdir_begin(out, 1, tmp, sizeof tmp));
+    T_OK(mms_outdir_commit(tmp, out, 1));
+    T_OK(mms_path_join(p, sizeof p, out, "a.txt"));
+    T_CHECK(!mms_path_exists(p)); /* replaced wholesale */
+    T_OK(mms_outdir_begin(out, 1, tmp, sizeof tmp));
+    mms_outdir_abort(tmp);
+    T_CHECK(!mms_path_exists(tmp));
+    char *buf;
+    size_t len;
+    T_OK(mms_path_join(p, sizeof p, dir, "b.txt"));
+    T_OK(mms_write_file_atomic(p, "abc\ndef", 7));
+    T_OK(mms_read_file(p, &buf, &len));
+    T_EQ_INT(len, 7);
+    T_STREQ(buf, "abc\ndef");
+    free(buf);
+    uint64_t c1, c2;
+    T_OK(mms_file_checksum(p, &c1));
+    T_EQ_INT(c1, mms_checksum("abc\ndef", 7, 0));
+    T_OK(mms_write_file_atomic(p, "abc\ndeg", 7));
+    T_OK(mms_file_checksum(p, &c2));
+    T_CHECK(c1 != c2);
+    T_FAILS(mms_read_file("/nonexistent/file", &buf, &len), MMS_ERR_IO);
+    T_MSG_HAS("/nonexistent/file");
+    char big[5000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    T_FAILS(mms_path_join(p, sizeof p, big, "x"), MMS_ERR_ARG);
+    char fmt[64];
+    T_STREQ(mms_fmt_bytes(1536.0, fmt, sizeof fmt), "1.5 KiB");
+}
+
+int main(void) {
+    mms_log_init(0, 1, MMS_LOG_QUIET);
+    const char *dir = mms_test_tmpdir("common");
+    test_rng();
+    test_strmap();
+    test_opts();
+    test_manifest(dir);
+    test_fs(dir);
+    mms_rm_rf(dir);
+    return mms_test_finish("test_common");
+}
