@@ -243,7 +243,8 @@ static mms_status decode_map(const msgpack_object *root, const char *name, const
     for (uint32_t i = 0; i < mp->size && s == MMS_OK; i++) {
         const msgpack_object *k = &mp->ptr[i].key, *v = &mp->ptr[i].val;
         if (obj_is_str(k, "magic") || obj_is_str(k, "kind") || obj_is_str(k, "format")) continue;
-        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > 255) {
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > 255 ||
+            memchr(k->via.str.ptr, 0, k->via.str.size)) {
             mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
                           "%s: manifest key %u is not a short string", name, i);
             s = MMS_ERR_FORMAT;
@@ -261,6 +262,12 @@ static mms_status decode_map(const msgpack_object *root, const char *name, const
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64: s = mms_manifest_set_real(m, key, v->via.f64); break;
         case MSGPACK_OBJECT_STR: {
+            if (memchr(v->via.str.ptr, 0, v->via.str.size)) {
+                mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                              "%s: manifest field '%s' contains a NUL byte", name, key);
+                s = MMS_ERR_FORMAT;
+                break;
+            }
             char *tmp = dupstr(v->via.str.ptr, v->via.str.size);
             if (!tmp) {
                 s = MMS_ERR_NOMEM;

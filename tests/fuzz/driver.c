@@ -6,6 +6,7 @@
  *   usage: fuzz_x CORPUS_DIR [ITERATIONS] */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,37 @@
 #include "mms_log.h"
 #include "mms_rng.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The input under test, saved by the crash handler so a failure can be replayed. */
+static const uint8_t *g_cur;
+static size_t g_cur_len;
+static char g_crash_path[512];
+
+static void on_crash(int sig) {
+    int fd = open(g_crash_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        ssize_t w = write(fd, g_cur, g_cur_len);
+        (void)w;
+        close(fd);
+    }
+    static const char msg[] = "fuzz: crashing input saved to ";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    w = write(2, g_crash_path, strlen(g_crash_path));
+    w = write(2, "\n", 1);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void run_one(const uint8_t *d, size_t n) {
+    g_cur = d;
+    g_cur_len = n;
+    LLVMFuzzerTestOneInput(d, n);
+}
 
 typedef struct {
     uint8_t *d;
@@ -29,6 +60,15 @@ int main(int argc, char **argv) {
     }
     long iters = argc > 2 ? atol(argv[2]) : 10000;
     mms_log_init(0, 1, MMS_LOG_QUIET);
+    const char *tmp = getenv("TMPDIR");
+    const char *base = strrchr(argv[0], '/');
+    snprintf(g_crash_path, sizeof g_crash_path, "%s/crash-%s", tmp && tmp[0] ? tmp : "/tmp",
+             base ? base + 1 : argv[0]);
+    signal(SIGSEGV, on_crash);
+    signal(SIGILL, on_crash);
+    signal(SIGABRT, on_crash);
+    signal(SIGBUS, on_crash);
+    signal(SIGFPE, on_crash);
     blob_t *seeds = NULL;
     size_t ns = 0;
     DIR *dir = opendir(argv[1]);
@@ -62,7 +102,7 @@ int main(int argc, char **argv) {
         seeds[ns].d = (uint8_t *)buf;
         seeds[ns].n = len;
         ns++;
-        LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+        run_one((const uint8_t *)buf, len);
         free(names[i]);
     }
     free(names);
@@ -106,7 +146,7 @@ int main(int argc, char **argv) {
                 m[pos] = vals[mms_rng_below(&r, sizeof vals)];
             }
         }
-        LLVMFuzzerTestOneInput(m, n);
+        run_one(m, n);
     }
     free(m);
     for (size_t i = 0; i < ns; i++) free(seeds[i].d);
