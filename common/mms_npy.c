@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 static const char *k_descr[MMS_DT_COUNT] = {"<f4", "<f8", "<i4", "<i8", "|u1"};
@@ -226,4 +227,45 @@ mms_status mms_npy_write(const char *path, mms_dtype t, const void *data, size_t
         return s;
     }
     return mms_npy_writer_close(&w);
+}
+
+mms_status mms_npy_create_sized(const char *path, mms_dtype t, size_t rows, size_t cols,
+                                size_t *data_offset) {
+    FILE *f;
+    MMS_CALL(mms_fopen(path, "wb", &f));
+    mms_status s = write_header(f, path, t, rows, cols);
+    if (s == MMS_OK) {
+        size_t total = NPY_HDR_TOTAL + rows * (cols ? cols : 1) * mms_dtype_size(t);
+        if (ftruncate(fileno(f), (off_t)total) != 0) {
+            mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "cannot size '%s': %s", path,
+                          strerror(errno));
+            s = MMS_ERR_IO;
+        }
+    }
+    mms_status s2 = mms_fclose(&f, path);
+    if (s == MMS_OK) s = s2;
+    *data_offset = NPY_HDR_TOTAL;
+    return s;
+}
+
+mms_status mms_npy_pwrite_rows(const char *path, size_t data_offset, mms_dtype t, size_t cols,
+                               size_t row0, const void *data, size_t nrows) {
+    int fd = open(path, O_WRONLY);
+    MMS_CHECK(fd >= 0, MMS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    size_t per = (cols ? cols : 1) * mms_dtype_size(t);
+    const char *p = data;
+    size_t left = nrows * per;
+    off_t off = (off_t)(data_offset + row0 * per);
+    while (left > 0) {
+        ssize_t w = pwrite(fd, p, left, off);
+        if (w <= 0) {
+            close(fd);
+            MMS_CHECK(0, MMS_ERR_IO, "error writing '%s': %s", path, strerror(errno));
+        }
+        p += w;
+        left -= (size_t)w;
+        off += w;
+    }
+    MMS_CHECK(close(fd) == 0, MMS_ERR_IO, "error closing '%s': %s", path, strerror(errno));
+    return MMS_OK;
 }

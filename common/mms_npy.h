@@ -55,6 +55,15 @@ void mms_npy_close(mms_npy_t *a);
 mms_status mms_npy_write(const char *path, mms_dtype t, const void *data, size_t rows,
                          size_t cols);
 
+/* Create path (not atomic: for use inside a temporary output directory) as a
+ * C-order rows x cols array of dtype t, zero-filled, so that several processes
+ * can pwrite their row blocks at *data_offset + row * cols * size. */
+mms_status mms_npy_create_sized(const char *path, mms_dtype t, size_t rows, size_t cols,
+                                size_t *data_offset);
+/* Write rows [row0, row0 + nrows) into a file made by mms_npy_create_sized. */
+mms_status mms_npy_pwrite_rows(const char *path, size_t data_offset, mms_dtype t, size_t cols,
+                               size_t row0, const void *data, size_t nrows);
+
 typedef struct {
     FILE *f;
     char path[MMS_PATH_MAX];
