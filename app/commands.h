@@ -19,5 +19,6 @@ typedef struct {
 mms_status mms_cmd_import(int argc, char **argv);
 mms_status mms_cmd_synth(int argc, char **argv);
 mms_status mms_cmd_info(int argc, char **argv);
+mms_status mms_cmd_partition(int argc, char **argv);
 
 #endif

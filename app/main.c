@@ -14,6 +14,7 @@ static const mms_command_t k_commands[] = {
     {"import", mms_cmd_import, 0, "import a real data set into a catalog (mulan, coco, npy)"},
     {"synth", mms_cmd_synth, 0, "generate a synthetic stock-photo catalog of any size"},
     {"info", mms_cmd_info, 0, "validate a catalog (or other mmsage directory) and summarise it"},
+    {"partition", mms_cmd_partition, 0, "cut a graph into P parts (METIS) with 1-/2-hop halos per part"},
 };
 static const int k_ncommands = (int)(sizeof k_commands / sizeof k_commands[0]);
 

@@ -25,7 +25,8 @@ enum {
     MMS_STREAM_SHUFFLE = 9,
     MMS_STREAM_DEGCAP = 10,
     MMS_STREAM_FUZZ = 11,
-    MMS_STREAM_MASK = 12
+    MMS_STREAM_MASK = 12,
+    MMS_STREAM_PARTITION = 13
 };
 
 /* One Philox4x32-10 block: 4 x 32 random bits for counter (c0..c3) under key (k0,k1). */

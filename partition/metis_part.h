@@ -25,13 +25,14 @@
 #include <stdint.h>
 
 #include "mms_graph.h"
+#include "mms_rng.h"
 #include "mms_status.h"
 
 #define MMS_PARTITION_FORMAT 1
 /* Node weight = 1 + min(degree in adj, MMS_PART_WEIGHT_CAP). */
 #define MMS_PART_WEIGHT_CAP MMS_GRAPH_DEGREE_CAP
-/* RNG stream of the hash partition (mms_rng.h has no partition stream yet). */
-#define MMS_PART_HASH_STREAM 13u
+/* RNG stream of the hash partition. */
+#define MMS_PART_HASH_STREAM ((uint32_t)MMS_STREAM_PARTITION)
 
 typedef enum { MMS_PART_METIS = 0, MMS_PART_HASH = 1 } mms_part_method;
 
@@ -56,10 +57,11 @@ mms_status mms_part_clean(const mms_csr_t *g, mms_csr_t *out, int64_t *self_loop
 
 /* METIS_PartGraphKway on a clean graph (mms_part_clean) with node weights vwgt
  * (NULL = unit), unit edge weights, UFACTOR = 1000 * (imbalance - 1) and a fixed
- * seed: the same input gives the same part[] (g->n entries, written by caller's
- * buffer). parts = 1 needs no METIS (all 0, cut 0). *edge_cut is METIS's value.
- * seed must be in [0, 2^31). Fails with MMS_ERR_ARG when the graph or its
- * weights do not fit METIS's 32-bit idx_t, MMS_ERR_LIB on a METIS error. */
+ * seed: the same input gives the same part[] (a caller's buffer of g->n
+ * entries). parts = 1 needs no METIS (all 0, cut 0). *edge_cut is METIS's value.
+ * seed must be in [0, 2^31). Fails with MMS_ERR_ARG for bad parts/imbalance/seed
+ * or a graph too large for METIS's 32-bit idx_t, MMS_ERR_NOMEM or MMS_ERR_LIB
+ * (with METIS's code) when METIS fails. */
 mms_status mms_part_metis(const mms_csr_t *g, const int32_t *vwgt, int parts, double imbalance,
                           uint64_t seed, int32_t *part, int64_t *edge_cut);
 
@@ -112,11 +114,16 @@ void mms_part_stats_free(mms_part_stats_t *st);
 /* Min, mean and max of v[0..n). */
 void mms_part_minmeanmax(const int64_t *v, int n, int64_t *mn, double *mean, int64_t *mx);
 
-/* Edge cut and balance on clean, halo sizes on adj, for a given part[].
- * Counts only: no lists are kept. */
+/* Called once per part, in order, with that part's lists (borrowed for the call). */
+typedef mms_status (*mms_part_each_fn)(void *ctx, int p, const mms_part_nodes_t *pn);
+
+/* Edge cut and balance on clean (vwgt: node weights, NULL = unit), halo sizes on
+ * adj, for a given part[]; st->method is set by the caller. If each is not NULL
+ * it sees every part's lists (to write them) and a failure it returns stops the
+ * computation. Fills *st (free with mms_part_stats_free). */
 mms_status mms_part_stats_compute(const mms_csr_t *clean, const mms_csr_t *adj,
                                   const int32_t *vwgt, const int32_t *part, int parts,
-                                  mms_part_stats_t *st);
+                                  mms_part_each_fn each, void *ctx, mms_part_stats_t *st);
 
 /* ---------------------------------------------------------------- directory */
 
@@ -137,7 +144,9 @@ mms_status mms_partition_path(const char *graph_dir, int parts, char *out, size_
 
 /* Partition the graph in graph_dir and write graph_dir/parts-P atomically.
  * chosen receives the figures of the written partition; other (may be NULL)
- * those of the other method when o->compare (other->parts = 0 otherwise).
+ * those of the other method when o->compare (other->parts = 0 otherwise). Both
+ * are overwritten (zeroed first) and the caller frees them with
+ * mms_part_stats_free; on an error they hold nothing.
  * Errors: MMS_ERR_ARG for parts < 1 or > the number of image nodes,
  * MMS_ERR_EXISTS for an existing output without force, the graph's open error. */
 mms_status mms_partition_write(const char *graph_dir, const mms_part_opts_t *o,
@@ -148,6 +157,7 @@ typedef struct {
     char dir[4096]; /* graph_dir/parts-P */
     int parts;
     int64_t n_nodes, n_images;
+    int32_t dim; /* feature width of the graph (for halo bytes) */
     mms_part_method method;
     uint64_t seed;
     uint64_t graph_checksum;
