@@ -1,0 +1,205 @@
+#!/bin/bash
+# labels: e2e
+# slurm_cluster.sh: the job scripts under a real SLURM. Brings up a private
+# one-node cluster (cluster/up.sh: munged + slurmctld + slurmd on loopback,
+# free ports, state in a temporary directory) and submits with `sbatch --wait`:
+#   1. a tiny job: jobs/common.sh's mpirun on 2 ranks of hostname and of
+#      `mmsage --version`, and the job's time left from mms_seconds_left
+#   2. jobs/pipeline.sbatch on a synthetic 2000-image catalog (synth + info),
+#      into its default work directory under the submit directory
+#   3. jobs/pipeline.sbatch with a missing binary: must fail, and say to run
+#      scripts/setup.sh (jobs never build)
+#   4. jobs/scaling.sbatch on 2000 images, stages build + partition: the TSV has
+#      its synth row, and a row per rank count for each stage this mmsage has
+#   5. jobs/nightly.sbatch on 2000 images: publishes WORK/current, or stops at
+#      the first stage this mmsage lacks ("is not available in this build")
+# and checks each job's exit code (sbatch --wait) and output file (no sacct:
+# the cluster has no accounting). The cluster is torn down in an EXIT trap,
+# failure or not, and the test fails if any daemon of it is left running.
+# Skipped (77) only where slurm-wlm or munge is not installed.
+# shellcheck disable=SC2317 # functions called from traps
+set -u
+MMSAGE=${MMSAGE:?set MMSAGE to the mmsage binary}
+SRC=${MMS_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+for b in slurmctld slurmd sbatch sinfo munged; do
+    if ! command -v "$b" >/dev/null 2>&1; then
+        echo "skip: $b is not installed (scripts/setup.sh installs slurm-wlm and munge)"
+        exit 77
+    fi
+done
+# A test run inside someone's SLURM job must not talk to that cluster.
+# shellcheck disable=SC2046 # variable names
+unset $(compgen -v SLURM_) 2>/dev/null
+
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mms-cli-slurm.XXXXXX")
+export MMS_SLURM_DIR=$tmp/slurm MMS_SLURM_PORT=auto MMS_SRC=$SRC MMSAGE
+t_start=$SECONDS
+
+# Daemons of this cluster still alive (their command lines name $tmp).
+leftovers() {
+    local p c
+    for p in /proc/[0-9]*; do
+        c=$(cat "$p/comm" 2>/dev/null) || continue
+        case "$c" in slurmctld | slurmd | slurmstepd | munged) ;; *) continue ;; esac
+        grep -q "$tmp" "$p/cmdline" 2>/dev/null || [[ "$(readlink "$p/cwd" 2>/dev/null)" == "$tmp"* ]] ||
+            continue
+        grep -q '^State:.*Z' "$p/status" 2>/dev/null && continue
+        echo "${p#/proc/}:$c"
+    done
+}
+cleanup() {
+    local rc=$? left
+    trap - EXIT
+    if ! bash "$SRC/cluster/down.sh" >"$tmp/down.log" 2>&1; then
+        cat "$tmp/down.log" >&2
+        fail "cluster/down.sh failed"
+    fi
+    left=$(leftovers)
+    if [ -n "$left" ]; then
+        fail "daemons left running after cluster/down.sh: $left (killed now)"
+        for x in $left; do kill -KILL "${x%%:*}" 2>/dev/null; done
+    fi
+    if [ "$fails" -ne 0 ] || [ "$rc" -ne 0 ]; then
+        for f in "$MMS_SLURM_DIR"/log/slurmctld.log "$MMS_SLURM_DIR"/log/slurmd.log; do
+            [ -s "$f" ] && { echo "---- tail of $f" >&2; tail -n 20 "$f" >&2; }
+        done
+    fi
+    rm -rf "$tmp"
+    echo "slurm_cluster.sh: $((SECONDS - t_start)) s" >&2
+    if [ "$fails" -ne 0 ]; then
+        echo "slurm_cluster.sh: $fails failure(s)" >&2
+        exit 1
+    fi
+    [ "$rc" -eq 0 ] && echo "slurm_cluster.sh: ok"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# ---- bring the cluster up (twice: the second call must be a no-op)
+if ! out=$(bash "$SRC/cluster/up.sh" 2>"$tmp/up.log"); then
+    cat "$tmp/up.log" >&2
+    fail "cluster/up.sh failed"
+    exit 1
+fi
+eval "$out"
+[ "${SLURM_CONF:-}" = "$MMS_SLURM_DIR/slurm.conf" ] || fail "up.sh printed '$out', not the export of SLURM_CONF"
+grep -q '^ClusterName=mmsage' "$SLURM_CONF" || fail "no ClusterName=mmsage in $SLURM_CONF"
+out2=$(bash "$SRC/cluster/up.sh" 2>"$tmp/up2.log") || fail "second cluster/up.sh failed: $(cat "$tmp/up2.log")"
+[ "$out2" = "$out" ] || fail "second up.sh printed '$out2', first '$out'"
+grep -q "already running" "$tmp/up2.log" || fail "second up.sh restarted daemons: $(cat "$tmp/up2.log")"
+bash "$SRC/cluster/status.sh" >"$tmp/status" 2>&1 || fail "cluster/status.sh failed: $(cat "$tmp/status")"
+grep -q " idle " "$tmp/status" || fail "status.sh shows no idle node: $(cat "$tmp/status")"
+
+mkdir -p "$tmp/submit"
+cd "$tmp/submit" || exit 1
+# submit NAME SBATCH-ARGS... : sbatch --wait; sets jobid, rc and out (the output file).
+submit() {
+    local name=$1
+    shift
+    jobid=$(timeout 300 sbatch --wait --parsable "$@" 2>"$tmp/sbatch-$name.err")
+    rc=$?
+    jobid=${jobid%%;*}
+    out=$(compgen -G "$tmp/submit/*-$jobid.out" | head -n 1)
+    if [ -z "$jobid" ] || [ -z "$out" ]; then
+        fail "$name: no job id or no output file (sbatch: $(cat "$tmp/sbatch-$name.err"))"
+        out=/dev/null
+    fi
+}
+show() { echo "---- $1 (job $jobid, exit $rc):" >&2; cat "$out" >&2; }
+
+# ---- 1. mpirun on 2 ranks through jobs/common.sh
+cat >"$tmp/hello.sbatch" <<'EOF'
+#!/bin/bash
+#SBATCH --job-name=mms-hello
+#SBATCH --ntasks=2
+#SBATCH --time=2
+#SBATCH --output=%x-%j.out
+set -euo pipefail
+. "$MMS_SRC/jobs/common.sh"
+mms_find_binary
+echo "ntasks=$SLURM_NTASKS"
+echo "left=$(mms_seconds_left)"
+echo "launcher: $(mms_mpirun_cmd 2)"
+mms_mpirun 2 hostname | sed 's/^/host: /'
+mms_mpirun 2 "$MMSAGE" --version | sed 's/^/version: /'
+EOF
+submit hello "$tmp/hello.sbatch"
+ok=1
+[ "$rc" -eq 0 ] || { fail "hello job exited $rc"; ok=0; }
+grep -q '^ntasks=2$' "$out" || { fail "hello: SLURM_NTASKS is not 2"; ok=0; }
+[ "$(grep -c '^host: ' "$out")" -eq 2 ] || { fail "hello: not 2 ranks of hostname"; ok=0; }
+[ "$(grep -c '^version: mmsage ' "$out")" -eq 2 ] || { fail "hello: not 2 ranks of mmsage --version"; ok=0; }
+left=$(sed -n 's/^left=//p' "$out")
+if ! [[ "$left" =~ ^[0-9]+$ ]] || [ "$left" -gt 120 ] || [ "$left" -lt 30 ]; then
+    fail "hello: mms_seconds_left gave '$left' in a 2-minute job"; ok=0
+fi
+[ $ok = 1 ] || show hello
+
+# ---- 2. the pipeline job on a synthetic catalog
+mkdir -p "$tmp/nodata"
+MMS_SHARED_DATA=$tmp/nodata MMS_SYNTH_IMAGES=2000 submit pipeline --time=5 "$SRC/jobs/pipeline.sbatch"
+ok=1
+[ "$rc" -eq 0 ] || { fail "pipeline job exited $rc"; ok=0; }
+[[ "$out" == */mmsage-pipeline-$jobid.out ]] || { fail "pipeline: output not named %x-%j.out: $out"; ok=0; }
+cat_dir="$tmp/submit/runs/pipeline-$jobid/synth/catalog"
+[ -d "$cat_dir" ] || { fail "pipeline: no catalog in its default work directory ($cat_dir)"; ok=0; }
+grep -qE '^images +2000 ' "$out" || { fail "pipeline: mmsage info did not report 2000 images"; ok=0; }
+grep -q "main: done" "$out" || { fail "pipeline: jobs/main.sh did not finish"; ok=0; }
+if "$MMSAGE" info --catalog "$cat_dir" >/dev/null 2>"$tmp/info.err"; then :; else
+    fail "pipeline: the job's catalog does not validate: $(cat "$tmp/info.err")"; ok=0
+fi
+[ $ok = 1 ] || show pipeline
+
+# ---- 3. a missing binary: the job stops and says how to build (never builds)
+MMSAGE=$tmp/no-such-mmsage submit nobinary --time=2 "$SRC/jobs/pipeline.sbatch"
+ok=1
+[ "$rc" -ne 0 ] || { fail "pipeline with a missing binary exited 0"; ok=0; }
+grep -q "scripts/setup.sh" "$out" || { fail "missing binary: no hint to run scripts/setup.sh"; ok=0; }
+[ $ok = 1 ] || show nobinary
+
+# ---- 4. the scaling job, 2000 images, 1 and 2 ranks
+MMS_SCALING_SIZES=2000 MMS_SCALING_STAGES="build partition" MMS_WORK=$tmp/scaling \
+    submit scaling --ntasks=2 --time=10 "$SRC/jobs/scaling.sbatch"
+ok=1
+tsv=$tmp/scaling/scaling.tsv
+[ "$rc" -eq 0 ] || { fail "scaling job exited $rc"; ok=0; }
+[ "$(head -n 1 "$tsv" 2>/dev/null)" = "$(printf 'images\tranks\tstage\tseconds')" ] ||
+    { fail "scaling: $tsv has no header"; ok=0; }
+grep -qP '^2000\t1\tsynth\t[0-9.]+$' "$tsv" 2>/dev/null || { fail "scaling: no synth row"; ok=0; }
+for s in build partition; do
+    if grep -q "mmsage $s: stage not available in this version" "$out"; then
+        echo "note: mmsage $s not in this build; scaling skipped it"
+    elif grep -q "mmsage $s: stage not usable" "$out"; then
+        fail "scaling: jobs/scaling.sbatch passes options mmsage $s lacks: update the job script"; ok=0
+    elif [ "$s" = build ] || grep -qP '^2000\t1\tbuild\t' "$tsv"; then
+        for r in 1 2; do
+            grep -qP "^2000\t$r\t$s\t[0-9.]+\$" "$tsv" || { fail "scaling: no $s row for $r ranks"; ok=0; }
+        done
+    fi
+done
+[ $ok = 1 ] || { show scaling; cat "$tsv" >&2; }
+
+# ---- 5. the nightly job: publishes, or stops at a stage this build lacks
+MMS_NIGHTLY_IMAGES=2000 MMS_TRAIN_SECONDS=10 MMS_WORK=$tmp/nightly \
+    submit nightly --ntasks=2 --time=10 "$SRC/jobs/nightly.sbatch"
+ok=1
+if grep -q "has no option(s)" "$out"; then
+    fail "nightly: jobs/nightly.sbatch passes options this mmsage lacks: update the job script"; ok=0
+elif [ "$rc" -eq 0 ]; then
+    [ -d "$tmp/nightly/current/index" ] || { fail "nightly exited 0 but published no current/index"; ok=0; }
+elif missing=$(grep -o "mmsage [a-z]* is not available in this build" "$out" | head -n 1) && [ -n "$missing" ]; then
+    echo "note: nightly stopped as it should: $missing"
+    [ -e "$tmp/nightly/current" ] && { fail "nightly: a failed night moved current"; ok=0; }
+    grep -q "FAILED" "$out" || { fail "nightly: no FAILED banner for the missing stage"; ok=0; }
+else
+    fail "nightly job exited $rc without saying which stage is missing"; ok=0
+fi
+[ $ok = 1 ] || show nightly
+
+# ---- no job left behind
+q=$(squeue -h -o '%i %T' 2>/dev/null)
+[ -z "$q" ] || fail "jobs still queued after sbatch --wait: $q"
+exit 0
