@@ -5,10 +5,6 @@
 #include "commands.h"
 #include "mms_log.h"
 
-mms_status mms_cmd_import_mulan(int argc, char **argv);
-mms_status mms_cmd_import_coco(int argc, char **argv);
-mms_status mms_cmd_import_npy(int argc, char **argv);
-
 mms_status mms_cmd_import(int argc, char **argv) {
     if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         printf("usage: mmsage import <format> [options]   (mmsage import <format> --help)\n\n"

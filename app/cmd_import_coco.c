@@ -8,7 +8,6 @@
 #include "mms_log.h"
 #include "mms_opts.h"
 
-mms_status mms_cmd_import_coco(int argc, char **argv);
 
 mms_status mms_cmd_import_coco(int argc, char **argv) {
     mms_strlist_t images = {0}, instances = {0}, captions = {0};

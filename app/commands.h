@@ -17,6 +17,9 @@ typedef struct {
 } mms_command_t;
 
 mms_status mms_cmd_import(int argc, char **argv);
+mms_status mms_cmd_import_mulan(int argc, char **argv);
+mms_status mms_cmd_import_coco(int argc, char **argv);
+mms_status mms_cmd_import_npy(int argc, char **argv);
 mms_status mms_cmd_synth(int argc, char **argv);
 mms_status mms_cmd_info(int argc, char **argv);
 mms_status mms_cmd_partition(int argc, char **argv);

@@ -41,10 +41,10 @@
 typedef enum { MMS_ARFF_NUMERIC = 0, MMS_ARFF_NOMINAL = 1 } mms_arff_kind;
 
 typedef struct {
-    char *name;         /* unquoted, unescaped */
+    char *name; /* unquoted, unescaped */
     mms_arff_kind kind;
     int32_t nvalues;    /* nominal: number of declared values */
-    double *values;      /* nominal: declared values, sorted ascending (for lookups) */
+    double *values;     /* nominal: declared values, sorted ascending (for lookups) */
     double sparse_zero; /* value of the attribute when a sparse row omits it */
     char type_text[48]; /* "numeric" or "{0,1}" (shortened), for messages */
     int64_t line;       /* line of the @attribute declaration */
