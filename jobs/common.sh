@@ -34,13 +34,14 @@ mms_die() { echo "error: $*" >&2; exit 1; }
 
 mms_find_binary() {
     local c
-    for c in "${MMSAGE:-}" ${MMS_BUILD_DIR:+"$MMS_BUILD_DIR/app/mmsage"} \
-             ${MMS_SRC:+"$MMS_SRC/build/app/mmsage"}; do
-        if [ -n "$c" ] && [ -x "$c" ] && [ -f "$c" ]; then MMSAGE="$c"; export MMSAGE; return 0; fi
-    done
+    # an explicit MMSAGE is taken at its word: a wrong path is an error, not a hint to look elsewhere
     if [ -n "${MMSAGE:-}" ]; then
+        [ -x "$MMSAGE" ] && [ -f "$MMSAGE" ] && { export MMSAGE; return 0; }
         mms_die "MMSAGE=$MMSAGE is not an executable file: build it with scripts/setup.sh before submitting (jobs never build)"
     fi
+    for c in ${MMS_BUILD_DIR:+"$MMS_BUILD_DIR/app/mmsage"} ${MMS_SRC:+"$MMS_SRC/build/app/mmsage"}; do
+        if [ -x "$c" ] && [ -f "$c" ]; then MMSAGE="$c"; export MMSAGE; return 0; fi
+    done
     if c=$(command -v mmsage 2>/dev/null); then MMSAGE="$c"; export MMSAGE; return 0; fi
     mms_die "no mmsage binary (looked at \$MMSAGE, \$MMS_BUILD_DIR/app/mmsage, ${MMS_SRC:-\$MMS_SRC}/build/app/mmsage and PATH): run scripts/setup.sh first, then submit again (jobs never build)"
 }
