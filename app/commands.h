@@ -23,5 +23,8 @@ mms_status mms_cmd_import_npy(int argc, char **argv);
 mms_status mms_cmd_synth(int argc, char **argv);
 mms_status mms_cmd_info(int argc, char **argv);
 mms_status mms_cmd_partition(int argc, char **argv);
+mms_status mms_cmd_build(int argc, char **argv);
+mms_status mms_cmd_train(int argc, char **argv);
+mms_status mms_cmd_embed(int argc, char **argv);
 
 #endif

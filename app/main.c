@@ -13,6 +13,9 @@
 static const mms_command_t k_commands[] = {
     {"import", mms_cmd_import, 0, "import a real data set into a catalog (mulan, coco, npy)"},
     {"synth", mms_cmd_synth, 0, "generate a synthetic stock-photo catalog of any size"},
+    {"build", mms_cmd_build, 1, "build the multi-modal graph: kNN image edges, tag edges, optional PCA"},
+    {"train", mms_cmd_train, 1, "train GraphSAGE on a partitioned graph (one rank per part)"},
+    {"embed", mms_cmd_embed, 1, "embed every node and write the sharded index"},
     {"info", mms_cmd_info, 0, "validate a catalog (or other mmsage directory) and summarise it"},
     {"partition", mms_cmd_partition, 0, "cut a graph into P parts (METIS) with 1-/2-hop halos per part"},
 };

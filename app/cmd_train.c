@@ -1,0 +1,62 @@
+/* cmd_train.c: `mpirun -np P mmsage train --graph G --out M ...`: distributed
+ * unsupervised GraphSAGE on a P-part partition of G (worker/train.h). */
+#include <mpi.h>
+#include <stdio.h>
+
+#include "commands.h"
+#include "mms_log.h"
+#include "mms_mpi.h"
+#include "mms_opts.h"
+#include "train.h"
+
+mms_status mms_cmd_train(int argc, char **argv) {
+    mms_train_params_t p;
+    mms_train_params_default(&p);
+    int seed = (int)p.seed, ckpt = (int)p.ckpt_every;
+    int64_t max_steps = 0;
+    mms_opt_t opts[] = {
+        {"graph", MMS_OPT_STR, &p.graph, "graph directory, partitioned into as many parts as ranks", 1, 0, 0, 0},
+        {"out", MMS_OPT_STR, &p.out, "model directory (checkpoints, parameters, loss.tsv)", 1, 0, 0, 0},
+        {"force", MMS_OPT_FLAG, &p.force, "replace an existing model directory", 0, 0, 0, 0},
+        {"resume", MMS_OPT_FLAG, &p.resume, "continue from the model directory's checkpoint", 0, 0, 0, 0},
+        {"epochs", MMS_OPT_INT, &p.epochs, "passes over the random-walk pairs (paper: 50)", 0, 1, 0, 1e6},
+        {"max-steps", MMS_OPT_INT64, &max_steps, "stop after this many steps (0: no bound)", 0, 1, 0, 1e15},
+        {"time-limit", MMS_OPT_DOUBLE, &p.time_limit, "stop after this many seconds (0: no bound)", 0, 1, 0, 1e9},
+        {"seed", MMS_OPT_INT, &seed, "seed of every random draw", 0, 0, 0, 0},
+        {"lr", MMS_OPT_DOUBLE, &p.lr, "Adam learning rate (paper: 1e-5)", 0, 0, 0, 0},
+        {"batch", MMS_OPT_INT, &p.batch, "positive pairs per step, over all ranks (paper: 512)", 0, 0, 0, 0},
+        {"neg", MMS_OPT_INT, &p.neg, "negatives per step, from degree^0.75 (paper: 20)", 0, 0, 0, 0},
+        {"dropout", MMS_OPT_DOUBLE, &p.dropout, "dropout on aggregator inputs (paper: 0.2)", 0, 0, 0, 0},
+        {"hidden", MMS_OPT_INT, &p.hidden, "width of each half of a layer (paper: 128 -> 256 output)", 0, 0, 0, 0},
+        {"samples-1", MMS_OPT_INT, &p.s1, "neighbours sampled per hop-1 node (paper: 25)", 0, 0, 0, 0},
+        {"samples-2", MMS_OPT_INT, &p.s2, "neighbours sampled per target (paper: 10)", 0, 0, 0, 0},
+        {"walks", MMS_OPT_INT, &p.walks, "random walks per node (reference: 50)", 0, 0, 0, 0},
+        {"walk-len", MMS_OPT_INT, &p.walk_len, "random walk length (reference: 5)", 0, 0, 0, 0},
+        {"freeze-tags", MMS_OPT_FLAG, &p.freeze_tags, "keep the random tag input vectors fixed", 0, 0, 0, 0},
+        {"checkpoint-every", MMS_OPT_INT, &ckpt, "steps between checkpoints (0: only at the end)", 0, 1, 0, 2e9},
+        {"log-every", MMS_OPT_INT, &p.log_every, "steps between progress lines", 0, 1, 1, 1e9},
+    };
+    const int n = (int)(sizeof opts / sizeof opts[0]);
+    int help = 0;
+    mms_status s = mms_opts_parse("train", "Train GraphSAGE on a partitioned graph (collective: run under mpirun with one rank per part).",
+                                  opts, n, argc, argv, &help);
+    MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
+    if (help) return MMS_OK;
+    p.seed = (uint64_t)seed;
+    p.ckpt_every = ckpt;
+    p.max_steps = max_steps;
+    mms_opts_echo("train", opts, n);
+    mms_train_summary_t sum;
+    MMS_CALL(mms_train(&p, MPI_COMM_WORLD, &sum));
+    if (mms_log_rank() == 0) {
+        static const char *why[] = {"epochs done", "max steps", "time limit", "signal"};
+        printf("model        %s\n", p.out);
+        printf("steps        %lld (%s)\n", (long long)sum.steps, why[sum.stopped_by & 3]);
+        printf("loss         %.4f -> %.4f (smoothed)\n", sum.first_loss, sum.last_loss);
+        printf("throughput   %.0f pairs/s, %.2f GFLOP/s, %.1f s\n", sum.pairs_per_sec, sum.gflops, sum.seconds);
+        printf("traffic      halo %lld bytes once; per step %lld bytes allreduce + %lld bytes exchange\n",
+               (long long)sum.halo_bytes, (long long)sum.allreduce_bytes_per_step,
+               (long long)sum.exchange_bytes_per_step);
+    }
+    return MMS_OK;
+}

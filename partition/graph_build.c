@@ -1,0 +1,523 @@
+/* graph_build.c: catalog -> graph directory (see graph_build.h).
+ *
+ * Phases (all ranks unless noted):
+ *   1. open and validate the catalog; agree on option errors
+ *   2. split the training images in whole kNN tiles; gather this rank's rows of
+ *      the kNN space and of the node features
+ *   3. kNN lists for the local rows (ring exact or IVF)
+ *   4. optional PCA of the node features; each rank writes its rows of x.npy
+ *      in place (pwrite into a file rank 0 sized)
+ *   5. gather the thresholded kNN edges to rank 0, which assembles the
+ *      symmetric CSR with the image-tag edges, caps the sampling adjacency and
+ *      writes the remaining files and the manifest; rename into place.
+ */
+#define _GNU_SOURCE
+#include "graph_build.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "knn.h"
+#include "mms_catalog.h"
+#include "mms_fs.h"
+#include "mms_graph.h"
+#include "mms_log.h"
+#include "mms_manifest.h"
+#include "mms_mpi.h"
+#include "mms_npy.h"
+#include "mms_rng.h"
+#include "pca.h"
+
+void mms_build_params_default(mms_build_params_t *p) {
+    memset(p, 0, sizeof *p);
+    p->k = 5;
+    p->threshold = 0.65;
+    p->pca_dim = 0;
+    p->approx = 0;
+    p->nlist = 0;
+    p->nprobe = 0;
+    p->recall_sample = 1000;
+    p->tile = 0;
+    p->seed = 1;
+    p->degree_cap = MMS_GRAPH_DEGREE_CAP;
+}
+
+typedef struct {
+    int64_t a, b; /* a < b: undirected edge between image nodes */
+    float w;
+} iedge_t;
+
+static int cmp_iedge(const void *x, const void *y) {
+    const iedge_t *p = x, *q = y;
+    if (p->a != q->a) return p->a < q->a ? -1 : 1;
+    if (p->b != q->b) return p->b < q->b ? -1 : 1;
+    return 0;
+}
+
+static int cmp_i64(const void *x, const void *y) {
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Order of capped neighbours: by a hash of (seed, node, neighbour), ties by id. */
+typedef struct {
+    uint64_t h;
+    int64_t v;
+} hnbr_t;
+
+static int cmp_hnbr(const void *x, const void *y) {
+    const hnbr_t *p = x, *q = y;
+    if (p->h != q->h) return p->h < q->h ? -1 : 1;
+    return p->v < q->v ? -1 : p->v > q->v;
+}
+
+typedef struct {
+    int64_t v;
+    float w;
+} wnbr_t;
+
+static int cmp_wnbr(const void *x, const void *y) {
+    int64_t a = ((const wnbr_t *)x)->v, b = ((const wnbr_t *)y)->v;
+    return a < b ? -1 : a > b;
+}
+
+static int deg_bin(int64_t d) {
+    if (d == 0) return 0;
+    if (d == 1) return 1;
+    if (d <= 5) return 2;
+    if (d <= 10) return 3;
+    if (d <= 25) return 4;
+    if (d <= 50) return 5;
+    if (d <= 100) return 6;
+    if (d <= 1000) return 7;
+    return 8;
+}
+
+/* Rank 0: symmetric CSR (images then tags), capped adjacency, statistics. */
+static mms_status assemble_csr(const mms_catalog_t *c, const int64_t *train_rows, int64_t n_img,
+                               iedge_t *ie, int64_t n_ie, const mms_build_params_t *p,
+                               mms_csr_t *full, mms_csr_t *adj, mms_build_summary_t *sum) {
+    int64_t n_tag = c->ntags, n = n_img + n_tag;
+    /* dedupe undirected image-image edges (keep the larger similarity: both
+     * directions carry the same cosine, up to the kNN's exact recomputation) */
+    qsort(ie, (size_t)n_ie, sizeof *ie, cmp_iedge);
+    int64_t m = 0;
+    for (int64_t e = 0; e < n_ie; e++) {
+        if (m > 0 && ie[m - 1].a == ie[e].a && ie[m - 1].b == ie[e].b) {
+            if (ie[e].w > ie[m - 1].w) ie[m - 1].w = ie[e].w;
+            continue;
+        }
+        ie[m++] = ie[e];
+    }
+    sum->ii_edges = m;
+    int64_t n_it = 0;
+    for (int64_t i = 0; i < n_img; i++) {
+        int64_t r = train_rows[i];
+        n_it += c->tag_ptr[r + 1] - c->tag_ptr[r];
+    }
+    sum->it_edges = n_it;
+    int64_t nnz = 2 * (m + n_it);
+    full->n = n;
+    MMS_CALL(mms_calloc((size_t)n + 1, sizeof(int64_t), &full->indptr));
+    MMS_CALL(mms_malloc((size_t)(nnz ? nnz : 1) * sizeof(int64_t), &full->indices));
+    MMS_CALL(mms_malloc((size_t)(nnz ? nnz : 1) * sizeof(float), &full->weights));
+    int64_t *deg = full->indptr + 1; /* count first, prefix-sum after */
+    for (int64_t e = 0; e < m; e++) {
+        deg[ie[e].a]++;
+        deg[ie[e].b]++;
+    }
+    for (int64_t i = 0; i < n_img; i++) {
+        int64_t r = train_rows[i];
+        for (int64_t q = c->tag_ptr[r]; q < c->tag_ptr[r + 1]; q++) {
+            deg[i]++;
+            deg[n_img + c->tag_idx[q]]++;
+        }
+    }
+    for (int64_t v = 0; v < n; v++) full->indptr[v + 1] += full->indptr[v];
+    int64_t *fill;
+    MMS_CALL(mms_calloc((size_t)n, sizeof *fill, &fill));
+#define PUT(u, v, w)                                                                \
+    do {                                                                            \
+        int64_t at_ = full->indptr[u] + fill[u]++;                                  \
+        full->indices[at_] = (v);                                                   \
+        full->weights[at_] = (w);                                                   \
+    } while (0)
+    for (int64_t e = 0; e < m; e++) {
+        PUT(ie[e].a, ie[e].b, ie[e].w);
+        PUT(ie[e].b, ie[e].a, ie[e].w);
+    }
+    for (int64_t i = 0; i < n_img; i++) {
+        int64_t r = train_rows[i];
+        for (int64_t q = c->tag_ptr[r]; q < c->tag_ptr[r + 1]; q++) {
+            int64_t t = n_img + c->tag_idx[q];
+            PUT(i, t, 1.0f);
+            PUT(t, i, 1.0f);
+        }
+    }
+#undef PUT
+    free(fill);
+    /* sort each list by neighbour id (weights follow) */
+    int64_t maxdeg = 0;
+    for (int64_t v = 0; v < n; v++) {
+        int64_t d = mms_csr_degree(full, v);
+        if (d > maxdeg) maxdeg = d;
+    }
+    hnbr_t *tmp;
+    wnbr_t *wt;
+    MMS_CALL(mms_malloc((size_t)(maxdeg ? maxdeg : 1) * sizeof *tmp, &tmp));
+    MMS_CALL(mms_malloc((size_t)(maxdeg ? maxdeg : 1) * sizeof *wt, &wt));
+    for (int64_t v = 0; v < n; v++) {
+        int64_t b = full->indptr[v], d = mms_csr_degree(full, v);
+        for (int64_t j = 0; j < d; j++) {
+            wt[j].v = full->indices[b + j];
+            wt[j].w = full->weights[b + j];
+        }
+        qsort(wt, (size_t)d, sizeof *wt, cmp_wnbr);
+        for (int64_t j = 0; j < d; j++) {
+            full->indices[b + j] = wt[j].v;
+            full->weights[b + j] = wt[j].w;
+        }
+    }
+    free(wt);
+    /* statistics */
+    memset(sum->deg_hist, 0, sizeof sum->deg_hist);
+    sum->isolated_images = sum->unconnected_images = sum->isolated_tags = sum->capped_nodes = 0;
+    for (int64_t v = 0; v < n; v++) {
+        int64_t d = mms_csr_degree(full, v);
+        sum->deg_hist[deg_bin(d)]++;
+        if (d > p->degree_cap) sum->capped_nodes++;
+        if (v < n_img) {
+            int64_t ii = 0;
+            for (int64_t e = full->indptr[v]; e < full->indptr[v + 1]; e++) ii += full->indices[e] < n_img;
+            if (ii == 0) sum->isolated_images++;
+            if (d == 0) sum->unconnected_images++;
+        } else if (d == 0) {
+            sum->isolated_tags++;
+        }
+    }
+    /* capped sampling adjacency: the first `cap` neighbours by hash order, then
+     * re-sorted by id so the file is easy to read */
+    adj->n = n;
+    MMS_CALL(mms_calloc((size_t)n + 1, sizeof(int64_t), &adj->indptr));
+    for (int64_t v = 0; v < n; v++) {
+        int64_t d = mms_csr_degree(full, v);
+        adj->indptr[v + 1] = adj->indptr[v] + (d < p->degree_cap ? d : p->degree_cap);
+    }
+    MMS_CALL(mms_malloc((size_t)(adj->indptr[n] ? adj->indptr[n] : 1) * sizeof(int64_t),
+                        &adj->indices));
+    for (int64_t v = 0; v < n; v++) {
+        int64_t b = full->indptr[v], d = mms_csr_degree(full, v), ab = adj->indptr[v];
+        if (d <= p->degree_cap) {
+            memcpy(adj->indices + ab, full->indices + b, (size_t)d * sizeof(int64_t));
+            continue;
+        }
+        for (int64_t j = 0; j < d; j++) {
+            tmp[j].v = full->indices[b + j];
+            tmp[j].h = mms_rng_hash(p->seed, MMS_STREAM_DEGCAP, (uint64_t)v, (uint64_t)tmp[j].v);
+        }
+        qsort(tmp, (size_t)d, sizeof *tmp, cmp_hnbr);
+        for (int64_t j = 0; j < p->degree_cap; j++) adj->indices[ab + j] = tmp[j].v;
+        qsort(adj->indices + ab, (size_t)p->degree_cap, sizeof(int64_t), cmp_i64);
+    }
+    free(tmp);
+    return MMS_OK;
+}
+
+static mms_status write_tags_tsv(const char *dir, const mms_catalog_t *c, const int64_t *train_rows,
+                                 int64_t n_img) {
+    int64_t *cnt;
+    MMS_CALL(mms_calloc((size_t)(c->ntags ? c->ntags : 1), sizeof *cnt, &cnt));
+    for (int64_t i = 0; i < n_img; i++)
+        for (int64_t q = c->tag_ptr[train_rows[i]]; q < c->tag_ptr[train_rows[i] + 1]; q++)
+            cnt[c->tag_idx[q]]++;
+    char p[MMS_PATH_MAX];
+    FILE *f = NULL;
+    mms_status s = mms_path_join(p, sizeof p, dir, "tags.tsv");
+    if (s == MMS_OK) s = mms_fopen(p, "w", &f);
+    if (s == MMS_OK) {
+        for (int32_t t = 0; t < c->ntags; t++) fprintf(f, "%s\t%lld\n", c->tag_names[t], (long long)cnt[t]);
+        s = mms_fclose(&f, p);
+    }
+    free(cnt);
+    return s;
+}
+
+static mms_status write_vec(const char *dir, const char *name, mms_dtype t, const void *data,
+                            size_t n) {
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, dir, name));
+    return mms_npy_write(p, t, data, n, 0);
+}
+
+/* Checksum of the files that define the graph's structure and features. */
+static mms_status structure_checksum(const char *dir, uint64_t *out) {
+    const char *files[] = {"indptr.npy", "indices.npy", "weights.npy", "adj_indptr.npy",
+                           "adj_indices.npy", "x.npy", "tags.tsv"};
+    uint64_t h[7];
+    for (int i = 0; i < 7; i++) {
+        char p[MMS_PATH_MAX];
+        MMS_CALL(mms_path_join(p, sizeof p, dir, files[i]));
+        MMS_CALL(mms_file_checksum(p, &h[i]));
+    }
+    *out = mms_checksum(h, sizeof h, 0);
+    return MMS_OK;
+}
+
+static mms_status validate(const mms_build_params_t *p, const mms_catalog_t *c, int nranks) {
+    MMS_CHECK(p->k >= 1 && p->k <= 1000, MMS_ERR_ARG, "build: --k must be in [1, 1000], got %d", p->k);
+    MMS_CHECK(p->threshold >= -1.0 && p->threshold <= 1.0, MMS_ERR_ARG,
+              "build: --threshold must be in [-1, 1], got %g", p->threshold);
+    MMS_CHECK(p->pca_dim >= 0, MMS_ERR_ARG, "build: --pca-dim must be >= 0");
+    MMS_CHECK(p->pca_dim <= c->dim, MMS_ERR_ARG,
+              "build: --pca-dim %d is above the feature width %d of %s/features.npy", p->pca_dim,
+              c->dim, c->dir);
+    MMS_CHECK(p->degree_cap >= 1, MMS_ERR_ARG, "build: --degree-cap must be >= 1");
+    MMS_CHECK(nranks <= c->n_split[MMS_SPLIT_TRAIN], MMS_ERR_ARG,
+              "build: %d ranks but the catalog has only %lld training images", nranks,
+              (long long)c->n_split[MMS_SPLIT_TRAIN]);
+    return MMS_OK;
+}
+
+mms_status mms_graph_build(const mms_build_params_t *p, MPI_Comm comm, mms_build_summary_t *sum) {
+    int rank, nranks;
+    MMS_MPI_CALL(MPI_Comm_rank(comm, &rank));
+    MMS_MPI_CALL(MPI_Comm_size(comm, &nranks));
+    memset(sum, 0, sizeof *sum);
+    sum->recall = -1;
+    double t0 = mms_now();
+    mms_catalog_t *c = NULL;
+    int64_t *train_rows = NULL, *nbr = NULL;
+    float *kx = NULL, *nx = NULL, *sim = NULL, *proj = NULL;
+    iedge_t *edges = NULL, *all = NULL;
+    mms_csr_t full = {0}, adj = {0};
+    mms_pca_t pca;
+    int have_pca = 0;
+    char tmp[MMS_PATH_MAX] = "";
+    mms_status s = mms_catalog_open(p->catalog, &c);
+    if (s == MMS_OK) s = validate(p, c, nranks);
+    /* rank 0 claims the output (refusing an existing one) before any work */
+    if (s == MMS_OK && rank == 0) s = mms_outdir_begin(p->out, p->force, tmp, sizeof tmp);
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    MMS_CALL_GOTO(s, done, mms_mpi_bcast_big(tmp, sizeof tmp, 0, comm));
+
+    int64_t n_img = c->n_split[MMS_SPLIT_TRAIN];
+    MMS_CALL_GOTO(s, done, mms_malloc((size_t)n_img * sizeof *train_rows, &train_rows));
+    for (int64_t r = 0, i = 0; r < c->n; r++)
+        if (c->split[r] == MMS_SPLIT_TRAIN) train_rows[i++] = r;
+    mms_knn_params_t kp;
+    mms_knn_params_default(&kp);
+    kp.k = p->k;
+    if (p->tile > 0) kp.tile = p->tile;
+    if (p->nlist > 0) kp.nlist = p->nlist;
+    if (p->nprobe > 0) kp.nprobe = p->nprobe;
+    kp.seed = p->seed;
+    int64_t row0, nrows;
+    mms_knn_rows_for_rank(n_img, kp.tile, nranks, rank, &row0, &nrows);
+    const float *ksrc = c->knn_x ? c->knn_x : c->x;
+    int32_t kd = c->knn_x ? c->knn_dim : c->dim;
+    mms_log_info("build: %lld training images (of %lld), %d tags; kNN in %d-d %s space, k=%d, "
+                 "threshold %g, %s",
+                 (long long)n_img, (long long)c->n, c->ntags, kd,
+                 c->knn_x ? "knn_features" : "feature", p->k, p->threshold,
+                 p->approx ? "approximate (IVF)" : "exact");
+    /* local rows of the kNN space */
+    MMS_CALL_GOTO(s, agree1, mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)kd * sizeof(float), &kx));
+    for (int64_t i = 0; i < nrows; i++)
+        memcpy(kx + (size_t)i * (size_t)kd, ksrc + (size_t)train_rows[row0 + i] * (size_t)kd,
+               (size_t)kd * sizeof(float));
+    MMS_CALL_GOTO(s, agree1, mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)p->k * sizeof(int64_t), &nbr));
+    MMS_CALL_GOTO(s, agree1, mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)p->k * sizeof(float), &sim));
+agree1:
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(mms_knn_params_check(&kp, n_img, kd, p->approx), comm));
+    double tk = mms_now();
+    if (p->approx) {
+        /* IVF scans lists over all rows: every rank holds the training rows of the
+         * kNN space (n_img x kd floats), in node order */
+        float *xf = NULL;
+        s = mms_malloc((size_t)n_img * (size_t)kd * sizeof(float), &xf);
+        if (s == MMS_OK)
+            for (int64_t i = 0; i < n_img; i++)
+                memcpy(xf + (size_t)i * (size_t)kd, ksrc + (size_t)train_rows[i] * (size_t)kd,
+                       (size_t)kd * sizeof(float));
+        MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+        s = mms_knn_ivf(xf, n_img, kd, row0, nrows, &kp, comm, nbr, sim);
+        sum->knn_seconds = mms_now() - tk;
+        if (mms_mpi_agree(s, comm) == MMS_OK && p->recall_sample > 0) {
+            s = mms_knn_recall(xf, n_img, kd, row0, nrows, nbr, p->k, p->k, p->recall_sample,
+                               p->seed, comm, &sum->recall);
+            if (s == MMS_OK)
+                mms_log_info("build: approximate kNN recall@%d on %lld sampled rows: %.4f", p->k,
+                             (long long)p->recall_sample, sum->recall);
+        }
+        free(xf);
+    } else {
+        s = mms_knn_exact(kx, nrows, row0, n_img, kd, &kp, comm, nbr, sim);
+        sum->knn_seconds = mms_now() - tk;
+    }
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    sum->knn_gflops = p->approx ? 0 : 2.0 * (double)n_img * (double)n_img * kd / sum->knn_seconds / 1e9;
+    mms_log_info("build: kNN done in %.1f s", sum->knn_seconds);
+    free(kx);
+    kx = NULL;
+
+    /* node features: catalog rows, PCA-projected if asked; each rank writes its block */
+    int32_t dim = p->pca_dim > 0 ? p->pca_dim : c->dim;
+    MMS_CALL_GOTO(s, agree2, mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)c->dim * sizeof(float), &nx));
+    for (int64_t i = 0; i < nrows; i++)
+        memcpy(nx + (size_t)i * (size_t)c->dim, c->x + (size_t)train_rows[row0 + i] * (size_t)c->dim,
+               (size_t)c->dim * sizeof(float));
+agree2:
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    if (p->pca_dim > 0) {
+        MMS_CALL_GOTO(s, done, mms_pca_fit(nx, nrows, n_img, c->dim, p->pca_dim, comm, &pca));
+        have_pca = 1;
+        s = mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)dim * sizeof(float), &proj);
+        if (s == MMS_OK) s = mms_pca_project(&pca, nx, nrows, proj);
+        if (s == MMS_OK && rank == 0) s = mms_pca_save(&pca, tmp);
+        MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+        double kept = 0;
+        for (int32_t j = 0; j < dim; j++) kept += pca.explained[j];
+        mms_log_info("build: PCA %d -> %d keeps %.1f%% of the variance", c->dim, dim, 100.0 * kept);
+    }
+    char xpath[MMS_PATH_MAX];
+    size_t xoff = 0;
+    s = mms_path_join(xpath, sizeof xpath, tmp, "x.npy");
+    if (s == MMS_OK && rank == 0) s = mms_npy_create_sized(xpath, MMS_DT_F32, (size_t)n_img, (size_t)dim, &xoff);
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    MMS_MPI_CALL(MPI_Bcast(&xoff, sizeof xoff, MPI_BYTE, 0, comm));
+    if (nrows > 0)
+        s = mms_npy_pwrite_rows(xpath, xoff, MMS_DT_F32, (size_t)dim, (size_t)row0,
+                                proj ? proj : nx, (size_t)nrows);
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    free(nx);
+    nx = NULL;
+    free(proj);
+    proj = NULL;
+
+    /* thresholded edges to rank 0 */
+    int64_t nloc = 0;
+    MMS_CALL_GOTO(s, agree3, mms_malloc((size_t)(nrows * p->k + 1) * sizeof *edges, &edges));
+    for (int64_t i = 0; i < nrows; i++)
+        for (int j = 0; j < p->k; j++) {
+            int64_t v = nbr[i * p->k + j];
+            float w = sim[i * p->k + j];
+            if (v < 0) continue;
+            sum->ii_candidates++;
+            if (p->threshold > -1.0 && w < (float)p->threshold) continue;
+            int64_t u = row0 + i;
+            edges[nloc].a = u < v ? u : v;
+            edges[nloc].b = u < v ? v : u;
+            edges[nloc].w = w;
+            nloc++;
+        }
+agree3:
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    {
+        int64_t cand = sum->ii_candidates;
+        MMS_MPI_CALL(MPI_Reduce(&cand, &sum->ii_candidates, 1, MPI_INT64_T, MPI_SUM, 0, comm));
+        /* counts travel as int: refuse (on every rank together) what does not fit */
+        int64_t nb = nloc * (int64_t)sizeof(iedge_t), total = 0;
+        MMS_MPI_CALL(MPI_Allreduce(&nb, &total, 1, MPI_INT64_T, MPI_SUM, comm));
+        MMS_CHECK_GOTO(s, done, total < 2147483647LL, MMS_ERR_ARG,
+                       "build: %lld bytes of kNN edges exceed one gather (2 GiB); lower --k",
+                       (long long)total);
+        int mine = (int)nb, *counts = NULL, *displs = NULL;
+        if (rank == 0) {
+            s = mms_calloc((size_t)nranks, sizeof(int), &counts);
+            if (s == MMS_OK) s = mms_calloc((size_t)nranks, sizeof(int), &displs);
+            if (s == MMS_OK) s = mms_malloc((size_t)total + 1, &all);
+        }
+        MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+        MMS_MPI_CALL(MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, comm));
+        if (rank == 0)
+            for (int r = 0, at = 0; r < nranks; r++) {
+                displs[r] = at;
+                at += counts[r];
+            }
+        MMS_MPI_CALL(MPI_Gatherv(edges, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, comm));
+        free(counts);
+        free(displs);
+        free(edges);
+        edges = NULL;
+        if (rank == 0 && s == MMS_OK) {
+            s = assemble_csr(c, train_rows, n_img, all, total / (int64_t)sizeof(iedge_t), p, &full,
+                             &adj, sum);
+            if (s == MMS_OK) s = write_vec(tmp, "indptr.npy", MMS_DT_I64, full.indptr, (size_t)full.n + 1);
+            if (s == MMS_OK) s = write_vec(tmp, "indices.npy", MMS_DT_I64, full.indices, (size_t)full.indptr[full.n]);
+            if (s == MMS_OK) s = write_vec(tmp, "weights.npy", MMS_DT_F32, full.weights, (size_t)full.indptr[full.n]);
+            if (s == MMS_OK) s = write_vec(tmp, "adj_indptr.npy", MMS_DT_I64, adj.indptr, (size_t)adj.n + 1);
+            if (s == MMS_OK) s = write_vec(tmp, "adj_indices.npy", MMS_DT_I64, adj.indices, (size_t)adj.indptr[adj.n]);
+            if (s == MMS_OK) s = write_vec(tmp, "image_rows.npy", MMS_DT_I64, train_rows, (size_t)n_img);
+            if (s == MMS_OK) s = write_tags_tsv(tmp, c, train_rows, n_img);
+            uint64_t gsum = 0;
+            if (s == MMS_OK) s = structure_checksum(tmp, &gsum);
+            mms_manifest_t *m = NULL;
+            if (s == MMS_OK) s = mms_manifest_create("graph", MMS_GRAPH_FORMAT, &m);
+            if (s == MMS_OK) {
+                mms_manifest_set_int(m, "images", n_img);
+                mms_manifest_set_int(m, "tags", c->ntags);
+                mms_manifest_set_int(m, "dim", dim);
+                mms_manifest_set_int(m, "input_dim", c->dim);
+                mms_manifest_set_int(m, "knn_dim", kd);
+                mms_manifest_set_str(m, "knn_space", c->knn_x ? "knn_features" : "features");
+                mms_manifest_set_int(m, "k", p->k);
+                mms_manifest_set_real(m, "threshold", p->threshold);
+                mms_manifest_set_str(m, "knn_mode", p->approx ? "ivf" : "exact");
+                mms_manifest_set_int(m, "pca_dim", p->pca_dim);
+                mms_manifest_set_int(m, "degree_cap", p->degree_cap);
+                mms_manifest_set_int(m, "seed", (int64_t)p->seed);
+                mms_manifest_set_int(m, "ii_edges", sum->ii_edges);
+                mms_manifest_set_int(m, "it_edges", sum->it_edges);
+                mms_manifest_set_int(m, "isolated_images", sum->isolated_images);
+                mms_manifest_set_str(m, "catalog", c->dir);
+                mms_manifest_set_uint(m, "catalog_checksum", c->checksum);
+                s = mms_manifest_set_uint(m, "checksum", gsum);
+            }
+            if (s == MMS_OK) s = mms_manifest_write_dir(m, tmp);
+            mms_manifest_destroy(&m);
+            if (s == MMS_OK) s = mms_outdir_commit(tmp, p->out, p->force);
+            if (s == MMS_OK) tmp[0] = '\0';
+        }
+    }
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    sum->images = n_img;
+    sum->tags = c->ntags;
+    sum->nodes = n_img + c->ntags;
+    sum->total_seconds = mms_now() - t0;
+done:
+    if (rank == 0 && tmp[0]) mms_outdir_abort(tmp);
+    if (have_pca) mms_pca_free(&pca);
+    mms_csr_free(&full);
+    mms_csr_free(&adj);
+    free(all);
+    free(edges);
+    free(proj);
+    free(nx);
+    free(kx);
+    free(nbr);
+    free(sim);
+    free(train_rows);
+    mms_catalog_close(&c);
+    return s;
+}
+
+mms_status mms_graph_check_catalog(const char *graph_dir, const char *catalog_dir) {
+    mms_manifest_t *m;
+    MMS_CALL(mms_manifest_read_dir(graph_dir, "graph", MMS_GRAPH_FORMAT, &m));
+    uint64_t want, have;
+    mms_status s = mms_manifest_get_uint(m, "catalog_checksum", &want);
+    mms_manifest_destroy(&m);
+    if (s != MMS_OK) return s;
+    MMS_CALL(mms_catalog_checksum(catalog_dir, &have));
+    MMS_CHECK(want == have, MMS_ERR_MISMATCH,
+              "catalog '%s' changed since graph '%s' was built from it (checksum %016llx, graph "
+              "recorded %016llx): rebuild the graph",
+              catalog_dir, graph_dir, (unsigned long long)have, (unsigned long long)want);
+    return MMS_OK;
+}

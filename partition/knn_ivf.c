@@ -1,0 +1,521 @@
+/* knn_ivf.c: approximate cosine kNN with an inverted-file (IVF) index.
+ *
+ *   train   spherical k-means (nlist centroids) on a sample of rows chosen by a
+ *           hash of (seed, row); init from nlist sample rows drawn with mms_rng;
+ *           each Lloyd step assigns the sample by sgemm in global tiles of the
+ *           sample, split over ranks, then allgathers the assignments and every
+ *           rank updates the centroids alone, in sample order (double sums);
+ *   probe   each row's nprobe most similar centroids (sgemm in global row
+ *           tiles); the best one is the row's list;
+ *   lists   assignments of all rows are allgathered; lists hold row ids in
+ *           ascending order;
+ *   search  rank r answers its rows. For each list, the queries that probe it
+ *           are multiplied against the list's rows by sgemm, in batches cut at
+ *           fixed global positions: groups of G rows (a whole number of tiles,
+ *           G depends on tile, nlist and nprobe only) and at most QC queries
+ *           from a group's start. A rank whose rows begin or end inside a group
+ *           computes the probes of the whole group, so each batch has the same
+ *           queries, shape and operands at any rank count; batches with no
+ *           query of this rank are skipped.
+ * Hence the index and the output are bit-identical at any P for a fixed seed.
+ * Every rank reads the whole matrix (memory-mapped by the caller).
+ * Not here: adding rows to a trained index, or queries from outside the matrix.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "knn_internal.h"
+#include "mms_log.h"
+#include "mms_mpi.h"
+#include "mms_rng.h"
+
+#define IVF_QC 1024  /* most queries per sgemm batch */
+#define IVF_QG 256   /* queries per list and group aimed at: sets the group size */
+#define IVF_MC 2048  /* most list rows per sgemm batch */
+
+typedef struct {
+    int64_t n;
+    int32_t d, nlist, T;
+    const float *x;  /* n x d, borrowed */
+    double *inv;     /* n: 1/|x_i|, 0 for a zero row */
+    float *cent;     /* nlist x d, unit rows */
+    int64_t *lptr;   /* nlist + 1 */
+    int64_t *lids;   /* list members, ascending within a list */
+    int rank, nranks;
+    MPI_Comm comm;
+} ivf_t;
+
+static void row_normed(const ivf_t *iv, int64_t row, float *y) {
+    knn_scale_row(iv->x + (size_t)row * (size_t)iv->d, iv->d, iv->inv[row], y);
+}
+
+/* Per-rank element counts of a global split by tiles of T (for allgatherv). */
+static mms_status tile_counts(int64_t n, int32_t T, int nranks, int64_t **counts) {
+    MMS_CALL(mms_malloc(sizeof(int64_t) * (size_t)nranks, counts));
+    for (int r = 0; r < nranks; r++) {
+        int64_t r0;
+        mms_knn_rows_for_rank(n, T, nranks, r, &r0, &(*counts)[r]);
+    }
+    return MMS_OK;
+}
+
+/* best[i], arg[i] = max over centroids of the cosine of sample row i (ties to
+ * the smaller centroid), for the rows [r0, r0 + nr) of xs (r0 a tile start). */
+static void assign_rows(const ivf_t *iv, const float *xs, int64_t r0, int64_t nr, float *S,
+                        int32_t *arg, float *best) {
+    for (int64_t t = 0; t < nr; t += iv->T) {
+        int32_t m = (int32_t)(nr - t < iv->T ? nr - t : iv->T);
+        knn_gemm_nt(m, iv->nlist, iv->d, xs + (size_t)(r0 + t) * (size_t)iv->d, iv->cent, S);
+        for (int32_t i = 0; i < m; i++) {
+            const float *s = S + (size_t)i * (size_t)iv->nlist;
+            int32_t a = 0;
+            for (int32_t c = 1; c < iv->nlist; c++)
+                if (s[c] > s[a]) a = c;
+            arg[t + i] = a;
+            best[t + i] = s[a];
+        }
+    }
+}
+
+typedef struct {
+    float best;
+    int64_t i;
+} worst_t;
+
+static int cmp_worst(const void *a, const void *b) {
+    const worst_t *x = a, *y = b;
+    if (x->best != y->best) return x->best < y->best ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+static mms_status ivf_train(ivf_t *iv, const mms_knn_params_t *p) {
+    mms_status s = MMS_OK;
+    const size_t ud = (size_t)iv->d;
+    int64_t nvalid = 0, ns = 0;
+    int64_t *srow = NULL, *counts = NULL, *cnt = NULL;
+    float *xs = NULL, *S = NULL, *best = NULL, *best_all = NULL;
+    int32_t *arg = NULL, *arg_all = NULL, *prev = NULL, *perm = NULL;
+    double *sum = NULL;
+    worst_t *order = NULL;
+    for (int64_t i = 0; i < iv->n; i++) nvalid += iv->inv[i] > 0.0;
+    MMS_CHECK(nvalid >= iv->nlist, MMS_ERR_ARG,
+              "knn ivf: nlist = %d lists need at least as many non-zero rows (have %lld); "
+              "lower nlist",
+              (int)iv->nlist, (long long)nvalid);
+    int64_t target = p->train_sample > 0 ? p->train_sample : 64 * (int64_t)iv->nlist;
+    if (target < iv->nlist) target = iv->nlist;
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)nvalid, &srow));
+    if (target >= nvalid) {
+        for (int64_t i = 0; i < iv->n; i++)
+            if (iv->inv[i] > 0.0) srow[ns++] = i;
+    } else { /* Bernoulli sample by a hash of the row: the same at any P */
+        uint64_t cut = (uint64_t)((double)target / (double)nvalid * 9007199254740992.0);
+        for (int64_t i = 0; i < iv->n; i++)
+            if (iv->inv[i] > 0.0 &&
+                (mms_rng_hash(p->seed, MMS_STREAM_KMEANS, (uint64_t)i, 0) >> 11) < cut)
+                srow[ns++] = i;
+        if (ns < iv->nlist) { /* unlucky draw on a tiny catalog: take every row */
+            ns = 0;
+            for (int64_t i = 0; i < iv->n; i++)
+                if (iv->inv[i] > 0.0) srow[ns++] = i;
+        }
+    }
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)ns * ud, &xs));
+    for (int64_t i = 0; i < ns; i++) row_normed(iv, srow[i], xs + (size_t)i * ud);
+
+    /* init: nlist distinct sample rows (partial Fisher-Yates) */
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)ns, &perm));
+    for (int64_t i = 0; i < ns; i++) perm[i] = (int32_t)i;
+    {
+        mms_rng_t r;
+        mms_rng_init(&r, p->seed, MMS_STREAM_KMEANS, 0xc3e7ull /* init */);
+        for (int32_t c = 0; c < iv->nlist; c++) {
+            int64_t j = c + (int64_t)mms_rng_below64(&r, (uint64_t)(ns - c));
+            int32_t t = perm[c];
+            perm[c] = perm[j];
+            perm[j] = t;
+            memcpy(iv->cent + (size_t)c * ud, xs + (size_t)perm[c] * ud, ud * sizeof(float));
+        }
+    }
+
+    int64_t r0, nr;
+    mms_knn_rows_for_rank(ns, iv->T, iv->nranks, iv->rank, &r0, &nr);
+    MMS_CALL_GOTO(s, out, tile_counts(ns, iv->T, iv->nranks, &counts));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)iv->T * (size_t)iv->nlist, &S));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(nr + 1), &arg));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)(nr + 1), &best));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)ns, &arg_all));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)ns, &prev));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)ns, &best_all));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(double) * (size_t)iv->nlist * ud, &sum));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)iv->nlist, &cnt));
+    for (int64_t i = 0; i < ns; i++) prev[i] = -1;
+
+    double t0 = mms_now();
+    for (int it = 0; it < p->kmeans_iters; it++) {
+        assign_rows(iv, xs, r0, nr, S, arg, best);
+        MMS_CALL_GOTO(s, out, knn_allgatherv(arg, arg_all, counts, sizeof(int32_t), iv->comm));
+        MMS_CALL_GOTO(s, out, knn_allgatherv(best, best_all, counts, sizeof(float), iv->comm));
+        int64_t changed = 0;
+        double obj = 0.0;
+        for (int64_t i = 0; i < ns; i++) {
+            changed += arg_all[i] != prev[i];
+            prev[i] = arg_all[i];
+            obj += best_all[i];
+        }
+        /* update on every rank alike: sums in sample order */
+        memset(sum, 0, sizeof(double) * (size_t)iv->nlist * ud);
+        memset(cnt, 0, sizeof(int64_t) * (size_t)iv->nlist);
+        for (int64_t i = 0; i < ns; i++) {
+            double *sc = sum + (size_t)arg_all[i] * ud;
+            const float *xi = xs + (size_t)i * ud;
+            for (size_t j = 0; j < ud; j++) sc[j] += xi[j];
+            cnt[arg_all[i]]++;
+        }
+        int32_t empty = 0;
+        int64_t next_worst = 0;
+        for (int32_t c = 0; c < iv->nlist; c++) {
+            float *cc = iv->cent + (size_t)c * ud;
+            const double *sc = sum + (size_t)c * ud;
+            double ss = 0.0;
+            for (size_t j = 0; j < ud; j++) ss += sc[j] * sc[j];
+            if (cnt[c] > 0 && ss > 0.0) {
+                double inv = 1.0 / sqrt(ss);
+                for (size_t j = 0; j < ud; j++) cc[j] = (float)(sc[j] * inv);
+                continue;
+            }
+            /* empty: restart it at the sample row its centroid fits worst */
+            if (!order) {
+                MMS_CALL_GOTO(s, out, mms_malloc(sizeof(worst_t) * (size_t)ns, &order));
+                for (int64_t i = 0; i < ns; i++) order[i] = (worst_t){best_all[i], i};
+                qsort(order, (size_t)ns, sizeof(worst_t), cmp_worst);
+            }
+            memcpy(cc, xs + (size_t)order[next_worst % ns].i * ud, ud * sizeof(float));
+            next_worst++;
+            empty++;
+        }
+        mms_free(&order);
+        mms_log_debug("knn ivf: k-means iteration %d: mean cosine %.5f, %lld reassigned, "
+                      "%d empty lists restarted",
+                      it + 1, obj / (double)ns, (long long)changed, (int)empty);
+        if (changed == 0 && empty == 0) break;
+    }
+    mms_log_info("knn ivf: trained %d lists on %lld sample rows in %.2f s", (int)iv->nlist,
+                 (long long)ns, mms_now() - t0);
+out:
+    mms_free(&srow);
+    mms_free(&counts);
+    mms_free(&cnt);
+    mms_free(&xs);
+    mms_free(&S);
+    mms_free(&best);
+    mms_free(&best_all);
+    mms_free(&arg);
+    mms_free(&arg_all);
+    mms_free(&prev);
+    mms_free(&perm);
+    mms_free(&sum);
+    mms_free(&order);
+    return s;
+}
+
+/* Probe lists of rows [c0, c1) (c0 a tile start): probes[(i - c0) * np + j] is
+ * the j-th best centroid of row i (best first), or -1 for a zero row. */
+static mms_status ivf_probe(const ivf_t *iv, int64_t c0, int64_t c1, int32_t np,
+                            int32_t *probes) {
+    mms_status s = MMS_OK;
+    const size_t ud = (size_t)iv->d, T = (size_t)iv->T;
+    float *q = NULL, *S = NULL, *sims = NULL, *thr = NULL;
+    int64_t *ids = NULL, *hrow = NULL, *qid = NULL, *cid = NULL;
+    int32_t *cnt = NULL;
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * T * ud, &q));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * T * (size_t)iv->nlist, &S));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * T * (size_t)np, &sims));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * T * (size_t)np, &ids));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * T, &thr));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * T, &cnt));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * T * 2, &hrow));
+    qid = hrow + T;
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)iv->nlist, &cid));
+    for (int32_t c = 0; c < iv->nlist; c++) cid[c] = c;
+    knn_topk_t h = {np, (uint64_t *)ids, cnt, thr};
+    for (int64_t t = c0; t < c1; t += iv->T) {
+        int32_t m = (int32_t)(c1 - t < iv->T ? c1 - t : iv->T);
+        for (int32_t i = 0; i < m; i++) {
+            row_normed(iv, t + i, q + (size_t)i * ud);
+            hrow[i] = iv->inv[t + i] > 0.0 ? i : -1;
+            qid[i] = -1;
+            cnt[i] = 0;
+            thr[i] = -FLT_MAX;
+        }
+        knn_gemm_nt(m, iv->nlist, iv->d, q, iv->cent, S);
+        knn_scan_rows(S, m, iv->nlist, hrow, qid, cid, &h);
+        knn_topk_finish(&h, m, ids, sims);
+        for (int32_t i = 0; i < m; i++)
+            for (int32_t j = 0; j < np; j++)
+                probes[(size_t)(t - c0 + i) * (size_t)np + (size_t)j] =
+                    hrow[i] < 0 ? -1 : (int32_t)ids[(size_t)i * (size_t)np + (size_t)j];
+    }
+out:
+    mms_free(&q);
+    mms_free(&S);
+    mms_free(&sims);
+    mms_free(&ids);
+    mms_free(&thr);
+    mms_free(&cnt);
+    mms_free(&hrow);
+    mms_free(&cid);
+    return s;
+}
+
+void mms_knn_ivf_resolve(const mms_knn_params_t *p, int64_t n_total, int32_t *nlist,
+                         int32_t *nprobe) {
+    int64_t nl = p->nlist;
+    if (nl <= 0) nl = (int64_t)floor(sqrt((double)n_total) + 0.5);
+    if (nl < 1) nl = 1;
+    if (nl > MMS_KNN_MAX_NLIST) nl = MMS_KNN_MAX_NLIST;
+    int64_t np = p->nprobe > 0 ? p->nprobe : (nl + 127) / 128;
+    if (p->nprobe <= 0 && np < 4) np = 4;
+    if (np > nl) np = nl;
+    *nlist = (int32_t)nl;
+    *nprobe = (int32_t)np;
+}
+
+/* Rows per search group: whole tiles, about IVF_QG queries per list and group
+ * on average (popular lists get more, up to IVF_QC per batch). Larger groups
+ * give larger batches; smaller ones less redundant probing at rank edges. */
+static int64_t group_rows(int32_t T, int32_t nlist, int32_t nprobe) {
+    int64_t want = (int64_t)IVF_QG * nlist / nprobe;
+    int64_t tiles = (want + T - 1) / T;
+    return (tiles < 1 ? 1 : tiles) * T;
+}
+
+mms_status mms_knn_ivf(const float *x_full, int64_t n_total, int32_t d, int64_t row0,
+                       int64_t n_local, const mms_knn_params_t *p, MPI_Comm comm,
+                       int64_t *nbr_out, float *sim_out) {
+    mms_status s = MMS_OK;
+    ivf_t iv;
+    memset(&iv, 0, sizeof iv);
+    int64_t *split = NULL, *counts = NULL, *qptr = NULL, *lfill = NULL, *hrow = NULL,
+            *qid = NULL, *cid = NULL;
+    int32_t *probes = NULL, *assign_local = NULL, *assign = NULL, *qoff = NULL, *cnt = NULL,
+            *perm = NULL;
+    int64_t *bucket = NULL;
+    float *thr = NULL, *qx = NULL, *cx = NULL, *S = NULL, *qn = NULL;
+    int64_t cov0 = 0, cov1 = 0;
+    int32_t np = 0;
+    iv.comm = comm;
+    knn_comm_info(comm, &iv.rank, &iv.nranks);
+
+    MMS_CALL_GOTO(s, agree, mms_knn_params_check(p, n_total, d, 1));
+    MMS_CHECK_GOTO(s, agree, n_total - 1 <= KNN_MAX_ID, MMS_ERR_ARG,
+                   "knn: %lld rows is more than the 2^32 this implementation handles",
+                   (long long)n_total);
+    MMS_CHECK_GOTO(s, agree, x_full && row0 >= 0 && n_local >= 0 && row0 + n_local <= n_total &&
+                                 (n_local == 0 || (nbr_out && sim_out)),
+                   MMS_ERR_ARG, "knn ivf: rows [%lld, %lld) are not inside 0..%lld or an array "
+                   "is missing", (long long)row0, (long long)(row0 + n_local),
+                   (long long)n_total);
+    iv.n = n_total;
+    iv.d = d;
+    mms_knn_ivf_resolve(p, n_total, &iv.nlist, &np);
+    iv.T = p->tile;
+    iv.x = x_full;
+    MMS_CALL_GOTO(s, agree, mms_malloc(sizeof(double) * (size_t)(n_total + 1), &iv.inv));
+    for (int64_t i = 0; i < n_total; i++) {
+        iv.inv[i] = knn_inv_norm(x_full + (size_t)i * (size_t)d, d);
+        MMS_CHECK_GOTO(s, agree, iv.inv[i] >= 0, MMS_ERR_NUMERIC,
+                       "knn: row %lld holds NaN or Inf", (long long)i);
+    }
+    MMS_CALL_GOTO(s, agree, mms_malloc(sizeof(float) * (size_t)iv.nlist * (size_t)d, &iv.cent));
+agree:
+    MMS_CALL_GOTO(s, out, knn_agree(s, comm));
+
+    /* the callers' rows must tile [0, n) in rank order */
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * 2 * (size_t)iv.nranks, &split));
+    split[2 * iv.rank] = row0;
+    split[2 * iv.rank + 1] = n_local;
+    if (comm != MPI_COMM_NULL) {
+        int rc = MPI_Allgather(MPI_IN_PLACE, 2, MPI_INT64_T, split, 2, MPI_INT64_T, comm);
+        MMS_CHECK_GOTO(s, out, rc == MPI_SUCCESS, MMS_ERR_MPI, "knn ivf: MPI_Allgather failed");
+    }
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)iv.nranks, &counts));
+    {
+        int64_t at = 0;
+        for (int r = 0; r < iv.nranks; r++) {
+            MMS_CHECK_GOTO(s, out, split[2 * r] == at, MMS_ERR_ARG,
+                           "knn ivf: rank %d starts at row %lld, expected %lld: ranks must "
+                           "hold consecutive rows in rank order",
+                           r, (long long)split[2 * r], (long long)at);
+            counts[r] = split[2 * r + 1];
+            at += counts[r];
+        }
+        MMS_CHECK_GOTO(s, out, at == n_total, MMS_ERR_ARG,
+                       "knn ivf: ranks hold %lld rows in all, not %lld", (long long)at,
+                       (long long)n_total);
+    }
+    double t_start = mms_now();
+    mms_log_info("knn ivf: %lld rows x %d, k %d, nlist %d, nprobe %d, %d rank(s)",
+                 (long long)n_total, (int)d, (int)p->k, (int)iv.nlist, (int)np, iv.nranks);
+    MMS_CALL_GOTO(s, out, ivf_train(&iv, p));
+
+    /* probes of the covered rows: whole groups around this rank's rows */
+    const int32_t k = p->k;
+    const int64_t G = group_rows(iv.T, iv.nlist, np);
+    if (n_local > 0) {
+        cov0 = row0 / G * G;
+        cov1 = (row0 + n_local + G - 1) / G * G;
+        if (cov1 > n_total) cov1 = n_total;
+    }
+    const int64_t ncov = cov1 - cov0;
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(ncov * np + 1), &probes));
+    double t_probe = mms_now();
+    MMS_CALL_GOTO(s, out, ivf_probe(&iv, cov0, cov1, np, probes));
+    mms_log_info("knn ivf: probes of %lld rows (rank 0) in %.2f s", (long long)ncov,
+                 mms_now() - t_probe);
+
+    /* lists: everyone's best probe, allgathered */
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(n_local + 1), &assign_local));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(n_total + 1), &assign));
+    for (int64_t i = 0; i < n_local; i++)
+        assign_local[i] = probes[(size_t)(row0 - cov0 + i) * (size_t)np];
+    MMS_CALL_GOTO(s, out, knn_allgatherv(assign_local, assign, counts, sizeof(int32_t), comm));
+    MMS_CALL_GOTO(s, out, mms_calloc((size_t)iv.nlist + 1, sizeof(int64_t), &iv.lptr));
+    for (int64_t i = 0; i < n_total; i++)
+        if (assign[i] >= 0) iv.lptr[assign[i] + 1]++;
+    for (int32_t l = 0; l < iv.nlist; l++) iv.lptr[l + 1] += iv.lptr[l];
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)(iv.lptr[iv.nlist] + 1), &iv.lids));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)iv.nlist + 1, &lfill));
+    memcpy(lfill, iv.lptr, sizeof(int64_t) * (size_t)iv.nlist);
+    for (int64_t i = 0; i < n_total; i++)
+        if (assign[i] >= 0) iv.lids[lfill[assign[i]]++] = i;
+    int64_t lmax = 0;
+    for (int32_t l = 0; l < iv.nlist; l++)
+        if (iv.lptr[l + 1] - iv.lptr[l] > lmax) lmax = iv.lptr[l + 1] - iv.lptr[l];
+    mms_log_info("knn ivf: lists hold %lld rows, largest %lld (mean %.0f)",
+                 (long long)iv.lptr[iv.nlist], (long long)lmax,
+                 (double)iv.lptr[iv.nlist] / iv.nlist);
+
+    /* Covered rows in search order: by group, then best list, then row. The
+     * order is a global one (P-independent), and the queries of one batch (the
+     * rows of a group probing a list) then lie in a few runs of qn: their best
+     * lists are neighbours of the probed list. qn holds them normalised. */
+    const size_t ud = (size_t)d;
+    int64_t npos = 0;
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(ncov + 1), &perm));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * ((size_t)iv.nlist + 1), &bucket));
+    for (int64_t g0 = 0; g0 < ncov; g0 += G) {
+        int64_t g1 = g0 + G < ncov ? g0 + G : ncov;
+        memset(bucket, 0, sizeof(int64_t) * ((size_t)iv.nlist + 1));
+        for (int64_t i = g0; i < g1; i++)
+            if (probes[(size_t)i * (size_t)np] >= 0) bucket[probes[(size_t)i * (size_t)np] + 1]++;
+        bucket[0] = npos;
+        for (int32_t l = 0; l < iv.nlist; l++) bucket[l + 1] += bucket[l];
+        for (int64_t i = g0; i < g1; i++) {
+            int32_t l = probes[(size_t)i * (size_t)np];
+            if (l >= 0) perm[bucket[l]++] = (int32_t)i;
+        }
+        npos = bucket[iv.nlist];
+    }
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)(npos + 1) * ud, &qn));
+    for (int64_t q = 0; q < npos; q++) row_normed(&iv, cov0 + perm[q], qn + (size_t)q * ud);
+
+    /* queries of each list, as ascending positions in that order */
+    MMS_CALL_GOTO(s, out, mms_calloc((size_t)iv.nlist + 1, sizeof(int64_t), &qptr));
+    for (int64_t i = 0; i < ncov * np; i++)
+        if (probes[i] >= 0) qptr[probes[i] + 1]++;
+    for (int32_t l = 0; l < iv.nlist; l++) qptr[l + 1] += qptr[l];
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(qptr[iv.nlist] + 1), &qoff));
+    memcpy(lfill, qptr, sizeof(int64_t) * (size_t)iv.nlist);
+    for (int64_t q = 0; q < npos; q++)
+        for (int32_t j = 0; j < np; j++) {
+            int32_t l = probes[(size_t)perm[q] * (size_t)np + (size_t)j];
+            qoff[lfill[l]++] = (int32_t)q;
+        }
+    mms_free(&probes);
+
+    /* search */
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * IVF_QC * ud, &qx));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * IVF_MC * ud, &cx));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * IVF_QC * IVF_MC, &S));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * IVF_QC * 2, &hrow));
+    qid = hrow + IVF_QC;
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(n_local + 1), &cnt));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)(n_local + 1), &thr));
+    knn_topk_t h = {k, (uint64_t *)nbr_out, cnt, thr}; /* results build in place */
+    for (int64_t i = 0; i < n_local; i++) {
+        cnt[i] = 0;
+        thr[i] = iv.inv[row0 + i] > 0.0 ? -FLT_MAX : INFINITY;
+    }
+    double t_search = mms_now(), flops = 0.0;
+    mms_progress_t prog;
+    mms_progress_begin(&prog, "knn ivf search (rank 0)", iv.nlist, "lists");
+    for (int32_t l = 0; l < iv.nlist; l++) {
+        const int64_t m = iv.lptr[l + 1] - iv.lptr[l];
+        const int32_t *ql = qoff + qptr[l];
+        const int64_t nq = qptr[l + 1] - qptr[l];
+        for (int64_t c0 = 0; c0 < m && nq > 0; c0 += IVF_MC) {
+            int32_t mc = (int32_t)(m - c0 < IVF_MC ? m - c0 : IVF_MC);
+            cid = iv.lids + iv.lptr[l] + c0;
+            for (int32_t c = 0; c < mc; c++) row_normed(&iv, cid[c], cx + (size_t)c * ud);
+            int64_t a = 0;
+            while (a < nq) { /* batch: same group, at most IVF_QC from the group's start */
+                int64_t g = (cov0 + perm[ql[a]]) / G, b = a;
+                while (b < nq && b - a < IVF_QC && (cov0 + perm[ql[b]]) / G == g) b++;
+                int any = 0;
+                for (int64_t q = a; q < b && !any; q++) {
+                    int64_t row = cov0 + perm[ql[q]];
+                    any = row >= row0 && row < row0 + n_local;
+                }
+                if (any) {
+                    int32_t mq = (int32_t)(b - a);
+                    for (int32_t q = 0; q < mq; q++) {
+                        int64_t row = cov0 + perm[ql[a + q]];
+                        memcpy(qx + (size_t)q * ud, qn + (size_t)ql[a + q] * ud,
+                               ud * sizeof(float));
+                        qid[q] = row;
+                        hrow[q] = row >= row0 && row < row0 + n_local ? row - row0 : -1;
+                    }
+                    knn_gemm_nt(mq, mc, d, qx, cx, S);
+                    knn_scan_rows(S, mq, mc, hrow, qid, cid, &h);
+                    flops += 2.0 * mq * mc * d;
+                }
+                a = b;
+            }
+        }
+        mms_progress_update(&prog, l + 1);
+    }
+    mms_progress_end(&prog);
+    knn_topk_finish(&h, n_local, nbr_out, sim_out);
+    {
+        double el = mms_now() - t_search;
+        mms_log_info("knn ivf: search on rank 0 in %.2f s (%.1f GFLOP/s in sgemm batches); "
+                     "total %.2f s",
+                     el, el > 0 ? flops / el / 1e9 : 0.0, mms_now() - t_start);
+    }
+out:
+    mms_free(&iv.inv);
+    mms_free(&iv.cent);
+    mms_free(&iv.lptr);
+    mms_free(&iv.lids);
+    mms_free(&split);
+    mms_free(&counts);
+    mms_free(&qptr);
+    mms_free(&lfill);
+    mms_free(&hrow);
+    mms_free(&probes);
+    mms_free(&assign_local);
+    mms_free(&assign);
+    mms_free(&qoff);
+    mms_free(&cnt);
+    mms_free(&thr);
+    mms_free(&qx);
+    mms_free(&cx);
+    mms_free(&S);
+    mms_free(&perm);
+    mms_free(&bucket);
+    mms_free(&qn);
+    return s;
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# labels: mpi e2e
+# The trainer end to end on a small synthetic graph:
+#   - the same seed gives the same loss trajectory at 1, 2 and 4 ranks (float tolerance)
+#   - stop + --resume ends with the same parameters as an uninterrupted run (bitwise)
+#   - embed writes an index with every node
+#   - bad input: ranks != parts, resume without checkpoint, corrupt checkpoint,
+#     model dir of another graph, lr <= 0, a diverging run (NaN loss) stops with the step
+set -u
+MMSAGE=${MMSAGE:?}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+run() { # run NP ARGS... ; output in $tmp/out, status in $rc
+    local np=$1; shift
+    mpirun --oversubscribe --bind-to none -np "$np" "$MMSAGE" "$@" >"$tmp/out" 2>&1; rc=$?
+}
+"$MMSAGE" synth --images 1500 --dim 48 --tags 60 --clusters 12 --topics 8 --seed 3 --out "$tmp/cat" >/dev/null 2>&1 || { echo "synth failed"; exit 1; }
+run 2 build --catalog "$tmp/cat" --out "$tmp/g" --threshold -1
+[ "$rc" -eq 0 ] || { cat "$tmp/out"; echo "build failed"; exit 1; }
+for p in 1 2 4; do "$MMSAGE" partition --graph "$tmp/g" --parts $p >/dev/null 2>&1 || fail "partition $p"; done
+common=(--graph "$tmp/g" --max-steps 12 --lr 1e-3 --log-every 1 --walks 10 --seed 5)
+for p in 1 2 4; do
+    run $p train "${common[@]}" --out "$tmp/m$p"
+    [ "$rc" -eq 0 ] || { cat "$tmp/out"; fail "train at $p ranks exited $rc"; }
+done
+# loss column (3) of loss.tsv, compared with a relative tolerance
+for p in 2 4; do
+    if ! paste <(cut -f1,3 "$tmp/m1/loss.tsv") <(cut -f1,3 "$tmp/m$p/loss.tsv") | awk -F'\t' '
+        NR == 1 { next }
+        { n++; if ($1 != $3) bad = 1; d = $2 - $4; if (d < 0) d = -d; if (d > 1e-4 * ($2 < 0 ? -$2 : $2) + 1e-5) bad = 1 }
+        END { exit (bad || n != 12) }'; then
+        fail "loss trajectory at $p ranks differs from 1 rank"
+        paste "$tmp/m1/loss.tsv" "$tmp/m$p/loss.tsv" | head -5
+    fi
+done
+# resume: 12 steps straight vs 6 + resume to 12, both at 2 ranks
+run 2 train "${common[@]}" --max-steps 6 --out "$tmp/r"
+[ "$rc" -eq 0 ] || fail "first half exited $rc"
+run 2 train "${common[@]}" --out "$tmp/r" --resume
+[ "$rc" -eq 0 ] || { cat "$tmp/out"; fail "resume exited $rc"; }
+cmp -s "$tmp/m2/params.npy" "$tmp/r/params.npy" || fail "resumed parameters differ from an uninterrupted run"
+cmp -s "$tmp/m2/tags.npy" "$tmp/r/tags.npy" || fail "resumed tag vectors differ from an uninterrupted run"
+[ "$(wc -l < "$tmp/r/loss.tsv")" -eq 13 ] || fail "resumed loss.tsv should have 12 steps"
+# embed
+run 2 embed --graph "$tmp/g" --model "$tmp/m2" --out "$tmp/idx"
+[ "$rc" -eq 0 ] || { cat "$tmp/out"; fail "embed exited $rc"; }
+grep -q "image and 60 tag embeddings in 2 shards" "$tmp/out" || fail "embed summary: $(tail -1 "$tmp/out")"
+# bad input: every rank fails with a message, no hang (timeout guards)
+expect_fail() { # WHAT PATTERN NP ARGS...
+    local what=$1 pat=$2; shift 2
+    timeout 120 bash -c 'mpirun --oversubscribe --bind-to none -np "$0" "$1" "${@:2}"' "$@" >"$tmp/out" 2>&1; rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "$what: exit $rc (expected a failure, not success or a hang)"
+    grep -q -- "$pat" "$tmp/out" || { fail "$what: no '$pat' in output"; tail -3 "$tmp/out"; }
+}
+expect_fail "3 ranks, no 3-part partition" "has no partition into 3 parts" 3 "$MMSAGE" train "${common[@]}" --out "$tmp/x3"
+expect_fail "resume without checkpoint" "has no checkpoint.bin" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/none" --resume
+cp -r "$tmp/r" "$tmp/corrupt"
+truncate -s -100 "$tmp/corrupt/checkpoint.bin"
+expect_fail "truncated checkpoint" "corrupt or truncated" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/corrupt" --resume
+expect_fail "lr 0" "--lr must be > 0" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/x" --lr 0
+expect_fail "existing output" "already exists" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/m2"
+"$MMSAGE" synth --images 1200 --dim 48 --tags 60 --seed 9 --out "$tmp/cat2" >/dev/null 2>&1
+run 1 build --catalog "$tmp/cat2" --out "$tmp/g2" --threshold -1
+"$MMSAGE" partition --graph "$tmp/g2" --parts 2 >/dev/null 2>&1
+cp -r "$tmp/r" "$tmp/other"
+expect_fail "model of another graph" "another graph" 2 "$MMSAGE" train --graph "$tmp/g2" --out "$tmp/other" --resume --max-steps 12
+expect_fail "diverging run" "loss is" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/nan" --lr 1e30 --max-steps 200
+[ -f "$tmp/nan/loss.tsv" ] || fail "diverging run: no loss log kept"
+echo "$fails failures"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,819 @@
+/* train.c: the distributed trainer (see train.h). */
+#define _GNU_SOURCE
+#include "train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adam.h"
+#include "checkpoint.h"
+#include "metis_part.h"
+#include "mms_fs.h"
+#include "mms_graph.h"
+#include "mms_log.h"
+#include "mms_manifest.h"
+#include "mms_mpi.h"
+#include "mms_npy.h"
+#include "mms_rng.h"
+#include "sage.h"
+#include "shard.h"
+#include "walks.h"
+
+void mms_train_params_default(mms_train_params_t *p) {
+    memset(p, 0, sizeof *p);
+    p->epochs = 1;
+    p->max_steps = 0;
+    p->time_limit = 0;
+    p->seed = 1;
+    p->lr = 1e-5; /* the paper's learning rate */
+    p->batch = 512;
+    p->neg = 20;
+    p->dropout = 0.2;
+    p->hidden = 128;
+    p->s1 = 25;
+    p->s2 = 10;
+    p->walks = 50;
+    p->walk_len = 5;
+    p->ckpt_every = 1000;
+    p->log_every = 50;
+}
+
+/* ---------------------------------------------------------------- negatives */
+
+/* Cumulative degree^0.75 over all nodes (every rank holds the same table). */
+typedef struct {
+    int64_t n;
+    double *cdf; /* n, last = 1 */
+} negdist_t;
+
+static mms_status negdist_build(const mms_csr_t *full, negdist_t *nd) {
+    nd->n = full->n;
+    MMS_CALL(mms_malloc((size_t)(nd->n ? nd->n : 1) * sizeof(double), &nd->cdf));
+    double acc = 0;
+    for (int64_t v = 0; v < nd->n; v++) {
+        acc += pow((double)mms_csr_degree(full, v), 0.75);
+        nd->cdf[v] = acc;
+    }
+    MMS_CHECK(acc > 0, MMS_ERR_ARG, "train: the graph has no edges");
+    for (int64_t v = 0; v < nd->n; v++) nd->cdf[v] /= acc;
+    return MMS_OK;
+}
+
+static int64_t negdist_draw(const negdist_t *nd, double u) {
+    int64_t lo = 0, hi = nd->n - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (nd->cdf[mid] < u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+/* Grow a buffer to hold at least n elements of size sz. */
+static mms_status ensure(void *pp, size_t *cap, size_t n, size_t sz) {
+    if (n <= *cap) return MMS_OK;
+    size_t c = *cap ? *cap : 256;
+    while (c < n) c *= 2;
+    MMS_CALL(mms_realloc(c * sz, pp));
+    *cap = c;
+    return MMS_OK;
+}
+
+/* ---------------------------------------------------------------- trainer */
+
+typedef struct {
+    const mms_train_params_t *p;
+    MPI_Comm comm;
+    int rank, nranks;
+    mms_graph_t *g;
+    mms_partition_t *pt;
+    mms_shard_t sh;
+    mms_sage_config_t cfg;
+    mms_sage_model_t *model;
+    mms_sage_grad_t *grad;
+    mms_sage_batch_t *batch;
+    mms_sage_nodes_t nodes;
+    mms_sage_sparse_t *sparse;
+    mms_adam_t *adam, *adam_tags; /* parameter block; tag table (lazy rows) */
+    mms_walk_pairs_t pairs;
+    negdist_t nd;
+    int64_t slots_total;      /* global pair-slot space */
+    int64_t slots_per_step;
+    int64_t steps_per_epoch;
+    /* per-step scratch (grows, never shrinks) */
+    int64_t *loc_u, *loc_v;   /* this rank's pairs (global ids) */
+    size_t cap_pairs;
+    int32_t *targets;
+    size_t cap_targets;
+    float *z, *zall, *dzall, *dz;
+    size_t cap_z, cap_zall, cap_dz;
+    int *scount, *sdispl, *rcount, *rdispl, *scount2, *sdispl2, *rcount2, *rdispl2;
+    int64_t *req_out, *req_in;
+    size_t cap_req_out, cap_req_in;
+    float *zsend, *zrecv;
+    size_t cap_zsend, cap_zrecv;
+    int32_t *ra, *rb, *rn; /* rb, rn point into ra's allocation */
+    size_t cap_rows;
+    float *loss_work;
+    size_t cap_loss_work;
+    /* sparse tag-gradient exchange */
+    int64_t *tag_union;
+    float *tag_block;
+    size_t cap_tag_block;
+    int *tcount, *tdispl;
+    int64_t exch_bytes;
+    double flops;
+} trainer_t;
+
+static int owner_of(const trainer_t *t, int64_t v) { return t->sh.part[v]; }
+
+/* Local id of v when owned here, else -1. */
+static int64_t owned_local(const trainer_t *t, int64_t v) {
+    if (owner_of(t, v) != t->rank) return -1;
+    return mms_shard_local(&t->sh, v);
+}
+
+/* The global batch of step `step` (epoch-relative position): this rank's pairs. */
+static mms_status collect_pairs(trainer_t *t, int64_t step, int64_t *n_out) {
+    int64_t epoch = step / t->steps_per_epoch, s_in = step % t->steps_per_epoch;
+    mms_perm_t pm;
+    mms_perm_init(&pm, (uint64_t)t->slots_total, t->p->seed, (uint64_t)epoch);
+    int64_t lo = s_in * t->slots_per_step, hi = lo + t->slots_per_step;
+    if (hi > t->slots_total) hi = t->slots_total;
+    int64_t n = 0;
+    size_t cap = t->cap_pairs;
+    MMS_CALL(ensure(&t->loc_u, &t->cap_pairs, (size_t)(hi - lo + 1), sizeof(int64_t)));
+    if (t->cap_pairs != cap || !t->loc_v) MMS_CALL(mms_realloc(t->cap_pairs * sizeof(int64_t), &t->loc_v));
+    for (int64_t pos = lo; pos < hi; pos++) {
+        uint64_t slot = mms_perm_apply(&pm, (uint64_t)pos);
+        int64_t start, partner = mms_walk_pairs_lookup(&t->pairs, slot, &start);
+        if (partner < 0) continue; /* not ours, or an empty slot */
+        t->loc_u[n] = start;
+        t->loc_v[n] = partner;
+        n++;
+    }
+    *n_out = n;
+    return MMS_OK;
+}
+
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Nodes whose z this rank needs from other ranks (partners and negatives owned
+ * elsewhere), sorted by (owner, id) without repeats, into t->req_out; counts per
+ * owner in t->scount. Node ids are below 2^40 (checked at start-up). */
+static mms_status build_requests(trainer_t *t, int64_t npairs, const int64_t *negs, int nneg,
+                                 int64_t *nreq_out) {
+    int P = t->nranks;
+    memset(t->scount, 0, (size_t)P * sizeof(int));
+    MMS_CALL(ensure(&t->req_out, &t->cap_req_out, (size_t)(npairs + nneg + 1), sizeof(int64_t)));
+    int64_t m = 0;
+    for (int64_t i = 0; i < npairs; i++)
+        if (owner_of(t, t->loc_v[i]) != t->rank)
+            t->req_out[m++] = ((int64_t)owner_of(t, t->loc_v[i]) << 40) | t->loc_v[i];
+    for (int j = 0; j < nneg; j++)
+        if (owner_of(t, negs[j]) != t->rank)
+            t->req_out[m++] = ((int64_t)owner_of(t, negs[j]) << 40) | negs[j];
+    qsort(t->req_out, (size_t)m, sizeof(int64_t), cmp_i64);
+    int64_t k = 0;
+    for (int64_t i = 0; i < m; i++)
+        if (k == 0 || t->req_out[k - 1] != t->req_out[i]) t->req_out[k++] = t->req_out[i];
+    for (int64_t i = 0; i < k; i++) {
+        t->scount[t->req_out[i] >> 40]++;
+        t->req_out[i] &= ((int64_t)1 << 40) - 1;
+    }
+    *nreq_out = k;
+    return MMS_OK;
+}
+
+/* Position of v in sorted a[0..n), or -1. */
+static int64_t find_i64(const int64_t *a, int64_t n, int64_t v) {
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && a[lo] == v ? lo : -1;
+}
+
+/* Sum the touched tag rows of every rank: union of row ids (allgatherv), one
+ * allreduce of the compact block, then scatter back into g->rows/g->drows. */
+static mms_status reduce_tag_rows(trainer_t *t, int64_t *bytes) {
+    mms_sage_grad_t *g = t->grad;
+    int P = t->nranks;
+    int mine = (int)g->n_rows;
+    MMS_MPI_CALL(MPI_Allgather(&mine, 1, MPI_INT, t->tcount, 1, MPI_INT, t->comm));
+    int64_t total = 0;
+    for (int r = 0; r < P; r++) {
+        t->tdispl[r] = (int)total;
+        total += t->tcount[r];
+    }
+    int64_t *all = NULL;
+    MMS_CALL(mms_malloc((size_t)(total + 1) * sizeof(int64_t), &all));
+    if (MPI_Allgatherv(g->rows, mine, MPI_INT64_T, all, t->tcount, t->tdispl, MPI_INT64_T,
+                       t->comm) != MPI_SUCCESS) {
+        free(all);
+        MMS_CHECK(0, MMS_ERR_MPI, "MPI_Allgatherv of tag rows failed");
+    }
+    qsort(all, (size_t)total, sizeof(int64_t), cmp_i64);
+    int64_t u = 0;
+    for (int64_t i = 0; i < total; i++)
+        if (u == 0 || all[u - 1] != all[i]) all[u++] = all[i];
+    size_t D = (size_t)t->cfg.dim;
+    mms_status s = ensure(&t->tag_block, &t->cap_tag_block, (size_t)u * D + 1, sizeof(float));
+    if (s != MMS_OK) {
+        free(all);
+        return s;
+    }
+    memset(t->tag_block, 0, (size_t)u * D * sizeof(float));
+    for (int64_t i = 0; i < g->n_rows; i++) {
+        int64_t at = find_i64(all, u, g->rows[i]);
+        memcpy(t->tag_block + (size_t)at * D, g->drows + (size_t)i * D, D * sizeof(float));
+    }
+    if (u > 0 && MPI_Allreduce(MPI_IN_PLACE, t->tag_block, (int)((size_t)u * D), MPI_FLOAT, MPI_SUM,
+                               t->comm) != MPI_SUCCESS) {
+        free(all);
+        MMS_CHECK(0, MMS_ERR_MPI, "MPI_Allreduce of tag rows failed");
+    }
+    /* the summed rows replace this rank's list (capacity: n_tags rows) */
+    g->n_rows = u;
+    memcpy(g->rows, all, (size_t)u * sizeof(int64_t));
+    memcpy(g->drows, t->tag_block, (size_t)u * D * sizeof(float));
+    *bytes = u * (int64_t)(D * sizeof(float) + sizeof(int64_t));
+    free(all);
+    return MMS_OK;
+}
+
+/* Row of remote node v among the received z rows: requests are sorted by
+ * (owner, id), so search v's owner's segment. */
+static int64_t req_row(const trainer_t *t, int64_t v) {
+    int o = owner_of(t, v);
+    int64_t at = find_i64(t->req_out + t->sdispl[o], t->scount[o], v);
+    return at < 0 ? -1 : t->sdispl[o] + at;
+}
+
+/* One training step. Collective. *loss gets the global mean loss, *npairs the
+ * global number of pairs. */
+static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *npairs_out) {
+    const mms_train_params_t *p = t->p;
+    int P = t->nranks;
+    const int32_t H2 = 2 * t->cfg.hidden;
+    int64_t npairs = 0, nreq = 0;
+    MMS_CALL(collect_pairs(t, step, &npairs));
+    /* shared negatives: the same on every rank */
+    int64_t negs[256];
+    int nneg = p->neg < 256 ? p->neg : 256;
+    for (int j = 0; j < nneg; j++) {
+        uint64_t h = mms_rng_hash(p->seed, MMS_STREAM_NEG, (uint64_t)step, (uint64_t)j);
+        negs[j] = negdist_draw(&t->nd, (double)(h >> 11) * (1.0 / 9007199254740992.0));
+    }
+    MMS_CALL(build_requests(t, npairs, negs, nneg, &nreq));
+    /* exchange request lists */
+    MMS_MPI_CALL(MPI_Alltoall(t->scount, 1, MPI_INT, t->rcount, 1, MPI_INT, t->comm));
+    int64_t nin = 0;
+    for (int r = 0; r < P; r++) {
+        t->sdispl[r] = r ? t->sdispl[r - 1] + t->scount[r - 1] : 0;
+        t->rdispl[r] = (int)nin;
+        nin += t->rcount[r];
+    }
+    MMS_CALL(ensure(&t->req_in, &t->cap_req_in, (size_t)nin + 1, sizeof(int64_t)));
+    MMS_MPI_CALL(MPI_Alltoallv(t->req_out, t->scount, t->sdispl, MPI_INT64_T, t->req_in, t->rcount,
+                               t->rdispl, MPI_INT64_T, t->comm));
+    /* targets computed here: my pairs' u, my own partners and negatives, and
+     * whatever others asked for; a node listed twice gets one row of z */
+    size_t nt_max = (size_t)(2 * npairs + nneg + nin + 1);
+    MMS_CALL(ensure(&t->targets, &t->cap_targets, nt_max, sizeof(int32_t)));
+    int64_t nt = 0;
+    for (int64_t i = 0; i < npairs; i++) t->targets[nt++] = (int32_t)owned_local(t, t->loc_u[i]);
+    for (int64_t i = 0; i < npairs; i++)
+        if (owner_of(t, t->loc_v[i]) == t->rank) t->targets[nt++] = (int32_t)owned_local(t, t->loc_v[i]);
+    for (int j = 0; j < nneg; j++)
+        if (owner_of(t, negs[j]) == t->rank) t->targets[nt++] = (int32_t)owned_local(t, negs[j]);
+    int64_t first_req = nt;
+    for (int64_t i = 0; i < nin; i++) {
+        int64_t l = owned_local(t, t->req_in[i]);
+        MMS_CHECK(l >= 0, MMS_ERR_INTERNAL, "rank %d was asked for node %lld it does not own",
+                  t->rank, (long long)t->req_in[i]);
+        t->targets[nt++] = (int32_t)l;
+    }
+    /* forward over distinct targets */
+    MMS_CALL(mms_sage_batch_build(t->batch, &t->sh.adj, &t->nodes, (uint64_t)step, t->targets, nt));
+    int32_t nT = t->batch->nT;
+    MMS_CALL(ensure(&t->z, &t->cap_z, (size_t)nT * (size_t)H2 + 1, sizeof(float)));
+    MMS_CALL(mms_sage_forward(t->batch, t->model, &t->nodes, 1, t->z));
+    /* answer requests: z rows of the asked nodes, in request order */
+    MMS_CALL(ensure(&t->zsend, &t->cap_zsend, (size_t)nin * (size_t)H2 + 1, sizeof(float)));
+    for (int64_t i = 0; i < nin; i++)
+        memcpy(t->zsend + i * H2, t->z + (size_t)t->batch->in_row[first_req + i] * H2,
+               (size_t)H2 * sizeof(float));
+    for (int r = 0; r < P; r++) {
+        t->scount2[r] = t->rcount[r] * H2;
+        t->sdispl2[r] = t->rdispl[r] * H2;
+        t->rcount2[r] = t->scount[r] * H2;
+        t->rdispl2[r] = t->sdispl[r] * H2;
+    }
+    MMS_CALL(ensure(&t->zrecv, &t->cap_zrecv, (size_t)nreq * (size_t)H2 + 1, sizeof(float)));
+    MMS_MPI_CALL(MPI_Alltoallv(t->zsend, t->scount2, t->sdispl2, MPI_FLOAT, t->zrecv, t->rcount2,
+                               t->rdispl2, MPI_FLOAT, t->comm));
+    /* the loss over [local z rows | received rows] */
+    int64_t nz = nT + nreq;
+    MMS_CALL(ensure(&t->zall, &t->cap_zall, (size_t)nz * (size_t)H2 + 1, sizeof(float)));
+    MMS_CALL(ensure(&t->dzall, &t->cap_dz, (size_t)nz * (size_t)H2 + 1, sizeof(float)));
+    memcpy(t->zall, t->z, (size_t)nT * H2 * sizeof(float));
+    memcpy(t->zall + (size_t)nT * H2, t->zrecv, (size_t)nreq * H2 * sizeof(float));
+    size_t nrows_max = (size_t)npairs + (size_t)nneg + 1;
+    MMS_CALL(ensure(&t->ra, &t->cap_rows, 3 * nrows_max, sizeof(int32_t)));
+    t->rb = t->ra + nrows_max;
+    t->rn = t->rb + nrows_max;
+    /* row of a node in zall: local targets via in_row, remote via req_out position */
+    for (int64_t i = 0; i < npairs; i++) {
+        t->ra[i] = t->batch->in_row[i];
+        int64_t v = t->loc_v[i];
+        if (owner_of(t, v) == t->rank) {
+            /* partners owned here were listed right after the u's, in order */
+            t->rb[i] = -1;
+        } else {
+            t->rb[i] = (int32_t)(nT + req_row(t, v));
+        }
+    }
+    {
+        int64_t at = npairs;
+        for (int64_t i = 0; i < npairs; i++)
+            if (t->rb[i] < 0) t->rb[i] = t->batch->in_row[at++];
+        for (int j = 0; j < nneg; j++)
+            t->rn[j] = owner_of(t, negs[j]) == t->rank ? t->batch->in_row[at++]
+                                                        : (int32_t)(nT + req_row(t, negs[j]));
+    }
+    int64_t gpairs = 0;
+    MMS_MPI_CALL(MPI_Allreduce(&npairs, &gpairs, 1, MPI_INT64_T, MPI_SUM, t->comm));
+    double lloc = 0;
+    memset(t->dzall, 0, (size_t)nz * H2 * sizeof(float));
+    if (npairs > 0) {
+        size_t lw = mms_sage_loss_work(npairs, nneg, H2);
+        MMS_CALL(ensure(&t->loss_work, &t->cap_loss_work, lw + 1, sizeof(float)));
+        MMS_CALL(mms_sage_loss(t->zall, nz, H2, npairs, t->ra, t->rb, nneg, t->rn, t->loss_work,
+                               &lloc, t->dzall));
+        /* mms_sage_loss averages over local pairs; the batch mean is over all */
+        float sc = (float)((double)npairs / (double)(gpairs ? gpairs : 1));
+        for (int64_t i = 0; i < nz * H2; i++) t->dzall[i] *= sc;
+        lloc *= (double)npairs;
+    }
+    double lsum = 0;
+    MMS_MPI_CALL(MPI_Allreduce(&lloc, &lsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
+    *loss = gpairs ? lsum / (double)gpairs : 0.0;
+    *npairs_out = gpairs;
+    /* dL/dz of received rows go back to their owners */
+    MMS_MPI_CALL(MPI_Alltoallv(t->dzall + (size_t)nT * H2, t->rcount2, t->rdispl2, MPI_FLOAT, t->zsend,
+                               t->scount2, t->sdispl2, MPI_FLOAT, t->comm));
+    for (int64_t i = 0; i < nin; i++) {
+        float *d = t->dzall + (size_t)t->batch->in_row[first_req + i] * H2;
+        const float *src = t->zsend + i * H2;
+        for (int32_t k = 0; k < H2; k++) d[k] += src[k];
+    }
+    t->exch_bytes = (nin + nreq) * (int64_t)(2 * H2 * sizeof(float) + sizeof(int64_t));
+    /* backward and the gradient reduction */
+    MMS_CALL(mms_sage_backward(t->batch, t->model, &t->nodes, t->dzall, t->grad));
+    t->flops += t->batch->flops_fwd + t->batch->flops_bwd;
+    MMS_MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, t->grad->dparams, (int)t->grad->n_params, MPI_FLOAT,
+                               MPI_SUM, t->comm));
+    int64_t tag_bytes = 0;
+    if (!p->freeze_tags) MMS_CALL(reduce_tag_rows(t, &tag_bytes));
+    t->exch_bytes += tag_bytes;
+    return MMS_OK;
+}
+
+/* ---------------------------------------------------------------- files */
+
+static mms_status model_manifest(const trainer_t *t, int64_t step, double loss, mms_manifest_t **out) {
+    mms_manifest_t *m;
+    MMS_CALL(mms_manifest_create("model", MMS_MODEL_FORMAT, &m));
+    mms_manifest_set_uint(m, "graph_checksum", t->g->checksum);
+    mms_manifest_set_str(m, "graph", t->g->dir);
+    mms_manifest_set_int(m, "dim", t->cfg.dim);
+    mms_manifest_set_int(m, "hidden", t->cfg.hidden);
+    mms_manifest_set_int(m, "s1", t->cfg.s1);
+    mms_manifest_set_int(m, "s2", t->cfg.s2);
+    mms_manifest_set_int(m, "max_degree", t->cfg.max_degree);
+    mms_manifest_set_real(m, "dropout", t->cfg.dropout);
+    mms_manifest_set_int(m, "train_tags", t->cfg.train_tags);
+    mms_manifest_set_int(m, "seed", (int64_t)t->p->seed);
+    mms_manifest_set_int(m, "n_params", (int64_t)t->model->n_params);
+    mms_manifest_set_int(m, "tags", t->model->n_tags);
+    mms_manifest_set_int(m, "images", t->g->n_images);
+    mms_manifest_set_real(m, "lr", t->p->lr);
+    mms_manifest_set_int(m, "batch", t->p->batch);
+    mms_manifest_set_int(m, "neg", t->p->neg);
+    mms_manifest_set_int(m, "walks", t->p->walks);
+    mms_manifest_set_int(m, "walk_len", t->p->walk_len);
+    mms_manifest_set_int(m, "steps_per_epoch", t->steps_per_epoch);
+    mms_manifest_set_int(m, "step", step);
+    mms_manifest_set_real(m, "loss", loss);
+    *out = m;
+    return MMS_OK;
+}
+
+/* Sections of a checkpoint: parameters, tag table, optimiser moments. */
+static int ckpt_sections(trainer_t *t, mms_ckpt_section_t sec[4]) {
+    size_t nf;
+    sec[0].data = t->model->params;
+    sec[0].len = t->model->n_params * sizeof(float);
+    sec[0].name = "params";
+    sec[1].data = t->model->tags;
+    sec[1].len = (size_t)t->model->n_tags * (size_t)t->cfg.dim * sizeof(float);
+    sec[1].name = "tags";
+    sec[2].data = mms_adam_state(t->adam, &nf);
+    sec[2].len = nf * sizeof(float);
+    sec[2].name = "adam";
+    sec[3].data = mms_adam_state(t->adam_tags, &nf);
+    sec[3].len = nf * sizeof(float);
+    sec[3].name = "adam_tags";
+    return 4;
+}
+
+static mms_status write_checkpoint(trainer_t *t, int64_t step, double smooth) {
+    if (t->rank != 0) return MMS_OK;
+    char path[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(path, sizeof path, t->p->out, "checkpoint.bin"));
+    mms_manifest_t *m;
+    MMS_CALL(model_manifest(t, step, smooth, &m));
+    /* the header is a manifest of kind "checkpoint" with the same fields */
+    strcpy(m->kind, "checkpoint");
+    mms_manifest_set_int(m, "adam_steps", mms_adam_steps(t->adam));
+    mms_manifest_set_int(m, "adam_tag_steps", mms_adam_steps(t->adam_tags));
+    mms_ckpt_section_t sec[4];
+    int n = ckpt_sections(t, sec);
+    mms_status s = mms_ckpt_save(path, m, sec, n);
+    mms_manifest_destroy(&m);
+    return s;
+}
+
+/* Rank 0 reads the checkpoint, checks it belongs to this graph and model
+ * shape, and every rank receives the state. Collective. */
+static mms_status load_checkpoint(trainer_t *t, int64_t *step, double *smooth) {
+    mms_status s = MMS_OK;
+    int64_t st[3] = {0, 0, 0};
+    double sm = NAN;
+    if (t->rank == 0) {
+        char path[MMS_PATH_MAX];
+        mms_manifest_t *m = NULL;
+        mms_ckpt_section_t sec[4];
+        int n = ckpt_sections(t, sec);
+        s = mms_path_join(path, sizeof path, t->p->out, "checkpoint.bin");
+        if (s == MMS_OK) s = mms_ckpt_load(path, &m, sec, n);
+        uint64_t gsum = 0;
+        if (s == MMS_OK) s = mms_manifest_get_uint(m, "graph_checksum", &gsum);
+        if (s == MMS_OK && gsum != t->g->checksum) {
+            mms_error_set(MMS_ERR_MISMATCH, __FILE__, __LINE__, __func__,
+                          "checkpoint in '%s' was trained on another graph (checksum %016llx, this "
+                          "graph %016llx)",
+                          t->p->out, (unsigned long long)gsum, (unsigned long long)t->g->checksum);
+            s = MMS_ERR_MISMATCH;
+        }
+        if (s == MMS_OK) s = mms_manifest_get_int(m, "step", &st[0]);
+        if (s == MMS_OK) s = mms_manifest_get_int(m, "adam_steps", &st[1]);
+        if (s == MMS_OK) s = mms_manifest_get_int(m, "adam_tag_steps", &st[2]);
+        if (s == MMS_OK) s = mms_manifest_get_real(m, "loss", &sm);
+        mms_manifest_destroy(&m);
+    }
+    MMS_CALL(mms_mpi_agree(s, t->comm));
+    MMS_MPI_CALL(MPI_Bcast(st, 3, MPI_INT64_T, 0, t->comm));
+    mms_adam_set_steps(t->adam, st[1]);
+    mms_adam_set_steps(t->adam_tags, st[2]);
+    MMS_MPI_CALL(MPI_Bcast(&sm, 1, MPI_DOUBLE, 0, t->comm));
+    mms_ckpt_section_t sec[4];
+    int n = ckpt_sections(t, sec);
+    for (int i = 0; i < n; i++) MMS_CALL(mms_mpi_bcast_big(sec[i].data, sec[i].len, 0, t->comm));
+    *step = st[0];
+    *smooth = sm;
+    return MMS_OK;
+}
+
+static mms_status export_model(trainer_t *t, int64_t step, double smooth) {
+    if (t->rank != 0) return MMS_OK;
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, t->p->out, "params.npy"));
+    MMS_CALL(mms_npy_write(p, MMS_DT_F32, t->model->params, t->model->n_params, 0));
+    MMS_CALL(mms_path_join(p, sizeof p, t->p->out, "tags.npy"));
+    MMS_CALL(mms_npy_write(p, MMS_DT_F32, t->model->tags, (size_t)t->model->n_tags, (size_t)t->cfg.dim));
+    mms_manifest_t *m;
+    MMS_CALL(model_manifest(t, step, smooth, &m));
+    mms_status s = mms_manifest_write_dir(m, t->p->out);
+    mms_manifest_destroy(&m);
+    return s;
+}
+
+/* loss.tsv: keep the lines of the steps already done (<= from, on resume), then append. */
+static mms_status open_loss_log(const trainer_t *t, int64_t from, FILE **out) {
+    *out = NULL;
+    if (t->rank != 0) return MMS_OK;
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, t->p->out, "loss.tsv"));
+    char *old = NULL;
+    size_t len = 0;
+    if (from > 0 && mms_path_exists(p)) MMS_CALL(mms_read_file(p, &old, &len));
+    char tmp[MMS_PATH_MAX];
+    MMS_CALL(mms_file_tmpname(p, tmp, sizeof tmp));
+    FILE *f;
+    mms_status s = mms_fopen(tmp, "w", &f);
+    if (s != MMS_OK) {
+        free(old);
+        return s;
+    }
+    fprintf(f, "step\tepoch\tloss\tsmoothed\tpairs_per_s\telapsed_s\n");
+    if (old) {
+        char *line = strtok(old, "\n");
+        while (line) {
+            if (line[0] >= '0' && line[0] <= '9' && atoll(line) <= from) fprintf(f, "%s\n", line);
+            line = strtok(NULL, "\n");
+        }
+        free(old);
+    }
+    fflush(f);
+    s = mms_file_commit(tmp, p);
+    *out = f; /* the renamed file stays open for appending */
+    return s;
+}
+
+/* ---------------------------------------------------------------- driver */
+
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_stop(int sig) { g_stop_signal = sig; }
+
+static mms_status validate(const mms_train_params_t *p) {
+    MMS_CHECK(p->graph && p->out, MMS_ERR_ARG, "train: --graph and --out are required");
+    MMS_CHECK(p->lr > 0 && isfinite(p->lr), MMS_ERR_ARG, "train: --lr must be > 0, got %g", p->lr);
+    MMS_CHECK(p->batch >= 1, MMS_ERR_ARG, "train: --batch must be >= 1, got %d", p->batch);
+    MMS_CHECK(p->neg >= 1 && p->neg <= 256, MMS_ERR_ARG, "train: --neg must be in [1, 256], got %d", p->neg);
+    MMS_CHECK(p->hidden >= 1, MMS_ERR_ARG, "train: --hidden must be >= 1, got %d", p->hidden);
+    MMS_CHECK(p->s1 >= 1 && p->s2 >= 1, MMS_ERR_ARG, "train: --samples-1 and --samples-2 must be >= 1");
+    MMS_CHECK(p->dropout >= 0 && p->dropout < 1, MMS_ERR_ARG, "train: --dropout must be in [0, 1)");
+    MMS_CHECK(p->walks >= 1 && p->walk_len >= 2, MMS_ERR_ARG, "train: --walks >= 1 and --walk-len >= 2");
+    MMS_CHECK(p->epochs >= 0 && p->max_steps >= 0 && p->time_limit >= 0, MMS_ERR_ARG,
+              "train: --epochs, --max-steps and --time-limit must be >= 0");
+    MMS_CHECK(p->epochs > 0 || p->max_steps > 0 || p->time_limit > 0, MMS_ERR_ARG,
+              "train: give at least one of --epochs, --max-steps, --time-limit");
+    return MMS_OK;
+}
+
+static void trainer_free(trainer_t *t) {
+    mms_walk_pairs_free(&t->pairs);
+    free(t->nd.cdf);
+    mms_sage_batch_destroy(&t->batch);
+    mms_sage_grad_destroy(&t->grad);
+    mms_sage_model_destroy(&t->model);
+    mms_sage_sparse_destroy(&t->sparse);
+    mms_adam_destroy(&t->adam);
+    mms_adam_destroy(&t->adam_tags);
+    mms_shard_free(&t->sh);
+    mms_partition_close(&t->pt);
+    mms_graph_close(&t->g);
+    free(t->loc_u);
+    free(t->loc_v);
+    free(t->targets);
+    free(t->z);
+    free(t->zall);
+    free(t->dzall);
+    free(t->scount);
+    free(t->req_out);
+    free(t->req_in);
+    free(t->zsend);
+    free(t->zrecv);
+    free(t->ra);
+    free(t->loss_work);
+    free(t->tag_block);
+    free(t->tcount);
+}
+
+mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summary_t *sum) {
+    trainer_t T;
+    trainer_t *t = &T;
+    memset(t, 0, sizeof *t);
+    memset(sum, 0, sizeof *sum);
+    t->p = p;
+    t->comm = comm;
+    MMS_MPI_CALL(MPI_Comm_rank(comm, &t->rank));
+    MMS_MPI_CALL(MPI_Comm_size(comm, &t->nranks));
+    int P = t->nranks;
+    FILE *losslog = NULL;
+    mms_status s = validate(p);
+    if (s == MMS_OK) s = mms_graph_open(p->graph, &t->g);
+    if (s == MMS_OK && t->g->n_nodes >= ((int64_t)1 << 40)) {
+        mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "train: graphs above 2^40 nodes are not supported");
+        s = MMS_ERR_ARG;
+    }
+    if (s == MMS_OK) s = mms_partition_open(p->graph, P, &t->pt);
+    /* the model directory: fresh (refused if present unless --force) or resumed */
+    if (s == MMS_OK && t->rank == 0) {
+        char ck[MMS_PATH_MAX];
+        s = mms_path_join(ck, sizeof ck, p->out, "checkpoint.bin");
+        if (s == MMS_OK && p->resume && !mms_path_exists(ck)) {
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                          "train: --resume but '%s' has no checkpoint.bin", p->out);
+            s = MMS_ERR_ARG;
+        }
+        if (s == MMS_OK && !p->resume && mms_path_exists(p->out)) {
+            if (!p->force) {
+                mms_error_set(MMS_ERR_EXISTS, __FILE__, __LINE__, __func__,
+                              "train: output '%s' already exists (pass --force to replace it, or "
+                              "--resume to continue it)",
+                              p->out);
+                s = MMS_ERR_EXISTS;
+            } else {
+                s = mms_rm_rf(p->out);
+            }
+        }
+        if (s == MMS_OK) s = mms_mkdir_p(p->out);
+    }
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+
+    MMS_CALL_GOTO(s, done, mms_shard_load(t->g, t->pt, comm, &t->sh));
+    {
+        char b1[32], b2[32];
+        mms_log_rankinfo("shard %d: %lld owned, %lld + %lld halo nodes; halo features in %s, out %s",
+                         t->rank, (long long)t->sh.n_owned, (long long)t->sh.n_halo1,
+                         (long long)t->sh.n_halo2, mms_fmt_bytes((double)t->sh.halo_bytes_in, b1, 32),
+                         mms_fmt_bytes((double)t->sh.halo_bytes_out, b2, 32));
+    }
+    mms_sage_config_default(&t->cfg);
+    t->cfg.dim = t->g->dim;
+    t->cfg.hidden = p->hidden;
+    t->cfg.s1 = p->s1;
+    t->cfg.s2 = p->s2;
+    t->cfg.n_neg = p->neg;
+    t->cfg.dropout = (float)p->dropout;
+    t->cfg.train_tags = !p->freeze_tags;
+    t->cfg.seed = p->seed;
+    s = mms_sage_config_check(&t->cfg);
+    if (s == MMS_OK) s = mms_sage_model_create(&t->cfg, t->g->n_tags, &t->model);
+    if (s == MMS_OK) s = mms_sage_grad_create(&t->cfg, t->g->n_tags, &t->grad);
+    if (s == MMS_OK) s = mms_sage_batch_create(&t->cfg, t->sh.n_local, t->g->n_tags, &t->batch);
+    if (s == MMS_OK) {
+        mms_adam_config_t ac;
+        mms_adam_config_default(&ac);
+        ac.lr = (float)p->lr;
+        s = mms_adam_create(&ac, t->model->n_params, &t->adam);
+        if (s == MMS_OK)
+            s = mms_adam_create(&ac, (size_t)(t->g->n_tags > 0 ? t->g->n_tags : 1) * (size_t)t->cfg.dim, &t->adam_tags);
+    }
+    if (s == MMS_OK) s = negdist_build(&t->g->full, &t->nd);
+    if (s == MMS_OK) {
+        t->nodes.n = t->sh.n_local;
+        t->nodes.gid = t->sh.gid;
+        t->nodes.n_images = t->g->n_images;
+        t->nodes.dim = t->cfg.dim;
+        t->nodes.x = t->sh.x;
+        s = mms_sage_sparsify(t->sh.x, t->sh.n_local, t->cfg.dim, MMS_SAGE_SPARSE_DENSITY, &t->sparse);
+        if (s == MMS_OK && t->sparse) mms_sage_nodes_use_sparse(&t->nodes, t->sparse);
+    }
+    if (s == MMS_OK) {
+        size_t ints = (size_t)P * 8;
+        s = mms_calloc(ints, sizeof(int), &t->scount);
+        if (s == MMS_OK) {
+            t->sdispl = t->scount + P;
+            t->rcount = t->scount + 2 * P;
+            t->rdispl = t->scount + 3 * P;
+            t->scount2 = t->scount + 4 * P;
+            t->sdispl2 = t->scount + 5 * P;
+            t->rcount2 = t->scount + 6 * P;
+            t->rdispl2 = t->scount + 7 * P;
+            s = mms_calloc((size_t)P * 2, sizeof(int), &t->tcount);
+            t->tdispl = t->tcount ? t->tcount + P : NULL;
+        }
+    }
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    int sparse_any = t->sparse != NULL, sparse_all = 0;
+    MMS_MPI_CALL(MPI_Allreduce(&sparse_any, &sparse_all, 1, MPI_INT, MPI_MIN, comm));
+    mms_log_info("train: %lld nodes (%lld images, %lld tags), %d-d inputs%s, model %zu parameters "
+                 "+ %lld x %d tag table%s",
+                 (long long)t->g->n_nodes, (long long)t->g->n_images, (long long)t->g->n_tags,
+                 t->cfg.dim, sparse_all ? " (sparse path)" : "", t->model->n_params,
+                 (long long)t->g->n_tags, t->cfg.dim, p->freeze_tags ? " (frozen)" : "");
+
+    /* positives */
+    mms_walk_params_t wp = {.walks = p->walks, .length = p->walk_len, .seed = p->seed};
+    MMS_CALL_GOTO(s, done, mms_walks_generate(&wp, t->g->n_nodes, t->sh.part, t->sh.gid, t->sh.n_owned,
+                                             &t->sh.full, comm, &t->pairs));
+    t->slots_total = t->g->n_nodes * (int64_t)t->pairs.per_node;
+    MMS_CHECK_GOTO(s, done, t->pairs.valid_total > 0, MMS_ERR_ARG,
+                   "train: the random walks produced no pairs (a graph without edges?)");
+    t->slots_per_step = (int64_t)ceil((double)p->batch * (double)t->slots_total /
+                                      (double)t->pairs.valid_total);
+    if (t->slots_per_step < 1) t->slots_per_step = 1;
+    t->steps_per_epoch = (t->slots_total + t->slots_per_step - 1) / t->slots_per_step;
+    mms_log_info("train: %lld positive pairs from %d walks x %d steps (%.1f s, %lld walker moves "
+                 "crossed ranks); %lld steps per epoch of ~%d pairs",
+                 (long long)t->pairs.valid_total, p->walks, p->walk_len - 1, t->pairs.seconds,
+                 (long long)t->pairs.moved, (long long)t->steps_per_epoch, p->batch);
+
+    int64_t step = 0;
+    double smooth = NAN;
+    if (p->resume) {
+        MMS_CALL_GOTO(s, done, load_checkpoint(t, &step, &smooth));
+        mms_log_info("train: resumed from step %lld (smoothed loss %.4f)", (long long)step, smooth);
+    }
+    int64_t total = p->epochs > 0 ? (int64_t)p->epochs * t->steps_per_epoch : INT64_MAX;
+    if (p->max_steps > 0 && p->max_steps < total) total = p->max_steps;
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(open_loss_log(t, step, &losslog), comm));
+    signal(SIGTERM, on_stop);
+    signal(SIGINT, on_stop);
+    double t0 = mms_now(), tlast = t0;
+    int64_t pairs_done = 0, pairs_last = 0, step0 = step;
+    double first = NAN;
+    int64_t halo = t->sh.halo_bytes_in;
+    MMS_MPI_CALL(MPI_Allreduce(&halo, &sum->halo_bytes, 1, MPI_INT64_T, MPI_SUM, comm));
+    sum->allreduce_bytes_per_step = (int64_t)(t->model->n_params * sizeof(float));
+    int64_t exch_total = 0;
+    while (step < total) {
+        double loss = 0;
+        int64_t gp = 0;
+        MMS_CALL_GOTO(s, done, train_step(t, step, &loss, &gp));
+        if (!isfinite(loss)) {
+            mms_error_set(MMS_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                          "train: loss is %g at step %lld; stopping. The last good checkpoint is "
+                          "kept in '%s' (lower --lr?)",
+                          loss, (long long)step, p->out);
+            s = MMS_ERR_NUMERIC;
+            goto done;
+        }
+        MMS_CALL_GOTO(s, done, mms_adam_step(t->adam, t->model->params, t->grad->dparams));
+        if (!p->freeze_tags)
+            MMS_CALL_GOTO(s, done, mms_adam_step_rows(t->adam_tags, t->model->tags, t->cfg.dim,
+                                                      t->grad->rows, t->grad->n_rows, t->grad->drows));
+        step++;
+        pairs_done += gp;
+        exch_total += t->exch_bytes;
+        smooth = isnan(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
+        if (isnan(first)) first = smooth;
+        double now = mms_now();
+        /* stop conditions are decided on rank 0 and shared */
+        int stop = 0;
+        if (t->rank == 0) {
+            if (p->time_limit > 0 && now - t0 >= p->time_limit) stop = 2;
+            if (g_stop_signal) stop = 3;
+        }
+        MMS_MPI_CALL(MPI_Bcast(&stop, 1, MPI_INT, 0, comm));
+        int log_now = (step % p->log_every == 0) || stop || step == total;
+        if (t->rank == 0 && log_now) {
+            double rate = (double)(pairs_done - pairs_last) / (now - tlast + 1e-9);
+            int64_t epoch = (step - 1) / t->steps_per_epoch;
+            if (losslog) {
+                fprintf(losslog, "%lld\t%.4f\t%.6f\t%.6f\t%.1f\t%.2f\n", (long long)step,
+                        (double)step / (double)t->steps_per_epoch, loss, smooth, rate, now - t0);
+                fflush(losslog);
+            }
+            char eta[32] = "--";
+            double per = (now - t0) / (double)(step - step0);
+            int64_t left = total == INT64_MAX ? -1 : total - step;
+            if (p->time_limit > 0) {
+                double tl = p->time_limit - (now - t0);
+                if (left < 0 || tl < per * (double)left) left = (int64_t)(tl / per);
+            }
+            if (left >= 0) snprintf(eta, sizeof eta, "%.0fs", per * (double)left);
+            char tot[32] = "-";
+            if (total != INT64_MAX) snprintf(tot, sizeof tot, "%lld", (long long)total);
+            mms_log_info("epoch %lld step %lld/%s loss %.4f (smoothed %.4f) %.0f pairs/s ETA %s",
+                         (long long)epoch + 1, (long long)step, tot, loss, smooth, rate, eta);
+            tlast = now;
+            pairs_last = pairs_done;
+        }
+        if (p->ckpt_every > 0 && step % p->ckpt_every == 0 && step < total && !stop)
+            MMS_CALL_GOTO(s, done, mms_mpi_agree(write_checkpoint(t, step, smooth), comm));
+        if (stop) {
+            sum->stopped_by = stop == 2 ? 2 : 3;
+            break;
+        }
+    }
+    if (step >= total) sum->stopped_by = (p->max_steps > 0 && total == p->max_steps) ? 1 : 0;
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(write_checkpoint(t, step, smooth), comm));
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(export_model(t, step, smooth), comm));
+    {
+        double fl = t->flops, fsum = 0;
+        MMS_MPI_CALL(MPI_Allreduce(&fl, &fsum, 1, MPI_DOUBLE, MPI_SUM, comm));
+        sum->steps = step;
+        sum->pairs = pairs_done;
+        sum->first_loss = first;
+        sum->last_loss = smooth;
+        sum->seconds = mms_now() - t0;
+        sum->pairs_per_sec = (double)pairs_done / (sum->seconds + 1e-9);
+        sum->gflops = fsum / (sum->seconds + 1e-9) / 1e9;
+        sum->exchange_bytes_per_step = step > step0 ? exch_total / (step - step0) : 0;
+    }
+done:
+    if (losslog) fclose(losslog);
+    trainer_free(t);
+    return s;
+}
