@@ -26,5 +26,6 @@ mms_status mms_cmd_partition(int argc, char **argv);
 mms_status mms_cmd_build(int argc, char **argv);
 mms_status mms_cmd_train(int argc, char **argv);
 mms_status mms_cmd_embed(int argc, char **argv);
+mms_status mms_cmd_query(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const mms_command_t k_commands[] = {
     {"build", mms_cmd_build, 1, "build the multi-modal graph: kNN image edges, tag edges, optional PCA"},
     {"train", mms_cmd_train, 1, "train GraphSAGE on a partitioned graph (one rank per part)"},
     {"embed", mms_cmd_embed, 1, "embed every node and write the sharded index"},
+    {"query", mms_cmd_query, 0, "send queries to a query server (one, or a pipelined batch) and print the answers"},
     {"info", mms_cmd_info, 0, "validate a catalog (or other mmsage directory) and summarise it"},
     {"partition", mms_cmd_partition, 0, "cut a graph into P parts (METIS) with 1-/2-hop halos per part"},
 };

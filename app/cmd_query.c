@@ -1,0 +1,517 @@
+/* cmd_query.c: `mmsage query --server HOST:PORT ...` sends queries to a running
+ * query server (docs/protocol.md) and prints the answers on stdout.
+ *
+ *   one query   --image-features F.npy [--row I] | --jpeg X.jpg, and/or --tags
+ *               "a,b" (comma-separated, so a tag may contain spaces); a table
+ *               (rank, score, id, tags), then predicted tags, warnings, timings;
+ *               --json prints the response as one JSON line instead.
+ *   many        --batch Q.tsv streams one query per line with up to --pipeline
+ *               requests in flight; one JSON line per response on stdout and a
+ *               throughput summary (queries, seconds, QPS, p50/p99 latency) on
+ *               stderr. Line format (tab-separated, '#' comments):
+ *                 ROW [TAGS [VISUAL [EXCLUDE]]]
+ *               ROW is a row of --image-features or "-" for a tags-only query;
+ *               TAGS comma-separated or "-"; VISUAL in [0,1] or "-" (server
+ *               default); EXCLUDE an image id or "-".
+ *   --op info / --op ping   the server's description / a round trip.
+ *
+ * Not an MPI command: a plain TCP client (coordinator/netclient.h).
+ */
+#define _GNU_SOURCE /* strdup */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "mms_fs.h"
+#include "mms_log.h"
+#include "mms_npy.h"
+#include "mms_opts.h"
+#include "netclient.h"
+#include "protocol.h"
+
+/* A server-side error code as the exit status of mmsage. */
+static mms_status status_of(int code) {
+    switch (code) {
+    case MMS_PERR_OK: return MMS_OK;
+    case MMS_PERR_NON_FINITE: return MMS_ERR_NUMERIC;
+    case MMS_PERR_UNSUPPORTED: return MMS_ERR_MISMATCH;
+    case MMS_PERR_TIMEOUT:
+    case MMS_PERR_UNAVAILABLE: return MMS_ERR_IO;
+    case MMS_PERR_INTERNAL: return MMS_ERR_INTERNAL;
+    default: return MMS_ERR_ARG; /* the query itself was refused */
+    }
+}
+
+/* Split s (modified in place) at commas into trimmed, non-empty tags. */
+static mms_status split_tags(char *s, const char **tags, int cap, int *n) {
+    *n = 0;
+    char *p = s;
+    while (p) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        while (*p == ' ') p++;
+        size_t len = strlen(p);
+        while (len > 0 && p[len - 1] == ' ') p[--len] = '\0';
+        if (len > 0) {
+            MMS_CHECK(*n < cap, MMS_ERR_ARG, "query: more than %d tags", cap);
+            tags[(*n)++] = p;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return MMS_OK;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static json_t *response_json(const mms_response_t *r) {
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer((json_int_t)r->id));
+    json_object_set_new(o, "ok", json_boolean(r->ok));
+    if (!r->ok) {
+        json_t *e = json_object();
+        json_object_set_new(e, "code", json_integer(r->error_code));
+        json_object_set_new(e, "name", json_string(mms_proto_error_name(r->error_code)));
+        json_object_set_new(e, "message", json_string(r->error_message));
+        json_object_set_new(o, "error", e);
+    } else {
+        json_t *a = json_array();
+        for (int i = 0; i < r->nresults; i++) {
+            const mms_result_t *x = &r->results[i];
+            json_t *it = json_object(), *t = json_array();
+            json_object_set_new(it, "id", json_string(x->id ? x->id : ""));
+            json_object_set_new(it, "score", jnum(x->score));
+            for (int j = 0; j < x->ntags; j++) json_array_append_new(t, json_string(x->tags[j]));
+            json_object_set_new(it, "tags", t);
+            if (x->path) json_object_set_new(it, "path", json_string(x->path));
+            json_array_append_new(a, it);
+        }
+        json_object_set_new(o, "results", a);
+        if (r->ntags > 0) {
+            json_t *t = json_array();
+            for (int i = 0; i < r->ntags; i++) {
+                json_t *it = json_object();
+                json_object_set_new(it, "tag", json_string(r->tags[i].tag));
+                json_object_set_new(it, "score", jnum(r->tags[i].score));
+                json_array_append_new(t, it);
+            }
+            json_object_set_new(o, "tags", t);
+        }
+        if (r->ninfo > 0) {
+            json_t *in = json_object();
+            for (int i = 0; i < r->ninfo; i++) {
+                const mms_info_t *e = &r->info[i];
+                json_object_set_new(in, e->key,
+                                    e->type == MMS_INFO_INT ? json_integer(e->i)
+                                    : e->type == MMS_INFO_REAL ? jnum(e->r)
+                                                               : json_string(e->s ? e->s : ""));
+            }
+            json_object_set_new(o, "info", in);
+        }
+    }
+    if (r->nwarnings > 0) {
+        json_t *w = json_array();
+        for (int i = 0; i < r->nwarnings; i++) json_array_append_new(w, json_string(r->warnings[i]));
+        json_object_set_new(o, "warnings", w);
+    }
+    if (r->ntiming > 0) {
+        json_t *t = json_object();
+        for (int i = 0; i < r->ntiming; i++)
+            json_object_set_new(t, r->timing[i].stage, json_integer((json_int_t)r->timing[i].us));
+        json_object_set_new(o, "timing_us", t);
+    }
+    return o;
+}
+
+/* One JSON line on stdout (extra keys may be added by the caller first). */
+static mms_status print_json(json_t *o) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    json_decref(o);
+    MMS_CHECK(s, MMS_ERR_INTERNAL, "query: cannot format a response as JSON (invalid UTF-8?)");
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    free(s);
+    return MMS_OK;
+}
+
+/* ---- human-readable output ------------------------------------------------- */
+
+static void print_human(const mms_response_t *r, mms_op op, double seconds, const char *server) {
+    if (op == MMS_OP_PING) {
+        printf("pong from %s in %.3f ms\n", server, seconds * 1e3);
+    } else if (op == MMS_OP_INFO) {
+        for (int i = 0; i < r->ninfo; i++) {
+            const mms_info_t *e = &r->info[i];
+            if (e->type == MMS_INFO_INT) printf("%-20s %lld\n", e->key, (long long)e->i);
+            else if (e->type == MMS_INFO_REAL) printf("%-20s %g\n", e->key, e->r);
+            else printf("%-20s %s\n", e->key, e->s ? e->s : "");
+        }
+    }
+    if (r->nresults > 0) {
+        int w = 2;
+        int any_path = 0;
+        for (int i = 0; i < r->nresults; i++) {
+            int l = (int)strlen(r->results[i].id ? r->results[i].id : "");
+            if (l > w) w = l;
+            any_path |= r->results[i].path != NULL;
+        }
+        printf("%4s  %-9s  %-*s  %s\n", "rank", "score", w, "id", any_path ? "tags | path" : "tags");
+        for (int i = 0; i < r->nresults; i++) {
+            const mms_result_t *x = &r->results[i];
+            printf("%4d  %-9.5f  %-*s  ", i + 1, (double)x->score, w, x->id ? x->id : "");
+            for (int j = 0; j < x->ntags; j++) printf("%s%s", j ? ", " : "", x->tags[j]);
+            if (x->path) printf(" | %s", x->path);
+            printf("\n");
+        }
+    } else if (op == MMS_OP_SEARCH) {
+        printf("no results\n");
+    }
+    if (r->ntags > 0) {
+        printf("%spredicted tags:\n", r->nresults ? "\n" : "");
+        for (int i = 0; i < r->ntags; i++)
+            printf("%4d  %-9.5f  %s\n", i + 1, (double)r->tags[i].score, r->tags[i].tag);
+    }
+    if (r->nwarnings > 0) {
+        printf("\nwarnings:\n");
+        for (int i = 0; i < r->nwarnings; i++) printf("  %s\n", r->warnings[i]);
+    }
+    if (op != MMS_OP_PING) {
+        printf("\nround trip %.3f ms", seconds * 1e3);
+        for (int i = 0; i < r->ntiming; i++)
+            printf("%s%s %llu", i ? ", " : " (timing_us: ", r->timing[i].stage,
+                   (unsigned long long)r->timing[i].us);
+        printf("%s\n", r->ntiming ? ")" : "");
+    }
+}
+
+/* ---- batch mode -------------------------------------------------------------- */
+
+typedef struct {
+    char *line; /* owns the strings tags/exclude point into */
+    const char *tags[MMS_PROTO_MAX_TAGS];
+    int ntags;
+    long lineno;
+} bquery_t;
+
+typedef struct {
+    FILE *in;
+    const char *path;
+    const mms_npy_t *feat, *knn;
+    const mms_request_t *tmpl; /* op, k, neighbors, tag_k, predict_tags */
+    bquery_t **fifo;           /* queries in flight, in order (responses come in order) */
+    int depth, head, n;
+    long lineno;
+    char *buf;
+    size_t cap;
+    double *lat;
+    size_t nlat, lat_cap;
+    long errors;
+    char why[512]; /* a parse error that stopped the batch */
+} batch_t;
+
+/* Record (and log now, before the pipeline reports that it was stopped) why
+ * the batch file cannot go on. */
+static int batch_fail(batch_t *b, const char *fmt, const char *what) {
+    snprintf(b->why, sizeof b->why, fmt, b->path, b->lineno, what);
+    mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "query --batch %s", b->why);
+    return -1;
+}
+
+static int batch_next(void *ctx, mms_request_t *q) {
+    batch_t *b = ctx;
+    for (;;) {
+        int g = mms_getline(&b->buf, &b->cap, b->in);
+        if (g < 0) return batch_fail(b, "%s:%ld: read error%s", "");
+        if (g == 0) return 0;
+        b->lineno++;
+        const char *p = b->buf;
+        while (*p == ' ') p++;
+        if (*p == '\0' || *p == '#') continue;
+        break;
+    }
+    bquery_t *bq = calloc(1, sizeof *bq);
+    char *line = bq ? strdup(b->buf) : NULL;
+    if (!line) {
+        free(bq);
+        return batch_fail(b, "%s:%ld: out of memory%s", "");
+    }
+    bq->line = line;
+    bq->lineno = b->lineno;
+    char *col[4] = {NULL, NULL, NULL, NULL};
+    int nc = 0;
+    for (char *p = line; p && nc < 4; nc++) {
+        col[nc] = p;
+        char *t = strchr(p, '\t');
+        if (t) *t = '\0';
+        p = t ? t + 1 : NULL;
+    }
+    *q = *b->tmpl;
+    int bad = 0;
+    if (strcmp(col[0], "-")) {
+        char *end;
+        long long row = strtoll(col[0], &end, 10);
+        if (!b->feat) bad = batch_fail(b, "%s:%ld: a row number needs --image-features%s", "");
+        else if (*end || end == col[0] || row < 0 || (size_t)row >= b->feat->rows)
+            bad = batch_fail(b, "%s:%ld: bad row '%s' (a row of --image-features or '-')", col[0]);
+        else {
+            q->image = (const float *)b->feat->data + (size_t)row * b->feat->cols;
+            q->image_dim = (int)b->feat->cols;
+            if (b->knn && (size_t)row < b->knn->rows) {
+                q->image_knn = (const float *)b->knn->data + (size_t)row * b->knn->cols;
+                q->image_knn_dim = (int)b->knn->cols;
+            }
+        }
+    }
+    if (!bad && col[1] && strcmp(col[1], "-") &&
+        split_tags(col[1], bq->tags, MMS_PROTO_MAX_TAGS, &bq->ntags) != MMS_OK)
+        bad = batch_fail(b, "%s:%ld: %s", "too many tags");
+    q->tags = bq->tags;
+    q->ntags = bq->ntags;
+    if (!bad && col[2] && col[2][0] && strcmp(col[2], "-")) {
+        char *end;
+        double v = strtod(col[2], &end);
+        if (*end || end == col[2] || !(v >= 0 && v <= 1))
+            bad = batch_fail(b, "%s:%ld: bad visual weight '%s' (a number in [0, 1] or '-')",
+                             col[2]);
+        q->visual = (float)v;
+        q->visual_given = 1;
+    }
+    if (!bad && col[3] && col[3][0] && strcmp(col[3], "-")) q->exclude = col[3];
+    if (bad) {
+        free(bq->line);
+        free(bq);
+        return -1;
+    }
+    b->fifo[(b->head + b->n) % b->depth] = bq;
+    b->n++;
+    return 1;
+}
+
+static mms_status batch_done(void *ctx, mms_request_t *q, const mms_response_t *r, double lat) {
+    batch_t *b = ctx;
+    bquery_t *bq = b->fifo[b->head];
+    b->head = (b->head + 1) % b->depth;
+    b->n--;
+    if (b->nlat == b->lat_cap) {
+        size_t nc = b->lat_cap ? 2 * b->lat_cap : 1024;
+        mms_status st = mms_realloc(nc * sizeof *b->lat, &b->lat);
+        if (st != MMS_OK) {
+            free(bq->line);
+            free(bq);
+            return st;
+        }
+        b->lat_cap = nc;
+    }
+    b->lat[b->nlat++] = lat;
+    if (!r->ok) b->errors++;
+    json_t *o = response_json(r);
+    json_object_set_new(o, "line", json_integer(bq->lineno));
+    json_object_set_new(o, "latency_us", json_integer((json_int_t)(lat * 1e6)));
+    free(bq->line);
+    free(bq);
+    (void)q;
+    return print_json(o);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static mms_status run_batch(mms_netclient_t *c, const char *path, int depth, double timeout,
+                            const mms_npy_t *feat, const mms_npy_t *knn, const mms_request_t *tmpl) {
+    batch_t b;
+    memset(&b, 0, sizeof b);
+    b.path = path;
+    b.feat = feat;
+    b.knn = knn;
+    b.tmpl = tmpl;
+    b.depth = depth;
+    MMS_CALL(mms_fopen(path, "r", &b.in));
+    mms_status st = mms_calloc((size_t)depth, sizeof *b.fifo, &b.fifo);
+    double t0 = mms_now();
+    if (st == MMS_OK) st = mms_netclient_pipeline(c, depth, timeout, batch_next, batch_done, &b);
+    double secs = mms_now() - t0;
+    fflush(stdout);
+    for (int i = 0; i < b.n; i++) { /* in flight when the pipeline failed */
+        bquery_t *bq = b.fifo[(b.head + i) % b.depth];
+        free(bq->line);
+        free(bq);
+    }
+    if (b.why[0] && st == MMS_OK) st = MMS_ERR_ARG;
+    if (b.nlat > 0) {
+        qsort(b.lat, b.nlat, sizeof *b.lat, cmp_double);
+        double p50 = b.lat[(b.nlat - 1) / 2], p99 = b.lat[(size_t)((double)(b.nlat - 1) * 0.99)];
+        fprintf(stderr,
+                "query: %zu queries in %.3f s, %.1f QPS (pipeline %d), latency p50 %.3f ms, "
+                "p99 %.3f ms, max %.3f ms; %ld answered with an error\n",
+                b.nlat, secs, secs > 0 ? (double)b.nlat / secs : 0.0, depth, p50 * 1e3, p99 * 1e3,
+                b.lat[b.nlat - 1] * 1e3, b.errors);
+    } else {
+        fprintf(stderr, "query: no queries answered\n");
+    }
+    free(b.lat);
+    free(b.fifo);
+    free(b.buf);
+    fclose(b.in);
+    return st;
+}
+
+/* ---- the command ------------------------------------------------------------- */
+
+static const char k_summary[] =
+    "Send queries to a query server and print the answers.\n"
+    "One query: --image-features F.npy [--row I] (or --jpeg X.jpg) and/or --tags \"a,b\".\n"
+    "Many: --batch Q.tsv, lines 'ROW<TAB>TAGS<TAB>VISUAL<TAB>EXCLUDE' (trailing columns optional,\n"
+    "'-' = none; ROW is a row of --image-features), one JSON line per answer, a summary on stderr.\n"
+    "Tags are comma-separated, so a tag may contain spaces. See docs/protocol.md.";
+
+mms_status mms_cmd_query(int argc, char **argv) {
+    const char *server = "127.0.0.1:7700", *op_s = "search", *features = NULL, *knn_path = NULL,
+               *jpeg_path = NULL, *tags_s = NULL, *exclude = NULL, *batch = NULL;
+    int64_t row = 0;
+    double visual = -1, timeout = 30;
+    int k = MMS_PROTO_K_DEFAULT, neighbors = MMS_PROTO_NEIGHBORS_DEFAULT,
+        tag_k = MMS_PROTO_TAG_K_DEFAULT, predict = 0, json = 0, depth = 32;
+    mms_opt_t opts[] = {
+        {"server", MMS_OPT_STR, &server, "query server address HOST:PORT", 0, 0, 0, 0},
+        {"op", MMS_OPT_STR, &op_s, "search, predict_tags, info or ping", 0, 0, 0, 0},
+        {"image-features", MMS_OPT_STR, &features,
+         "float32 .npy whose row --row is the query image (node-feature space)", 0, 0, 0, 0},
+        {"row", MMS_OPT_INT64, &row, "row of --image-features (and --knn-features)", 0, 1, 0, 1e15},
+        {"knn-features", MMS_OPT_STR, &knn_path,
+         "float32 .npy in the index's kNN space (same row), when it has one", 0, 0, 0, 0},
+        {"jpeg", MMS_OPT_STR, &jpeg_path, "a JPEG file as the query image (pixel indexes)", 0, 0, 0,
+         0},
+        {"tags", MMS_OPT_STR, &tags_s, "comma-separated keywords / tags of the query", 0, 0, 0, 0},
+        {"visual", MMS_OPT_DOUBLE, &visual,
+         "w_visual in [0,1]; -1 = the server's default (1 image only, 0 tags only, 0.5 both)", 0,
+         1, -1, 1},
+        {"k", MMS_OPT_INT, &k, "results to return", 0, 1, 1, MMS_PROTO_K_MAX},
+        {"neighbors", MMS_OPT_INT, &neighbors, "visual neighbours the query image connects to", 0,
+         1, 1, MMS_PROTO_NEIGHBORS_MAX},
+        {"exclude", MMS_OPT_STR, &exclude, "an image id to drop from the results", 0, 0, 0, 0},
+        {"predict-tags", MMS_OPT_FLAG, &predict, "also predict tags (search)", 0, 0, 0, 0},
+        {"tag-k", MMS_OPT_INT, &tag_k, "tags to predict", 0, 1, 1, MMS_PROTO_TAG_K_MAX},
+        {"json", MMS_OPT_FLAG, &json, "print the response as one JSON line", 0, 0, 0, 0},
+        {"batch", MMS_OPT_STR, &batch, "TSV file of queries to stream (see above)", 0, 0, 0, 0},
+        {"pipeline", MMS_OPT_INT, &depth, "requests in flight in --batch mode", 0, 1, 1, 65536},
+        {"timeout", MMS_OPT_DOUBLE, &timeout, "seconds to wait for the server (no progress)", 0, 1,
+         0.001, 86400},
+    };
+    int nopts = (int)(sizeof opts / sizeof opts[0]), help;
+    MMS_CALL(mms_opts_parse("query", k_summary, opts, nopts, argc, argv, &help));
+    if (help) return MMS_OK;
+
+    int op = -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(op_s, mms_op_name((mms_op)i))) op = i;
+    MMS_CHECK(visual == -1 || visual >= 0, MMS_ERR_ARG,
+              "query: --visual must be in [0, 1] (or -1 for the server's default), got %g", visual);
+    MMS_CHECK(op >= 0, MMS_ERR_ARG, "query: --op must be search, predict_tags, info or ping, got '%s'",
+              op_s);
+    MMS_CHECK(!(features && jpeg_path), MMS_ERR_ARG,
+              "query: give --image-features or --jpeg, not both");
+    MMS_CHECK(!knn_path || features, MMS_ERR_ARG, "query: --knn-features needs --image-features");
+    MMS_CHECK(!batch || !jpeg_path, MMS_ERR_ARG, "query: --batch reads images from --image-features "
+                                                 "only");
+    MMS_CHECK(batch || op >= MMS_OP_INFO || features || jpeg_path || tags_s, MMS_ERR_ARG,
+              "query: give --image-features, --jpeg or --tags (or --batch)");
+
+    mms_request_t q;
+    mms_request_init(&q);
+    q.op = (mms_op)op;
+    q.id = 1;
+    q.k = k;
+    q.neighbors = neighbors;
+    q.tag_k = tag_k;
+    q.predict_tags = predict || op == MMS_OP_PREDICT_TAGS;
+    q.exclude = exclude;
+    if (visual >= 0) {
+        q.visual = (float)visual;
+        q.visual_given = 1;
+    }
+
+    mms_status st = MMS_OK;
+    mms_npy_t feat, knn;
+    int have_feat = 0, have_knn = 0;
+    char *jpeg = NULL, *tagbuf = NULL;
+    const char **tags = NULL;
+    mms_netclient_t *c = NULL;
+    mms_response_t r;
+    mms_response_init(&r, NULL);
+    if (features) {
+        MMS_CALL_GOTO(st, done, mms_npy_open(features, MMS_DT_F32, &feat));
+        have_feat = 1;
+        MMS_CHECK_GOTO(st, done, feat.cols > 0 && feat.cols <= (1u << 24), MMS_ERR_ARG,
+                       "query: %s has %zu columns", features, feat.cols);
+        MMS_CHECK_GOTO(st, done, batch || (size_t)row < feat.rows, MMS_ERR_ARG,
+                       "query: --row %lld is past the end of %s (%zu rows)", (long long)row,
+                       features, feat.rows);
+        q.image = (const float *)feat.data + (size_t)row * feat.cols;
+        q.image_dim = (int)feat.cols;
+    }
+    if (knn_path) {
+        MMS_CALL_GOTO(st, done, mms_npy_open(knn_path, MMS_DT_F32, &knn));
+        have_knn = 1;
+        MMS_CHECK_GOTO(st, done, knn.rows == feat.rows && knn.cols > 0, MMS_ERR_ARG,
+                       "query: %s has %zu rows, %s has %zu", knn_path, knn.rows, features,
+                       feat.rows);
+        q.image_knn = (const float *)knn.data + (size_t)row * knn.cols;
+        q.image_knn_dim = (int)knn.cols;
+    }
+    if (jpeg_path) {
+        size_t len;
+        MMS_CALL_GOTO(st, done, mms_read_file(jpeg_path, &jpeg, &len));
+        q.jpeg = (const uint8_t *)jpeg;
+        q.jpeg_len = len;
+    }
+    if (tags_s) {
+        MMS_CALL_GOTO(st, done, mms_calloc(MMS_PROTO_MAX_TAGS, sizeof *tags, &tags));
+        tagbuf = strdup(tags_s);
+        MMS_CHECK_GOTO(st, done, tagbuf, MMS_ERR_NOMEM, "out of memory");
+        MMS_CALL_GOTO(st, done, split_tags(tagbuf, tags, MMS_PROTO_MAX_TAGS, &q.ntags));
+        q.tags = tags;
+    }
+
+    MMS_CALL_GOTO(st, done, mms_netclient_connect(server, timeout, &c));
+    if (batch) {
+        q.image = NULL;
+        q.image_dim = 0;
+        q.image_knn = NULL;
+        q.image_knn_dim = 0;
+        q.tags = NULL;
+        q.ntags = 0;
+        st = run_batch(c, batch, depth, timeout, have_feat ? &feat : NULL, have_knn ? &knn : NULL,
+                       &q);
+        goto done;
+    }
+    double t0 = mms_now();
+    MMS_CALL_GOTO(st, done, mms_netclient_call(c, &q, &r, timeout));
+    double secs = mms_now() - t0;
+    if (json) MMS_CALL_GOTO(st, done, print_json(response_json(&r)));
+    if (!r.ok) {
+        fprintf(stderr, "query: the server answered with error %s (%d): %s\n",
+                mms_proto_error_name(r.error_code), r.error_code, r.error_message);
+        for (int i = 0; i < r.nwarnings && !json; i++)
+            fprintf(stderr, "query: warning: %s\n", r.warnings[i]);
+        st = status_of(r.error_code);
+        goto done;
+    }
+    if (!json) print_human(&r, q.op, secs, server);
+
+done:
+    fflush(stdout);
+    mms_response_free(&r);
+    mms_netclient_close(&c);
+    if (have_feat) mms_npy_close(&feat);
+    if (have_knn) mms_npy_close(&knn);
+    free(jpeg);
+    free(tagbuf);
+    free(tags);
+    return st;
+}

@@ -1,0 +1,717 @@
+/* test_netserver.c: the server loop (coordinator/netserver.h) and the client
+ * (coordinator/netclient.h) on 127.0.0.1 with a FAKE handler, the server in a
+ * thread on an ephemeral port. Checks: single calls of every op; 20 concurrent
+ * pipelined clients; one poll round batches several requests; a client that
+ * stalls half-way through a frame does not delay the others and gets a timeout;
+ * clients that vanish mid-request or never read do not hurt the server; an
+ * oversized frame gets frame_too_large and is closed; malformed MessagePack and
+ * bad fields get their codes on a connection that stays usable; max_clients
+ * gives unavailable; a handler failure gives internal; stop() drains. Every
+ * wait is bounded (a few seconds at most).
+ *
+ * `test_netserver --serve [--port P] [--dim D]` runs the same fake server until
+ * SIGTERM/SIGINT, printing "listening on 127.0.0.1:PORT" once ready (used by
+ * tests/cli/query_client.sh). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mms_log.h"
+#include "mms_test.h"
+#include "netclient.h"
+#include "netserver.h"
+#include "protocol.h"
+
+/* ---- the fake handler ----------------------------------------------------- */
+
+#define FAKE_IDS 10000
+static char g_ids[FAKE_IDS][12];
+static const char *const g_rtags[] = {"tag_a", "tag_b"};
+
+typedef struct {
+    int dim; /* the fake index's feature width */
+} fake_t;
+
+/* search: k results "img%05d" (the first one echoes `exclude` when given),
+ * scores 1 - j/k, result 0's score = visual; warnings for the keyword "zebra";
+ * the tag "fail" makes the whole round fail; "jpeg" is unsupported. */
+static mms_status fake_handler(void *ctx, const mms_request_t *reqs, int n, mms_response_t *resps) {
+    fake_t *f = ctx;
+    for (int i = 0; i < n; i++) {
+        const mms_request_t *q = &reqs[i];
+        mms_response_t *r = &resps[i];
+        for (int t = 0; t < q->ntags; t++) {
+            MMS_CHECK(strcmp(q->tags[t], "fail"), MMS_ERR_INTERNAL, "fake handler: asked to fail");
+            if (!strcmp(q->tags[t], "zebra"))
+                MMS_CALL(mms_response_add_warning(r, "unknown keyword '%s'", q->tags[t]));
+        }
+        if (q->op == MMS_OP_PING) continue;
+        if (q->op == MMS_OP_INFO) {
+            MMS_CALL(mms_response_add_info_str(r, "kind", "fake"));
+            MMS_CALL(mms_response_add_info_int(r, "dim", f->dim));
+            MMS_CALL(mms_response_add_info_int(r, "batch", n));
+            continue;
+        }
+        if (q->jpeg) {
+            mms_response_set_error(r, MMS_PERR_UNSUPPORTED, "this index has no pixel descriptor");
+            continue;
+        }
+        if (q->image && q->image_dim != f->dim) {
+            mms_response_set_error(r, MMS_PERR_VECTOR_LENGTH,
+                                   "'image' has %d floats, the index's features have %d",
+                                   q->image_dim, f->dim);
+            continue;
+        }
+        if (q->op == MMS_OP_SEARCH) {
+            /* the loop reserved room for k results: write them in place, borrowed strings */
+            if (r->results_cap < q->k) {
+                mms_response_set_error(r, MMS_PERR_INTERNAL, "no room reserved");
+                continue;
+            }
+            for (int j = 0; j < q->k; j++) {
+                r->results[j] = (mms_result_t){g_ids[j % FAKE_IDS], 1.0f - (float)j / (float)q->k,
+                                               g_rtags, 2, NULL};
+            }
+            if (q->exclude) r->results[0].id = mms_response_strdup(r, q->exclude);
+            r->results[0].score = q->visual;
+            r->nresults = q->k;
+            MMS_CALL(mms_response_add_timing(r, "fake", (uint64_t)q->neighbors));
+        }
+        if (q->predict_tags)
+            for (int j = 0; j < q->tag_k; j++) {
+                char tg[32];
+                snprintf(tg, sizeof tg, "tag%d", j);
+                MMS_CALL(mms_response_add_tag(r, tg, 1.0f / (float)(j + 1)));
+            }
+    }
+    return MMS_OK;
+}
+
+/* ---- the server in a thread ----------------------------------------------- */
+
+/* Every wait of this test is W(seconds): MMS_TEST_TIME_SCALE (e.g. 30 under
+ * valgrind) stretches them, and the server's timeouts, without changing what
+ * is checked. */
+static double g_scale = 1.0;
+#define W(seconds) ((seconds) * g_scale)
+
+static mms_netserver_t *g_srv;
+static fake_t g_fake = {8};
+static char g_addr[64];
+static mms_status g_run_status = -1;
+
+static void *server_main(void *arg) {
+    (void)arg;
+    g_run_status = mms_netserver_run(g_srv);
+    return NULL;
+}
+
+static mms_netclient_t *connect_or_die(void) {
+    mms_netclient_t *c = NULL;
+    T_OK(mms_netclient_connect(g_addr, W(2.0), &c));
+    if (!c) {
+        fprintf(stderr, "cannot connect to the test server at %s\n", g_addr);
+        exit(1);
+    }
+    return c;
+}
+
+static float g_img[8] = {1, 0, 0, 0, 0, 0, 0, 0.5f};
+
+static void search_req(mms_request_t *q, uint64_t id, int k) {
+    mms_request_init(q);
+    q->id = id;
+    q->image = g_img;
+    q->image_dim = 8;
+    q->k = k;
+}
+
+/* Append one framed request to sb. */
+static void frame_into(msgpack_sbuffer *sb, const mms_request_t *q) { T_OK(mms_request_encode(q, sb)); }
+
+/* A hand-made frame with payload p[0..n). */
+static void raw_frame(msgpack_sbuffer *sb, const void *p, uint32_t n) {
+    unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                          (unsigned char)n};
+    msgpack_sbuffer_write(sb, (const char *)h, 4);
+    msgpack_sbuffer_write(sb, p, n);
+}
+
+/* Is the server's connection closed (EOF within timeout_s)? */
+static int closed_by_server(mms_netclient_t *c, double timeout_s) {
+    mms_response_t r;
+    mms_log_level lv = mms_log_get_level();
+    mms_log_set_level(MMS_LOG_QUIET);
+    mms_status st = mms_netclient_recv(c, &r, timeout_s);
+    mms_log_set_level(lv);
+    if (st == MMS_OK) mms_response_free(&r);
+    return st == MMS_ERR_IO && strstr(mms_error_message(), "closed the connection");
+}
+
+static void test_single_calls(void) {
+    mms_netclient_t *c = connect_or_die();
+    mms_request_t q;
+    mms_response_t r;
+    /* ping */
+    mms_request_init(&q);
+    q.op = MMS_OP_PING;
+    q.id = 11;
+    T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+    T_EQ_INT(r.ok, 1);
+    T_EQ_INT(r.id, 11);
+    T_EQ_INT(r.nresults, 0);
+    T_EQ_INT(r.ntiming, 1); /* the loop's "server" stage */
+    if (r.ntiming) T_STREQ(r.timing[0].stage, "server");
+    mms_response_free(&r);
+    /* info */
+    q.op = MMS_OP_INFO;
+    q.id = 12;
+    T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+    T_EQ_INT(r.ok, 1);
+    T_EQ_INT(r.ninfo, 3);
+    if (r.ninfo >= 2) {
+        T_STREQ(r.info[0].s, "fake");
+        T_EQ_INT(r.info[1].i, 8);
+    }
+    mms_response_free(&r);
+    /* search: k echoed, visual default 0.5 (image + tags), warning, exclude, predicted tags */
+    const char *tags[] = {"sky", "zebra"};
+    search_req(&q, 13, 7);
+    q.tags = tags;
+    q.ntags = 2;
+    q.exclude = "img_self";
+    q.predict_tags = 1;
+    q.tag_k = 3;
+    q.neighbors = 4;
+    T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+    T_EQ_INT(r.ok, 1);
+    T_EQ_INT(r.id, 13);
+    T_EQ_INT(r.nresults, 7);
+    if (r.nresults == 7) {
+        T_STREQ(r.results[0].id, "img_self");
+        T_NEAR(r.results[0].score, 0.5, 0);
+        T_STREQ(r.results[6].id, "img00006");
+        T_EQ_INT(r.results[6].ntags, 2);
+        if (r.results[6].ntags == 2) T_STREQ(r.results[6].tags[1], "tag_b");
+    }
+    T_EQ_INT(r.ntags, 3);
+    T_EQ_INT(r.nwarnings, 1);
+    if (r.nwarnings) T_STREQ(r.warnings[0], "unknown keyword 'zebra'");
+    T_EQ_INT(r.ntiming, 2);
+    if (r.ntiming == 2) T_EQ_INT(r.timing[0].us, 4); /* neighbors echoed by the fake */
+    mms_response_free(&r);
+    /* handler-side errors: vector width, jpeg unsupported */
+    float wide[9] = {0};
+    search_req(&q, 14, 3);
+    q.image = wide;
+    q.image_dim = 9;
+    T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+    T_EQ_INT(r.ok, 0);
+    T_EQ_INT(r.error_code, MMS_PERR_VECTOR_LENGTH);
+    T_CHECK(strstr(r.error_message, "have 8") != NULL);
+    mms_response_free(&r);
+    static const uint8_t jpg[] = {0xFF, 0xD8, 0xFF, 0xE0, 0, 0};
+    mms_request_init(&q);
+    q.id = 15;
+    q.jpeg = jpg;
+    q.jpeg_len = sizeof jpg;
+    T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+    T_EQ_INT(r.error_code, MMS_PERR_UNSUPPORTED);
+    mms_response_free(&r);
+    /* the whole round fails: internal, with the handler's message; server lives on */
+    const char *bad[] = {"fail"};
+    mms_request_init(&q);
+    q.id = 16;
+    q.tags = bad;
+    q.ntags = 1;
+    mms_log_set_level(MMS_LOG_QUIET);
+    T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+    mms_log_set_level(MMS_LOG_WARN);
+    T_EQ_INT(r.ok, 0);
+    T_EQ_INT(r.error_code, MMS_PERR_INTERNAL);
+    T_CHECK(strstr(r.error_message, "asked to fail") != NULL);
+    mms_response_free(&r);
+    /* a large request frame (400 KB vector) assembles; the fake refuses its width */
+    int big = 100000;
+    float *v = calloc((size_t)big, sizeof *v);
+    search_req(&q, 17, 1);
+    q.image = v;
+    q.image_dim = big;
+    T_OK(mms_netclient_call(c, &q, &r, W(5.0)));
+    T_EQ_INT(r.error_code, MMS_PERR_VECTOR_LENGTH);
+    T_EQ_INT(r.id, 17);
+    mms_response_free(&r);
+    free(v);
+    mms_netclient_close(&c);
+    T_CHECK(c == NULL);
+}
+
+/* ---- 20 concurrent pipelined clients --------------------------------------- */
+
+typedef struct {
+    int client;
+    int nreq, sent, got, bad;
+    double max_latency;
+    mms_status st;
+} pipe_ctx_t;
+
+static int pipe_next(void *ctx, mms_request_t *q) {
+    pipe_ctx_t *p = ctx;
+    if (p->sent == p->nreq) return 0;
+    int k = 1 + (p->client * 7 + p->sent) % 50;
+    search_req(q, 0, k);
+    p->sent++;
+    return 1;
+}
+
+static mms_status pipe_done(void *ctx, mms_request_t *q, const mms_response_t *r, double lat) {
+    pipe_ctx_t *p = ctx;
+    int want_k = 1 + (p->client * 7 + p->got) % 50;
+    if (!r->ok || r->nresults != want_k || q->k != want_k || r->id != q->id) p->bad++;
+    if (lat > p->max_latency) p->max_latency = lat;
+    p->got++;
+    return MMS_OK;
+}
+
+static void *pipe_client(void *arg) {
+    pipe_ctx_t *p = arg;
+    mms_netclient_t *c = NULL;
+    p->st = mms_netclient_connect(g_addr, W(2.0), &c);
+    if (p->st == MMS_OK) p->st = mms_netclient_pipeline(c, 8, W(5.0), pipe_next, pipe_done, p);
+    mms_netclient_close(&c);
+    return NULL;
+}
+
+static void test_concurrent(void) {
+    enum { NC = 20, NR = 60 };
+    pthread_t th[NC];
+    pipe_ctx_t ctx[NC];
+    for (int i = 0; i < NC; i++) {
+        memset(&ctx[i], 0, sizeof ctx[i]);
+        ctx[i].client = i;
+        ctx[i].nreq = NR;
+        pthread_create(&th[i], NULL, pipe_client, &ctx[i]);
+    }
+    int total = 0, bad = 0;
+    double worst = 0;
+    for (int i = 0; i < NC; i++) {
+        pthread_join(th[i], NULL);
+        T_OK(ctx[i].st);
+        total += ctx[i].got;
+        bad += ctx[i].bad;
+        if (ctx[i].max_latency > worst) worst = ctx[i].max_latency;
+    }
+    T_EQ_INT(total, NC * NR);
+    T_EQ_INT(bad, 0);
+    fprintf(stderr, "  concurrent: %d clients x %d pipelined requests, worst latency %.1f ms\n", NC,
+            NR, worst * 1e3);
+}
+
+/* Ten frames in one write arrive in one read: one handler call sees them all. */
+static void test_batching(void) {
+    mms_netclient_t *c = connect_or_die();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    mms_request_t q;
+    for (int i = 0; i < 10; i++) {
+        mms_request_init(&q);
+        q.op = MMS_OP_INFO;
+        q.id = 100 + (uint64_t)i;
+        frame_into(&sb, &q);
+    }
+    T_OK(mms_netclient_send_raw(c, sb.data, sb.size, W(2.0)));
+    msgpack_sbuffer_destroy(&sb);
+    int64_t maxbatch = 0;
+    for (int i = 0; i < 10; i++) {
+        mms_response_t r;
+        T_OK(mms_netclient_recv(c, &r, W(3.0)));
+        T_EQ_INT(r.id, 100 + i); /* in request order */
+        if (r.ninfo == 3 && r.info[2].i > maxbatch) maxbatch = r.info[2].i;
+        mms_response_free(&r);
+    }
+    T_CHECK(maxbatch >= 2);
+    fprintf(stderr, "  batching: 10 requests in one write reached the handler in batches of up to %lld\n",
+            (long long)maxbatch);
+    mms_netclient_close(&c);
+}
+
+/* Nothing readable on c right now? */
+static int nothing_yet(mms_netclient_t *c, int fd_probe_ms) {
+    mms_response_t r;
+    mms_log_level lv = mms_log_get_level();
+    mms_log_set_level(MMS_LOG_QUIET);
+    mms_status st = mms_netclient_recv(c, &r, fd_probe_ms / 1000.0);
+    mms_log_set_level(lv);
+    if (st == MMS_OK) {
+        mms_response_free(&r);
+        return 0;
+    }
+    return strstr(mms_error_message(), "no response") != NULL;
+}
+
+static void test_staller(double request_timeout) {
+    mms_netclient_t *s = connect_or_die();
+    /* half a ping frame: the prefix says 20 bytes, 6 are sent */
+    static const unsigned char half[] = {0, 0, 0, 20, 0x82, 0xa2, 'o', 'p', 0xa4, 'p'};
+    double t0 = mms_now();
+    T_OK(mms_netclient_send_raw(s, half, sizeof half, W(1.0)));
+    /* others are served while s stalls */
+    for (int i = 0; i < 5; i++) {
+        mms_netclient_t *c = connect_or_die();
+        for (int j = 0; j < 3; j++) {
+            mms_request_t q;
+            mms_response_t r;
+            search_req(&q, (uint64_t)(j + 1), 5);
+            T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+            T_EQ_INT(r.nresults, 5);
+            mms_response_free(&r);
+        }
+        mms_netclient_close(&c);
+    }
+    double others = mms_now() - t0;
+    /* their answers came before the staller's timeout fired */
+    T_CHECK(nothing_yet(s, 0));
+    mms_response_t r;
+    T_OK(mms_netclient_recv(s, &r, request_timeout + W(3.0)));
+    double waited = mms_now() - t0;
+    T_EQ_INT(r.ok, 0);
+    T_EQ_INT(r.error_code, MMS_PERR_TIMEOUT);
+    T_EQ_INT(r.id, 0);
+    T_CHECK(strstr(r.error_message, "not completed within") != NULL);
+    mms_response_free(&r);
+    T_CHECK(closed_by_server(s, W(2.0)));
+    fprintf(stderr, "  staller: 15 other requests served in %.1f ms; the staller got its timeout "
+                    "after %.2f s (limit %.2f s)\n",
+            others * 1e3, waited, request_timeout);
+    mms_netclient_close(&s);
+}
+
+static void test_vanishing_clients(void) {
+    /* half a frame, then gone */
+    mms_netclient_t *c = connect_or_die();
+    static const unsigned char half[] = {0, 0, 0, 50, 0x85, 0xa2};
+    T_OK(mms_netclient_send_raw(c, half, sizeof half, W(1.0)));
+    mms_netclient_close(&c);
+    /* whole requests with big answers, then gone before reading them */
+    for (int i = 0; i < 3; i++) {
+        c = connect_or_die();
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        mms_request_t q;
+        for (int j = 0; j < 20; j++) {
+            search_req(&q, (uint64_t)j + 1, 10000);
+            frame_into(&sb, &q);
+        }
+        T_OK(mms_netclient_send_raw(c, sb.data, sb.size, W(2.0)));
+        msgpack_sbuffer_destroy(&sb);
+        if (i == 2) usleep(50000); /* let the server start writing */
+        mms_netclient_close(&c);
+    }
+    /* the server is fine */
+    c = connect_or_die();
+    mms_request_t q;
+    mms_response_t r;
+    mms_request_init(&q);
+    q.op = MMS_OP_PING;
+    q.id = 1;
+    T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+    T_EQ_INT(r.ok, 1);
+    mms_response_free(&r);
+    mms_netclient_close(&c);
+}
+
+/* A reader that does not read does not block anyone; it gets everything later. */
+static void test_slow_reader(void) {
+    mms_netclient_t *slow = connect_or_die();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    mms_request_t q;
+    enum { NS = 30 };
+    for (int j = 0; j < NS; j++) {
+        search_req(&q, (uint64_t)j + 1, 10000);
+        frame_into(&sb, &q);
+    }
+    T_OK(mms_netclient_send_raw(slow, sb.data, sb.size, W(2.0)));
+    msgpack_sbuffer_destroy(&sb);
+    usleep((useconds_t)(W(0.1) * 1e6)); /* the server has ~9 MB of answers queued for it now */
+    mms_netclient_t *c = connect_or_die();
+    mms_response_t r;
+    mms_request_init(&q);
+    q.op = MMS_OP_PING;
+    q.id = 1;
+    double t0 = mms_now();
+    T_OK(mms_netclient_call(c, &q, &r, W(3.0)));
+    double ping = mms_now() - t0;
+    T_EQ_INT(r.ok, 1);
+    mms_response_free(&r);
+    mms_netclient_close(&c);
+    int got = 0;
+    for (int j = 0; j < NS; j++) {
+        if (mms_netclient_recv(slow, &r, W(3.0)) != MMS_OK) break;
+        got += r.ok && r.nresults == 10000 && r.id == (uint64_t)j + 1;
+        mms_response_free(&r);
+    }
+    T_EQ_INT(got, NS);
+    fprintf(stderr, "  slow reader: a ping took %.1f ms while %d x 10000-result answers waited\n",
+            ping * 1e3, NS);
+    mms_netclient_close(&slow);
+}
+
+static void test_oversized(size_t max_frame) {
+    mms_netclient_t *c = connect_or_die();
+    uint32_t n = (uint32_t)max_frame + 1;
+    unsigned char h[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                          (unsigned char)n};
+    T_OK(mms_netclient_send_raw(c, h, 4, W(1.0)));
+    mms_response_t r;
+    T_OK(mms_netclient_recv(c, &r, W(3.0)));
+    T_EQ_INT(r.ok, 0);
+    T_EQ_INT(r.error_code, MMS_PERR_FRAME_TOO_LARGE);
+    T_CHECK(strstr(r.error_message, "exceeds the server's limit") != NULL);
+    mms_response_free(&r);
+    T_CHECK(closed_by_server(c, W(2.0)));
+    mms_netclient_close(&c);
+    /* the prefix alone with 4 GiB: same */
+    c = connect_or_die();
+    static const unsigned char huge[4] = {0xff, 0xff, 0xff, 0xff};
+    T_OK(mms_netclient_send_raw(c, huge, 4, W(1.0)));
+    T_OK(mms_netclient_recv(c, &r, W(3.0)));
+    T_EQ_INT(r.error_code, MMS_PERR_FRAME_TOO_LARGE);
+    mms_response_free(&r);
+    mms_netclient_close(&c);
+}
+
+/* Decode errors are answered by the loop; the connection stays usable. */
+static void test_malformed(void) {
+    mms_netclient_t *c = connect_or_die();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    raw_frame(&sb, "\xc1", 1);                 /* never-used MessagePack byte */
+    raw_frame(&sb, "{\"op\": \"ping\"}", 14); /* JSON is not MessagePack */
+    raw_frame(&sb, "", 0);                    /* empty frame */
+    /* k out of range with an id: the error echoes the id */
+    msgpack_packer pk;
+    msgpack_sbuffer tmp;
+    msgpack_sbuffer_init(&tmp);
+    msgpack_packer_init(&pk, &tmp, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_uint64(&pk, 4242);
+    msgpack_pack_str_with_body(&pk, "k", 1);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_str_with_body(&pk, "tags", 4);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "sky", 3);
+    raw_frame(&sb, tmp.data, (uint32_t)tmp.size);
+    msgpack_sbuffer_destroy(&tmp);
+    mms_request_t q;
+    mms_request_init(&q);
+    q.op = MMS_OP_PING;
+    q.id = 5;
+    frame_into(&sb, &q);
+    T_OK(mms_netclient_send_raw(c, sb.data, sb.size, W(1.0)));
+    msgpack_sbuffer_destroy(&sb);
+    static const int want[] = {MMS_PERR_MALFORMED, MMS_PERR_MALFORMED, MMS_PERR_MALFORMED,
+                               MMS_PERR_K_RANGE, MMS_PERR_OK};
+    static const uint64_t want_id[] = {0, 0, 0, 4242, 5};
+    for (int i = 0; i < 5; i++) {
+        mms_response_t r;
+        T_OK(mms_netclient_recv(c, &r, W(3.0)));
+        T_EQ_INT(r.error_code, want[i]);
+        T_EQ_INT(r.id, want_id[i]);
+        T_EQ_INT(r.ok, want[i] == MMS_PERR_OK);
+        mms_response_free(&r);
+    }
+    mms_netclient_close(&c);
+}
+
+static void test_max_clients(int max_clients) {
+    enum { N = 40 };
+    mms_netclient_t *cs[N];
+    int ok = 0, unavailable = 0, other = 0;
+    for (int i = 0; i < N; i++) cs[i] = connect_or_die();
+    mms_log_set_level(MMS_LOG_QUIET);
+    for (int i = 0; i < N; i++) {
+        mms_request_t q;
+        mms_response_t r;
+        mms_request_init(&q);
+        q.op = MMS_OP_PING;
+        q.id = 1;
+        if (mms_netclient_call(cs[i], &q, &r, W(3.0)) != MMS_OK) {
+            other++;
+            continue;
+        }
+        if (r.ok) ok++;
+        else if (r.error_code == MMS_PERR_UNAVAILABLE) unavailable++;
+        else other++;
+        mms_response_free(&r);
+    }
+    mms_log_set_level(MMS_LOG_WARN);
+    for (int i = 0; i < N; i++) mms_netclient_close(&cs[i]);
+    T_EQ_INT(other, 0);
+    T_EQ_INT(ok + unavailable, N);
+    T_CHECK(ok <= max_clients);
+    T_CHECK(unavailable >= N - max_clients);
+    fprintf(stderr, "  max_clients %d: %d of %d connections served, %d told unavailable\n",
+            max_clients, ok, N, unavailable);
+}
+
+/* A connection the server serves: right after many clients closed, the server
+ * may not have seen all their EOFs yet and still be at max_clients. */
+static mms_netclient_t *connect_served(void) {
+    for (int attempt = 0; attempt < 100; attempt++) {
+        mms_netclient_t *c = connect_or_die();
+        mms_request_t q;
+        mms_response_t r;
+        mms_request_init(&q);
+        q.op = MMS_OP_PING;
+        q.id = 1;
+        mms_log_set_level(MMS_LOG_QUIET);
+        mms_status st = mms_netclient_call(c, &q, &r, W(3.0));
+        mms_log_set_level(MMS_LOG_WARN);
+        int ok = st == MMS_OK && r.ok;
+        if (st == MMS_OK) mms_response_free(&r);
+        if (ok) return c;
+        mms_netclient_close(&c);
+        usleep(20000);
+    }
+    T_CHECK(!"the server did not accept a connection again after max_clients");
+    return connect_or_die();
+}
+
+static void test_drain(pthread_t th) {
+    mms_netclient_t *c = connect_served();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    mms_request_t q;
+    for (int i = 0; i < 5; i++) {
+        search_req(&q, (uint64_t)i + 1, 100);
+        frame_into(&sb, &q);
+    }
+    T_OK(mms_netclient_send_raw(c, sb.data, sb.size, W(1.0)));
+    msgpack_sbuffer_destroy(&sb);
+    mms_response_t r;
+    T_OK(mms_netclient_recv(c, &r, W(3.0))); /* the server has the requests */
+    mms_response_free(&r);
+    mms_netserver_stop(g_srv);
+    int got = 1;
+    for (int i = 1; i < 5; i++) {
+        if (mms_netclient_recv(c, &r, W(3.0)) != MMS_OK) break;
+        got += r.ok && r.nresults == 100;
+        mms_response_free(&r);
+    }
+    T_EQ_INT(got, 5);
+    T_CHECK(closed_by_server(c, W(3.0)));
+    mms_netclient_close(&c);
+    pthread_join(th, NULL);
+    T_OK(g_run_status);
+    /* nobody listens any more */
+    mms_log_set_level(MMS_LOG_QUIET);
+    T_CHECK(mms_netclient_connect(g_addr, W(1.0), &c) == MMS_ERR_IO);
+    mms_log_set_level(MMS_LOG_WARN);
+}
+
+/* ---- --serve mode ------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_sig;
+static void on_signal(int sig) {
+    g_sig = sig;
+    mms_netserver_stop(g_srv);
+}
+
+static int serve(int argc, char **argv) {
+    mms_netserver_config_t cfg;
+    mms_netserver_config_default(&cfg);
+    cfg.port = 0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--port")) cfg.port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dim")) g_fake.dim = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--request-timeout")) cfg.request_timeout = atof(argv[i + 1]);
+    }
+    if (mms_netserver_create(&cfg, fake_handler, &g_fake, &g_srv) != MMS_OK) return 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    char addr[64];
+    printf("listening on %s\n", mms_netserver_address(g_srv, addr, sizeof addr));
+    fflush(stdout);
+    mms_status st = mms_netserver_run(g_srv);
+    mms_netserver_stats_t s;
+    mms_netserver_stats(g_srv, &s);
+    fprintf(stderr, "test server: stopped by signal %d; %llu requests in %llu rounds (largest "
+                    "batch %d), %llu decode errors\n",
+            (int)g_sig, (unsigned long long)s.requests, (unsigned long long)s.rounds,
+            s.max_batch_seen, (unsigned long long)s.decode_errors);
+    mms_netserver_destroy(&g_srv);
+    return st == MMS_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    for (int i = 0; i < FAKE_IDS; i++) snprintf(g_ids[i], sizeof g_ids[i], "img%05d", i);
+    mms_log_init(0, 1, MMS_LOG_WARN);
+    if (argc > 1 && !strcmp(argv[1], "--serve")) return serve(argc, argv);
+
+    const char *sc = getenv("MMS_TEST_TIME_SCALE");
+    if (sc && atof(sc) >= 1.0) g_scale = atof(sc);
+    const double request_timeout = W(1.0);
+    const size_t max_frame = 1u << 20;
+    const int max_clients = 30;
+    mms_netserver_config_t cfg;
+    mms_netserver_config_default(&cfg);
+    cfg.port = 0;
+    cfg.request_timeout = request_timeout;
+    cfg.max_frame = max_frame;
+    cfg.max_clients = max_clients;
+    cfg.drain_timeout = W(3.0);
+    T_OK(mms_netserver_create(&cfg, fake_handler, &g_fake, &g_srv));
+    if (!g_srv) return mms_test_finish("test_netserver");
+    T_CHECK(mms_netserver_port(g_srv) > 0);
+    mms_netserver_address(g_srv, g_addr, sizeof g_addr);
+    T_CHECK(!strncmp(g_addr, "127.0.0.1:", 10));
+    /* the same port twice: refused with a message naming the address */
+    mms_netserver_config_t cfg2 = cfg;
+    cfg2.port = mms_netserver_port(g_srv);
+    mms_netserver_t *dup = NULL;
+    mms_log_set_level(MMS_LOG_QUIET);
+    T_FAILS(mms_netserver_create(&cfg2, fake_handler, &g_fake, &dup), MMS_ERR_IO);
+    mms_log_set_level(MMS_LOG_WARN);
+    T_MSG_HAS("cannot listen on 127.0.0.1:");
+
+    pthread_t th;
+    pthread_create(&th, NULL, server_main, NULL);
+    double t0 = mms_now();
+    test_single_calls();
+    test_concurrent();
+    test_batching();
+    test_staller(request_timeout);
+    test_vanishing_clients();
+    test_slow_reader();
+    test_oversized(max_frame);
+    test_malformed();
+    test_max_clients(max_clients);
+    test_drain(th);
+    mms_netserver_stats_t st;
+    mms_netserver_stats(g_srv, &st);
+    fprintf(stderr, "  server: %llu accepted, %llu refused, %llu requests in %llu rounds, %llu "
+                    "decode errors, %llu oversized, %llu timeouts; %.2f s in all\n",
+            (unsigned long long)st.accepted, (unsigned long long)st.refused,
+            (unsigned long long)st.requests, (unsigned long long)st.rounds,
+            (unsigned long long)st.decode_errors, (unsigned long long)st.oversized,
+            (unsigned long long)st.timeouts, mms_now() - t0);
+    T_EQ_INT(st.clients, 0);
+    T_CHECK(st.decode_errors >= 4);
+    T_CHECK(st.oversized == 2);
+    T_CHECK(st.refused >= 10);
+    mms_netserver_destroy(&g_srv);
+    T_CHECK(g_srv == NULL);
+    return mms_test_finish("test_netserver");
+}
