@@ -33,6 +33,9 @@ mms_status mms_cmd_train(int argc, char **argv) {
         {"walks", MMS_OPT_INT, &p.walks, "random walks per node (reference: 50)", 0, 0, 0, 0},
         {"walk-len", MMS_OPT_INT, &p.walk_len, "random walk length (reference: 5)", 0, 0, 0, 0},
         {"freeze-tags", MMS_OPT_FLAG, &p.freeze_tags, "keep the random tag input vectors fixed", 0, 0, 0, 0},
+        {"hide-tags", MMS_OPT_DOUBLE, &p.hide_tags,
+         "fraction of images whose tag edges are hidden from sampling, so the model learns to embed "
+         "untagged queries from their visual neighbours (0: paper)", 0, 1, 0, 1},
         {"checkpoint-every", MMS_OPT_INT, &ckpt, "steps between checkpoints (0: only at the end)", 0, 1, 0, 2e9},
         {"log-every", MMS_OPT_INT, &p.log_every, "steps between progress lines", 0, 1, 1, 1e9},
     };

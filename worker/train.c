@@ -135,6 +135,30 @@ typedef struct {
 
 static int owner_of(const trainer_t *t, int64_t v) { return t->sh.part[v]; }
 
+/* Hide the tag edges of a fraction of the training images from the sampling
+ * adjacency: those images are embedded from their visual neighbours alone, the
+ * way an untagged query arrives, while the walks (on the full graph) still pair
+ * them with their tags. The choice is a hash of (seed, image id): the same on
+ * every rank, so halo rows agree with their owners. */
+static void hide_tag_edges(trainer_t *t, double fraction) {
+    mms_csr_t *a = &t->sh.adj;
+    int64_t rows = t->sh.n_owned + t->sh.n_halo1, w = 0, hidden = 0;
+    uint64_t cut = (uint64_t)(fraction * 18446744073709551615.0);
+    for (int64_t i = 0; i < a->n; i++) {
+        int64_t b = a->indptr[i], e = a->indptr[i + 1];
+        a->indptr[i] = w;
+        int64_t v = t->sh.gid[i];
+        int hide = i < rows && v < t->sh.n_images &&
+                   mms_rng_hash(t->p->seed, MMS_STREAM_MASK, (uint64_t)v, 0) < cut;
+        hidden += hide && i < t->sh.n_owned;
+        for (int64_t k = b; k < e; k++)
+            if (!hide || t->sh.gid[a->indices[k]] < t->sh.n_images) a->indices[w++] = a->indices[k];
+    }
+    a->indptr[a->n] = w;
+    mms_log_rankinfo("train: tag edges hidden from %lld owned images (%.0f%%) for sampling", (long long)hidden,
+                     100.0 * fraction);
+}
+
 /* Local id of v when owned here, else -1. */
 static int64_t owned_local(const trainer_t *t, int64_t v) {
     if (owner_of(t, v) != t->rank) return -1;
@@ -419,6 +443,7 @@ static mms_status model_manifest(const trainer_t *t, int64_t step, double loss, 
     mms_manifest_set_int(m, "neg", t->p->neg);
     mms_manifest_set_int(m, "walks", t->p->walks);
     mms_manifest_set_int(m, "walk_len", t->p->walk_len);
+    mms_manifest_set_real(m, "hide_tags", t->p->hide_tags);
     mms_manifest_set_int(m, "steps_per_epoch", t->steps_per_epoch);
     mms_manifest_set_int(m, "step", step);
     mms_manifest_set_real(m, "loss", loss);
@@ -561,6 +586,7 @@ static mms_status validate(const mms_train_params_t *p) {
     MMS_CHECK(p->hidden >= 1, MMS_ERR_ARG, "train: --hidden must be >= 1, got %d", p->hidden);
     MMS_CHECK(p->s1 >= 1 && p->s2 >= 1, MMS_ERR_ARG, "train: --samples-1 and --samples-2 must be >= 1");
     MMS_CHECK(p->dropout >= 0 && p->dropout < 1, MMS_ERR_ARG, "train: --dropout must be in [0, 1)");
+    MMS_CHECK(p->hide_tags >= 0 && p->hide_tags <= 1, MMS_ERR_ARG, "train: --hide-tags must be in [0, 1]");
     MMS_CHECK(p->walks >= 1 && p->walk_len >= 2, MMS_ERR_ARG, "train: --walks >= 1 and --walk-len >= 2");
     MMS_CHECK(p->epochs >= 0 && p->max_steps >= 0 && p->time_limit >= 0, MMS_ERR_ARG,
               "train: --epochs, --max-steps and --time-limit must be >= 0");
@@ -641,6 +667,7 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
     MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
 
     MMS_CALL_GOTO(s, done, mms_shard_load(t->g, t->pt, comm, &t->sh));
+    if (p->hide_tags > 0) hide_tag_edges(t, p->hide_tags);
     {
         char b1[32], b2[32];
         mms_log_rankinfo("shard %d: %lld owned, %lld + %lld halo nodes; halo features in %s, out %s",

@@ -42,6 +42,7 @@ typedef struct {
     int s1, s2;          /* outer / inner samples */
     int walks, walk_len;
     int freeze_tags;
+    double hide_tags;    /* fraction of images sampled without their tag edges */
     int64_t ckpt_every;  /* steps between checkpoints (0: only at the end) */
     int log_every;       /* steps between progress lines */
 } mms_train_params_t;
