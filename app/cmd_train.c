@@ -54,7 +54,7 @@ mms_status mms_cmd_train(int argc, char **argv) {
     if (mms_log_rank() == 0) {
         static const char *why[] = {"epochs done", "max steps", "time limit", "signal"};
         printf("model        %s\n", p.out);
-        printf("steps        %lld (%s)\n", (long long)sum.steps, why[sum.stopped_by & 3]);
+        printf("steps        %lld in this run (%s), %lld per epoch\n", (long long)sum.steps, why[sum.stopped_by & 3], (long long)sum.steps_per_epoch);
         printf("loss         %.4f -> %.4f (smoothed)\n", sum.first_loss, sum.last_loss);
         printf("throughput   %.0f pairs/s, %.2f GFLOP/s, %.1f s\n", sum.pairs_per_sec, sum.gflops, sum.seconds);
         printf("traffic      halo %lld bytes once; per step %lld bytes allreduce + %lld bytes exchange\n",

@@ -830,7 +830,8 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
     {
         double fl = t->flops, fsum = 0;
         MMS_MPI_CALL(MPI_Allreduce(&fl, &fsum, 1, MPI_DOUBLE, MPI_SUM, comm));
-        sum->steps = step;
+        sum->steps = step - step0;
+        sum->steps_per_epoch = t->steps_per_epoch;
         sum->pairs = pairs_done;
         sum->first_loss = first;
         sum->last_loss = smooth;

@@ -51,6 +51,7 @@ void mms_train_params_default(mms_train_params_t *p);
 
 typedef struct {
     int64_t steps, pairs;
+    int64_t steps_per_epoch;
     double first_loss, last_loss; /* smoothed */
     double seconds, pairs_per_sec;
     double gflops; /* achieved by forward + backward (all ranks) */
