@@ -48,6 +48,8 @@ mms_status mms_cmd_build(int argc, char **argv) {
          "cosine threshold for image-image edges (paper: 0.65; -1 keeps all top-k)", 0, 0, 0, 0},
         {"pca-dim", MMS_OPT_INT, &p.pca_dim,
          "project node features to this many dimensions with PCA (0: no PCA)", 0, 0, 0, 0},
+        {"normalize", MMS_OPT_FLAG, &p.normalize,
+         "L2-normalise the node features (queries are normalised the same way)", 0, 0, 0, 0},
         {"approx", MMS_OPT_FLAG, &p.approx, "approximate kNN (IVF) for 1M+ images", 0, 0, 0, 0},
         {"nlist", MMS_OPT_INT, &p.nlist, "IVF lists (0: automatic)", 0, 1, 0, 1 << 24},
         {"nprobe", MMS_OPT_INT, &p.nprobe, "IVF lists probed per query (0: automatic)", 0, 1, 0, 1 << 24},

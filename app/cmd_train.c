@@ -33,6 +33,8 @@ mms_status mms_cmd_train(int argc, char **argv) {
         {"walks", MMS_OPT_INT, &p.walks, "random walks per node (reference: 50)", 0, 0, 0, 0},
         {"walk-len", MMS_OPT_INT, &p.walk_len, "random walk length (reference: 5)", 0, 0, 0, 0},
         {"freeze-tags", MMS_OPT_FLAG, &p.freeze_tags, "keep the random tag input vectors fixed", 0, 0, 0, 0},
+        {"temperature", MMS_OPT_DOUBLE, &p.temperature,
+         "divide the affinities z_u . z_v of the loss by this (reference: 1)", 0, 0, 0, 0},
         {"hide-tags", MMS_OPT_DOUBLE, &p.hide_tags,
          "fraction of images whose tag edges are hidden from sampling, so the model learns to embed "
          "untagged queries from their visual neighbours (0: paper)", 0, 1, 0, 1},

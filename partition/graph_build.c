@@ -372,6 +372,14 @@ agree1:
     for (int64_t i = 0; i < nrows; i++)
         memcpy(nx + (size_t)i * (size_t)c->dim, c->x + (size_t)train_rows[row0 + i] * (size_t)c->dim,
                (size_t)c->dim * sizeof(float));
+    if (p->normalize)
+        for (int64_t i = 0; i < nrows; i++) {
+            float *r = nx + (size_t)i * (size_t)c->dim;
+            double ss = 0;
+            for (int32_t j = 0; j < c->dim; j++) ss += (double)r[j] * r[j];
+            float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+            for (int32_t j = 0; j < c->dim; j++) r[j] *= inv;
+        }
 agree2:
     MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
     if (p->pca_dim > 0) {
@@ -470,6 +478,7 @@ agree3:
                 mms_manifest_set_real(m, "threshold", p->threshold);
                 mms_manifest_set_str(m, "knn_mode", p->approx ? "ivf" : "exact");
                 mms_manifest_set_int(m, "pca_dim", p->pca_dim);
+                mms_manifest_set_int(m, "normalize", p->normalize);
                 mms_manifest_set_int(m, "degree_cap", p->degree_cap);
                 mms_manifest_set_int(m, "seed", (int64_t)p->seed);
                 mms_manifest_set_int(m, "ii_edges", sum->ii_edges);

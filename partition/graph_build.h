@@ -23,6 +23,7 @@ typedef struct {
     int k;            /* image neighbours per image (paper: 5) */
     double threshold; /* cosine threshold (paper: 0.65); -1 keeps every top-k edge */
     int pca_dim;      /* 0 = no PCA */
+    int normalize;    /* L2-normalise node features (before PCA); queries get the same */
     int approx;       /* 0 exact, 1 IVF */
     int nlist, nprobe;
     int64_t recall_sample;

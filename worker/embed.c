@@ -131,6 +131,7 @@ mms_status mms_embed(const mms_embed_params_t *p, MPI_Comm comm, mms_embed_summa
     float *tag_emb = NULL, *tag_h1 = NULL, *all_emb = NULL, *all_h1 = NULL;
     char tmp[MMS_PATH_MAX] = "";
     char knn_space[32] = "features";
+    int normalize = 0;
     mms_status s = mms_graph_open(p->graph, &g);
     if (s == MMS_OK) s = mms_partition_open(p->graph, P, &pt);
     if (s == MMS_OK) s = mms_model_load(p->model, g->checksum, &m);
@@ -143,10 +144,13 @@ mms_status mms_embed(const mms_embed_params_t *p, MPI_Comm comm, mms_embed_summa
     if (s == MMS_OK) {
         mms_manifest_t *gm = NULL;
         const char *cdir = NULL, *ks = NULL;
+        int64_t nz = 0;
         s = mms_manifest_read_dir(p->graph, "graph", MMS_GRAPH_FORMAT, &gm);
         if (s == MMS_OK) s = mms_manifest_get_str(gm, "catalog", &cdir);
         if (s == MMS_OK) s = mms_manifest_get_str(gm, "knn_space", &ks);
         if (s == MMS_OK) snprintf(knn_space, sizeof knn_space, "%s", ks);
+        if (s == MMS_OK && mms_manifest_has(gm, "normalize")) s = mms_manifest_get_int(gm, "normalize", &nz);
+        normalize = (int)nz;
         if (s == MMS_OK) s = mms_catalog_open(cdir, &cat);
         if (s == MMS_OK && cat->checksum != g->catalog_checksum) {
             mms_error_set(MMS_ERR_MISMATCH, __FILE__, __LINE__, __func__,
@@ -274,6 +278,7 @@ mms_status mms_embed(const mms_embed_params_t *p, MPI_Comm comm, mms_embed_summa
             mms_manifest_set_uint(mm, "catalog_checksum", cat->checksum);
             mms_manifest_set_str(mm, "model", p->model);
             mms_manifest_set_int(mm, "embedding_dim", H2);
+            mms_manifest_set_int(mm, "normalize", normalize);
             s = mms_manifest_write_dir(mm, tmp);
         }
         mms_manifest_destroy(&mm);

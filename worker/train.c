@@ -40,6 +40,7 @@ void mms_train_params_default(mms_train_params_t *p) {
     p->walk_len = 5;
     p->ckpt_every = 1000;
     p->log_every = 50;
+    p->temperature = 1.0;
 }
 
 /* ---------------------------------------------------------------- negatives */
@@ -389,10 +390,15 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     if (npairs > 0) {
         size_t lw = mms_sage_loss_work(npairs, nneg, H2);
         MMS_CALL(ensure(&t->loss_work, &t->cap_loss_work, lw + 1, sizeof(float)));
+        /* a temperature tau divides every affinity: scaling the rows by
+         * 1/sqrt(tau) does it without touching the loss (chain rule below) */
+        float zs = p->temperature > 0 && p->temperature != 1.0 ? (float)(1.0 / sqrt(p->temperature)) : 1.0f;
+        if (zs != 1.0f)
+            for (int64_t i = 0; i < nz * H2; i++) t->zall[i] *= zs;
         MMS_CALL(mms_sage_loss(t->zall, nz, H2, npairs, t->ra, t->rb, nneg, t->rn, t->loss_work,
                                &lloc, t->dzall));
         /* mms_sage_loss averages over local pairs; the batch mean is over all */
-        float sc = (float)((double)npairs / (double)(gpairs ? gpairs : 1));
+        float sc = zs * (float)((double)npairs / (double)(gpairs ? gpairs : 1));
         for (int64_t i = 0; i < nz * H2; i++) t->dzall[i] *= sc;
         lloc *= (double)npairs;
     }
@@ -444,6 +450,7 @@ static mms_status model_manifest(const trainer_t *t, int64_t step, double loss, 
     mms_manifest_set_int(m, "walks", t->p->walks);
     mms_manifest_set_int(m, "walk_len", t->p->walk_len);
     mms_manifest_set_real(m, "hide_tags", t->p->hide_tags);
+    mms_manifest_set_real(m, "temperature", t->p->temperature);
     mms_manifest_set_int(m, "steps_per_epoch", t->steps_per_epoch);
     mms_manifest_set_int(m, "step", step);
     mms_manifest_set_real(m, "loss", loss);
@@ -587,6 +594,8 @@ static mms_status validate(const mms_train_params_t *p) {
     MMS_CHECK(p->s1 >= 1 && p->s2 >= 1, MMS_ERR_ARG, "train: --samples-1 and --samples-2 must be >= 1");
     MMS_CHECK(p->dropout >= 0 && p->dropout < 1, MMS_ERR_ARG, "train: --dropout must be in [0, 1)");
     MMS_CHECK(p->hide_tags >= 0 && p->hide_tags <= 1, MMS_ERR_ARG, "train: --hide-tags must be in [0, 1]");
+    MMS_CHECK(p->temperature > 0 && isfinite(p->temperature), MMS_ERR_ARG,
+              "train: --temperature must be > 0, got %g", p->temperature);
     MMS_CHECK(p->walks >= 1 && p->walk_len >= 2, MMS_ERR_ARG, "train: --walks >= 1 and --walk-len >= 2");
     MMS_CHECK(p->epochs >= 0 && p->max_steps >= 0 && p->time_limit >= 0, MMS_ERR_ARG,
               "train: --epochs, --max-steps and --time-limit must be >= 0");

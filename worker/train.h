@@ -43,6 +43,7 @@ typedef struct {
     int walks, walk_len;
     int freeze_tags;
     double hide_tags;    /* fraction of images sampled without their tag edges */
+    double temperature;  /* affinities are z_u . z_v / temperature (reference: 1) */
     int64_t ckpt_every;  /* steps between checkpoints (0: only at the end) */
     int log_every;       /* steps between progress lines */
 } mms_train_params_t;
