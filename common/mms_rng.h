@@ -26,7 +26,8 @@ enum {
     MMS_STREAM_DEGCAP = 10,
     MMS_STREAM_FUZZ = 11,
     MMS_STREAM_MASK = 12,
-    MMS_STREAM_PARTITION = 13
+    MMS_STREAM_PARTITION = 13,
+    MMS_STREAM_EVAL = 14
 };
 
 /* One Philox4x32-10 block: 4 x 32 random bits for counter (c0..c3) under key (k0,k1). */

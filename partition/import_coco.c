@@ -482,21 +482,35 @@ static int is_alpha(unsigned char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 }
 
-/* Append to m->tags the caption words found in >= MMS_COCO_CAPTION_VOTES of
- * its captions. A word is a run of ASCII letters not touching a digit or a
- * non-ASCII byte (so "3d" and "café" are no words), lower-cased. */
-static mms_status caption_words(mms_coco_t *c, img_t *m, const mms_strmap_t *stop) {
-    if (m->ncap < MMS_COCO_CAPTION_VOTES) return MMS_OK;
+mms_status mms_coco_stopwords(mms_strmap_t **out) {
+    size_t nstop = sizeof k_stopwords / sizeof k_stopwords[0];
+    MMS_CALL(mms_strmap_create(nstop, out));
+    for (size_t i = 0; i < nstop; i++) {
+        mms_status s = mms_strmap_put(*out, k_stopwords[i], strlen(k_stopwords[i]), 0, NULL, NULL);
+        if (s != MMS_OK) {
+            mms_strmap_destroy(out);
+            MMS_CALL(s);
+        }
+    }
+    return MMS_OK;
+}
+
+/* A word is a run of ASCII letters not touching a digit or a non-ASCII byte
+ * (so "3d" and "café" are no words), lower-cased. */
+mms_status mms_coco_caption_words(const char *const *caps, int ncap, int min_votes,
+                                  const mms_strmap_t *stop, mms_coco_word_fn emit, void *arg) {
+    MMS_CHECK(min_votes >= 1, MMS_ERR_ARG, "coco: caption word votes must be >= 1, got %d", min_votes);
+    if (ncap < min_votes) return MMS_OK;
     size_t total = 1;
-    for (int k = 0; k < m->ncap; k++)
-        total += strlen(m->caps[k]) + 1;
+    for (int k = 0; k < ncap; k++)
+        total += strlen(caps[k]) + 1;
     char *scratch = NULL;
     tok_t *tok = NULL;
     size_t ntok = 0, captok = 0, used = 0;
     mms_status s;
     MMS_CALL_GOTO(s, out, mms_malloc(total, &scratch));
-    for (int k = 0; k < m->ncap; k++) {
-        const unsigned char *t = (const unsigned char *)m->caps[k];
+    for (int k = 0; k < ncap; k++) {
+        const unsigned char *t = (const unsigned char *)caps[k];
         size_t i = 0;
         while (t[i]) {
             if (!is_alpha(t[i])) {
@@ -528,21 +542,7 @@ static mms_status caption_words(mms_coco_t *c, img_t *m, const mms_strmap_t *sto
         int votes = 0;
         for (; j < ntok && !strcmp(tok[j].w, tok[i].w); j++)
             if (j == i || tok[j].cap != tok[j - 1].cap) votes++;
-        if (votes >= MMS_COCO_CAPTION_VOTES) {
-            int dup = 0;
-            for (int t = 0; t < m->ntags && !dup; t++)
-                dup = !strcmp(m->tags[t], tok[i].w);
-            if (!dup) {
-                int64_t at;
-                size_t len = strlen(tok[i].w);
-                MMS_CALL_GOTO(s, out,
-                              mms_strmap_put(c->words, tok[i].w, len,
-                                             (int64_t)mms_strmap_size(c->words), NULL, &at));
-                MMS_CALL_GOTO(s, out,
-                              mms_realloc((size_t)(m->ntags + 1) * sizeof *m->tags, &m->tags));
-                m->tags[m->ntags++] = mms_strmap_key(c->words, (size_t)at);
-            }
-        }
+        if (votes >= min_votes) MMS_CALL_GOTO(s, out, emit(arg, tok[i].w));
         i = j;
     }
     s = MMS_OK;
@@ -550,6 +550,34 @@ out:
     free(tok);
     free(scratch);
     return s;
+}
+
+typedef struct {
+    mms_coco_t *c;
+    img_t *m;
+} tag_sink_t;
+
+/* Append a caption word to the image's tags unless it is a category already. */
+static mms_status add_word_tag(void *arg, const char *w) {
+    tag_sink_t *t = arg;
+    img_t *m = t->m;
+    for (int k = 0; k < m->ntags; k++)
+        if (!strcmp(m->tags[k], w)) return MMS_OK;
+    int64_t at;
+    MMS_CALL(mms_strmap_put(t->c->words, w, strlen(w), (int64_t)mms_strmap_size(t->c->words), NULL,
+                            &at));
+    MMS_CALL(mms_realloc((size_t)(m->ntags + 1) * sizeof *m->tags, &m->tags));
+    m->tags[m->ntags++] = mms_strmap_key(t->c->words, (size_t)at);
+    return MMS_OK;
+}
+
+/* Append to m->tags the caption words found in >= MMS_COCO_CAPTION_VOTES of
+ * its captions. */
+static mms_status caption_words(mms_coco_t *c, img_t *m, const mms_strmap_t *stop) {
+    tag_sink_t sink = {c, m};
+    MMS_CALL(mms_coco_caption_words(m->caps, m->ncap, MMS_COCO_CAPTION_VOTES,
+                                    stop, add_word_tag, &sink));
+    return MMS_OK;
 }
 
 static int cmp_order(const void *a, const void *b, void *arg) {
@@ -620,11 +648,7 @@ mms_status mms_coco_finish(mms_coco_t *c, int caption_tags) {
     mms_strmap_t *stop = NULL;
     uint8_t *cat_used = NULL;
     mms_status s;
-    size_t nstop = sizeof k_stopwords / sizeof k_stopwords[0];
-    MMS_CALL_GOTO(s, out, mms_strmap_create(nstop, &stop));
-    for (size_t i = 0; i < nstop; i++)
-        MMS_CALL_GOTO(s, out,
-                      mms_strmap_put(stop, k_stopwords[i], strlen(k_stopwords[i]), 0, NULL, NULL));
+    MMS_CALL_GOTO(s, out, mms_coco_stopwords(&stop));
     MMS_CALL_GOTO(s, out, mms_calloc(mms_strmap_size(c->cats) + 1, 1, &cat_used));
     for (int64_t i = 0; i < c->norder; i++)
         MMS_CALL_GOTO(s, out, finish_image(c, &c->img[c->order[i]], caption_tags, stop, cat_used));

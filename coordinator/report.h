@@ -1,0 +1,59 @@
+/* report.h: the evaluation report of `mmsage eval` (docs/evaluation.md,
+ * "Report files"), written from accumulated metrics (judge.h).
+ *
+ * Into one directory, each file written under a temporary name and renamed:
+ *   report.md        tables like the paper's Table 1 (grade distribution) and
+ *                    Table 2 (nDCG, on both ideals), tag prediction with the
+ *                    Corel5k literature rows, the slider table, training loss,
+ *                    settings, and links to the plots and examples
+ *   metrics.tsv      dataset<TAB>method<TAB>metric<TAB>value (a header line first)
+ *   queries.tsv      dataset, method, query, rank, result, score, grade
+ *   predictions.tsv  dataset, method, query, rank, tag, correct (when tags were predicted)
+ *   examples.html    for catalogs with image paths: a few queries, one row per
+ *                    method or slider position, thumbnails labelled id/score/grade
+ *   plots.gp, *.dat  the gnuplot script and its data; grades-<d>.png,
+ *                    slider-<d>.png, loss-<d>.png when gnuplot runs
+ * gnuplot is run without a shell (posix_spawnp); when it is missing or fails,
+ * the plots are skipped with a warning and the report is still written.
+ *
+ * Methods named "slider-<w>" (w the visual weight in [0, 1], e.g.
+ * "slider-0.75") form the slider table and curve, in order of w.
+ * Nothing here prints except warnings through mms_log.
+ */
+#ifndef MMS_REPORT_H
+#define MMS_REPORT_H
+
+#include "judge.h"
+#include "mms_status.h"
+
+typedef struct {
+    const mms_eval_t *eval; /* borrowed: metrics, catalog and judge of one dataset */
+    const char *loss_tsv;   /* borrowed path of the model's loss.tsv, or NULL */
+} mms_report_dataset_t;
+
+typedef struct {
+    const char *out_dir;                  /* created if missing */
+    const mms_report_dataset_t *datasets; /* ndatasets entries, distinct dataset names */
+    int ndatasets;
+    const char *title;    /* NULL: "mmsage evaluation" */
+    const char *settings; /* Markdown for the Settings section (command, model, options), or NULL */
+    const char *gnuplot;  /* program for the plots; NULL: "gnuplot" from PATH; "": no plots */
+    int examples;         /* query images per dataset in examples.html (default 6; 0: no page) */
+    int example_k;        /* results shown per row (default 6) */
+} mms_report_opts_t;
+
+void mms_report_opts_default(mms_report_opts_t *o);
+
+typedef struct {
+    int plots;         /* PNG files written */
+    int plots_skipped; /* 1 if plots were wanted but gnuplot was missing or failed */
+    int examples;      /* example queries in examples.html (0: no page written) */
+} mms_report_info_t;
+
+/* Write the report (info may be NULL). */
+mms_status mms_report_write(const mms_report_opts_t *o, mms_report_info_t *info);
+
+/* 1 and *w if name is "slider-<w>" with w a number in [0, 1]; else 0. */
+int mms_report_slider_weight(const char *name, double *w);
+
+#endif
