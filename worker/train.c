@@ -132,7 +132,18 @@ typedef struct {
     int *tcount, *tdispl;
     int64_t exch_bytes;
     double flops;
+    double phase[8]; /* seconds per step phase, summed (see k_phase) */
 } trainer_t;
+
+/* Named stages of a step, for the profile printed at the end. */
+static const char *k_phase[8] = {"pairs+requests", "plan", "forward", "z exchange", "loss",
+                                 "backward", "allreduce", "adam"};
+#define PHASE(t, i, t0)                                                            \
+    do {                                                                           \
+        double now_ = mms_now();                                                   \
+        (t)->phase[i] += now_ - (t0);                                              \
+        (t0) = now_;                                                               \
+    } while (0)
 
 static int owner_of(const trainer_t *t, int64_t v) { return t->sh.part[v]; }
 
@@ -298,6 +309,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     int P = t->nranks;
     const int32_t H2 = 2 * t->cfg.hidden;
     int64_t npairs = 0, nreq = 0;
+    double tp = mms_now();
     MMS_CALL(collect_pairs(t, step, &npairs));
     /* shared negatives: the same on every rank */
     int64_t negs[256];
@@ -335,11 +347,14 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
                   t->rank, (long long)t->req_in[i]);
         t->targets[nt++] = (int32_t)l;
     }
+    PHASE(t, 0, tp);
     /* forward over distinct targets */
     MMS_CALL(mms_sage_batch_build(t->batch, &t->sh.adj, &t->nodes, (uint64_t)step, t->targets, nt));
+    PHASE(t, 1, tp);
     int32_t nT = t->batch->nT;
     MMS_CALL(ensure(&t->z, &t->cap_z, (size_t)nT * (size_t)H2 + 1, sizeof(float)));
     MMS_CALL(mms_sage_forward(t->batch, t->model, &t->nodes, 1, t->z));
+    PHASE(t, 2, tp);
     /* answer requests: z rows of the asked nodes, in request order */
     MMS_CALL(ensure(&t->zsend, &t->cap_zsend, (size_t)nin * (size_t)H2 + 1, sizeof(float)));
     for (int64_t i = 0; i < nin; i++)
@@ -354,6 +369,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     MMS_CALL(ensure(&t->zrecv, &t->cap_zrecv, (size_t)nreq * (size_t)H2 + 1, sizeof(float)));
     MMS_MPI_CALL(MPI_Alltoallv(t->zsend, t->scount2, t->sdispl2, MPI_FLOAT, t->zrecv, t->rcount2,
                                t->rdispl2, MPI_FLOAT, t->comm));
+    PHASE(t, 3, tp);
     /* the loss over [local z rows | received rows] */
     int64_t nz = nT + nreq;
     MMS_CALL(ensure(&t->zall, &t->cap_zall, (size_t)nz * (size_t)H2 + 1, sizeof(float)));
@@ -406,6 +422,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     MMS_MPI_CALL(MPI_Allreduce(&lloc, &lsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
     *loss = gpairs ? lsum / (double)gpairs : 0.0;
     *npairs_out = gpairs;
+    PHASE(t, 4, tp);
     /* dL/dz of received rows go back to their owners */
     MMS_MPI_CALL(MPI_Alltoallv(t->dzall + (size_t)nT * H2, t->rcount2, t->rdispl2, MPI_FLOAT, t->zsend,
                                t->scount2, t->sdispl2, MPI_FLOAT, t->comm));
@@ -416,13 +433,16 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     }
     t->exch_bytes = (nin + nreq) * (int64_t)(2 * H2 * sizeof(float) + sizeof(int64_t));
     /* backward and the gradient reduction */
+    PHASE(t, 3, tp);
     MMS_CALL(mms_sage_backward(t->batch, t->model, &t->nodes, t->dzall, t->grad));
+    PHASE(t, 5, tp);
     t->flops += t->batch->flops_fwd + t->batch->flops_bwd;
     MMS_MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, t->grad->dparams, (int)t->grad->n_params, MPI_FLOAT,
                                MPI_SUM, t->comm));
     int64_t tag_bytes = 0;
     if (!p->freeze_tags) MMS_CALL(reduce_tag_rows(t, &tag_bytes));
     t->exch_bytes += tag_bytes;
+    PHASE(t, 6, tp);
     return MMS_OK;
 }
 
@@ -785,10 +805,12 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
             s = MMS_ERR_NUMERIC;
             goto done;
         }
+        double ta = mms_now();
         MMS_CALL_GOTO(s, done, mms_adam_step(t->adam, t->model->params, t->grad->dparams));
         if (!p->freeze_tags)
             MMS_CALL_GOTO(s, done, mms_adam_step_rows(t->adam_tags, t->model->tags, t->cfg.dim,
                                                       t->grad->rows, t->grad->n_rows, t->grad->drows));
+        PHASE(t, 7, ta);
         step++;
         pairs_done += gp;
         exch_total += t->exch_bytes;
@@ -848,6 +870,12 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
         sum->pairs_per_sec = (double)pairs_done / (sum->seconds + 1e-9);
         sum->gflops = fsum / (sum->seconds + 1e-9) / 1e9;
         sum->exchange_bytes_per_step = step > step0 ? exch_total / (step - step0) : 0;
+        char prof[512];
+        size_t used = 0;
+        for (int i = 0; i < 8; i++)
+            used += (size_t)snprintf(prof + used, sizeof prof - used, "%s%s %.2f", i ? ", " : "", k_phase[i],
+                                     1e3 * t->phase[i] / (double)(step > step0 ? step - step0 : 1));
+        mms_log_rankinfo("train: ms per step on rank %d: %s", t->rank, prof);
     }
 done:
     if (losslog) fclose(losslog);
