@@ -140,7 +140,7 @@ fi
 
 # ---- 2. the pipeline job on a synthetic catalog
 mkdir -p "$tmp/nodata"
-MMS_SHARED_DATA=$tmp/nodata MMS_SYNTH_IMAGES=2000 submit pipeline --time=5 "$SRC/jobs/pipeline.sbatch"
+MMS_SHARED_DATA=$tmp/nodata MMS_SYNTH_IMAGES=2000 MMS_TRAIN_SECONDS=10 submit pipeline --time=5 "$SRC/jobs/pipeline.sbatch"
 ok=1
 [ "$rc" -eq 0 ] || { fail "pipeline job exited $rc"; ok=0; }
 [[ "$out" == */mmsage-pipeline-$jobid.out ]] || { fail "pipeline: output not named %x-%j.out: $out"; ok=0; }
@@ -151,6 +151,7 @@ grep -q "main: done" "$out" || { fail "pipeline: jobs/main.sh did not finish"; o
 if "$MMSAGE" info --catalog "$cat_dir" >/dev/null 2>"$tmp/info.err"; then :; else
     fail "pipeline: the job's catalog does not validate: $(cat "$tmp/info.err")"; ok=0
 fi
+[ -d "$tmp/submit/runs/pipeline-$jobid/synth/index" ] || { fail "pipeline: no index (build, partition, train, embed did not all run)"; ok=0; }
 [ $ok = 1 ] || show pipeline
 
 # ---- 3. a missing binary: the job stops and says how to build (never builds)
