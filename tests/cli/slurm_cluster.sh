@@ -1,5 +1,5 @@
 #!/bin/bash
-# labels: e2e
+# labels: e2e slow
 # slurm_cluster.sh: the job scripts under a real SLURM. Brings up a private
 # one-node cluster (cluster/up.sh: munged + slurmctld + slurmd on loopback,
 # free ports, state in a temporary directory) and submits with `sbatch --wait`:
