@@ -63,8 +63,9 @@ void mms_knn_params_default(mms_knn_params_t *p);
 mms_status mms_knn_params_check(const mms_knn_params_t *p, int64_t n_total, int32_t d, int ivf);
 
 /* The rows a rank must pass to mms_knn_exact: whole global tiles, as evenly as
- * tiles allow (ceil(n/tile) tiles; rank r gets tiles [T*r/P, T*(r+1)/P)). A rank
- * may get no rows (nrows = 0) when there are fewer tiles than ranks.
+ * tiles allow (nt = ceil(n / tile) tiles; rank r gets tiles [nt r / P,
+ * nt (r + 1) / P)). A rank may get no rows (nrows = 0) when there are fewer
+ * tiles than ranks.
  * tile <= 0 means MMS_KNN_DEFAULT_TILE. Pure arithmetic. */
 void mms_knn_rows_for_rank(int64_t n, int32_t tile, int nranks, int rank, int64_t *row0,
                            int64_t *nrows);
@@ -75,9 +76,10 @@ void mms_knn_rows_for_rank(int64_t n, int32_t tile, int nranks, int rank, int64_
  *          p->tile, P, rank); NaN/Inf are refused.
  * nbr_out: n_local x p->k, sim_out: n_local x p->k (caller-allocated; see top).
  * Memory per rank, B = largest block rows: 3 B d floats (own block and two
- * visiting blocks, in flight), tile^2 floats of similarities, n_local k 12 bytes
- * of results (kept in the outputs) and, when P > 1, 2 B k 12 bytes for the
- * partial results of the visiting block, which travel with it. */
+ * visiting blocks, one in flight), tile^2 floats of similarities, 8 bytes per
+ * result entry while computing (kept in nbr_out; sim_out is written at the
+ * end) and, when P > 1, 2 B (8 k + 8) bytes for the partial results of the
+ * visiting block, which travel with it. N must be below 2^32. */
 mms_status mms_knn_exact(const float *x_local, int64_t n_local, int64_t row0, int64_t n_total,
                          int32_t d, const mms_knn_params_t *p, MPI_Comm comm, int64_t *nbr_out,
                          float *sim_out);
@@ -85,10 +87,15 @@ mms_status mms_knn_exact(const float *x_local, int64_t n_local, int64_t row0, in
 /* Approximate cosine kNN with an IVF index. Collective over comm.
  * x_full: all n_total x d rows (borrowed, e.g. the catalog's memory-mapped
  *         features.npy; every rank reads all of it). This rank answers the
- *         queries [row0, row0 + n_local) (any split; the output does not depend
- *         on it) into nbr_out / sim_out (n_local x p->k).
- * Uses p->nlist, nprobe, train_sample, kmeans_iters, seed, tile, k. With
- * nprobe = nlist the result is the exact top-k (up to float rounding). */
+ *         queries [row0, row0 + n_local) (ranks must hold consecutive rows in
+ *         rank order; any sizes) into nbr_out / sim_out (n_local x p->k).
+ * Uses p->nlist, nprobe (mms_knn_ivf_resolve), train_sample, kmeans_iters,
+ * seed, tile, k. With nprobe = nlist the result is the exact top-k (up to
+ * float rounding). The output does not depend on P or on the split.
+ * Memory per rank besides the mapped matrix, for q rows answered (plus at most
+ * two search groups around them): about q (4 d + 8 nprobe) bytes of normalised
+ * queries and probe lists, N (8 + 4 + 8) bytes of norms, assignments and list
+ * members, the k-means sample (train_sample d floats) and ~16 MB of buffers. */
 mms_status mms_knn_ivf(const float *x_full, int64_t n_total, int32_t d, int64_t row0,
                        int64_t n_local, const mms_knn_params_t *p, MPI_Comm comm,
                        int64_t *nbr_out, float *sim_out);

@@ -11,12 +11,14 @@
  *           ascending order;
  *   search  rank r answers its rows. For each list, the queries that probe it
  *           are multiplied against the list's rows by sgemm, in batches cut at
- *           fixed global positions: groups of G rows (a whole number of tiles,
- *           G depends on tile, nlist and nprobe only) and at most QC queries
- *           from a group's start. A rank whose rows begin or end inside a group
- *           computes the probes of the whole group, so each batch has the same
- *           queries, shape and operands at any rank count; batches with no
- *           query of this rank are skipped.
+ *           fixed global positions: rows are taken in groups of G rows (a whole
+ *           number of tiles; G depends on tile, nlist and nprobe only), ordered
+ *           inside a group by (best list, row), and a batch is at most IVF_QC
+ *           queries of one group counted from the group's start. A rank whose
+ *           rows begin or end inside a group computes the probes of the whole
+ *           group, so each batch has the same queries, order, shape and
+ *           operands at any rank count; batches with no query of this rank are
+ *           skipped.
  * Hence the index and the output are bit-identical at any P for a fixed seed.
  * Every rank reads the whole matrix (memory-mapped by the caller).
  * Not here: adding rows to a trained index, or queries from outside the matrix.
@@ -387,7 +389,7 @@ agree:
         if (assign[i] >= 0) iv.lptr[assign[i] + 1]++;
     for (int32_t l = 0; l < iv.nlist; l++) iv.lptr[l + 1] += iv.lptr[l];
     MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)(iv.lptr[iv.nlist] + 1), &iv.lids));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)iv.nlist + 1, &lfill));
+    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * ((size_t)iv.nlist + 1), &lfill));
     memcpy(lfill, iv.lptr, sizeof(int64_t) * (size_t)iv.nlist);
     for (int64_t i = 0; i < n_total; i++)
         if (assign[i] >= 0) iv.lids[lfill[assign[i]]++] = i;
