@@ -372,7 +372,8 @@ static const char k_summary[] =
 
 mms_status mms_cmd_query(int argc, char **argv) {
     const char *server = "127.0.0.1:7700", *op_s = "search", *features = NULL, *knn_path = NULL,
-               *jpeg_path = NULL, *tags_s = NULL, *exclude = NULL, *batch = NULL;
+               *jpeg_path = NULL, *tags_s = NULL, *exclude = NULL, *batch = NULL,
+               *connect_s = "image";
     int64_t row = 0;
     double visual = -1, timeout = 30;
     int k = MMS_PROTO_K_DEFAULT, neighbors = MMS_PROTO_NEIGHBORS_DEFAULT,
@@ -395,6 +396,8 @@ mms_status mms_cmd_query(int argc, char **argv) {
         {"neighbors", MMS_OPT_INT, &neighbors, "visual neighbours the query image connects to", 0,
          1, 1, MMS_PROTO_NEIGHBORS_MAX},
         {"exclude", MMS_OPT_STR, &exclude, "an image id to drop from the results", 0, 0, 0, 0},
+        {"connect", MMS_OPT_STR, &connect_s,
+         "the query image's connections: image (visual neighbours), tags or both", 0, 0, 0, 0},
         {"predict-tags", MMS_OPT_FLAG, &predict, "also predict tags (search)", 0, 0, 0, 0},
         {"tag-k", MMS_OPT_INT, &tag_k, "tags to predict", 0, 1, 1, MMS_PROTO_TAG_K_MAX},
         {"json", MMS_OPT_FLAG, &json, "print the response as one JSON line", 0, 0, 0, 0},
@@ -414,6 +417,11 @@ mms_status mms_cmd_query(int argc, char **argv) {
               "query: --visual must be in [0, 1] (or -1 for the server's default), got %g", visual);
     MMS_CHECK(op >= 0, MMS_ERR_ARG, "query: --op must be search, predict_tags, info or ping, got '%s'",
               op_s);
+    int connect = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(connect_s, mms_connect_name(i))) connect = i;
+    MMS_CHECK(connect >= 0, MMS_ERR_ARG, "query: --connect must be image, tags or both, got '%s'",
+              connect_s);
     MMS_CHECK(!(features && jpeg_path), MMS_ERR_ARG,
               "query: give --image-features or --jpeg, not both");
     MMS_CHECK(!knn_path || features, MMS_ERR_ARG, "query: --knn-features needs --image-features");
@@ -431,6 +439,7 @@ mms_status mms_cmd_query(int argc, char **argv) {
     q.tag_k = tag_k;
     q.predict_tags = predict || op == MMS_OP_PREDICT_TAGS;
     q.exclude = exclude;
+    q.connect = connect;
     if (visual >= 0) {
         q.visual = (float)visual;
         q.visual_given = 1;

@@ -27,5 +27,8 @@ mms_status mms_cmd_build(int argc, char **argv);
 mms_status mms_cmd_train(int argc, char **argv);
 mms_status mms_cmd_embed(int argc, char **argv);
 mms_status mms_cmd_query(int argc, char **argv);
+mms_status mms_cmd_eval(int argc, char **argv);
+mms_status mms_cmd_serve(int argc, char **argv);
+mms_status mms_cmd_search(int argc, char **argv);
 
 #endif

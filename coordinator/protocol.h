@@ -76,6 +76,15 @@ typedef enum {
 
 const char *mms_op_name(mms_op op);
 
+/* How the query image connects to the graph (docs/query.md): its visual
+ * neighbours, its known tags, or both. The numbers are the engine's
+ * MMS_ENGINE_CONNECT_* values. */
+typedef enum { MMS_CONNECT_IMAGE = 0, MMS_CONNECT_TAGS = 1, MMS_CONNECT_BOTH = 2 } mms_connect;
+#define MMS_PROTO_HAS_CONNECT 1
+
+/* "image" / "tags" / "both" (NULL outside the table). */
+const char *mms_connect_name(int c);
+
 typedef struct mms_arena mms_arena_t; /* private to protocol.c */
 
 /* ---- requests ---------------------------------------------------------- */
@@ -106,6 +115,7 @@ typedef struct {
     const char *exclude;      /* an image id to drop from the results, or NULL */
     int tag_k;                /* 1..MMS_PROTO_TAG_K_MAX tags to predict */
     int predict_tags;         /* search: also predict tag_k tags (always 1 for predict_tags) */
+    int connect;              /* mms_connect; MMS_CONNECT_IMAGE when absent */
     mms_arena_t *arena_;      /* owns the decoded data; NULL for a caller-built request */
 } mms_request_t;
 

@@ -1,0 +1,278 @@
+/* cmd_eval.c: `mpirun -np P mmsage eval --catalog C --index I --report DIR`:
+ * every test image of the catalog queries the training images through the
+ * query engine (the same code as `serve` and `search`), for each method side by
+ * side, graded by the automatic judge (coordinator/judge.h); writes the report
+ * (coordinator/report.h). Methods:
+ *   raw-visual          cosine kNN in the catalog's visual space (baseline)
+ *   gnn-image           the query connected to its visual neighbours only
+ *   gnn-image+tags      connected to its visual neighbours and its tags
+ *   slider-W            E = (W E_img + (1 - W) mean E_tags) / 2, W in {1, .75, .5, .25, 0}
+ *   gnn-knn-vote        tag prediction by voting over gnn-image's top-10 results
+ * Tag prediction of gnn-image ranks tag embeddings against z(q) (the paper's). */
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "engine.h"
+#include "judge.h"
+#include "mms_fs.h"
+#include "mms_log.h"
+#include "mms_manifest.h"
+#include "mms_mpi.h"
+#include "mms_opts.h"
+#include "report.h"
+
+typedef struct {
+    const char *name;
+    int connect;    /* MMS_ENGINE_CONNECT_* */
+    int with_tags;  /* send the query's tags */
+    double visual;  /* w_visual */
+    int k_overlap;
+} method_t;
+
+#define BATCH 128
+
+/* Query rows [0, nq) through the engine for one method; results into ev. */
+static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t *ev,
+                             const method_t *m, const int64_t *qrows, int64_t nq, int k, int neighbors,
+                             int vote_method) {
+    const mms_catalog_t *c = ix->cat;
+    int mid;
+    MMS_CALL(mms_eval_method(ev, m->name, m->k_overlap, &mid));
+    mms_request_t req[BATCH];
+    mms_response_t resp[BATCH];
+    uint8_t conn[BATCH];
+    int64_t rows[64];
+    float scores[64];
+    int32_t tags[16];
+    mms_status s = MMS_OK;
+    mms_progress_t prog;
+    mms_progress_begin(&prog, m->name, nq, "queries");
+    for (int64_t b0 = 0; b0 < nq && s == MMS_OK; b0 += BATCH) {
+        int n = (int)(nq - b0 < BATCH ? nq - b0 : BATCH);
+        for (int i = 0; i < n; i++) {
+            int64_t r = qrows[b0 + i];
+            mms_request_init(&req[i]);
+            req[i].id = (uint64_t)r;
+            req[i].op = MMS_OP_SEARCH;
+            req[i].image = c->x + (size_t)r * (size_t)c->dim;
+            req[i].image_dim = c->dim;
+            if (ix->knn_separate) {
+                req[i].image_knn = c->knn_x + (size_t)r * (size_t)c->knn_dim;
+                req[i].image_knn_dim = c->knn_dim;
+            }
+            if (m->with_tags) {
+                req[i].tags = ix->row_tags + c->tag_ptr[r];
+                req[i].ntags = (int)(c->tag_ptr[r + 1] - c->tag_ptr[r]);
+            }
+            req[i].visual = (float)m->visual;
+            req[i].visual_given = 1;
+            req[i].k = k;
+            req[i].neighbors = neighbors;
+            req[i].predict_tags = 1;
+            req[i].tag_k = MMS_EVAL_NTAGS;
+            conn[i] = (uint8_t)m->connect;
+            mms_response_init(&resp[i], &req[i]);
+            s = mms_response_reserve(&resp[i], k, MMS_EVAL_NTAGS);
+            if (s != MMS_OK) break;
+        }
+        if (s == MMS_OK) s = mms_engine_answer(e, req, conn, n, resp, NULL);
+        for (int i = 0; i < n && s == MMS_OK; i++) {
+            int64_t q = qrows[b0 + i];
+            if (!resp[i].ok) {
+                /* a query without any usable input (no tags for a tags-only
+                 * method) is reported and skipped, not fatal */
+                mms_log_warn("eval %s: query %s: %s", m->name, c->ids[q], resp[i].error_message);
+                continue;
+            }
+            int nr = resp[i].nresults < 64 ? resp[i].nresults : 64;
+            for (int j = 0; j < nr; j++) {
+                rows[j] = mms_catalog_id_lookup(c, resp[i].results[j].id);
+                scores[j] = resp[i].results[j].score;
+            }
+            s = mms_eval_add_results(ev, mid, q, rows, scores, nr);
+            int nt = 0;
+            for (int j = 0; j < resp[i].ntags && nt < 16; j++) {
+                int32_t t = mms_catalog_tag_lookup(c, resp[i].tags[j].tag);
+                if (t >= 0) tags[nt++] = t;
+            }
+            if (s == MMS_OK && nt > 0) s = mms_eval_add_tags(ev, mid, q, tags, nt);
+            if (s == MMS_OK && vote_method >= 0 && nr > 0) {
+                /* tag voting over the retrieved images, weighted by score */
+                int32_t vt[MMS_EVAL_NTAGS];
+                int32_t nv = 0;
+                double *votes = calloc((size_t)c->ntags + 1, sizeof(double));
+                if (!votes) {
+                    s = MMS_ERR_NOMEM;
+                    break;
+                }
+                for (int j = 0; j < nr; j++)
+                    if (rows[j] >= 0)
+                        for (int64_t p = c->tag_ptr[rows[j]]; p < c->tag_ptr[rows[j] + 1]; p++)
+                            votes[c->tag_idx[p]] += (double)scores[j] + 1e-3;
+                for (; nv < MMS_EVAL_NTAGS; nv++) {
+                    int32_t best = -1;
+                    for (int32_t t = 0; t < c->ntags; t++) {
+                        if (votes[t] <= 0) continue;
+                        /* ties: the more frequent tag */
+                        if (best < 0 || votes[t] > votes[best] ||
+                            (votes[t] == votes[best] && c->tag_count[t] > c->tag_count[best]))
+                            best = t;
+                    }
+                    if (best < 0) break;
+                    vt[nv] = best;
+                    votes[best] = 0;
+                }
+                free(votes);
+                if (nv > 0) s = mms_eval_add_tags(ev, vote_method, q, vt, nv);
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            mms_response_free(&resp[i]);
+            mms_request_free(&req[i]);
+        }
+        mms_progress_update(&prog, b0 + n);
+    }
+    mms_progress_end(&prog);
+    return s;
+}
+
+mms_status mms_cmd_eval(int argc, char **argv) {
+    const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL;
+    int k = 10, neighbors = 5, max_q = 0, plots = 1;
+    mms_opt_t opts[] = {
+        {"catalog", MMS_OPT_STR, &catalog, "catalog whose test images are the queries", 1, 0, 0, 0},
+        {"index", MMS_OPT_STR, &index, "index written by mmsage embed from that catalog", 1, 0, 0, 0},
+        {"report", MMS_OPT_STR, &report, "report directory (report.md, metrics.tsv, plots, examples.html)", 0, 0, 0, 0},
+        {"dataset", MMS_OPT_STR, &dataset, "data set name in the report (default: catalog directory name)", 0, 0, 0, 0},
+        {"loss", MMS_OPT_STR, &loss, "training loss log to plot (default: the index's model/loss.tsv)", 0, 0, 0, 0},
+        {"k", MMS_OPT_INT, &k, "results per query (grades use the top 5, overlap the slider's top 10)", 0, 1, 5, 64},
+        {"neighbors", MMS_OPT_INT, &neighbors, "visual neighbours a query image connects to", 0, 1, 1, 1000},
+        {"max-queries", MMS_OPT_INT, &max_q, "evaluate only the first N test images (0: all)", 0, 1, 0, 1e9},
+        {"plots", MMS_OPT_INT, &plots, "1: draw plots with gnuplot, 0: data only", 0, 1, 0, 1},
+    };
+    const int nopt = (int)(sizeof opts / sizeof opts[0]);
+    int help = 0;
+    mms_status s = mms_opts_parse("eval", "Evaluate retrieval and tag prediction on a catalog's test images (collective).",
+                                  opts, nopt, argc, argv, &help);
+    MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
+    if (help) return MMS_OK;
+    mms_opts_echo("eval", opts, nopt);
+    mms_engine_params_t ep;
+    mms_engine_params_default(&ep);
+    ep.index = index;
+    ep.catalog = catalog;
+    ep.mode = MMS_ENGINE_SEARCH;
+    mms_engine_t *e = NULL;
+    MMS_CALL(mms_engine_open(&ep, MPI_COMM_WORLD, &e));
+    if (!mms_engine_is_coordinator(e)) {
+        s = mms_engine_worker_loop(e);
+        mms_engine_close(&e);
+        return s;
+    }
+    const mms_index_t *ix = mms_engine_index(e);
+    const mms_catalog_t *c = ix->cat;
+    mms_judge_t *j = NULL;
+    mms_eval_t *ev = NULL;
+    int64_t *qrows = NULL, nq = 0;
+    char lossbuf[MMS_PATH_MAX] = "";
+    char name[256];
+    if (!dataset) {
+        const char *b = strrchr(c->dir, '/');
+        snprintf(name, sizeof name, "%s", b && b[1] ? b + 1 : c->dir);
+        /* a catalog called "catalog" inside a run directory: name it after the run */
+        if (!strcmp(name, "catalog") && b && b > c->dir) {
+            const char *a = b - 1;
+            while (a > c->dir && a[-1] != '/') a--;
+            snprintf(name, sizeof name, "%.*s", (int)(b - a), a);
+        }
+        dataset = name;
+    }
+    s = mms_judge_create(c, &j);
+    if (s == MMS_OK) s = mms_eval_create(c, j, dataset, &ev);
+    if (s == MMS_OK) s = mms_malloc((size_t)(c->n + 1) * sizeof *qrows, &qrows);
+    if (s == MMS_OK)
+        for (int64_t r = 0; r < c->n; r++)
+            if (c->split[r] == MMS_SPLIT_TEST && (max_q == 0 || nq < max_q)) qrows[nq++] = r;
+    if (s == MMS_OK && nq == 0) {
+        mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                      "eval: catalog '%s' has no test images to query with", c->dir);
+        s = MMS_ERR_ARG;
+    }
+    if (s == MMS_OK) {
+        mms_log_info("eval: %lld test queries against %lld training images, judge '%s'", (long long)nq,
+                     (long long)ix->n_images, mms_judge_kind_name(mms_judge_kind_of(j)));
+        s = mms_eval_add_baselines(ev, qrows, nq, MMS_BASELINE_ALL, 10, 1);
+    }
+    const method_t methods[] = {
+        {"gnn-image", MMS_ENGINE_CONNECT_IMAGE, 0, 1.0, 5},
+        {"gnn-image+tags", MMS_ENGINE_CONNECT_BOTH, 1, 1.0, 5},
+        {"slider-1", MMS_ENGINE_CONNECT_IMAGE, 1, 1.0, 10},
+        {"slider-0.75", MMS_ENGINE_CONNECT_IMAGE, 1, 0.75, 10},
+        {"slider-0.5", MMS_ENGINE_CONNECT_IMAGE, 1, 0.5, 10},
+        {"slider-0.25", MMS_ENGINE_CONNECT_IMAGE, 1, 0.25, 10},
+        {"slider-0", MMS_ENGINE_CONNECT_IMAGE, 1, 0.0, 10},
+    };
+    int vote = -1;
+    if (s == MMS_OK) s = mms_eval_method(ev, "gnn-knn-vote", 5, &vote);
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0] && s == MMS_OK; m++)
+        s = run_method(e, ix, ev, &methods[m], qrows, nq, k, neighbors, m == 0 ? vote : -1);
+    if (s == MMS_OK) {
+        if (!loss) {
+            mms_manifest_t *mm = NULL;
+            const char *mdir = NULL;
+            if (mms_manifest_read_dir(index, "index", 0, &mm) == MMS_OK &&
+                mms_manifest_get_str(mm, "model", &mdir) == MMS_OK &&
+                mms_path_join(lossbuf, sizeof lossbuf, mdir, "loss.tsv") == MMS_OK)
+                loss = lossbuf;
+            mms_manifest_destroy(&mm);
+            mms_error_clear();
+        }
+        mms_report_dataset_t ds = {.eval = ev, .loss_tsv = loss};
+        mms_report_opts_t ro;
+        mms_report_opts_default(&ro);
+        ro.out_dir = report;
+        ro.datasets = &ds;
+        ro.ndatasets = 1;
+        ro.title = "mmsage evaluation";
+        if (!plots) ro.gnuplot = "";
+        char settings[1024];
+        snprintf(settings, sizeof settings,
+                 "- catalog: `%s`\n- index: `%s`\n- queries: %lld test images, %d results each, "
+                 "%d visual neighbours per query image\n",
+                 c->dir, index, (long long)nq, k, neighbors);
+        ro.settings = settings;
+        mms_report_info_t info;
+        s = mms_report_write(&ro, &info);
+        if (s == MMS_OK) {
+            mms_eval_summary_t sm;
+            printf("report       %s/report.md (%d plots%s)\n", report, info.plots,
+                   info.examples ? ", examples.html" : "");
+            const char *show[] = {"raw-visual", "gnn-image", "gnn-image+tags", "slider-0.5", "slider-0"};
+            for (int i = 0; i < 5; i++) {
+                int mid = mms_eval_find_method(ev, show[i]);
+                if (mid >= 0 && mms_eval_summarize(ev, mid, &sm) == MMS_OK)
+                    printf("%-16s nDCG@5 %.3f (ideal excellent) %.3f (gallery), tag overlap %.3f, "
+                           "visual sim %.3f\n",
+                           show[i], sm.ndcg_excellent[1], sm.ndcg_gallery[1], sm.tag_overlap, sm.visual_sim);
+            }
+            const char *tshow[] = {"gnn-image", "gnn-knn-vote", "raw-visual"};
+            for (int i = 0; i < 3; i++) {
+                int mid = mms_eval_find_method(ev, tshow[i]);
+                if (mid >= 0 && mms_eval_summarize(ev, mid, &sm) == MMS_OK && sm.tag_queries > 0)
+                    printf("tags %-11s P %.3f R %.3f N+ %lld (%lld words)\n", tshow[i], sm.tag_p, sm.tag_r,
+                           (long long)sm.tag_nplus, (long long)sm.tag_words);
+            }
+        }
+    }
+    mms_status s2 = mms_engine_stop(e);
+    if (s == MMS_OK) s = s2;
+    mms_eval_destroy(&ev);
+    mms_judge_destroy(&j);
+    free(qrows);
+    mms_engine_close(&e);
+    return s;
+}

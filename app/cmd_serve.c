@@ -1,0 +1,208 @@
+/* cmd_serve.c: `mpirun -np P+1 mmsage serve --index I [--listen 127.0.0.1:7700]`:
+ * the query server. Rank 0 runs the network loop (coordinator/netserver.h)
+ * and answers each poll round's requests with one batched pass of the query
+ * engine (coordinator/engine.h); ranks 1..P hold the index shards (shard s on
+ * worker s mod P) and serve the engine's rounds. Loopback by default. Prints
+ * "ready: listening on HOST:PORT (N shards on P ranks)" on stderr once it
+ * accepts queries. SIGTERM or SIGINT to the coordinator (its pid is in
+ * --pid-file): stop accepting, answer what was received, stop the workers,
+ * exit 0. (SIGTERM to Open MPI's mpirun reaches every rank too and the ranks
+ * drain the same way, but mpirun itself then reports the job as killed.)
+ */
+#define _GNU_SOURCE
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "engine.h"
+#include "mms_fs.h"
+#include "mms_log.h"
+#include "mms_mpi.h"
+#include "mms_opts.h"
+#include "netserver.h"
+
+static mms_netserver_t *volatile g_server; /* for the signal handler (rank 0) */
+static volatile sig_atomic_t g_signalled;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_signalled = 1;
+    if (g_server) mms_netserver_stop(g_server); /* async-signal-safe */
+}
+
+/* Workers ignore SIGTERM/SIGINT (mpirun forwards them to every rank): they
+ * leave their loop when the coordinator, which drains first, stops them. */
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* "host:port", "[v6]:port" or "host" (port 7700) into host (cap bytes) and port. */
+static mms_status parse_listen(const char *s, char *host, size_t cap, int *port) {
+    const char *colon = NULL;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        MMS_CHECK(close, MMS_ERR_ARG, "serve: --listen '%s': missing ']'", s);
+        MMS_CHECK((size_t)(close - s - 1) < cap, MMS_ERR_ARG, "serve: --listen '%s' too long", s);
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        colon = close[1] == ':' ? close + 1 : NULL;
+        MMS_CHECK(close[1] == '\0' || colon, MMS_ERR_ARG, "serve: --listen '%s': expected [addr]:port", s);
+    } else {
+        colon = strrchr(s, ':');
+        size_t hl = colon ? (size_t)(colon - s) : strlen(s);
+        MMS_CHECK(hl > 0 && hl < cap, MMS_ERR_ARG, "serve: --listen '%s': no host", s);
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+    }
+    *port = 7700;
+    if (colon) {
+        char *end;
+        long p = strtol(colon + 1, &end, 10);
+        MMS_CHECK(*end == '\0' && end != colon + 1 && p >= 0 && p <= 65535, MMS_ERR_ARG,
+                  "serve: --listen '%s': the port must be 0..65535 (0 = any free port)", s);
+        *port = (int)p;
+    }
+    return MMS_OK;
+}
+
+typedef struct {
+    mms_engine_t *engine;
+    mms_status fatal; /* an MPI failure: the engine cannot go on */
+    uint8_t *connect;
+    int cap;
+} serve_ctx_t;
+
+static mms_status handle(void *ctx, const mms_request_t *reqs, int n, mms_response_t *resps) {
+    serve_ctx_t *c = ctx;
+    if (c->fatal != MMS_OK) {
+        mms_error_set(MMS_ERR_INTERNAL, __FILE__, __LINE__, __func__,
+                      "the server lost its workers and is shutting down");
+        return MMS_ERR_INTERNAL;
+    }
+    const uint8_t *connect = NULL;
+#ifdef MMS_PROTO_HAS_CONNECT
+    if (n > c->cap) {
+        uint8_t *p = realloc(c->connect, (size_t)n);
+        MMS_CHECK(p, MMS_ERR_NOMEM, "serve: out of memory");
+        c->connect = p;
+        c->cap = n;
+    }
+    for (int i = 0; i < n; i++) c->connect[i] = (uint8_t)reqs[i].connect;
+    connect = c->connect;
+#endif
+    mms_status s = mms_engine_answer(c->engine, reqs, connect, n, resps, NULL);
+    if (s != MMS_OK) {
+        c->fatal = s;
+        if (g_server) mms_netserver_stop(g_server);
+    }
+    return s;
+}
+
+mms_status mms_cmd_serve(int argc, char **argv) {
+    const char *index = NULL, *listen = "127.0.0.1:7700", *catalog = NULL, *pid_file = NULL;
+    int float_scan = 0;
+    mms_netserver_config_t nc;
+    mms_netserver_config_default(&nc);
+    mms_opt_t opts[] = {
+        {"index", MMS_OPT_STR, &index, "index directory written by mmsage embed", 1, 0, 0, 0},
+        {"listen", MMS_OPT_STR, &listen, "address to listen on, HOST:PORT (port 0 = any free port)", 0, 0, 0, 0},
+        {"index-catalog", MMS_OPT_STR, &catalog,
+         "the index's catalog, if it moved since embed (ids, tags and paths of results)", 0, 0, 0, 0},
+        {"max-clients", MMS_OPT_INT, &nc.max_clients, "concurrent connections", 0, 1, 1, 1e6},
+        {"max-batch", MMS_OPT_INT, &nc.max_batch, "most requests answered together (one MPI round)", 0, 1, 1, 65536},
+        {"request-timeout", MMS_OPT_DOUBLE, &nc.request_timeout,
+         "seconds from a request's first byte to its last", 0, 1, 0.001, 86400},
+        {"idle-timeout", MMS_OPT_DOUBLE, &nc.idle_timeout,
+         "seconds an idle connection stays open (0 = no limit)", 0, 1, 0, 1e9},
+        {"float-scan", MMS_OPT_FLAG, &float_scan,
+         "scan the float rows instead of the int8 filter + exact re-rank (same results, slower)", 0, 0, 0, 0},
+        {"pid-file", MMS_OPT_STR, &pid_file,
+         "write the coordinator's pid here once ready (send it SIGTERM to stop the server)", 0, 0, 0, 0},
+    };
+    const int nopt = (int)(sizeof opts / sizeof opts[0]);
+    int help = 0;
+    mms_status s = mms_opts_parse("serve",
+                                  "Serve queries over TCP: rank 0 coordinates, ranks 1.. hold the "
+                                  "index shards (collective; needs >= 2 ranks).",
+                                  opts, nopt, argc, argv, &help);
+    char host[256] = "";
+    int port = 0;
+    if (s == MMS_OK && !help) s = parse_listen(listen, host, sizeof host, &port);
+    MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
+    if (help) return MMS_OK;
+    mms_opts_echo("serve", opts, nopt);
+    int rank = mms_log_rank(), nranks = mms_log_nranks();
+    install_signals();
+
+    mms_engine_params_t ep;
+    mms_engine_params_default(&ep);
+    ep.index = index;
+    ep.catalog = catalog;
+    ep.mode = MMS_ENGINE_SERVE;
+    ep.filter = !float_scan;
+    double t0 = mms_now();
+    mms_engine_t *e = NULL;
+    MMS_CALL(mms_engine_open(&ep, MPI_COMM_WORLD, &e));
+
+    /* bind before anyone waits for queries, so a taken port fails every rank */
+    serve_ctx_t ctx = {.engine = e, .fatal = MMS_OK};
+    mms_netserver_t *srv = NULL;
+    s = MMS_OK;
+    if (rank == 0) {
+        nc.host = host;
+        nc.port = port;
+        s = mms_netserver_create(&nc, handle, &ctx, &srv);
+    }
+    s = mms_mpi_agree(s, MPI_COMM_WORLD);
+    if (s != MMS_OK) {
+        mms_engine_close(&e);
+        return s;
+    }
+    if (rank == 0) {
+        const mms_index_t *ix = mms_engine_index(e);
+        char addr[300];
+        mms_netserver_address(srv, addr, sizeof addr);
+        mms_log_info("serve: index %s: %lld images, %lld tags, embeddings %d-d, opened in %.2f s",
+                     ix->dir, (long long)ix->n_images, (long long)ix->n_tags, ix->emb_dim,
+                     mms_now() - t0);
+        g_server = srv;
+        if (g_signalled) mms_netserver_stop(srv); /* a signal during start-up */
+        if (pid_file) {
+            char pb[32];
+            int len = snprintf(pb, sizeof pb, "%ld\n", (long)getpid());
+            if (mms_write_file_atomic(pid_file, pb, (size_t)len) != MMS_OK) mms_netserver_stop(srv);
+        }
+        fprintf(stderr, "ready: listening on %s (%d shards on %d ranks)\n", addr, ix->shards,
+                nranks - 1);
+        fflush(stderr);
+        s = mms_netserver_run(srv);
+        g_server = NULL;
+        mms_netserver_stats_t st;
+        mms_netserver_stats(srv, &st);
+        mms_status stop = mms_engine_stop(e);
+        if (s == MMS_OK) s = stop;
+        if (s == MMS_OK) s = ctx.fatal;
+        mms_log_info("serve: stopped: %llu requests in %llu rounds (largest %d), %llu decode "
+                     "errors, %llu connections",
+                     (unsigned long long)st.requests, (unsigned long long)st.rounds,
+                     st.max_batch_seen, (unsigned long long)st.decode_errors,
+                     (unsigned long long)st.accepted);
+        mms_netserver_destroy(&srv);
+        free(ctx.connect);
+        if (pid_file) unlink(pid_file);
+    } else {
+        s = mms_engine_worker_loop(e);
+    }
+    mms_engine_close(&e);
+    return mms_mpi_agree(s, MPI_COMM_WORLD);
+}

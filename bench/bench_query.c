@@ -1,0 +1,247 @@
+/* bench_query.c: query latency and throughput of the engine, in process (no TCP).
+ *
+ *   mpirun -np P bench_query --index I [--queries 300] [--batch-queries 1024]
+ *                            [--batch 64] [--float-scan] [--serve-layout]
+ *
+ * The search layout of `mmsage search` by default: every rank holds shards
+ * (shard s on rank s mod P) and rank 0 also coordinates, so -np 1 and -np 2
+ * are 1 and 2 worker ranks on two cores; --serve-layout puts the coordinator
+ * on a rank of its own as `mmsage serve` does.
+ * Queries are the index catalog's test images (their features and tags):
+ *   single   one fused image + tags request at a time (visual 0.5, connect
+ *            image, 5 neighbours, k 10): the NEIGHBORS round, the inductive
+ *            embedding, the SEARCH round; p50 / p99 / mean latency
+ *   batched  --batch-queries requests answered --batch at a time: QPS of the
+ *            same fused queries, and of tags-only queries (one SEARCH round
+ *            each: the number to hold against a flat index's search)
+ * and the floor: one pass over the float embedding matrix (and over the int8
+ * filter copies that a query actually scans) at the copy bandwidth measured
+ * with memcpy on this machine. Numbers go to stdout; nothing is asserted.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "mms_log.h"
+#include "mms_mpi.h"
+#include "mms_opts.h"
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Copy bandwidth in bytes/s (read + write counted once, as a "pass"), best of reps. */
+static double copy_bandwidth(size_t bytes, int reps) {
+    char *a = malloc(bytes), *b = malloc(bytes);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return 0;
+    }
+    memset(a, 1, bytes);
+    memset(b, 2, bytes);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = mms_now();
+        memcpy(b, a, bytes);
+        t = mms_now() - t;
+        if (t < best) best = t;
+    }
+    volatile char sink = b[bytes / 2];
+    (void)sink;
+    free(a);
+    free(b);
+    return (double)bytes / best;
+}
+
+typedef struct {
+    mms_request_t *req;
+    const char **tags; /* MMS_PROTO_MAX_TAGS per query */
+    int n;
+} qset_t;
+
+/* n fused queries from the catalog's test images (wrapping around). */
+static int make_queries(const mms_index_t *ix, int n, int with_image, qset_t *qs) {
+    const mms_catalog_t *c = ix->cat;
+    qs->req = calloc((size_t)n, sizeof *qs->req);
+    qs->tags = calloc((size_t)n * 8, sizeof *qs->tags);
+    qs->n = n;
+    int64_t *rows = malloc((size_t)c->n * sizeof(int64_t)), nr = 0;
+    for (int64_t r = 0; r < c->n; r++)
+        if (c->split[r] == MMS_SPLIT_TEST) rows[nr++] = r;
+    if (nr == 0)
+        for (int64_t r = 0; r < c->n; r++) rows[nr++] = r;
+    for (int i = 0; i < n; i++) {
+        int64_t r = rows[i % nr];
+        mms_request_t *q = &qs->req[i];
+        mms_request_init(q);
+        q->id = (uint64_t)i + 1;
+        if (with_image) {
+            q->image = c->x + (size_t)r * c->dim;
+            q->image_dim = c->dim;
+            if (c->knn_x && ix->knn_separate) {
+                q->image_knn = c->knn_x + (size_t)r * c->knn_dim;
+                q->image_knn_dim = c->knn_dim;
+            }
+        }
+        int nt = 0;
+        for (int64_t e = c->tag_ptr[r]; e < c->tag_ptr[r + 1] && nt < 8; e++)
+            qs->tags[(size_t)i * 8 + nt++] = c->tag_names[c->tag_idx[e]];
+        q->tags = qs->tags + (size_t)i * 8;
+        q->ntags = nt;
+        q->visual = with_image ? (nt ? 0.5f : 1.0f) : 0.0f;
+        q->visual_given = 1;
+    }
+    free(rows);
+    return nr > 0;
+}
+
+/* Answer reqs[0..n) in one engine call; returns failures. */
+static int run(mms_engine_t *e, const mms_request_t *reqs, int n, mms_response_t *resps) {
+    for (int i = 0; i < n; i++) {
+        mms_response_init(&resps[i], &reqs[i]);
+        mms_response_reserve(&resps[i], reqs[i].k, reqs[i].tag_k);
+    }
+    mms_engine_answer(e, reqs, NULL, n, resps, NULL);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        bad += !resps[i].ok;
+        if (!resps[i].ok && bad == 1) fprintf(stderr, "query failed: %s\n", resps[i].error_message);
+        mms_response_free(&resps[i]);
+    }
+    return bad;
+}
+
+static double batched_qps(mms_engine_t *e, const qset_t *qs, int batch, int *bad) {
+    mms_response_t *resps = calloc((size_t)batch, sizeof *resps);
+    run(e, qs->req, batch < qs->n ? batch : qs->n, resps); /* warm */
+    double t = mms_now();
+    for (int i = 0; i < qs->n; i += batch)
+        *bad += run(e, qs->req + i, qs->n - i < batch ? qs->n - i : batch, resps);
+    t = mms_now() - t;
+    free(resps);
+    return qs->n / t;
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    mms_log_init(rank, size, MMS_LOG_WARN);
+    const char *index = NULL;
+    int nsingle = 300, nbatch = 1024, batch = 64, float_scan = 0, serve_layout = 0;
+    mms_opt_t opts[] = {
+        {"index", MMS_OPT_STR, &index, "index directory", 1, 0, 0, 0},
+        {"queries", MMS_OPT_INT, &nsingle, "single queries timed", 0, 1, 1, 1e7},
+        {"batch-queries", MMS_OPT_INT, &nbatch, "queries in the batched runs", 0, 1, 1, 1e7},
+        {"batch", MMS_OPT_INT, &batch, "queries per engine call in the batched runs", 0, 1, 1, 65536},
+        {"float-scan", MMS_OPT_FLAG, &float_scan, "float scans instead of the int8 filter", 0, 0, 0, 0},
+        {"serve-layout", MMS_OPT_FLAG, &serve_layout, "rank 0 coordinates only (as mmsage serve)", 0, 0, 0, 0},
+    };
+    int help = 0;
+    mms_status s = mms_opts_parse("bench_query", "Query latency and throughput of the engine.", opts,
+                                  (int)(sizeof opts / sizeof opts[0]), argc - 1, argv + 1, &help);
+    if (mms_mpi_agree(s, MPI_COMM_WORLD) != MMS_OK || help) {
+        MPI_Finalize();
+        return s == MMS_OK ? 0 : 1;
+    }
+    mms_engine_params_t ep;
+    mms_engine_params_default(&ep);
+    ep.index = index;
+    ep.mode = serve_layout ? MMS_ENGINE_SERVE : MMS_ENGINE_SEARCH;
+    ep.filter = !float_scan;
+    double t0 = MPI_Wtime();
+    mms_engine_t *e = NULL;
+    if (mms_engine_open(&ep, MPI_COMM_WORLD, &e) != MMS_OK) {
+        MPI_Finalize();
+        return 1;
+    }
+    double t_open = MPI_Wtime() - t0;
+    if (rank != 0) {
+        mms_engine_worker_loop(e);
+        mms_engine_close(&e);
+        MPI_Finalize();
+        return 0;
+    }
+    const mms_index_t *ix = mms_engine_index(e);
+    printf("bench_query: index %s: %lld images x %d-d embeddings, kNN space %d-d, %lld tags, %d "
+           "shards on %d worker rank(s) (%s layout), %s, opened in %.2f s\n",
+           ix->dir, (long long)ix->n_images, ix->emb_dim, ix->knn_dim, (long long)ix->n_tags,
+           ix->shards, mms_engine_workers(e), serve_layout ? "serve" : "search",
+           float_scan ? "float scans" : "int8 filter + exact re-rank", t_open);
+
+    /* the floor: one pass over the float embeddings at the memcpy bandwidth */
+    double bw = copy_bandwidth((size_t)256 << 20, 5);
+    double emb_bytes = (double)ix->n_images * ix->emb_dim * 4;
+    double vis_bytes = (double)ix->n_images * ix->knn_dim * 4;
+    double q_bytes = float_scan ? emb_bytes + vis_bytes
+                                : (double)ix->n_images * (ix->emb_dim + ix->knn_dim + 32);
+    printf("memcpy bandwidth %.1f GB/s (256 MiB, best of 5)\n", bw / 1e9);
+    printf("floor: one pass over the float embeddings (%.1f MB) %.2f ms; a fused query scans "
+           "%.1f MB (%s) = %.2f ms at that bandwidth, over %d worker rank(s)\n",
+           emb_bytes / 1e6, emb_bytes / bw * 1e3, q_bytes / 1e6,
+           float_scan ? "float emb + vis" : "int8 emb + vis + per-row bounds", q_bytes / bw * 1e3,
+           mms_engine_workers(e));
+
+    qset_t fused, tags_only;
+    make_queries(ix, nsingle > nbatch ? nsingle : nbatch, 1, &fused);
+    make_queries(ix, nbatch, 0, &tags_only);
+    mms_response_t resp;
+    int bad = 0;
+    for (int i = 0; i < 20; i++) bad += run(e, &fused.req[i % fused.n], 1, &resp); /* warm up */
+    double *lat = malloc((size_t)nsingle * sizeof(double));
+    double stage[4] = {0, 0, 0, 0};
+    mms_qscan_stats_t q0, q1;
+    mms_engine_stats_t st;
+    mms_engine_stats(e, &st);
+    q0 = st.local;
+    for (int i = 0; i < nsingle; i++) {
+        double t = mms_now();
+        bad += run(e, &fused.req[i], 1, &resp);
+        lat[i] = mms_now() - t;
+        mms_engine_stats(e, &st);
+        stage[0] += st.prepare;
+        stage[1] += st.neighbors;
+        stage[2] += st.embed;
+        stage[3] += st.search;
+    }
+    mms_engine_stats(e, &st);
+    q1 = st.local;
+    double mean = 0;
+    for (int i = 0; i < nsingle; i++) mean += lat[i];
+    mean /= nsingle;
+    qsort(lat, (size_t)nsingle, sizeof *lat, cmp_d);
+    printf("single fused image+tags query (%d queries, neighbors 5, k 10): p50 %.3f ms, p99 %.3f "
+           "ms, mean %.3f ms; stages (mean) prepare %.3f, neighbors %.3f, embed %.3f, search %.3f ms\n",
+           nsingle, lat[nsingle / 2] * 1e3, lat[(int)(nsingle * 0.99)] * 1e3, mean * 1e3,
+           stage[0] / nsingle * 1e3, stage[1] / nsingle * 1e3, stage[2] / nsingle * 1e3,
+           stage[3] / nsingle * 1e3);
+    if (q1.rows_scanned > q0.rows_scanned && !float_scan)
+        printf("rank 0's shard scans: %.0f candidates re-ranked per 100k rows scanned\n",
+               1e5 * (double)(q1.reranked - q0.reranked) / (double)(q1.rows_scanned - q0.rows_scanned));
+    fused.n = nbatch;
+    int bsizes[3] = {1, batch, nbatch};
+    for (int b = 0; b < 3; b++) {
+        if (b > 0 && bsizes[b] == bsizes[b - 1]) continue;
+        double qps = batched_qps(e, &fused, bsizes[b], &bad);
+        double qps_t = batched_qps(e, &tags_only, bsizes[b], &bad);
+        printf("batched, %d per call (%d queries): fused image+tags %.0f queries/s; tags-only "
+               "(search round only) %.0f queries/s\n", bsizes[b], nbatch, qps, qps_t);
+    }
+    if (bad) printf("WARNING: %d queries failed\n", bad);
+    mms_engine_stop(e);
+    mms_engine_close(&e);
+    free(lat);
+    free(fused.req);
+    free(fused.tags);
+    free(tags_only.req);
+    free(tags_only.tags);
+    MPI_Finalize();
+    return 0;
+}

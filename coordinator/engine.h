@@ -1,0 +1,235 @@
+/* engine.h: the query engine, DESIGN.md "A query, inductively", over an index
+ * opened on every rank (index.h). docs/query.md gives the semantics.
+ *
+ * Three layers, each usable on its own:
+ *
+ *  1. mms_qmat_*: exact top-k by inner product with an int8 filter. Rows are
+ *     kept as int8 plus per-row bounds; a scan computes an approximate score
+ *     and a PROVEN error bound for every row, keeps the rows whose upper bound
+ *     reaches the k-th best lower bound, and re-ranks only those with the float
+ *     rows. The result is the top-k of the float scores, the same set and order
+ *     a float scan gives (docs/query.md, "Exactness"). No MPI, no index.
+ *
+ *  2. mms_query_*: one process's share of a query: validate a request against
+ *     the index, build the query node's inputs (PCA, JPEG descriptor, kNN
+ *     vector, tag lookup), embed it with the trained model over an explicit
+ *     neighbour list, fuse with the slider, predict tags, decorate results. No
+ *     MPI: the neighbour rows it needs are handed in by the caller.
+ *
+ *  3. mms_engine_*: the thin MPI layer. Rank 0 coordinates; the ranks that hold
+ *     shards are workers. Per batch of requests: one NEIGHBORS round (the
+ *     coordinator broadcasts the normalised kNN vectors, each worker returns
+ *     its local top-k with those images' x and h1 rows, the coordinator merges)
+ *     and one SEARCH round (broadcast of the fused embeddings and exclusions,
+ *     local exact top-k, merge), each chunked to bounded messages. Every round
+ *     gathers a status from every rank first, so a failing worker fails the
+ *     round (an "internal" error response) instead of hanging anyone.
+ *     Layouts: serve (rank 0 coordinates only; ranks 1..P-1 hold the shards)
+ *     and search (every rank holds shards; rank 0 also coordinates).
+ */
+#ifndef MMS_ENGINE_H
+#define MMS_ENGINE_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "mms_status.h"
+#include "protocol.h"
+
+/* ================================================================ 1. qmat */
+
+/* Widest row the int8 kernels accept (int32 accumulators stay exact). */
+#define MMS_QMAT_MAX_DIM 65536
+
+/* An int8 copy of a float matrix X (n x d) with per-row bounds. Rows are
+ * packed for the kernels in blocks of 64 (engine_qscan.c); padding rows are
+ * zero and never reported. */
+struct mms_qmat {
+    int64_t n;      /* rows */
+    int32_t d;      /* width of the float rows */
+    int32_t dp;     /* d rounded up to a multiple of 4 */
+    int64_t nb;     /* 64-row blocks */
+    int8_t *q;      /* nb * 64 * dp bytes: q_v = round(v / s_v), |q| <= 127 */
+    float *scale;   /* nb * 64: s_v = max_j |v_j| / 127 */
+    int32_t *qsum;  /* nb * 64: sum_j q_vj */
+    float *qnorm;   /* nb * 64: s_v |q_v|, rounded up */
+    float *rbound;  /* nb * 64: |v - s_v q_v| + gamma_d |v|, rounded up */
+};
+
+/* Quantise X (n x d, row-major, borrowed for the call only). Fails with
+ * MMS_ERR_NUMERIC naming the row if a value is NaN/Inf, MMS_ERR_ARG for d
+ * outside [1, MMS_QMAT_MAX_DIM]. */
+mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **out);
+void mms_qmat_destroy(mms_qmat_t **m);
+/* Bytes held by m. */
+size_t mms_qmat_bytes(const mms_qmat_t *m);
+
+typedef struct {
+    int64_t rows_scanned; /* rows x queries through the int8 kernel */
+    int64_t reranked;     /* candidates re-scored with the float rows */
+} mms_qscan_stats_t;
+
+/* Exact top-k of Q (nq x d) against the float rows X (n x d; the matrix m was
+ * made from) carrying ascending ids[n] (NULL: the row number): for each query, the k rows
+ * with the highest float dot product, ordered by score descending then id
+ * ascending, written to out_rows (row numbers, -1 padding) and out_scores
+ * (-INFINITY padding), nq x k each. exclude_rows (NULL or nq entries, -1 =
+ * none) names one row per query to skip. Scores are computed as float dot
+ * products of the float rows (cblas_sdot). A query whose rows the filter cannot
+ * separate (more than 4k + 16384 candidates, e.g. a zero vector) is answered by a
+ * float scan of all rows instead. stats (optional) is incremented. */
+mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids, const float *Q,
+                         int32_t nq, int32_t k, const int64_t *exclude_rows, int64_t *out_rows,
+                         float *out_scores, mms_qscan_stats_t *stats);
+
+/* ================================================================ 2. query */
+
+/* How the query node connects to the graph (request field "connect"). */
+typedef enum {
+    MMS_ENGINE_CONNECT_IMAGE = 0, /* its `neighbors` nearest training images (default) */
+    MMS_ENGINE_CONNECT_TAGS = 1,  /* its known tags only */
+    MMS_ENGINE_CONNECT_BOTH = 2   /* both */
+} mms_engine_connect;
+
+const char *mms_engine_connect_name(int c);
+/* "image" / "tags" / "both" -> code; -1 if unknown. */
+int mms_engine_connect_parse(const char *s);
+
+/* Largest k / neighbors / tag_k / tags per request the engine accepts (the
+ * protocol's limits; the engine re-checks caller-built requests). */
+#define MMS_ENGINE_K_MAX MMS_PROTO_K_MAX
+
+/* One request on its way through a batch (coordinator side). Buffers are
+ * owned (mms_query_free). */
+typedef struct {
+    const mms_request_t *req; /* borrowed */
+    mms_response_t *resp;     /* borrowed: errors, warnings, results go here */
+    int active;     /* 1 while there is work left; 0 once failed or answered */
+    int op;         /* the request's op */
+    int has_image;  /* image or jpeg */
+    int connect;    /* effective connection mode */
+    int embed;      /* z(q) is computed (an image whose embedding is used) */
+    int need_nbrs;  /* needs the NEIGHBORS round (image neighbours) */
+    int search;     /* needs the SEARCH round */
+    int predict;    /* predict tags */
+    int k, neighbors, tag_k;
+    float w;        /* w_visual */
+    int64_t exclude; /* node id to drop from the results, or -1 */
+    int32_t ntag;   /* distinct known tags, in request order */
+    int32_t *tag;
+    float *xq;      /* dim: the query node's input */
+    float *kq;      /* knn_dim: L2-normalised kNN vector (need_nbrs) */
+    int32_t nnb;    /* image neighbours found (<= neighbors) */
+    int64_t *nb_id;
+    float *nb_score, *nb_x, *nb_h1; /* nnb; nnb x dim; nnb x emb_dim */
+    float *z;       /* emb_dim: E_img = z(q) (has_image) */
+    float *E;       /* emb_dim: the fused query embedding */
+} mms_query_t;
+
+/* Validate req against ix (coordinator part) and fill q. Request errors (wrong
+ * vector width, a JPEG that does not decode, no usable input, a value out of
+ * range in a caller-built request, ...) are written to resp with a protocol
+ * code and leave q->active = 0; unknown keywords become warnings. connect is
+ * an MMS_ENGINE_CONNECT_* value. Returns non-OK only for internal failures
+ * (out of memory). */
+mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, int connect,
+                             mms_response_t *resp, mms_query_t *q);
+void mms_query_free(mms_query_t *q);
+
+/* Inductive embedding of nq query nodes (no sampling, every neighbour counts
+ * once, the embedding pass's definition, worker/embed.h):
+ *   h1(q) = ReLU([xq W1s || mean_e x_e W1n]),  z(q) = normalise([h1(q) W2s || mean_e h1_e W2n])
+ * over entries e in [ptr[q], ptr[q+1]) with global node ids gid[e]: an image
+ * node (gid < n_images) uses nb_x row e (dim) and nb_h1 row e (emb_dim); a tag
+ * node uses the model's tag vector and the index's stored tag h1 (its rows in
+ * nb_x / nb_h1 are not read; nb_x / nb_h1 may be NULL when there is no image
+ * entry). xq: nq x dim; z: nq x emb_dim. Coordinator part of ix. */
+mms_status mms_query_embed(const mms_index_t *ix, int64_t nq, const float *xq, const int64_t *ptr,
+                           const int64_t *gid, const float *nb_x, const float *nb_h1, float *z);
+
+/* E = (w z + (1 - w) t) / 2 with both; E = z without t; E = t without z. n floats. */
+void mms_query_fuse(int32_t n, const float *z, const float *t, float w, float *E);
+
+/* The mean of the stored embeddings of tags[0..n) (n >= 1) into out (emb_dim). */
+void mms_query_tag_mean(const mms_index_t *ix, const int32_t *tags, int32_t n, float *out);
+
+/* For the active queries of qs[0..n) (after their neighbours are in): build the
+ * neighbour lists per connection mode, embed (one batched call), fuse E, and
+ * predict tags where asked. */
+mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, int n);
+
+/* Fill q->resp with the results (ids/scores: k entries, -1 padding, as merged). */
+mms_status mms_query_fill_results(const mms_index_t *ix, mms_query_t *q, const int64_t *ids,
+                                  const float *scores, int32_t k);
+
+/* Answer op "info" from the index's description. */
+mms_status mms_query_info(const mms_index_t *ix, int nworkers, mms_response_t *resp);
+
+/* ================================================================ 3. engine */
+
+typedef enum {
+    MMS_ENGINE_SERVE = 0, /* rank 0 coordinates only; ranks 1..P-1 hold the shards (P >= 2) */
+    MMS_ENGINE_SEARCH = 1 /* every rank holds shards; rank 0 also coordinates */
+} mms_engine_mode;
+
+typedef struct {
+    const char *index;   /* index directory */
+    const char *catalog; /* overrides the index manifest's catalog (NULL: the manifest's) */
+    mms_engine_mode mode;
+    int filter;          /* 1 (default): int8 filter + exact re-rank; 0: float scans (mms_topk_scan) */
+} mms_engine_params_t;
+
+void mms_engine_params_default(mms_engine_params_t *p);
+
+typedef struct mms_engine mms_engine_t;
+
+/* Collective over comm (duplicated inside): every rank opens its part of the
+ * index and all agree on the outcome. On failure every rank returns non-OK. */
+mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engine_t **out);
+/* Collective (MPI_Comm_free of the duplicate): every rank, after the
+ * coordinator's mms_engine_stop (workers return from mms_engine_worker_loop
+ * only then). NULL is a no-op. */
+void mms_engine_close(mms_engine_t **e);
+
+int mms_engine_is_coordinator(const mms_engine_t *e);
+int mms_engine_workers(const mms_engine_t *e);
+const mms_index_t *mms_engine_index(const mms_engine_t *e);
+
+/* Optional per-request outputs for tests and benchmarks (arrays of n rows,
+ * each may be NULL): the fused embedding E and z(q) (emb_dim floats; zeros
+ * when absent), and the merged visual neighbours (max_nbrs node ids, -1 padding). */
+typedef struct {
+    float *E, *z;
+    int64_t *nbrs;
+    int32_t max_nbrs;
+} mms_engine_trace_t;
+
+/* Stage times of the last mms_engine_answer (seconds). */
+typedef struct {
+    double prepare, neighbors, embed, search, decorate;
+    int rounds;              /* MPI rounds since open (cumulative) */
+    mms_qscan_stats_t local; /* the coordinator's own shard scans, cumulative */
+} mms_engine_stats_t;
+
+/* Coordinator only; collective with the workers' loops. Answers reqs[0..n)
+ * into resps (prepared as netserver.h describes: mms_response_init, reserved
+ * results/tags; a response already failed is skipped). connect: n modes
+ * (MMS_ENGINE_CONNECT_*), or NULL for "image". A request-level problem becomes
+ * that response's error; a failed round (a worker out of memory, ...) fails
+ * the requests in it with "internal". Returns non-OK only when the engine
+ * cannot go on (an MPI failure). */
+mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const uint8_t *connect,
+                             int n, mms_response_t *resps, mms_engine_trace_t *trace);
+
+/* Workers (every rank but the coordinator): serve rounds until the
+ * coordinator's mms_engine_stop. Idle waiting sleeps (no busy loop after a
+ * short spin), so an idle server costs no CPU. */
+mms_status mms_engine_worker_loop(mms_engine_t *e);
+/* Coordinator: end the workers' loops. Idempotent. */
+mms_status mms_engine_stop(mms_engine_t *e);
+
+void mms_engine_stats(const mms_engine_t *e, mms_engine_stats_t *out);
+
+#endif

@@ -1,0 +1,495 @@
+/* engine_qscan.c: exact top-k by inner product with an int8 filter (engine.h,
+ * layer 1). No MPI, no index.
+ *
+ * Why: a query scans every row of a shard twice (the kNN space for its visual
+ * neighbours, the embeddings for the results). That is memory-bound: one float
+ * pass over 100,000 x 256 is 102 MB. An int8 copy is a quarter of the bytes,
+ * and with per-row error bounds it filters without losing exactness.
+ *
+ * The bound (docs/query.md, "Exactness"). Row v = s q + r with s = max_j |v_j| /
+ * 127, q = round(v / s) (int8) and residual r; query u = t p + w the same way.
+ *   u.v = s t (p.q) + s (w.q) + u.r
+ * so with A = s t (p.q) (p.q an exact integer dot product)
+ *   |u.v - A| <= |w| (s |q|) + |u| |r|.
+ * A float evaluation f of u.v, in any summation order, has |f - u.v| <=
+ * gamma_d |u| |v| (gamma_d = d eps / (1 - d eps), eps = 2^-24). Hence every
+ * float score lies in [a - b, a + b] with
+ *   b = |w| qnorm_v + |u| rbound_v       (qnorm = s|q|, rbound = |r| + gamma_d |v|)
+ * plus a margin for the float rounding of a and b themselves. If L is the k-th
+ * largest lower bound a - b over the rows, at least k rows score >= L, so every
+ * row of the float top-k (ties included) has a + b >= L. The scan keeps the
+ * rows with a + b >= (the running L, which only grows), drops those below the
+ * final L, re-scores the rest with the float rows and sorts by (score desc,
+ * id asc): the float top-k, exactly.
+ *
+ * The query is quantised finer than the rows, with two int8 digits: u = t P + w
+ * with P = 254 p1 + p2 (|p1|, |p2| <= 127, |P| <= 32258), so |w| is 254 times
+ * smaller than with one digit and the bound is dominated by the rows' own
+ * residual (measured: 5x fewer candidates). The kernel treats the two digits as
+ * two query rows; A = s t (254 p1.q + p2.q).
+ *
+ * Layout of m->q: blocks of 64 rows, each 64 * dp bytes; inside a block, four
+ * groups of 16 rows; inside a group, for each run of 4 dimensions g, 16 rows x
+ * 4 bytes (one 512-bit vector). So VNNI's vpdpbusd multiplies 4 dimensions of
+ * one query digit (broadcast) by 16 rows at once. The query side is unsigned:
+ * p + 128 (the sum of q corrects it: (p + 128).q = p.q + 128 sum(q)).
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+#define QSCAN_VNNI 1
+#else
+#define QSCAN_VNNI 0
+#endif
+
+#include "engine.h"
+#include "topk.h"
+
+#define QB 64           /* rows per block */
+#define QTILE_BLOCKS 4  /* blocks per tile (the batched path reuses a tile from L2) */
+#define QTILE (QB * QTILE_BLOCKS)
+
+static float round_up(double x) {
+    float f = (float)x;
+    if ((double)f < x) f = nextafterf(f, INFINITY);
+    return f;
+}
+
+static void *alloc_aligned(size_t bytes) {
+    size_t b = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, b ? b : 64);
+    if (p) memset(p, 0, b ? b : 64);
+    return p;
+}
+
+void mms_qmat_destroy(mms_qmat_t **mp) {
+    if (!mp || !*mp) return;
+    mms_qmat_t *m = *mp;
+    free(m->q);
+    free(m->scale);
+    free(m->qsum);
+    free(m->qnorm);
+    free(m->rbound);
+    free(m);
+    *mp = NULL;
+}
+
+size_t mms_qmat_bytes(const mms_qmat_t *m) {
+    if (!m) return 0;
+    return (size_t)m->nb * QB * ((size_t)m->dp + 16);
+}
+
+static double gamma_of(int32_t d) {
+    double u = ldexp(1.0, -24);
+    return (double)d * u / (1.0 - (double)d * u);
+}
+
+mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **out) {
+    *out = NULL;
+    MMS_CHECK(d >= 1 && d <= MMS_QMAT_MAX_DIM, MMS_ERR_ARG,
+              "qmat: row width %d outside [1, %d]", d, MMS_QMAT_MAX_DIM);
+    MMS_CHECK(n >= 0 && (n == 0 || X), MMS_ERR_ARG, "qmat: no rows given");
+    mms_qmat_t *m;
+    MMS_CALL(mms_calloc(1, sizeof *m, &m));
+    m->n = n;
+    m->d = d;
+    m->dp = (d + 3) & ~3;
+    m->nb = (n + QB - 1) / QB;
+    size_t rows = (size_t)(m->nb > 0 ? m->nb : 1) * QB;
+    m->q = alloc_aligned(rows * (size_t)m->dp);
+    m->scale = alloc_aligned(rows * sizeof(float));
+    m->qsum = alloc_aligned(rows * sizeof(int32_t));
+    m->qnorm = alloc_aligned(rows * sizeof(float));
+    m->rbound = alloc_aligned(rows * sizeof(float));
+    if (!m->q || !m->scale || !m->qsum || !m->qnorm || !m->rbound) {
+        mms_qmat_destroy(&m);
+        mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__,
+                      "qmat: out of memory for %lld x %d int8 rows", (long long)n, d);
+        return MMS_ERR_NOMEM;
+    }
+    const int32_t G = m->dp / 4;
+    const double gam = gamma_of(d);
+    for (int64_t v = 0; v < n; v++) {
+        const float *row = X + (size_t)v * d;
+        float mx = 0;
+        for (int32_t j = 0; j < d; j++) {
+            if (!isfinite(row[j])) {
+                mms_qmat_destroy(&m);
+                mms_error_set(MMS_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                              "qmat: row %lld has a non-finite value at column %d", (long long)v, j);
+                return MMS_ERR_NUMERIC;
+            }
+            float a = fabsf(row[j]);
+            if (a > mx) mx = a;
+        }
+        float s = mx / 127.0f;
+        int8_t *blk = m->q + (size_t)(v / QB) * QB * m->dp;
+        int r = (int)(v % QB), sub = r / 16, lane = r % 16;
+        double qq = 0, rr = 0, vv = 0;
+        int32_t sum = 0;
+        for (int32_t j = 0; j < d; j++) {
+            int qj = 0;
+            if (s > 0) {
+                long l = lrintf(row[j] / s);
+                qj = (int)(l > 127 ? 127 : l < -127 ? -127 : l);
+            }
+            blk[((size_t)sub * G + j / 4) * 64 + (size_t)lane * 4 + j % 4] = (int8_t)qj;
+            sum += qj;
+            qq += (double)qj * qj;
+            double res = (double)row[j] - (double)s * qj; /* exact: 24-bit x 8-bit */
+            rr += res * res;
+            vv += (double)row[j] * row[j];
+        }
+        m->scale[v] = s;
+        m->qsum[v] = sum;
+        m->qnorm[v] = round_up((double)s * sqrt(qq) * (1 + 1e-12));
+        m->rbound[v] = round_up((sqrt(rr) + gam * sqrt(vv)) * (1 + 1e-12));
+    }
+    *out = m;
+    return MMS_OK;
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+/* S[i * lds + r] = sum_j P[i * ldp + j] * q(row b*64 + r)[j], r in [0, 64), for
+ * queries i in [0, nq), one 64-row block b. P is unsigned (p + 128). */
+#if QSCAN_VNNI
+static inline __m512i bcast4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+static void block_dots(const mms_qmat_t *m, int64_t b, const uint8_t *P, int32_t nq, int32_t ldp,
+                       int32_t *S, int64_t lds) {
+    const int32_t G = m->dp / 4;
+    const int8_t *B = m->q + (size_t)b * QB * m->dp;
+    const int8_t *B1 = B + (size_t)G * 64, *B2 = B + (size_t)2 * G * 64, *B3 = B + (size_t)3 * G * 64;
+    int32_t i = 0;
+    for (; i + 4 <= nq; i += 4) {
+        __m512i acc[4][4];
+        for (int a = 0; a < 4; a++)
+            for (int c = 0; c < 4; c++) acc[a][c] = _mm512_setzero_si512();
+        const uint8_t *p0 = P + (size_t)i * ldp;
+        for (int32_t g = 0; g < G; g++) {
+            __m512i r0 = _mm512_load_si512(B + (size_t)g * 64);
+            __m512i r1 = _mm512_load_si512(B1 + (size_t)g * 64);
+            __m512i r2 = _mm512_load_si512(B2 + (size_t)g * 64);
+            __m512i r3 = _mm512_load_si512(B3 + (size_t)g * 64);
+            for (int a = 0; a < 4; a++) {
+                __m512i x = bcast4(p0 + (size_t)a * ldp + 4 * (size_t)g);
+                acc[a][0] = _mm512_dpbusd_epi32(acc[a][0], x, r0);
+                acc[a][1] = _mm512_dpbusd_epi32(acc[a][1], x, r1);
+                acc[a][2] = _mm512_dpbusd_epi32(acc[a][2], x, r2);
+                acc[a][3] = _mm512_dpbusd_epi32(acc[a][3], x, r3);
+            }
+        }
+        for (int a = 0; a < 4; a++)
+            for (int c = 0; c < 4; c++)
+                _mm512_storeu_si512(S + (size_t)(i + a) * lds + 16 * c, acc[a][c]);
+    }
+    for (; i + 2 <= nq; i += 2) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        __m512i c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        const uint8_t *p0 = P + (size_t)i * ldp, *p1 = p0 + ldp;
+        for (int32_t g = 0; g < G; g++) {
+            __m512i r0 = _mm512_load_si512(B + (size_t)g * 64);
+            __m512i r1 = _mm512_load_si512(B1 + (size_t)g * 64);
+            __m512i r2 = _mm512_load_si512(B2 + (size_t)g * 64);
+            __m512i r3 = _mm512_load_si512(B3 + (size_t)g * 64);
+            __m512i x = bcast4(p0 + 4 * (size_t)g), y = bcast4(p1 + 4 * (size_t)g);
+            a0 = _mm512_dpbusd_epi32(a0, x, r0);
+            a1 = _mm512_dpbusd_epi32(a1, x, r1);
+            a2 = _mm512_dpbusd_epi32(a2, x, r2);
+            a3 = _mm512_dpbusd_epi32(a3, x, r3);
+            c0 = _mm512_dpbusd_epi32(c0, y, r0);
+            c1 = _mm512_dpbusd_epi32(c1, y, r1);
+            c2 = _mm512_dpbusd_epi32(c2, y, r2);
+            c3 = _mm512_dpbusd_epi32(c3, y, r3);
+        }
+        int32_t *o = S + (size_t)i * lds, *o2 = o + lds;
+        _mm512_storeu_si512(o, a0);
+        _mm512_storeu_si512(o + 16, a1);
+        _mm512_storeu_si512(o + 32, a2);
+        _mm512_storeu_si512(o + 48, a3);
+        _mm512_storeu_si512(o2, c0);
+        _mm512_storeu_si512(o2 + 16, c1);
+        _mm512_storeu_si512(o2 + 32, c2);
+        _mm512_storeu_si512(o2 + 48, c3);
+    }
+    for (; i < nq; i++) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        const uint8_t *p0 = P + (size_t)i * ldp;
+        for (int32_t g = 0; g < G; g++) {
+            __m512i x = bcast4(p0 + 4 * (size_t)g);
+            a0 = _mm512_dpbusd_epi32(a0, x, _mm512_load_si512(B + (size_t)g * 64));
+            a1 = _mm512_dpbusd_epi32(a1, x, _mm512_load_si512(B1 + (size_t)g * 64));
+            a2 = _mm512_dpbusd_epi32(a2, x, _mm512_load_si512(B2 + (size_t)g * 64));
+            a3 = _mm512_dpbusd_epi32(a3, x, _mm512_load_si512(B3 + (size_t)g * 64));
+        }
+        int32_t *o = S + (size_t)i * lds;
+        _mm512_storeu_si512(o, a0);
+        _mm512_storeu_si512(o + 16, a1);
+        _mm512_storeu_si512(o + 32, a2);
+        _mm512_storeu_si512(o + 48, a3);
+    }
+}
+#else
+static void block_dots(const mms_qmat_t *m, int64_t b, const uint8_t *P, int32_t nq, int32_t ldp,
+                       int32_t *S, int64_t lds) {
+    const int32_t G = m->dp / 4;
+    const int8_t *B = m->q + (size_t)b * QB * m->dp;
+    for (int32_t i = 0; i < nq; i++) {
+        const uint8_t *p = P + (size_t)i * ldp;
+        for (int r = 0; r < QB; r++) {
+            const int8_t *base = B + (size_t)(r / 16) * G * 64 + (size_t)(r % 16) * 4;
+            int32_t acc = 0;
+            for (int32_t g = 0; g < G; g++) {
+                const int8_t *c = base + (size_t)g * 64;
+                const uint8_t *pp = p + 4 * (size_t)g;
+                acc += (int32_t)pp[0] * c[0] + (int32_t)pp[1] * c[1] + (int32_t)pp[2] * c[2] +
+                       (int32_t)pp[3] * c[3];
+            }
+            S[(size_t)i * lds + r] = acc;
+        }
+    }
+}
+#endif
+
+/* ---------------------------------------------------------------- per query state */
+
+typedef struct {
+    float s;
+    int64_t id, row;
+} cand_t;
+
+typedef struct {
+    float t, un, om; /* quantisation step, |u|, |w| (rounded up) */
+    int64_t ex;      /* excluded row or -1 */
+    float *heap;     /* min-heap of the k largest lower bounds */
+    int32_t nheap;
+    float L;         /* k-th largest lower bound (-inf until k rows) */
+    int64_t *crow;   /* candidates */
+    float *chi;
+    int64_t nc, cap;
+    int64_t climit;  /* most candidates kept; beyond: a float scan for this query */
+    int overflow;
+} qstate_t;
+
+static void heap_push(float *h, int32_t *n, float x) {
+    int32_t i = (*n)++;
+    while (i > 0) {
+        int32_t p = (i - 1) / 2;
+        if (h[p] <= x) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+
+static void heap_replace_min(float *h, int32_t n, float x) {
+    int32_t i = 0;
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, m = i;
+        float v = x;
+        if (l < n && h[l] < v) {
+            m = l;
+            v = h[l];
+        }
+        if (r < n && h[r] < v) m = r;
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = x;
+}
+
+static mms_status cand_push(qstate_t *st, int64_t row, float hi) {
+    if (st->nc >= st->climit) { /* scores too close to filter (e.g. a zero query) */
+        st->overflow = 1;
+        return MMS_OK;
+    }
+    if (st->nc == st->cap) {
+        int64_t nc = st->cap ? 2 * st->cap : 256;
+        MMS_CALL(mms_realloc((size_t)nc * sizeof *st->crow, &st->crow));
+        MMS_CALL(mms_realloc((size_t)nc * sizeof *st->chi, &st->chi));
+        st->cap = nc;
+    }
+    st->crow[st->nc] = row;
+    st->chi[st->nc] = hi;
+    st->nc++;
+    return MMS_OK;
+}
+
+static int cmp_cand(const void *pa, const void *pb) {
+    const cand_t *a = pa, *b = pb;
+    if (a->s != b->s) return a->s > b->s ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Rows [v0, v0 + nr) of one tile for one query: S and S2 hold the integer
+ * dots of its two digits. a, b: nr scratch floats each. */
+static mms_status tile_query(const mms_qmat_t *m, qstate_t *st, int32_t k, const int32_t *S,
+                             const int32_t *S2, int64_t v0, int nr, float *a, float *b) {
+    const double t = st->t;
+    const float un = st->un, om = st->om, L0 = st->L;
+    const float grow = 1.0f + 0x1p-20f, rel = 0x1p-21f;
+    int cnt = 0;
+    for (int r = 0; r < nr; r++) {
+        int64_t v = v0 + r;
+        int32_t c = 128 * m->qsum[v];
+        /* 254 p1.q + p2.q is exact in double; one rounding to float */
+        double x = 254.0 * (double)(S[r] - c) + (double)(S2[r] - c);
+        float av = (float)((double)m->scale[v] * t * x);
+        float bv = (om * m->qnorm[v] + un * m->rbound[v]) * grow + fabsf(av) * rel;
+        a[r] = av;
+        b[r] = bv;
+        cnt += av + bv >= L0;
+    }
+    if (!cnt) return MMS_OK;
+    for (int r = 0; r < nr; r++) {
+        float hi = a[r] + b[r];
+        if (!(hi >= st->L) || st->overflow) continue;
+        int64_t v = v0 + r;
+        if (v == st->ex) continue;
+        float lo = a[r] - b[r];
+        if (st->nheap < k) {
+            heap_push(st->heap, &st->nheap, lo);
+            if (st->nheap == k) st->L = st->heap[0];
+        } else if (lo > st->heap[0]) {
+            heap_replace_min(st->heap, st->nheap, lo);
+            st->L = st->heap[0];
+        }
+        MMS_CALL(cand_push(st, v, hi));
+    }
+    return MMS_OK;
+}
+
+/* Quantise query u (d floats) into two digit rows p1, p2 (dp bytes each, +128
+ * offset) with u = t (254 p1 + p2) + w, and its bounds. */
+static void quantize_query(const float *u, int32_t d, int32_t dp, uint8_t *p1, uint8_t *p2,
+                           qstate_t *st) {
+    float mx = 0;
+    for (int32_t j = 0; j < d; j++) {
+        float x = fabsf(u[j]);
+        if (x > mx) mx = x;
+    }
+    float t = mx / 32258.0f; /* 254 * 127 */
+    double ww = 0, uu = 0;
+    for (int32_t j = 0; j < d; j++) {
+        long P = 0, h = 0, l = 0;
+        if (t > 0) {
+            P = lrint((double)u[j] / t);
+            P = P > 32258 ? 32258 : P < -32258 ? -32258 : P;
+            h = lrint((double)P / 254.0);
+            l = P - 254 * h; /* |l| <= 127 since |P| <= 254 * 127 */
+        }
+        p1[j] = (uint8_t)(h + 128);
+        p2[j] = (uint8_t)(l + 128);
+        double w = (double)u[j] - (double)t * (double)P;
+        ww += w * w;
+        uu += (double)u[j] * u[j];
+    }
+    for (int32_t j = d; j < dp; j++) p1[j] = p2[j] = 128;
+    st->t = t;
+    st->om = round_up(sqrt(ww) * (1 + 1e-12));
+    st->un = round_up(sqrt(uu) * (1 + 1e-12));
+}
+
+mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids, const float *Q,
+                         int32_t nq, int32_t k, const int64_t *exclude_rows, int64_t *out_rows,
+                         float *out_scores, mms_qscan_stats_t *stats) {
+    MMS_CHECK(m && k >= 1 && nq >= 0 && (nq == 0 || (Q && out_rows && out_scores)), MMS_ERR_ARG,
+              "qmat topk: bad arguments (k %d, nq %d)", k, nq);
+    for (size_t i = 0; i < (size_t)nq * (size_t)k; i++) {
+        out_rows[i] = -1;
+        out_scores[i] = -INFINITY;
+    }
+    if (nq == 0 || m->n == 0) return MMS_OK;
+    MMS_CHECK(X != NULL, MMS_ERR_ARG, "qmat topk: the float rows are needed for the re-rank");
+    const int32_t d = m->d, dp = m->dp;
+    mms_status s = MMS_OK;
+    uint8_t *P = alloc_aligned((size_t)2 * nq * dp); /* two digit rows per query */
+    int32_t *S = alloc_aligned((size_t)2 * nq * QTILE * sizeof(int32_t));
+    float *ab = NULL;
+    qstate_t *st = NULL;
+    cand_t *cs = NULL;
+    if (!P || !S) {
+        mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "qmat topk: out of memory");
+        s = MMS_ERR_NOMEM;
+        goto done;
+    }
+    MMS_CALL_GOTO(s, done, mms_malloc(2 * QTILE * sizeof(float), &ab));
+    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *st, &st));
+    for (int32_t i = 0; i < nq; i++) {
+        quantize_query(Q + (size_t)i * d, d, dp, P + (size_t)2 * i * dp,
+                       P + (size_t)(2 * i + 1) * dp, &st[i]);
+        st[i].ex = exclude_rows ? exclude_rows[i] : -1;
+        st[i].L = -INFINITY;
+        st[i].climit = 4 * (int64_t)k + 16384;
+        MMS_CALL_GOTO(s, done, mms_malloc((size_t)k * sizeof(float), &st[i].heap));
+    }
+    /* scan: a tile of rows through the kernel for every query, then the bounds */
+    for (int64_t b0 = 0; b0 < m->nb; b0 += QTILE_BLOCKS) {
+        int64_t nbk = m->nb - b0 < QTILE_BLOCKS ? m->nb - b0 : QTILE_BLOCKS;
+        for (int64_t b = 0; b < nbk; b++)
+            block_dots(m, b0 + b, P, 2 * nq, dp, S + b * QB, QTILE);
+        int64_t v0 = b0 * QB;
+        int nr = (int)(m->n - v0 < nbk * QB ? m->n - v0 : nbk * QB);
+        for (int32_t i = 0; i < nq; i++)
+            MMS_CALL_GOTO(s, done, tile_query(m, &st[i], k, S + (size_t)2 * i * QTILE,
+                                              S + (size_t)(2 * i + 1) * QTILE, v0, nr, ab,
+                                              ab + QTILE));
+    }
+    /* re-rank the candidates that survive the final threshold */
+    int64_t maxc = 0;
+    for (int32_t i = 0; i < nq; i++) maxc = st[i].nc > maxc ? st[i].nc : maxc;
+    MMS_CALL_GOTO(s, done, mms_malloc((size_t)(maxc + 1) * sizeof *cs, &cs));
+    for (int32_t i = 0; i < nq; i++) {
+        const float *u = Q + (size_t)i * d;
+        if (st[i].overflow) {
+            /* the filter cannot separate this query's rows (e.g. a zero query): scan them
+             * all in float; row numbers as ids tie-break like the ascending ids */
+            int64_t ex = st[i].ex;
+            MMS_CALL_GOTO(s, done, mms_topk_scan(X, m->n, d, NULL, 0, u, 1, k, &ex,
+                                                 out_rows + (size_t)i * k,
+                                                 out_scores + (size_t)i * k));
+            if (stats) stats->reranked += m->n;
+            continue;
+        }
+        int64_t nc = 0;
+        for (int64_t c = 0; c < st[i].nc; c++) {
+            if (!(st[i].chi[c] >= st[i].L)) continue;
+            int64_t v = st[i].crow[c];
+            cs[nc].s = cblas_sdot(d, u, 1, X + (size_t)v * d, 1);
+            cs[nc].id = ids ? ids[v] : v;
+            cs[nc].row = v;
+            nc++;
+        }
+        qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
+        int64_t take = nc < k ? nc : k;
+        for (int64_t j = 0; j < take; j++) {
+            out_rows[(size_t)i * k + j] = cs[j].row;
+            out_scores[(size_t)i * k + j] = cs[j].s;
+        }
+        if (stats) stats->reranked += nc;
+    }
+    if (stats) stats->rows_scanned += m->n * nq;
+done:
+    if (st)
+        for (int32_t i = 0; i < nq; i++) {
+            free(st[i].heap);
+            free(st[i].crow);
+            free(st[i].chi);
+        }
+    free(st);
+    free(cs);
+    free(ab);
+    free(P);
+    free(S);
+    return s;
+}

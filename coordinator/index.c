@@ -1,0 +1,410 @@
+/* index.c: open an index directory for queries (see index.h). No MPI. */
+#define _GNU_SOURCE
+#include "index.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "descriptor.h"
+#include "embed.h"
+#include "engine.h"
+#include "mms_log.h"
+#include "mms_manifest.h"
+
+void mms_index_open_default(mms_index_open_t *o) {
+    memset(o, 0, sizeof *o);
+    o->worker = -1;
+    o->nworkers = 1;
+    o->filter = 1;
+}
+
+/* Map dir/name, check its dtype and shape (rows, cols): -1 = any, cols 0 = 1-D. */
+static mms_status open_shaped(const char *dir, const char *name, mms_dtype t, int64_t rows,
+                              int64_t cols, mms_npy_t *a) {
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, dir, name));
+    MMS_CHECK(mms_path_exists(p), MMS_ERR_IO, "index: '%s' is missing", p);
+    MMS_CALL(mms_npy_open(p, (int)t, a));
+    int ok = (rows < 0 || (int64_t)a->rows == rows) &&
+             (cols < 0 || (cols == 0 ? a->hdr.ndim == 1 || a->cols == 1 : (int64_t)a->cols == cols));
+    if (!ok) {
+        mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                      "index: '%s' has shape (%zu, %zu), expected (%lld, %lld)", p, a->rows, a->cols,
+                      (long long)rows, (long long)cols);
+        mms_npy_close(a);
+        return MMS_ERR_FORMAT;
+    }
+    return MMS_OK;
+}
+
+static mms_status get_int32(const mms_manifest_t *m, const char *key, int32_t *v) {
+    int64_t x;
+    MMS_CALL(mms_manifest_get_int(m, key, &x));
+    MMS_CHECK(x >= 0 && x <= INT32_MAX, MMS_ERR_FORMAT, "index manifest: '%s' is %lld", key,
+              (long long)x);
+    *v = (int32_t)x;
+    return MMS_OK;
+}
+
+/* The model as the index copied it: configuration from the manifest (the
+ * model's, extended by embed), weights from params.npy, tag inputs from tags.npy. */
+static mms_status load_model(mms_index_t *ix, const mms_manifest_t *m) {
+    mms_sage_config_t c;
+    mms_sage_config_default(&c);
+    int64_t v, np;
+    double r;
+    MMS_CALL(get_int32(m, "dim", &c.dim));
+    MMS_CALL(get_int32(m, "hidden", &c.hidden));
+    MMS_CALL(get_int32(m, "s1", &c.s1));
+    MMS_CALL(get_int32(m, "s2", &c.s2));
+    MMS_CALL(get_int32(m, "max_degree", &c.max_degree));
+    MMS_CALL(mms_manifest_get_real(m, "dropout", &r));
+    c.dropout = (float)r;
+    MMS_CALL(mms_manifest_get_int(m, "train_tags", &v));
+    c.train_tags = (int)v;
+    MMS_CALL(mms_manifest_get_int(m, "seed", &v));
+    c.seed = (uint64_t)v;
+    MMS_CALL(mms_manifest_get_int(m, "n_params", &np));
+    MMS_CALL(mms_sage_config_check(&c));
+    MMS_CALL(mms_sage_model_create(&c, ix->n_tags, &ix->model));
+    MMS_CHECK(np == (int64_t)ix->model->n_params, MMS_ERR_FORMAT,
+              "index '%s': manifest says %lld parameters, the configuration has %zu", ix->dir,
+              (long long)np, ix->model->n_params);
+    mms_npy_t a;
+    MMS_CALL(open_shaped(ix->dir, "params.npy", MMS_DT_F32, -1, -1, &a));
+    size_t nv = a.rows * a.cols;
+    if (nv == ix->model->n_params) memcpy(ix->model->params, a.data, nv * sizeof(float));
+    mms_npy_close(&a);
+    MMS_CHECK(nv == ix->model->n_params, MMS_ERR_FORMAT,
+              "index '%s': params.npy has %zu values, expected %zu", ix->dir, nv,
+              ix->model->n_params);
+    if (ix->n_tags > 0) {
+        MMS_CALL(open_shaped(ix->dir, "tags.npy", MMS_DT_F32, ix->n_tags, ix->dim, &a));
+        memcpy(ix->model->tags, a.data, (size_t)ix->n_tags * (size_t)ix->dim * sizeof(float));
+        mms_npy_close(&a);
+    }
+    return MMS_OK;
+}
+
+static mms_status load_rows(const mms_index_t *ix, const char *name, int64_t rows, int32_t cols,
+                            float **out) {
+    MMS_CALL(mms_malloc((size_t)(rows > 0 ? rows : 1) * (size_t)cols * sizeof(float), out));
+    if (rows == 0) return MMS_OK;
+    mms_npy_t a;
+    MMS_CALL(open_shaped(ix->dir, name, MMS_DT_F32, rows, cols, &a));
+    memcpy(*out, a.data, (size_t)rows * (size_t)cols * sizeof(float));
+    mms_npy_close(&a);
+    return MMS_OK;
+}
+
+static mms_status load_tag_names(mms_index_t *ix) {
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, ix->dir, "tags.tsv"));
+    MMS_CALL(mms_calloc((size_t)(ix->n_tags + 1), sizeof *ix->tag_names, &ix->tag_names));
+    MMS_CALL(mms_strmap_create((size_t)ix->n_tags + 16, &ix->tag_map));
+    FILE *f;
+    MMS_CALL(mms_fopen(p, "r", &f));
+    char *line = NULL;
+    size_t cap = 0;
+    int64_t i = 0;
+    mms_status s = MMS_OK;
+    int rc;
+    while (s == MMS_OK && (rc = mms_getline(&line, &cap, f)) == 1) {
+        char *t = strchr(line, '\t');
+        if (!t || i >= ix->n_tags) {
+            mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                          "%s:%lld: expected %lld lines 'name<TAB>images'", p, (long long)i + 1,
+                          (long long)ix->n_tags);
+            s = MMS_ERR_FORMAT;
+            break;
+        }
+        *t = '\0';
+        ix->tag_names[i] = strdup(line);
+        if (!ix->tag_names[i]) s = MMS_ERR_NOMEM;
+        int ins = 0;
+        if (s == MMS_OK) s = mms_strmap_put(ix->tag_map, line, strlen(line), i, &ins, NULL);
+        i++;
+    }
+    free(line);
+    fclose(f);
+    if (s != MMS_OK) return s;
+    MMS_CHECK(i == ix->n_tags, MMS_ERR_FORMAT, "%s: %lld tags, the manifest says %lld", p,
+              (long long)i, (long long)ix->n_tags);
+    return MMS_OK;
+}
+
+static mms_status load_pca(mms_index_t *ix) {
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, ix->dir, "pca_components.npy"));
+    if (!mms_path_exists(p)) {
+        ix->in_dim = ix->dim;
+        return MMS_OK;
+    }
+    mms_npy_t c, m;
+    MMS_CALL(open_shaped(ix->dir, "pca_components.npy", MMS_DT_F32, -1, ix->dim, &c));
+    int64_t din = (int64_t)c.rows;
+    mms_status s = din >= 1 && din <= INT32_MAX ? MMS_OK : MMS_ERR_FORMAT;
+    if (s == MMS_OK) s = mms_malloc((size_t)din * (size_t)ix->dim * sizeof(float), &ix->pca_comp);
+    if (s == MMS_OK) memcpy(ix->pca_comp, c.data, (size_t)din * (size_t)ix->dim * sizeof(float));
+    mms_npy_close(&c);
+    MMS_CALL(s);
+    MMS_CALL(open_shaped(ix->dir, "pca_mean.npy", MMS_DT_F32, din, 0, &m));
+    s = mms_malloc((size_t)din * sizeof(float), &ix->pca_mean);
+    if (s == MMS_OK) memcpy(ix->pca_mean, m.data, (size_t)din * sizeof(float));
+    mms_npy_close(&m);
+    MMS_CALL(s);
+    ix->in_dim = (int32_t)din;
+    return MMS_OK;
+}
+
+mms_status mms_index_project(const mms_index_t *ix, const float *image, float *x) {
+    /* build --normalize: the L2 normalisation of graph_build.c, before the PCA */
+    float inv = 1.0f;
+    if (ix->normalize) {
+        double ss = 0;
+        for (int32_t j = 0; j < ix->in_dim; j++) ss += (double)image[j] * image[j];
+        inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+    }
+    if (!ix->pca_comp) {
+        for (int32_t j = 0; j < ix->dim; j++) x[j] = ix->normalize ? image[j] * inv : image[j];
+        return MMS_OK;
+    }
+    float *c;
+    MMS_CALL(mms_malloc((size_t)ix->in_dim * sizeof(float), &c));
+    /* centre first (as mms_pca_project): x @ W - mean @ W would cancel badly */
+    for (int32_t j = 0; j < ix->in_dim; j++)
+        c[j] = (ix->normalize ? image[j] * inv : image[j]) - ix->pca_mean[j];
+    cblas_sgemv(CblasRowMajor, CblasTrans, ix->in_dim, ix->dim, 1.0f, ix->pca_comp, ix->dim, c, 1,
+                0.0f, x, 1);
+    free(c);
+    return MMS_OK;
+}
+
+static mms_status load_catalog(mms_index_t *ix, const char *override) {
+    const char *cdir = override ? override : ix->catalog_dir;
+    mms_status s = mms_catalog_open(cdir, &ix->cat);
+    if (s != MMS_OK) {
+        mms_error_set(s, __FILE__, __LINE__, __func__,
+                      "index '%s': cannot open its catalog '%s' (for result ids, tags and paths; "
+                      "--index-catalog names another place)", ix->dir, cdir);
+        return s;
+    }
+    mms_catalog_t *c = ix->cat;
+    MMS_CHECK(c->checksum == ix->catalog_checksum, MMS_ERR_MISMATCH,
+              "catalog '%s' changed since index '%s' was built from it (checksum %016llx, "
+              "expected %016llx)", cdir, ix->dir, (unsigned long long)c->checksum,
+              (unsigned long long)ix->catalog_checksum);
+    MMS_CHECK(c->dim == ix->in_dim, MMS_ERR_MISMATCH,
+              "catalog '%s' has feature width %d, index '%s' expects %d", cdir, c->dim, ix->dir,
+              ix->in_dim);
+    MMS_CHECK(!ix->knn_separate || c->knn_dim == ix->knn_dim, MMS_ERR_MISMATCH,
+              "catalog '%s' has kNN width %d, index '%s' %d", cdir, c->knn_dim, ix->dir, ix->knn_dim);
+    MMS_CHECK(c->ntags == ix->n_tags, MMS_ERR_MISMATCH,
+              "catalog '%s' has %d tags, index '%s' %lld", cdir, c->ntags, ix->dir,
+              (long long)ix->n_tags);
+    MMS_CHECK(c->n_split[MMS_SPLIT_TRAIN] == ix->n_images, MMS_ERR_MISMATCH,
+              "catalog '%s' has %lld training images, index '%s' %lld image nodes", cdir,
+              (long long)c->n_split[MMS_SPLIT_TRAIN], ix->dir, (long long)ix->n_images);
+    MMS_CALL(mms_malloc((size_t)(ix->n_images + 1) * sizeof(int64_t), &ix->node_row));
+    MMS_CALL(mms_malloc((size_t)(c->n + 1) * sizeof(int64_t), &ix->row_node));
+    MMS_CALL(mms_malloc((size_t)(c->tag_ptr[c->n] + 1) * sizeof(char *), &ix->row_tags));
+    /* image nodes are the training images in catalog order (common/mms_graph.h) */
+    int64_t v = 0;
+    for (int64_t r = 0; r < c->n; r++) {
+        ix->row_node[r] = c->split[r] == MMS_SPLIT_TRAIN ? v : -1;
+        if (c->split[r] == MMS_SPLIT_TRAIN) ix->node_row[v++] = r;
+    }
+    for (int64_t e = 0; e < c->tag_ptr[c->n]; e++) ix->row_tags[e] = c->tag_names[c->tag_idx[e]];
+    /* a JPEG query is usable when the catalog's features are this build's descriptor */
+    mms_manifest_t *m = NULL;
+    if (mms_manifest_read_dir(cdir, "catalog", MMS_CATALOG_FORMAT, &m) == MMS_OK) {
+        const char *imp = NULL, *desc = NULL;
+        if (mms_manifest_has(m, "importer") && mms_manifest_get_str(m, "importer", &imp) == MMS_OK)
+            snprintf(ix->importer, sizeof ix->importer, "%s", imp);
+        if (mms_manifest_has(m, "descriptor") &&
+            mms_manifest_get_str(m, "descriptor", &desc) == MMS_OK)
+            ix->jpeg = !strcmp(desc, MMS_DESCRIPTOR_NAME) && c->dim == mms_descriptor_dim();
+        if (desc && !ix->jpeg)
+            mms_log_warn("catalog '%s' was made with descriptor '%s', this build computes '%s': "
+                         "JPEG queries are refused", cdir, desc, MMS_DESCRIPTOR_NAME);
+    }
+    mms_manifest_destroy(&m);
+    mms_error_clear();
+    return MMS_OK;
+}
+
+static void shard_close(mms_index_shard_t *sh) {
+    mms_npy_close(&sh->f_ids);
+    mms_npy_close(&sh->f_emb);
+    mms_npy_close(&sh->f_h1);
+    mms_npy_close(&sh->f_x);
+    mms_npy_close(&sh->f_vis);
+    mms_qmat_destroy(&sh->qemb);
+    mms_qmat_destroy(&sh->qvis);
+}
+
+static mms_status shard_open(const mms_index_t *ix, int s, int filter, mms_index_shard_t *sh) {
+    char dir[MMS_PATH_MAX], name[32];
+    snprintf(name, sizeof name, "shard-%d", s);
+    MMS_CALL(mms_path_join(dir, sizeof dir, ix->dir, name));
+    sh->shard = s;
+    MMS_CALL(open_shaped(dir, "ids.npy", MMS_DT_I64, -1, 0, &sh->f_ids));
+    int64_t n = (int64_t)sh->f_ids.rows;
+    sh->n = n;
+    sh->ids = sh->f_ids.data;
+    MMS_CALL(open_shaped(dir, "emb.npy", MMS_DT_F32, n, ix->emb_dim, &sh->f_emb));
+    MMS_CALL(open_shaped(dir, "h1.npy", MMS_DT_F32, n, ix->emb_dim, &sh->f_h1));
+    MMS_CALL(open_shaped(dir, "x.npy", MMS_DT_F32, n, ix->dim, &sh->f_x));
+    MMS_CALL(open_shaped(dir, "vis.npy", MMS_DT_F32, n, ix->knn_dim, &sh->f_vis));
+    sh->emb = sh->f_emb.data;
+    sh->h1 = sh->f_h1.data;
+    sh->x = sh->f_x.data;
+    sh->vis = sh->f_vis.data;
+    for (int64_t i = 0; i < n; i++)
+        MMS_CHECK(sh->ids[i] >= 0 && sh->ids[i] < ix->n_images && (i == 0 || sh->ids[i] > sh->ids[i - 1]),
+                  MMS_ERR_FORMAT, "index: %s/ids.npy row %lld: node %lld is not an ascending image node id",
+                  dir, (long long)i, (long long)sh->ids[i]);
+    if (filter && n > 0) {
+        MMS_CALL(mms_qmat_create(sh->emb, n, ix->emb_dim, &sh->qemb));
+        MMS_CALL(mms_qmat_create(sh->vis, n, ix->knn_dim, &sh->qvis));
+    }
+    return MMS_OK;
+}
+
+static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
+    mms_manifest_t *m = NULL;
+    MMS_CALL(mms_manifest_read_dir(ix->dir, "index", MMS_INDEX_FORMAT, &m));
+    int64_t v;
+    uint64_t u;
+    const char *str;
+    mms_status s = mms_manifest_get_int(m, "shards", &v);
+    if (s == MMS_OK) {
+        ix->shards = (int)v;
+        if (v < 1 || v > 1 << 20) s = MMS_ERR_FORMAT;
+    }
+    if (s == MMS_OK) s = mms_manifest_get_int(m, "images", &ix->n_images);
+    if (s == MMS_OK) s = mms_manifest_get_int(m, "tags", &ix->n_tags);
+    if (s == MMS_OK) s = get_int32(m, "dim", &ix->dim);
+    if (s == MMS_OK) s = get_int32(m, "embedding_dim", &ix->emb_dim);
+    if (s == MMS_OK) s = get_int32(m, "knn_dim", &ix->knn_dim);
+    if (s == MMS_OK && (s = mms_manifest_get_str(m, "knn_space", &str)) == MMS_OK)
+        ix->knn_separate = !strcmp(str, "knn_features");
+    if (s == MMS_OK && (s = mms_manifest_get_str(m, "catalog", &str)) == MMS_OK)
+        snprintf(ix->catalog_dir, sizeof ix->catalog_dir, "%s", str);
+    if (s == MMS_OK && (s = mms_manifest_get_uint(m, "catalog_checksum", &u)) == MMS_OK)
+        ix->catalog_checksum = u;
+    if (s == MMS_OK && mms_manifest_has(m, "normalize") &&
+        (s = mms_manifest_get_int(m, "normalize", &v)) == MMS_OK)
+        ix->normalize = v != 0;
+    if (s == MMS_OK && (ix->n_images < 0 || ix->n_tags < 0 || ix->dim < 1 || ix->emb_dim < 1 ||
+                        ix->knn_dim < 1)) {
+        mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                      "index '%s': manifest has impossible sizes", ix->dir);
+        s = MMS_ERR_FORMAT;
+    }
+    if (s == MMS_OK && o->coordinator) s = load_model(ix, m);
+    mms_manifest_destroy(&m);
+    MMS_CALL(s);
+    MMS_CHECK(!o->filter || (ix->emb_dim <= MMS_QMAT_MAX_DIM && ix->knn_dim <= MMS_QMAT_MAX_DIM),
+              MMS_ERR_ARG, "index '%s': rows wider than %d: run without the int8 filter", ix->dir,
+              MMS_QMAT_MAX_DIM);
+    ix->in_dim = ix->dim;
+    if (o->coordinator) {
+        MMS_CALL(load_pca(ix));
+        MMS_CALL(load_rows(ix, "tags_emb.npy", ix->n_tags, ix->emb_dim, &ix->tag_emb));
+        MMS_CALL(load_rows(ix, "tags_h1.npy", ix->n_tags, ix->emb_dim, &ix->tag_h1));
+        MMS_CALL(load_tag_names(ix));
+        MMS_CALL(load_catalog(ix, o->catalog));
+    }
+    if (o->worker >= 0) {
+        MMS_CHECK(o->nworkers >= 1 && o->worker < o->nworkers, MMS_ERR_ARG,
+                  "index: worker %d of %d", o->worker, o->nworkers);
+        int cnt = 0;
+        for (int sh = o->worker; sh < ix->shards; sh += o->nworkers) cnt++;
+        MMS_CALL(mms_calloc((size_t)(cnt + 1), sizeof *ix->sh, &ix->sh));
+        for (int sh = o->worker; sh < ix->shards; sh += o->nworkers) {
+            MMS_CALL(shard_open(ix, sh, o->filter, &ix->sh[ix->nshard]));
+            ix->n_local += ix->sh[ix->nshard].n;
+            ix->nshard++;
+        }
+    }
+    return MMS_OK;
+}
+
+mms_status mms_index_open(const char *dir, const mms_index_open_t *o, mms_index_t **out) {
+    *out = NULL;
+    MMS_CHECK(dir && o, MMS_ERR_ARG, "index open: no directory");
+    MMS_CHECK(strlen(dir) < MMS_PATH_MAX, MMS_ERR_ARG, "path too long: %s", dir);
+    MMS_CHECK(mms_path_is_dir(dir), MMS_ERR_IO, "index '%s' is not a directory", dir);
+    mms_index_t *ix;
+    MMS_CALL(mms_calloc(1, sizeof *ix, &ix));
+    snprintf(ix->dir, sizeof ix->dir, "%s", dir);
+    mms_status s = open_all(ix, o);
+    if (s != MMS_OK) {
+        mms_index_close(&ix);
+        return s;
+    }
+    *out = ix;
+    return MMS_OK;
+}
+
+void mms_index_close(mms_index_t **ixp) {
+    if (!ixp || !*ixp) return;
+    mms_index_t *ix = *ixp;
+    mms_sage_model_destroy(&ix->model);
+    free(ix->tag_emb);
+    free(ix->tag_h1);
+    if (ix->tag_names)
+        for (int64_t i = 0; i < ix->n_tags; i++) free(ix->tag_names[i]);
+    free(ix->tag_names);
+    mms_strmap_destroy(&ix->tag_map);
+    free(ix->pca_mean);
+    free(ix->pca_comp);
+    mms_catalog_close(&ix->cat);
+    free(ix->node_row);
+    free(ix->row_node);
+    free(ix->row_tags);
+    for (int i = 0; i < ix->nshard; i++) shard_close(&ix->sh[i]);
+    free(ix->sh);
+    free(ix);
+    *ixp = NULL;
+}
+
+int32_t mms_index_tag_lookup(const mms_index_t *ix, const char *name) {
+    int64_t v;
+    if (!ix->tag_map || !mms_strmap_get(ix->tag_map, name, strlen(name), &v)) return -1;
+    return (int32_t)v;
+}
+
+int64_t mms_index_node_of(const mms_index_t *ix, const char *id) {
+    if (!ix->cat) return -1;
+    int64_t r = mms_catalog_id_lookup(ix->cat, id);
+    return r < 0 ? -1 : ix->row_node[r];
+}
+
+const char *mms_index_image_id(const mms_index_t *ix, int64_t node) {
+    return ix->cat->ids[ix->node_row[node]];
+}
+
+const char *const *mms_index_image_tags(const mms_index_t *ix, int64_t node, int *ntags) {
+    int64_t r = ix->node_row[node];
+    *ntags = (int)(ix->cat->tag_ptr[r + 1] - ix->cat->tag_ptr[r]);
+    return ix->row_tags + ix->cat->tag_ptr[r];
+}
+
+const char *mms_index_image_path(const mms_index_t *ix, int64_t node) {
+    return ix->cat->paths ? ix->cat->paths[ix->node_row[node]] : NULL;
+}
+
+int64_t mms_index_shard_row(const mms_index_shard_t *sh, int64_t node) {
+    int64_t lo = 0, hi = sh->n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (sh->ids[mid] < node) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < sh->n && sh->ids[lo] == node ? lo : -1;
+}

@@ -1,0 +1,116 @@
+/* index.h: an index directory (written by `mmsage embed`, worker/embed.h) opened
+ * for queries on one process.
+ *
+ * Two parts, loaded independently so that each rank holds only what it uses:
+ *   coordinator part  the model (weights, tag input table), the tag nodes'
+ *                     stored embeddings and layer-1 states, tag names and their
+ *                     lookup, the PCA that maps a catalog feature vector to the
+ *                     node input, and the catalog (image ids, tags, paths) that
+ *                     decorates results and maps an image id to its node.
+ *   shard part        the image shards given to this worker: index shard s goes
+ *                     to worker s mod W of W, so any worker count serves any
+ *                     index. Each shard keeps its .npy files memory-mapped
+ *                     (ids, emb, h1, x, vis) and, unless disabled, an int8 copy
+ *                     of emb and vis used as an exact filter (engine.h, mms_qmat).
+ * What it does not do: MPI (engine.c), answering requests (engine_query.c).
+ * Everything here is read-only after open, so several threads may read it.
+ */
+#ifndef MMS_INDEX_H
+#define MMS_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mms_catalog.h"
+#include "mms_fs.h"
+#include "mms_npy.h"
+#include "mms_status.h"
+#include "mms_strmap.h"
+#include "sage.h"
+
+typedef struct mms_qmat mms_qmat_t; /* engine.h */
+
+/* One shard of image nodes (rows in ascending node id). Arrays are mapped. */
+typedef struct {
+    int shard;          /* index shard number (shard-<shard>/) */
+    int64_t n;          /* images */
+    const int64_t *ids; /* n global node ids, ascending */
+    const float *emb;   /* n x emb_dim: stored embeddings z (unit length) */
+    const float *h1;    /* n x emb_dim: stored layer-1 states */
+    const float *x;     /* n x dim: node inputs */
+    const float *vis;   /* n x knn_dim: L2-normalised vectors of the kNN space */
+    mms_qmat_t *qemb;   /* int8 filter copies (NULL when disabled) */
+    mms_qmat_t *qvis;
+    mms_npy_t f_ids, f_emb, f_h1, f_x, f_vis; /* private: the maps */
+} mms_index_shard_t;
+
+typedef struct {
+    char dir[MMS_PATH_MAX];
+    /* from the manifest (every rank) */
+    int shards;          /* index shards (embed's rank count) */
+    int64_t n_images;    /* image nodes (training images) */
+    int64_t n_tags;      /* tag nodes */
+    int32_t dim;         /* D: node input width (after PCA) */
+    int32_t emb_dim;     /* 2H: embedding width */
+    int32_t knn_dim;     /* width of the kNN space (vis rows) */
+    int32_t in_dim;      /* width of a query's `image` (catalog features, before PCA; coordinator part) */
+    int knn_separate;    /* 1: kNN space is the catalog's knn_features (a query needs image_knn) */
+    int normalize;       /* 1: node inputs were L2-normalised before PCA (build --normalize) */
+    char catalog_dir[MMS_PATH_MAX];
+    uint64_t catalog_checksum;
+
+    /* coordinator part (NULL / 0 unless opened with coordinator = 1) */
+    mms_sage_model_t *model;
+    float *tag_emb;      /* n_tags x emb_dim */
+    float *tag_h1;       /* n_tags x emb_dim */
+    char **tag_names;    /* n_tags (index order = tag node order) */
+    mms_strmap_t *tag_map;  /* name -> tag number */
+    float *pca_mean;     /* in_dim, or NULL without PCA */
+    float *pca_comp;     /* in_dim x dim: x = (image - mean) @ comp */
+    mms_catalog_t *cat;
+    int64_t *node_row;   /* n_images: catalog row of image node v */
+    int64_t *row_node;   /* cat->n: node of catalog row r, -1 if not an indexed image */
+    const char **row_tags; /* cat->tag_ptr[cat->n]: tag names of every catalog row's tags */
+    int jpeg;            /* 1: the catalog's features are this build's JPEG descriptor */
+    char importer[64];   /* the catalog's "importer" manifest field ("" if none) */
+
+    /* shard part */
+    int nshard;
+    mms_index_shard_t *sh; /* nshard */
+    int64_t n_local;       /* images over this worker's shards */
+} mms_index_t;
+
+typedef struct {
+    int coordinator;     /* load the coordinator part */
+    int worker;          /* this worker's number in [0, nworkers), or -1: no shards */
+    int nworkers;        /* W >= 1 when worker >= 0 */
+    int filter;          /* 1: build the int8 filter copies (default), 0: float scans only */
+    const char *catalog; /* catalog directory overriding the manifest's (NULL: the manifest's) */
+} mms_index_open_t;
+
+void mms_index_open_default(mms_index_open_t *o);
+
+/* Open dir as described by o. Checks the manifest (kind "index"), every array's
+ * shape, the catalog's checksum against the one the index was built from, and
+ * that the catalog's training images are the index's image nodes. Errors name
+ * the file and what differs. *out: free with mms_index_close. Local. */
+mms_status mms_index_open(const char *dir, const mms_index_open_t *o, mms_index_t **out);
+void mms_index_close(mms_index_t **ix);
+
+/* Tag number of a name, -1 if the index does not know it (exact, case-sensitive). */
+int32_t mms_index_tag_lookup(const mms_index_t *ix, const char *name);
+/* Node of an image id (catalog id), -1 if not an indexed image. Coordinator part. */
+int64_t mms_index_node_of(const mms_index_t *ix, const char *id);
+/* Decoration of an image node (coordinator part): its id, its tag names
+ * (*ntags of them, borrowed) and its path (NULL if the catalog has none). */
+const char *mms_index_image_id(const mms_index_t *ix, int64_t node);
+const char *const *mms_index_image_tags(const mms_index_t *ix, int64_t node, int *ntags);
+const char *mms_index_image_path(const mms_index_t *ix, int64_t node);
+/* Row of node in shard sh (binary search), -1 if the shard does not hold it. */
+int64_t mms_index_shard_row(const mms_index_shard_t *sh, int64_t node);
+/* x (dim floats) from a catalog-space image vector (in_dim floats), as build
+ * made the node inputs: L2-normalised if the index says so, then the index's
+ * PCA projection (or a copy without PCA). Coordinator part. */
+mms_status mms_index_project(const mms_index_t *ix, const float *image, float *x);
+
+#endif
