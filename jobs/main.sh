@@ -7,9 +7,10 @@
 #   partition METIS into MMS_RANKS parts with halos
 #   train    GraphSAGE on MMS_RANKS ranks, bounded by MMS_TRAIN_SECONDS
 #   embed    the sharded index
-#   serve    a query server on loopback, with example queries (image,
-#            image + keyword at three slider positions, tag prediction)   [when available]
-#   eval     the evaluation report                                         [when available]
+#   serve    a query server on loopback, with example queries: a test image
+#            alone, then with a keyword at three slider positions, and its
+#            predicted tags (the paper's Figure 5)
+#   eval     the evaluation report (report.md, metrics.tsv, plots, examples.html)
 #   usage: jobs/main.sh [WORKDIR]      (default: runs/main)
 # Environment: MMSAGE (binary), MMS_RANKS (default: SLURM_NTASKS or 2),
 #   MMS_SHARED_DATA (default ../shared/data), MMS_SYNTH_IMAGES (20000),
@@ -38,7 +39,52 @@ pipeline() { # NAME: catalog in $WORK/NAME/catalog -> graph, partition, model, i
         --epochs "${MMS_EPOCHS:-50}" --time-limit "$TRAIN_SECONDS" --lr "${MMS_LR:-1e-3}" --log-every 200
     mms_stage "$name: embed ($RANKS ranks)" \
         mms_mpirun "$RANKS" "$MMSAGE" embed --graph "$d/graph" --model "$d/model" --out "$d/index" --force
+    mms_stage "$name: serve + example queries" examples "$name"
+    mms_stage "$name: evaluate ($RANKS ranks)" \
+        mms_mpirun "$RANKS" "$MMSAGE" eval --catalog "$d/catalog" --index "$d/index" --report "$d/report"
+    reports+=("$d/report/report.md")
 }
+
+# A query server on an ephemeral loopback port; example queries; SIGTERM.
+examples() {
+    local name=$1 d="$WORK/$1" log="$WORK/$1/serve.log" pidf="$WORK/$1/serve.pid" port="" i
+    rm -f "$pidf"
+    mms_mpirun "$((RANKS + 1))" "$MMSAGE" serve --index "$d/index" --listen 127.0.0.1:0 \
+        --pid-file "$pidf" >"$log" 2>&1 &
+    local mpirun_pid=$!
+    for i in $(seq 1 600); do
+        port=$(sed -n 's/.*ready: listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n 1)
+        [ -n "$port" ] && [ -s "$pidf" ] && break
+        kill -0 "$mpirun_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        cat "$log" >&2
+        mms_die "$name: the query server did not become ready"
+    fi
+    grep "ready:" "$log" >&2
+    # two test images of the catalog, and the most frequent tag as the keyword
+    local rows keyword
+    rows=$(awk -F'\t' '$2 == "test" { print NR - 1 }' "$d/catalog/images.tsv" | head -n 2)
+    keyword=$(sort -t$'\t' -k2,2nr "$d/index/tags.tsv" | head -n 1 | cut -f1)
+    for r in $rows; do
+        local id tags
+        id=$(sed -n "$((r + 1))p" "$d/catalog/images.tsv" | cut -f1)
+        tags=$(sed -n "$((r + 1))p" "$d/catalog/images.tsv" | cut -f3)
+        printf '\n---- %s: test image %s (its tags: %s), image only, visual 1 ----\n' "$name" "$id" "${tags:-none}"
+        "$MMSAGE" query --server "127.0.0.1:$port" --image-features "$d/catalog/features.npy" --row "$r" \
+            --k 6 --predict-tags --tag-k 5
+        for w in 0.75 0.5 0.25; do
+            printf '\n---- %s: test image %s + keyword "%s", visual %s ----\n' "$name" "$id" "$keyword" "$w"
+            "$MMSAGE" query --server "127.0.0.1:$port" --image-features "$d/catalog/features.npy" --row "$r" \
+                --tags "$keyword" --visual "$w" --k 6
+        done
+    done
+    kill -TERM "$(cat "$pidf")" 2>/dev/null || true
+    wait "$mpirun_pid" 2>/dev/null || true
+}
+
+reports=()
 
 catalogs=()
 if [ -d "$DATA/corel5k" ]; then
@@ -72,3 +118,4 @@ for c in "${catalogs[@]}"; do
     pipeline "$c"
 done
 printf '\nmain: done; outputs under %s\n' "$WORK" >&2
+for r in "${reports[@]}"; do printf 'main: report %s\n' "$r" >&2; done
