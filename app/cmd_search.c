@@ -33,6 +33,7 @@
 #include "mms_mpi.h"
 #include "mms_npy.h"
 #include "mms_opts.h"
+#include "response_json.h"
 
 typedef struct {
     const char *index, *index_catalog, *catalog, *split, *queries, *features, *knn_features;
@@ -53,55 +54,6 @@ typedef struct {
 
 /* ---- JSON (the fields of docs/protocol.md's response map) ------------------ */
 
-static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
-
-static json_t *response_json(const mms_response_t *r) {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer((json_int_t)r->id));
-    json_object_set_new(o, "ok", json_boolean(r->ok));
-    if (!r->ok) {
-        json_t *e = json_object();
-        json_object_set_new(e, "code", json_integer(r->error_code));
-        json_object_set_new(e, "name", json_string(mms_proto_error_name(r->error_code)));
-        json_object_set_new(e, "message", json_string(r->error_message));
-        json_object_set_new(o, "error", e);
-    } else {
-        json_t *a = json_array();
-        for (int i = 0; i < r->nresults; i++) {
-            const mms_result_t *x = &r->results[i];
-            json_t *it = json_object(), *t = json_array();
-            json_object_set_new(it, "id", json_string(x->id ? x->id : ""));
-            json_object_set_new(it, "score", jnum(x->score));
-            for (int j = 0; j < x->ntags; j++) json_array_append_new(t, json_string(x->tags[j]));
-            json_object_set_new(it, "tags", t);
-            if (x->path) json_object_set_new(it, "path", json_string(x->path));
-            json_array_append_new(a, it);
-        }
-        json_object_set_new(o, "results", a);
-        if (r->ntags > 0) {
-            json_t *t = json_array();
-            for (int i = 0; i < r->ntags; i++) {
-                json_t *it = json_object();
-                json_object_set_new(it, "tag", json_string(r->tags[i].tag));
-                json_object_set_new(it, "score", jnum(r->tags[i].score));
-                json_array_append_new(t, it);
-            }
-            json_object_set_new(o, "tags", t);
-        }
-    }
-    if (r->nwarnings > 0) {
-        json_t *w = json_array();
-        for (int i = 0; i < r->nwarnings; i++) json_array_append_new(w, json_string(r->warnings[i]));
-        json_object_set_new(o, "warnings", w);
-    }
-    if (r->ntiming > 0) {
-        json_t *t = json_object();
-        for (int i = 0; i < r->ntiming; i++)
-            json_object_set_new(t, r->timing[i].stage, json_integer((json_int_t)r->timing[i].us));
-        json_object_set_new(o, "timing_us", t);
-    }
-    return o;
-}
 
 static mms_status write_json(FILE *f, json_t *o, const char *path) {
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -359,7 +311,7 @@ static mms_status coordinate(mms_engine_t *e, const search_opts_t *o, int connec
         if (s == MMS_OK && n > 0) s = mms_engine_answer(e, reqs, conn, n, resps, NULL);
         engine_s += mms_now() - t1;
         for (int i = 0; s == MMS_OK && i < n; i++) {
-            json_t *j = response_json(&resps[i]);
+            json_t *j = mms_response_json(&resps[i]);
             if (src.cat) {
                 json_object_set_new(j, "query", json_string(src.cat->ids[sqs[i].row]));
                 summarise(&sm, ix, &reqs[i], &resps[i]);
@@ -393,12 +345,12 @@ static mms_status coordinate(mms_engine_t *e, const search_opts_t *o, int connec
         json_object_set_new(j, "queries", json_integer(sm.queries));
         json_object_set_new(j, "failed", json_integer(sm.failed));
         json_object_set_new(j, "k", json_integer(o->k));
-        json_object_set_new(j, "visual", jnum(o->visual));
+        json_object_set_new(j, "visual", mms_json_number(o->visual));
         json_object_set_new(j, "connect", json_string(mms_engine_connect_name(connect)));
         json_object_set_new(j, "mean_tag_overlap",
-                            jnum(sm.n_overlap ? sm.overlap / (double)sm.n_overlap : NAN));
+                            mms_json_number(sm.n_overlap ? sm.overlap / (double)sm.n_overlap : NAN));
         json_object_set_new(j, "mean_visual_cosine",
-                            jnum(sm.n_cosine ? sm.cosine / (double)sm.n_cosine : NAN));
+                            mms_json_number(sm.n_cosine ? sm.cosine / (double)sm.n_cosine : NAN));
         char *txt = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
         json_decref(j);
         s = txt ? mms_write_file_atomic(o->summary, txt, strlen(txt)) : MMS_ERR_NOMEM;
