@@ -43,22 +43,9 @@ npy "$T/k.npy" '<f4' False '(3, 1)' 1 0 2
 printf 'a\ttrain\tsky|sea\nb\ttrain\tsky\nc\ttest\t\n' >"$T/t.tsv"
 
 # expect_fail NAME PATTERN ARGS...: run the import with ARGS --out $T/out.
-expect_fail() {
-    local name=$1 pat=$2 bad=0
-    shift 2
-    rm -rf "$T/out"
-    "$MMSAGE" import npy "$@" --out "$T/out" >"$T/stdout" 2>"$T/stderr"
-    local rc=$?
-    if [ "$rc" -eq 0 ]; then echo "FAIL $name: exit code 0"; bad=1; fi
-    if ! grep -qF -- "$pat" "$T/stderr"; then
-        echo "FAIL $name: stderr lacks '$pat'; it was:"; sed 's/^/    /' "$T/stderr"; bad=1
-    fi
-    if grep -q 'Sanitizer\|runtime error' "$T/stderr"; then echo "FAIL $name: sanitizer report:"; cat "$T/stderr"; bad=1; fi
-    if [ -e "$T/out" ]; then echo "FAIL $name: output directory $T/out exists"; bad=1; fi
-    if ls -a "$T" | grep -q '\.tmp\.'; then echo "FAIL $name: temporary left: $(ls -a "$T")"; bad=1; fi
-    if [ $bad -eq 0 ]; then echo "ok   $name (exit $rc)"; fi
-    failures=$((failures + bad))
-}
+# shellcheck source=tests/cli/lib/expect.bash
+. "$(dirname "$0")/lib/expect.bash"
+expect_fail() { expect_import_fail npy "$@"; }
 
 npy "$T/f8.npy" '<f8' False '(3, 2)' d1 d1 d1 d1 d1 d1
 expect_fail "float64 features" "f8.npy: dtype is '<f8' (float64); features must be float32" --features "$T/f8.npy" --tags "$T/t.tsv"
