@@ -14,6 +14,7 @@
 #include "mms_log.h"
 #include "mms_rng.h"
 #include "mms_test.h"
+#include "mms_test_ref.h"
 
 static int g_rank, g_nranks;
 
@@ -64,64 +65,7 @@ static void gather(const int64_t *nbr, const float *sim, int64_t n_local, int32_
 }
 
 /* Naive double reference on rank 0, k + 1 columns (see test_knn.c). */
-static void naive(const float *x, int64_t n, int32_t d, int32_t kk, int64_t *nbr, double *sim) {
-    double *nrm = malloc(sizeof(double) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        double ss = 0;
-        for (int32_t j = 0; j < d; j++) ss += (double)x[i * d + j] * x[i * d + j];
-        nrm[i] = sqrt(ss);
-    }
-    for (int64_t i = 0; i < n; i++) {
-        int32_t c = 0;
-        for (int32_t j = 0; j < kk; j++) {
-            nbr[i * kk + j] = -1;
-            sim[i * kk + j] = -INFINITY;
-        }
-        if (nrm[i] == 0) continue;
-        for (int64_t o = 0; o < n; o++) {
-            if (o == i || nrm[o] == 0) continue;
-            double dot = 0;
-            for (int32_t j = 0; j < d; j++) dot += (double)x[i * d + j] * x[o * d + j];
-            double s = dot / (nrm[i] * nrm[o]);
-            /* insertion into the sorted row (sim desc, id asc) */
-            int32_t pos = c < kk ? c : kk;
-            while (pos > 0 && (s > sim[i * kk + pos - 1] ||
-                               (s == sim[i * kk + pos - 1] && o < nbr[i * kk + pos - 1])))
-                pos--;
-            if (pos >= kk) continue;
-            for (int32_t j = (c < kk ? c : kk - 1); j > pos; j--) {
-                sim[i * kk + j] = sim[i * kk + j - 1];
-                nbr[i * kk + j] = nbr[i * kk + j - 1];
-            }
-            sim[i * kk + pos] = s;
-            nbr[i * kk + pos] = o;
-            if (c < kk) c++;
-        }
-    }
-    free(nrm);
-}
 
-static int compare_ref(const int64_t *nbr, const float *sim, const int64_t *rn, const double *rs,
-                       int64_t n, int32_t k, const char *what) {
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++)
-        for (int32_t j = 0; j < k; j++) {
-            size_t o = (size_t)i * k + j, r = (size_t)i * (k + 1) + j;
-            int ok;
-            if (rn[r] < 0) {
-                ok = nbr[o] == -1 && isinf(sim[o]) && sim[o] < 0;
-            } else {
-                ok = fabs((double)sim[o] - rs[r]) <= 1e-5;
-                if (ok && nbr[o] != rn[r])
-                    ok = (j > 0 && fabs(rs[r] - rs[r - 1]) <= 1e-6) ||
-                         (rn[r + 1] >= 0 && fabs(rs[r] - rs[r + 1]) <= 1e-6);
-            }
-            if (!ok && bad++ == 0)
-                fprintf(stderr, "%s: row %lld pos %d: got (%lld, %.8f) want (%lld, %.8f)\n", what,
-                        (long long)i, (int)j, (long long)nbr[o], sim[o], (long long)rn[r], rs[r]);
-        }
-    return bad;
-}
 
 /* Exact at this P: identical bytes to one process, and equal to the reference. */
 static void check_exact(int64_t n, int32_t d, int32_t k, int32_t tile, int clusters) {
@@ -158,8 +102,8 @@ static void check_exact(int64_t n, int32_t d, int32_t k, int32_t tile, int clust
         T_CHECK(same_sim);
         rn = malloc(sizeof(int64_t) * (size_t)(n * (k + 1)));
         rs = malloc(sizeof(double) * (size_t)(n * (k + 1)));
-        naive(xall, n, d, k + 1, rn, rs);
-        T_EQ_INT(compare_ref(nbr_all, sim_all, rn, rs, n, k, what), 0);
+        mms_test_knn_naive(xall, n, d, k + 1, rn, rs);
+        T_EQ_INT(mms_test_knn_compare(nbr_all, sim_all, rn, rs, n, k, what), 0);
     }
     free(x);
     free(nbr);
@@ -215,8 +159,8 @@ static void check_ivf(int64_t n, int32_t d, int32_t k, int32_t nlist, int32_t np
         if (nprobe == nlist) { /* every list scanned: the exact answer */
             rn = malloc(sizeof(int64_t) * (size_t)(n * (k + 1)));
             rs = malloc(sizeof(double) * (size_t)(n * (k + 1)));
-            naive(x, n, d, k + 1, rn, rs);
-            T_EQ_INT(compare_ref(nbr_all, sim_all, rn, rs, n, k, "ivf nprobe = nlist"), 0);
+            mms_test_knn_naive(x, n, d, k + 1, rn, rs);
+            T_EQ_INT(mms_test_knn_compare(nbr_all, sim_all, rn, rs, n, k, "ivf nprobe = nlist"), 0);
         }
     }
     free(x);

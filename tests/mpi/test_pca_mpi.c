@@ -17,12 +17,8 @@
 #include "mms_log.h"
 #include "mms_rng.h"
 #include "mms_test.h"
+#include "mms_test_ref.h"
 #include "pca.h"
-
-/* LAPACK (Fortran): all eigenpairs of a symmetric matrix, ascending. */
-void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
-             double *w, double *work, const int *lwork, int *iwork, const int *liwork,
-             int *info, size_t jobz_len, size_t uplo_len);
 
 #define SEED 77u
 #define NROWS 3001 /* not a multiple of any internal block size */
@@ -64,21 +60,6 @@ static float *make_rows(int64_t lo, int64_t hi, int d) {
     return x;
 }
 
-static int lapack_eig(const double *cov, int d, double *w, double *v) {
-    memcpy(v, cov, (size_t)d * d * sizeof *v);
-    int lwork = -1, liwork = -1, info = 0, iwq = 0;
-    double wq = 0;
-    dsyevd_("V", "U", &d, v, &d, w, &wq, &lwork, &iwq, &liwork, &info, 1, 1);
-    if (info) return info;
-    lwork = (int)wq;
-    liwork = iwq;
-    double *work = malloc((size_t)lwork * sizeof *work);
-    int *iwork = malloc((size_t)liwork * sizeof *iwork);
-    dsyevd_("V", "U", &d, v, &d, w, work, &lwork, iwork, &liwork, &info, 1, 1);
-    free(work);
-    free(iwork);
-    return info;
-}
 
 /* Covariance: bit-identical to rank 0's single-process result, for two splits. */
 static void test_covariance(int d) {
@@ -141,7 +122,7 @@ static void test_fit(int d, int k) {
     T_OK(mms_pca_covariance(x, hi - lo, NROWS, d, MPI_COMM_WORLD, mean, cov));
     if (g_rank == 0) {
         double *w = malloc(d * sizeof *w), *v = malloc((size_t)d * d * sizeof *v);
-        T_EQ_INT(lapack_eig(cov, d, w, v), 0);
+        T_EQ_INT(mms_test_lapack_eig(cov, d, w, v), 0);
         double worst_val = 0, worst_dot = 1;
         for (int c = 0; c < k; c++) {
             double ref = w[d - 1 - c];

@@ -13,6 +13,7 @@
 #include "mms_log.h"
 #include "mms_rng.h"
 #include "mms_test.h"
+#include "mms_test_ref.h"
 
 /* Naive reference: double cosines, full sort by (sim desc, id asc). */
 typedef struct {
@@ -26,60 +27,7 @@ static int cmp_cand(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static void naive_knn(const float *x, int64_t n, int32_t d, int32_t k, int64_t *nbr, double *sim) {
-    double *nrm = calloc((size_t)n, sizeof(double));
-    cand_t *c = malloc(sizeof(cand_t) * (size_t)(n + 1));
-    for (int64_t i = 0; i < n; i++) {
-        double ss = 0;
-        for (int32_t j = 0; j < d; j++) ss += (double)x[i * d + j] * x[i * d + j];
-        nrm[i] = sqrt(ss);
-    }
-    for (int64_t i = 0; i < n; i++) {
-        int64_t m = 0;
-        if (nrm[i] > 0)
-            for (int64_t o = 0; o < n; o++) {
-                if (o == i || nrm[o] == 0) continue;
-                double dot = 0;
-                for (int32_t j = 0; j < d; j++) dot += (double)x[i * d + j] * x[o * d + j];
-                c[m++] = (cand_t){dot / (nrm[i] * nrm[o]), o};
-            }
-        qsort(c, (size_t)m, sizeof(cand_t), cmp_cand);
-        for (int32_t j = 0; j < k; j++) {
-            nbr[i * k + j] = j < m ? c[j].id : -1;
-            sim[i * k + j] = j < m ? c[j].s : -INFINITY;
-        }
-    }
-    free(nrm);
-    free(c);
-}
 
-/* Output (k per row) against the reference (k + 1 per row, so that a tie just
- * past the k-th place is seen): ids equal except where the reference has a
- * near-tie (1e-6) at that place; sims within 1e-5; padding identical. Returns
- * the mismatches (and prints the first). */
-static int compare_ref(const int64_t *nbr, const float *sim, const int64_t *rn, const double *rs,
-                       int64_t n, int32_t k, const char *what) {
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++)
-        for (int32_t j = 0; j < k; j++) {
-            size_t o = (size_t)i * k + j, r = (size_t)i * (k + 1) + j;
-            int ok;
-            if (rn[r] < 0) {
-                ok = nbr[o] == -1 && isinf(sim[o]) && sim[o] < 0;
-            } else {
-                ok = fabs((double)sim[o] - rs[r]) <= 1e-5;
-                if (ok && nbr[o] != rn[r]) {
-                    int tie = (j > 0 && fabs(rs[r] - rs[r - 1]) <= 1e-6) ||
-                              (rn[r + 1] >= 0 && fabs(rs[r] - rs[r + 1]) <= 1e-6);
-                    ok = tie;
-                }
-            }
-            if (!ok && bad++ == 0)
-                fprintf(stderr, "%s: row %lld pos %d: got (%lld, %.8f) want (%lld, %.8f)\n", what,
-                        (long long)i, (int)j, (long long)nbr[o], sim[o], (long long)rn[r], rs[r]);
-        }
-    return bad;
-}
 
 static float *random_data(int64_t n, int32_t d, uint64_t seed) {
     float *x = malloc(sizeof(float) * (size_t)(n * d));
@@ -102,8 +50,8 @@ static void run_exact_vs_ref(int64_t n, int32_t d, int32_t k, int32_t tile, floa
     float *sim = malloc(sizeof(float) * (size_t)(n * k));
     double *rs = malloc(sizeof(double) * (size_t)(n * (k + 1)));
     T_OK(mms_knn_exact(x, n, 0, n, d, &p, MPI_COMM_NULL, nbr, sim));
-    naive_knn(x, n, d, k + 1, rn, rs);
-    T_EQ_INT(compare_ref(nbr, sim, rn, rs, n, k, what), 0);
+    mms_test_knn_naive(x, n, d, k + 1, rn, rs);
+    T_EQ_INT(mms_test_knn_compare(nbr, sim, rn, rs, n, k, what), 0);
     free(nbr);
     free(rn);
     free(sim);
@@ -337,10 +285,10 @@ static void test_ivf(void) {
     int64_t *rn = malloc(sizeof(int64_t) * (size_t)(n * (k + 1)));
     float *sim = malloc(sizeof(float) * (size_t)(n * k));
     double *rs = malloc(sizeof(double) * (size_t)(n * (k + 1)));
-    naive_knn(x, n, d, k + 1, rn, rs);
+    mms_test_knn_naive(x, n, d, k + 1, rn, rs);
     /* nprobe = nlist: every list is scanned, so the result is exact */
     T_OK(mms_knn_ivf(x, n, d, 0, n, &p, MPI_COMM_NULL, nbr, sim));
-    T_EQ_INT(compare_ref(nbr, sim, rn, rs, n, k, "ivf nprobe=nlist"), 0);
+    T_EQ_INT(mms_test_knn_compare(nbr, sim, rn, rs, n, k, "ivf nprobe=nlist"), 0);
     T_EQ_INT(nbr[77 * k], -1);
     double rec = 0;
     T_OK(mms_knn_recall(x, n, d, 0, n, nbr, k, 5, 200, 3, MPI_COMM_NULL, &rec));

@@ -13,12 +13,8 @@
 #include "mms_npy.h"
 #include "mms_rng.h"
 #include "mms_test.h"
+#include "mms_test_ref.h"
 #include "pca.h"
-
-/* LAPACK (Fortran): all eigenpairs of a symmetric matrix, ascending. */
-void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
-             double *w, double *work, const int *lwork, int *iwork, const int *liwork,
-             int *info, size_t jobz_len, size_t uplo_len);
 
 #define SEED 20240611u
 
@@ -61,23 +57,6 @@ static void naive_cov(const float *x, int64_t n, int d, double *mean, double *co
         }
 }
 
-/* LAPACK eigenpairs of cov (d x d): w ascending, v column-major (= row-major of
- * the transpose: eigenvector i is v[i*d .. i*d+d)). */
-static int lapack_eig(const double *cov, int d, double *w, double *v) {
-    memcpy(v, cov, (size_t)d * d * sizeof *v);
-    int lwork = -1, liwork = -1, info = 0, iwq = 0;
-    double wq = 0;
-    dsyevd_("V", "U", &d, v, &d, w, &wq, &lwork, &iwq, &liwork, &info, 1, 1);
-    if (info) return info;
-    lwork = (int)wq;
-    liwork = iwq;
-    double *work = malloc((size_t)lwork * sizeof *work);
-    int *iwork = malloc((size_t)liwork * sizeof *iwork);
-    dsyevd_("V", "U", &d, v, &d, w, work, &lwork, iwork, &liwork, &info, 1, 1);
-    free(work);
-    free(iwork);
-    return info;
-}
 
 static void test_moments(void) {
     const int64_t n = 1500;
@@ -127,7 +106,7 @@ static void test_fit_vs_lapack(void) {
     mms_pca_t p;
     T_OK(mms_pca_fit(x, n, n, d, k, MPI_COMM_SELF, &p));
     T_OK(mms_pca_covariance(x, n, n, d, MPI_COMM_SELF, mean, cov));
-    T_EQ_INT(lapack_eig(cov, d, w, v), 0);
+    T_EQ_INT(mms_test_lapack_eig(cov, d, w, v), 0);
     T_EQ_INT(p.d_in, d);
     T_EQ_INT(p.d_out, k);
     double trace = 0;
