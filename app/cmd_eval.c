@@ -8,6 +8,7 @@
  *   gnn-image+tags      connected to its visual neighbours and its tags
  *   slider-W            E = (W E_img + (1 - W) mean E_tags) / 2, W in {1, .75, .5, .25, 0}
  *   gnn-knn-vote        tag prediction by voting over gnn-image's top-10 results
+ *   gnn-knn-vote-debiased  the same votes divided by sqrt(tag frequency)
  * Tag prediction of gnn-image ranks tag embeddings against z(q) (the paper's). */
 #include <math.h>
 #include <mpi.h>
@@ -38,7 +39,7 @@ typedef struct {
 /* Query rows [0, nq) through the engine for one method; results into ev. */
 static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t *ev,
                              const method_t *m, const int64_t *qrows, int64_t nq, int k, int neighbors,
-                             int vote_method) {
+                             int vote_method, int vote_debiased) {
     const mms_catalog_t *c = ix->cat;
     int mid;
     MMS_CALL(mms_eval_method(ev, m->name, m->k_overlap, &mid));
@@ -101,33 +102,17 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
             }
             if (s == MMS_OK && nt > 0) s = mms_eval_add_tags(ev, mid, q, tags, nt);
             if (s == MMS_OK && vote_method >= 0 && nr > 0) {
-                /* tag voting over the retrieved images, weighted by score */
+                /* tag voting over the retrieved images, weighted by score:
+                 * plain, then divided by sqrt(tag frequency) */
                 int32_t vt[MMS_EVAL_NTAGS];
-                int32_t nv = 0;
-                double *votes = calloc((size_t)c->ntags + 1, sizeof(double));
-                if (!votes) {
-                    s = MMS_ERR_NOMEM;
-                    break;
-                }
-                for (int j = 0; j < nr; j++)
-                    if (rows[j] >= 0)
-                        for (int64_t p = c->tag_ptr[rows[j]]; p < c->tag_ptr[rows[j] + 1]; p++)
-                            votes[c->tag_idx[p]] += (double)scores[j] + 1e-3;
-                for (; nv < MMS_EVAL_NTAGS; nv++) {
-                    int32_t best = -1;
-                    for (int32_t t = 0; t < c->ntags; t++) {
-                        if (votes[t] <= 0) continue;
-                        /* ties: the more frequent tag */
-                        if (best < 0 || votes[t] > votes[best] ||
-                            (votes[t] == votes[best] && c->tag_count[t] > c->tag_count[best]))
-                            best = t;
-                    }
-                    if (best < 0) break;
-                    vt[nv] = best;
-                    votes[best] = 0;
-                }
-                free(votes);
-                if (nv > 0) s = mms_eval_add_tags(ev, vote_method, q, vt, nv);
+                for (int j = nr; j < 64; j++)
+                    rows[j] = -1;
+                s = mms_baseline_tag_vote(c, rows, scores, 1, 64, nr, 1, 0.0, MMS_EVAL_NTAGS, vt);
+                if (s == MMS_OK) s = mms_eval_add_tags(ev, vote_method, q, vt, MMS_EVAL_NTAGS);
+                if (s == MMS_OK)
+                    s = mms_baseline_tag_vote(c, rows, scores, 1, 64, nr, 1, MMS_VOTE_PRIOR_POWER,
+                                              MMS_EVAL_NTAGS, vt);
+                if (s == MMS_OK) s = mms_eval_add_tags(ev, vote_debiased, q, vt, MMS_EVAL_NTAGS);
             }
         }
         for (int i = 0; i < n; i++) {
@@ -217,9 +202,12 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         {"slider-0", MMS_ENGINE_CONNECT_IMAGE, 1, 0.0, 10},
     };
     int vote = -1;
+    int vote2 = -1;
     if (s == MMS_OK) s = mms_eval_method(ev, "gnn-knn-vote", 5, &vote);
+    if (s == MMS_OK) s = mms_eval_method(ev, "gnn-knn-vote-debiased", 5, &vote2);
     for (size_t m = 0; m < sizeof methods / sizeof methods[0] && s == MMS_OK; m++)
-        s = run_method(e, ix, ev, &methods[m], qrows, nq, k, neighbors, m == 0 ? vote : -1);
+        s = run_method(e, ix, ev, &methods[m], qrows, nq, k, neighbors, m == 0 ? vote : -1,
+                       vote2);
     if (s == MMS_OK) {
         if (!loss) {
             mms_manifest_t *mm = NULL;
@@ -259,11 +247,12 @@ mms_status mms_cmd_eval(int argc, char **argv) {
                            "visual sim %.3f\n",
                            show[i], sm.ndcg_excellent[1], sm.ndcg_gallery[1], sm.tag_overlap, sm.visual_sim);
             }
-            const char *tshow[] = {"gnn-image", "gnn-knn-vote", "raw-visual"};
-            for (int i = 0; i < 3; i++) {
+            const char *tshow[] = {"gnn-image", "gnn-knn-vote", "gnn-knn-vote-debiased", "raw-visual",
+                                   "raw-visual-vote-debiased"};
+            for (int i = 0; i < 5; i++) {
                 int mid = mms_eval_find_method(ev, tshow[i]);
                 if (mid >= 0 && mms_eval_summarize(ev, mid, &sm) == MMS_OK && sm.tag_queries > 0)
-                    printf("tags %-11s P %.3f R %.3f N+ %lld (%lld words)\n", tshow[i], sm.tag_p, sm.tag_r,
+                    printf("tags %-24s P %.3f R %.3f N+ %lld (%lld words)\n", tshow[i], sm.tag_p, sm.tag_r,
                            (long long)sm.tag_nplus, (long long)sm.tag_words);
             }
         }

@@ -2,6 +2,7 @@
  * unsupervised GraphSAGE on a P-part partition of G (worker/train.h). */
 #include <mpi.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
 #include "mms_log.h"
@@ -14,6 +15,7 @@ mms_status mms_cmd_train(int argc, char **argv) {
     mms_train_params_default(&p);
     int seed = (int)p.seed, ckpt = (int)p.ckpt_every;
     int64_t max_steps = 0;
+    const char *tag_init = "random";
     mms_opt_t opts[] = {
         {"graph", MMS_OPT_STR, &p.graph, "graph directory, partitioned into as many parts as ranks", 1, 0, 0, 0},
         {"out", MMS_OPT_STR, &p.out, "model directory (checkpoints, parameters, loss.tsv)", 1, 0, 0, 0},
@@ -33,6 +35,9 @@ mms_status mms_cmd_train(int argc, char **argv) {
         {"walks", MMS_OPT_INT, &p.walks, "random walks per node (reference: 50)", 0, 0, 0, 0},
         {"walk-len", MMS_OPT_INT, &p.walk_len, "random walk length (reference: 5)", 0, 0, 0, 0},
         {"freeze-tags", MMS_OPT_FLAG, &p.freeze_tags, "keep the random tag input vectors fixed", 0, 0, 0, 0},
+        {"tag-init", MMS_OPT_STR, &tag_init,
+         "tag node inputs at the start: random (paper: unit random vectors) or mean (the mean of "
+         "the inputs of the tag's images)", 0, 0, 0, 0},
         {"temperature", MMS_OPT_DOUBLE, &p.temperature,
          "divide the affinities z_u . z_v of the loss by this (reference: 1)", 0, 0, 0, 0},
         {"hide-tags", MMS_OPT_DOUBLE, &p.hide_tags,
@@ -47,6 +52,13 @@ mms_status mms_cmd_train(int argc, char **argv) {
                                   opts, n, argc, argv, &help);
     MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
     if (help) return MMS_OK;
+    if (s == MMS_OK && strcmp(tag_init, "random") != 0 && strcmp(tag_init, "mean") != 0) {
+        mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                      "train: --tag-init must be 'random' or 'mean', got '%s'", tag_init);
+        s = MMS_ERR_ARG;
+    }
+    MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
+    p.tag_init_mean = strcmp(tag_init, "mean") == 0;
     p.seed = (uint64_t)seed;
     p.ckpt_every = ckpt;
     p.max_steps = max_steps;

@@ -1153,10 +1153,12 @@ static mms_status prior_order(const mms_catalog_t *c, const int64_t *freq, int32
 }
 
 mms_status mms_baseline_tag_vote(const mms_catalog_t *c, const int64_t *nbr, const float *sims,
-                                 int64_t nq, int stride, int k, int weighted, int nout,
-                                 int32_t *tags_out) {
+                                 int64_t nq, int stride, int k, int weighted, double prior_power,
+                                 int nout, int32_t *tags_out) {
     MMS_CHECK(k >= 1 && k <= stride && nout >= 1, MMS_ERR_ARG,
               "baseline: tag vote needs 1 <= k (%d) <= stride (%d) and nout >= 1", k, stride);
+    MMS_CHECK(prior_power >= 0 && prior_power <= 4, MMS_ERR_ARG,
+              "baseline: tag vote prior power must be in [0, 4], got %g", prior_power);
     int64_t *freq = NULL;
     int32_t *order = NULL;
     vote_t *v = NULL;
@@ -1192,6 +1194,9 @@ mms_status mms_baseline_tag_vote(const mms_catalog_t *c, const int64_t *nbr, con
                 if (!dup) v[at].votes += w;
             }
         }
+        if (prior_power > 0) /* voted tags come from training rows: frequency >= 1 */
+            for (int i = 0; i < nv; i++)
+                v[i].votes /= pow((double)(freq[v[i].tag] > 0 ? freq[v[i].tag] : 1), prior_power);
         qsort_r(v, (size_t)nv, sizeof *v, cmp_vote_r, &ctx);
         int32_t *o = tags_out + (size_t)q * nout;
         int n = 0;
@@ -1327,7 +1332,7 @@ mms_status mms_eval_add_baselines(mms_eval_t *e, const int64_t *qrows, int64_t n
         MMS_CALL_GOTO(s, out, mms_eval_method(e, "raw-visual", k_overlap, &m));
         MMS_CALL_GOTO(s, out, mms_baseline_visual(c, 1, qrows, nq, k, rows, sc));
         MMS_CALL_GOTO(
-            s, out, mms_baseline_tag_vote(c, rows, sc, nq, k, MMS_EVAL_K, 1, MMS_EVAL_NTAGS, tags));
+            s, out, mms_baseline_tag_vote(c, rows, sc, nq, k, MMS_EVAL_K, 1, 0.0, MMS_EVAL_NTAGS, tags));
         for (int64_t i = 0; i < nq; i++) {
             MMS_CALL_GOTO(
                 s, out,
@@ -1336,6 +1341,16 @@ mms_status mms_eval_add_baselines(mms_eval_t *e, const int64_t *qrows, int64_t n
                           mms_eval_add_tags(e, m, qrows[i], tags + (size_t)i * MMS_EVAL_NTAGS,
                                             MMS_EVAL_NTAGS));
         }
+        /* the same votes divided by sqrt(frequency): a fair partner for the
+         * GNN's debiased vote */
+        MMS_CALL_GOTO(s, out, mms_eval_method(e, "raw-visual-vote-debiased", 5, &m));
+        MMS_CALL_GOTO(s, out,
+                      mms_baseline_tag_vote(c, rows, sc, nq, k, MMS_EVAL_K, 1, MMS_VOTE_PRIOR_POWER,
+                                            MMS_EVAL_NTAGS, tags));
+        for (int64_t i = 0; i < nq; i++)
+            MMS_CALL_GOTO(s, out,
+                          mms_eval_add_tags(e, m, qrows[i], tags + (size_t)i * MMS_EVAL_NTAGS,
+                                            MMS_EVAL_NTAGS));
     }
     if (which & MMS_BASELINE_RANDOM) {
         MMS_CALL_GOTO(s, out, mms_eval_method(e, "random", k_overlap, &m));

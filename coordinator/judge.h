@@ -179,12 +179,16 @@ mms_status mms_baseline_visual(const mms_catalog_t *c, int use_knn, const int64_
 
 /* Visual kNN tag voting: for each query, the first k of its neighbours
  * (nbr / sims: nq rows of `stride` entries, -1 padding) vote for their tags
- * with weight sim (weighted) or 1; the nout tags with the most votes win, ties
+ * with weight sim (weighted) or 1; a tag's votes are divided by its
+ * training-set frequency to the power prior_power (0: plain votes, the
+ * literature's protocol; 0.5: the square root, which stops the few frequent
+ * words from taking every slot); the nout tags with the most votes win, ties
  * (and tags without votes) by training-set frequency, then lower tag index.
  * tags_out: nq x nout. */
+#define MMS_VOTE_PRIOR_POWER 0.5
 mms_status mms_baseline_tag_vote(const mms_catalog_t *c, const int64_t *nbr, const float *sims,
-                                 int64_t nq, int stride, int k, int weighted, int nout,
-                                 int32_t *tags_out);
+                                 int64_t nq, int stride, int k, int weighted, double prior_power,
+                                 int nout, int32_t *tags_out);
 
 /* k distinct random training rows per query (not the query itself), a pure
  * function of (seed, query row). rows_out: nq x k. */

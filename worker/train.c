@@ -171,6 +171,62 @@ static void hide_tag_edges(trainer_t *t, double fraction) {
                      100.0 * fraction);
 }
 
+/* Tag inputs from their images (--tag-init mean): tag t's input row is the mean
+ * of the input rows of its images, so a tag starts where its images are in
+ * input space and W1s maps both alike (an untagged query's own features then
+ * land near the tags it looks like). Tag t is summed by rank t mod P over its
+ * images in CSR order and the rows are combined with an allreduce in which
+ * every row has one non-zero contributor: the same bits at any rank count. */
+static mms_status tag_inputs_from_images(trainer_t *t) {
+    const mms_graph_t *g = t->g;
+    size_t D = (size_t)t->cfg.dim;
+    int64_t nt = g->n_tags;
+    if (nt == 0) return MMS_OK;
+    double *acc = NULL;
+    MMS_CALL(mms_calloc(D, sizeof(double), &acc));
+    float *tab = t->model->tags;
+    memset(tab, 0, (size_t)nt * D * sizeof(float));
+    int64_t empty = 0;
+    for (int64_t k = t->rank; k < nt; k += t->nranks) {
+        int64_t v = g->n_images + k, n = 0;
+        memset(acc, 0, D * sizeof(double));
+        for (int64_t e = g->full.indptr[v]; e < g->full.indptr[v + 1]; e++) {
+            int64_t u = g->full.indices[e];
+            if (u >= g->n_images) continue;
+            const float *xu = g->x + (size_t)u * D;
+            for (size_t i = 0; i < D; i++) acc[i] += xu[i];
+            n++;
+        }
+        float *row = tab + (size_t)k * D;
+        if (n == 0) { /* a tag without training images keeps its random vector */
+            empty++;
+            mms_rng_t r;
+            mms_rng_init(&r, t->cfg.seed, MMS_STREAM_INIT, (1ull << 40) + (uint64_t)k);
+            double ss = 0;
+            for (size_t i = 0; i < D; i++) {
+                double q = mms_rng_normal(&r);
+                acc[i] = q;
+                ss += q * q;
+            }
+            for (size_t i = 0; i < D; i++) row[i] = (float)(acc[i] / sqrt(ss > 0 ? ss : 1.0));
+        } else {
+            for (size_t i = 0; i < D; i++) row[i] = (float)(acc[i] / (double)n);
+        }
+    }
+    free(acc);
+    int64_t n_el = nt * (int64_t)D, off = 0;
+    while (off < n_el) { /* in blocks below INT_MAX elements */
+        int cnt = (int)(n_el - off < (1 << 30) ? n_el - off : (1 << 30));
+        MMS_MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, tab + off, cnt, MPI_FLOAT, MPI_SUM, t->comm));
+        off += cnt;
+    }
+    int64_t empty_all = 0;
+    MMS_MPI_CALL(MPI_Allreduce(&empty, &empty_all, 1, MPI_INT64_T, MPI_SUM, t->comm));
+    mms_log_info("train: tag inputs = mean of their images' inputs (%lld tags without images keep random ones)",
+                 (long long)empty_all);
+    return MMS_OK;
+}
+
 /* Local id of v when owned here, else -1. */
 static int64_t owned_local(const trainer_t *t, int64_t v) {
     if (owner_of(t, v) != t->rank) return -1;
@@ -470,6 +526,7 @@ static mms_status model_manifest(const trainer_t *t, int64_t step, double loss, 
     mms_manifest_set_int(m, "walks", t->p->walks);
     mms_manifest_set_int(m, "walk_len", t->p->walk_len);
     mms_manifest_set_real(m, "hide_tags", t->p->hide_tags);
+    mms_manifest_set_str(m, "tag_init", t->p->tag_init_mean ? "mean" : "random");
     mms_manifest_set_real(m, "temperature", t->p->temperature);
     mms_manifest_set_int(m, "steps_per_epoch", t->steps_per_epoch);
     mms_manifest_set_int(m, "step", step);
@@ -715,6 +772,7 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
     t->cfg.seed = p->seed;
     s = mms_sage_config_check(&t->cfg);
     if (s == MMS_OK) s = mms_sage_model_create(&t->cfg, t->g->n_tags, &t->model);
+    if (s == MMS_OK && p->tag_init_mean) s = tag_inputs_from_images(t);
     if (s == MMS_OK) s = mms_sage_grad_create(&t->cfg, t->g->n_tags, &t->grad);
     if (s == MMS_OK) s = mms_sage_batch_create(&t->cfg, t->sh.n_local, t->g->n_tags, &t->batch);
     if (s == MMS_OK) {

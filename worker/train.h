@@ -42,6 +42,7 @@ typedef struct {
     int s1, s2;          /* outer / inner samples */
     int walks, walk_len;
     int freeze_tags;
+    int tag_init_mean;   /* tag inputs start as the mean of their images' inputs (else random) */
     double hide_tags;    /* fraction of images sampled without their tag edges */
     double temperature;  /* affinities are z_u . z_v / temperature (reference: 1) */
     int64_t ckpt_every;  /* steps between checkpoints (0: only at the end) */

@@ -4,6 +4,7 @@
 #   - the same seed gives the same loss trajectory at 1, 2 and 4 ranks (float tolerance)
 #   - stop + --resume ends with the same parameters as an uninterrupted run (bitwise)
 #   - embed writes an index with every node
+#   - --tag-init mean: tag inputs are their images' mean input, the same at any rank count
 #   - bad input: ranks != parts, resume without checkpoint, corrupt checkpoint,
 #     model dir of another graph, lr <= 0, a diverging run (NaN loss) stops with the step
 set -u
@@ -46,6 +47,42 @@ cmp -s "$tmp/m2/tags.npy" "$tmp/r/tags.npy" || fail "resumed tag vectors differ 
 run 2 embed --graph "$tmp/g" --model "$tmp/m2" --out "$tmp/idx"
 [ "$rc" -eq 0 ] || { cat "$tmp/out"; fail "embed exited $rc"; }
 grep -q "image and 60 tag embeddings in 2 shards" "$tmp/out" || fail "embed summary: $(tail -1 "$tmp/out")"
+# --tag-init mean (frozen, so tags.npy keeps the start): the same bits at 1, 2
+# and 4 ranks, and tag k's row is the mean of the input rows of its images
+for p in 1 2 4; do
+    run $p train "${common[@]}" --max-steps 1 --tag-init mean --freeze-tags --out "$tmp/tm$p"
+    [ "$rc" -eq 0 ] || { cat "$tmp/out"; fail "train --tag-init mean at $p ranks exited $rc"; }
+done
+cmp -s "$tmp/tm1/tags.npy" "$tmp/tm2/tags.npy" && cmp -s "$tmp/tm1/tags.npy" "$tmp/tm4/tags.npy" ||
+    fail "--tag-init mean: tag inputs differ between rank counts"
+cmp -s "$tmp/tm1/tags.npy" "$tmp/m1/tags.npy" && fail "--tag-init mean left the random tag inputs"
+python3 - "$tmp/g" "$tmp/cat/images.tsv" "$tmp/tm1/tags.npy" <<'PY' || fail "--tag-init mean: a tag row is not the mean of its images"
+import struct, sys
+def npy(path):  # float32 / int64 C-order arrays, stdlib only
+    b = open(path, 'rb').read()
+    hl = struct.unpack('<H', b[8:10])[0]; h = b[10:10 + hl].decode()
+    shape = eval(h[h.index("'shape':") + 8:h.index(')') + 1])
+    fmt = 'f' if "'<f4'" in h else 'q'
+    n = 1
+    for d in shape: n *= d
+    return shape, struct.unpack('<%d%s' % (n, fmt), b[10 + hl:10 + hl + n * struct.calcsize(fmt)])
+g, cat, tagsf = sys.argv[1:]
+(ni, D), x = npy(g + '/x.npy')
+_, rows = npy(g + '/image_rows.npy')
+names = [l.split('\t')[0] for l in open(g + '/tags.tsv')]
+ctags = [l.rstrip('\n').split('\t')[2].split('|') for l in open(cat)]
+(nt, D2), tab = npy(tagsf)
+assert nt == len(names) and D2 == D
+worst = 0.0
+for k in range(0, nt, 7):
+    imgs = [i for i in range(ni) if names[k] in ctags[rows[i]]]
+    assert imgs, names[k]
+    for d in range(D):
+        m = sum(x[i * D + d] for i in imgs) / len(imgs)
+        worst = max(worst, abs(m - tab[k * D + d]))
+print('tag-init mean: max |row - mean of its images| = %.3g' % worst)
+sys.exit(worst > 1e-5)
+PY
 # bad input: every rank fails with a message, no hang (timeout guards)
 expect_fail() { # WHAT PATTERN NP ARGS...
     local what=$1 pat=$2; shift 2
@@ -58,6 +95,7 @@ expect_fail "resume without checkpoint" "has no checkpoint.bin" 2 "$MMSAGE" trai
 cp -r "$tmp/r" "$tmp/corrupt"
 truncate -s -100 "$tmp/corrupt/checkpoint.bin"
 expect_fail "truncated checkpoint" "corrupt or truncated" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/corrupt" --resume
+expect_fail "bad --tag-init" "--tag-init must be" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/x" --tag-init median
 expect_fail "lr 0" "--lr must be > 0" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/x" --lr 0
 expect_fail "existing output" "already exists" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/m2"
 "$MMSAGE" synth --images 1200 --dim 48 --tags 60 --seed 9 --out "$tmp/cat2" >/dev/null 2>&1

@@ -393,7 +393,7 @@ static void test_annotation_and_voting(void) {
     int64_t nbr[3] = {row_of(c, "n1"), row_of(c, "n2"), row_of(c, "r6")};
     float sims[3] = {0.5f, 0.5f, 0.1f};
     int32_t out[5];
-    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 1, 5, out));
+    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 1, 0.0, 5, out));
     T_EQ_INT(out[0], cc);
     T_EQ_INT(out[1], b);
     T_EQ_INT(out[2], a);
@@ -401,19 +401,34 @@ static void test_annotation_and_voting(void) {
     T_EQ_INT(out[4], ee);
     /* heavier n1: its tags first (b before a by frequency), then c */
     sims[0] = 0.6f;
-    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 1, 5, out));
+    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 1, 0.0, 5, out));
     T_EQ_INT(out[0], b);
     T_EQ_INT(out[1], a);
     T_EQ_INT(out[2], cc);
     T_EQ_INT(out[3], d);
     /* unweighted: back to the tie */
-    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 0, 5, out));
+    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 0, 0.0, 5, out));
     T_EQ_INT(out[0], cc);
     T_EQ_INT(out[1], b);
     /* k = 3 adds r6 {d, x}: d 0.1 + frequency 4 beats nothing; x has a vote too */
-    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 3, 1, 5, out));
+    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 3, 1, 0.0, 5, out));
     T_EQ_INT(out[3], d);
     T_EQ_INT(out[4], x);
+    /* divided by frequency (power 1): with n1 at 0.6 and n2 at 0.5,
+     * a 0.6/1, b 0.6/2, c 0.5/3 -> a, b, c; the power 0.5 keeps b (0.424)
+     * above c (0.289) */
+    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 1, 1.0, 5, out));
+    T_EQ_INT(out[0], a);
+    T_EQ_INT(out[1], b);
+    T_EQ_INT(out[2], cc);
+    T_EQ_INT(out[3], d);
+    /* equal weights, power 1: c (0.5/3) falls below b (0.5/2) below a (0.5) */
+    sims[0] = 0.5f;
+    T_OK(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 1, 1.0, 5, out));
+    T_EQ_INT(out[0], a);
+    T_EQ_INT(out[1], b);
+    T_EQ_INT(out[2], cc);
+    T_FAILS(mms_baseline_tag_vote(c, nbr, sims, 1, 3, 2, 1, -1.0, 5, out), MMS_ERR_ARG);
 
     /* visual baseline: q1 = (1,0) against n1 (1,0) 1.0, n2 (0,1) 0, r3 (1,1)
      * 0.707, r4 (1,2) 0.447, r5 (2,1) 0.894, r6 (0,0) 0 -> n1 r5 r3 r4, then
