@@ -62,6 +62,19 @@ static void glorot(float *w, int64_t fan_in, int64_t fan_out, uint64_t seed, uin
         w[i] = (float)((2.0 * mms_rng_uniform(&r) - 1.0) * lim);
 }
 
+void mms_sage_tag_row_random(uint64_t seed, int64_t t, int32_t dim, float *row) {
+    mms_rng_t r;
+    mms_rng_init(&r, seed, MMS_STREAM_INIT, (1ull << 40) + (uint64_t)t);
+    double s = 0;
+    for (int32_t i = 0; i < dim; i++) {
+        double v = mms_rng_normal(&r);
+        row[i] = (float)v;
+        s += v * v;
+    }
+    float inv = (float)(1.0 / (s > 0 ? sqrt(s) : 1.0));
+    for (int32_t i = 0; i < dim; i++) row[i] *= inv;
+}
+
 mms_status mms_sage_model_create(const mms_sage_config_t *c, int64_t n_tags,
                                  mms_sage_model_t **out) {
     MMS_CHECK(out != NULL, MMS_ERR_ARG, "sage model: out is NULL");
@@ -88,19 +101,8 @@ mms_status mms_sage_model_create(const mms_sage_config_t *c, int64_t n_tags,
     glorot(m->W1n, (int64_t)D, (int64_t)H, c->seed, 1);
     glorot(m->W2s, 2 * (int64_t)H, (int64_t)H, c->seed, 2);
     glorot(m->W2n, 2 * (int64_t)H, (int64_t)H, c->seed, 3);
-    for (int64_t t = 0; t < n_tags; t++) {
-        mms_rng_t r;
-        mms_rng_init(&r, c->seed, MMS_STREAM_INIT, (1ull << 40) + (uint64_t)t);
-        float *row = m->tags + (size_t)t * D;
-        double s = 0;
-        for (size_t i = 0; i < D; i++) {
-            double v = mms_rng_normal(&r);
-            row[i] = (float)v;
-            s += v * v;
-        }
-        float inv = (float)(1.0 / (s > 0 ? sqrt(s) : 1.0));
-        for (size_t i = 0; i < D; i++) row[i] *= inv;
-    }
+    for (int64_t t = 0; t < n_tags; t++)
+        mms_sage_tag_row_random(c->seed, t, c->dim, m->tags + (size_t)t * D);
     *out = m;
     return MMS_OK;
 }

@@ -85,6 +85,10 @@ typedef struct {
 /* Allocates and initialises: W* Glorot/Xavier uniform, limit sqrt(6/(fan_in+fan_out)),
  * drawn from mms_rng(seed, MMS_STREAM_INIT, index = tensor number 0..3); tag row i
  * standard normal from mms_rng(seed, INIT, 2^40 + i), then L2-normalised (as sage.py). */
+/* Tag t's random input row (D floats): standard normals from
+ * mms_rng(seed, INIT, 2^40 + t), L2-normalised (as sage.py). */
+void mms_sage_tag_row_random(uint64_t seed, int64_t t, int32_t dim, float *row);
+
 mms_status mms_sage_model_create(const mms_sage_config_t *c, int64_t n_tags,
                                  mms_sage_model_t **out);
 void mms_sage_model_destroy(mms_sage_model_t **m);

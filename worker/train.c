@@ -200,15 +200,7 @@ static mms_status tag_inputs_from_images(trainer_t *t) {
         float *row = tab + (size_t)k * D;
         if (n == 0) { /* a tag without training images keeps its random vector */
             empty++;
-            mms_rng_t r;
-            mms_rng_init(&r, t->cfg.seed, MMS_STREAM_INIT, (1ull << 40) + (uint64_t)k);
-            double ss = 0;
-            for (size_t i = 0; i < D; i++) {
-                double q = mms_rng_normal(&r);
-                acc[i] = q;
-                ss += q * q;
-            }
-            for (size_t i = 0; i < D; i++) row[i] = (float)(acc[i] / sqrt(ss > 0 ? ss : 1.0));
+            mms_sage_tag_row_random(t->cfg.seed, k, t->cfg.dim, row);
         } else {
             for (size_t i = 0; i < D; i++) row[i] = (float)(acc[i] / (double)n);
         }
