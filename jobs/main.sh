@@ -5,7 +5,7 @@
 #            ../shared/data, or a synthetic catalog when the real data is absent
 #   build    the multi-modal graph (kNN image edges + tag edges), MPI
 #   partition METIS into MMS_RANKS parts with halos
-#   train    GraphSAGE on MMS_RANKS ranks, bounded by MMS_TRAIN_SECONDS
+#   train    GraphSAGE on MMS_RANKS ranks, 8 epochs within MMS_TRAIN_SECONDS
 #   embed    the sharded index
 #   serve    a query server on loopback, with example queries: a test image
 #            alone, then with a keyword at three slider positions, and its
@@ -14,8 +14,9 @@
 #   usage: jobs/main.sh [WORKDIR]      (default: runs/main)
 # Environment: MMSAGE (binary), MMS_RANKS (default: SLURM_NTASKS or 2),
 #   MMS_SHARED_DATA (default ../shared/data), MMS_SYNTH_IMAGES (20000),
-#   MMS_TRAIN_SECONDS (default 240 per data set), MMS_EPOCHS (default 50, the
-#   paper's; the time bound usually ends training first), MMS_LR (1e-3).
+#   MMS_TRAIN_SECONDS (a bound per data set, default 600), MMS_BUILD_ARGS and
+#   MMS_TRAIN_ARGS (default: MMS_DEFAULT_BUILD_ARGS / MMS_DEFAULT_TRAIN_ARGS of
+#   jobs/common.sh, the settings of docs/results.md).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=jobs/common.sh
@@ -25,18 +26,20 @@ mms_find_binary
 DATA="${MMS_SHARED_DATA:-$here/../shared/data}"
 WORK="${1:-$here/runs/main}"
 RANKS="${MMS_RANKS:-${SLURM_NTASKS:-2}}"
-TRAIN_SECONDS="${MMS_TRAIN_SECONDS:-240}"
+TRAIN_SECONDS="${MMS_TRAIN_SECONDS:-600}"
+read -r -a BUILD_ARGS <<<"${MMS_BUILD_ARGS-$MMS_DEFAULT_BUILD_ARGS}"
+read -r -a TRAIN_ARGS <<<"${MMS_TRAIN_ARGS-$MMS_DEFAULT_TRAIN_ARGS}"
 mkdir -p "$WORK"
 
 pipeline() { # NAME: catalog in $WORK/NAME/catalog -> graph, partition, model, index
     local name=$1 d="$WORK/$1"
     mms_stage "$name: build the graph ($RANKS ranks)" \
-        mms_mpirun "$RANKS" "$MMSAGE" build --catalog "$d/catalog" --out "$d/graph" --threshold -1 --normalize --force
+        mms_mpirun "$RANKS" "$MMSAGE" build --catalog "$d/catalog" --out "$d/graph" --force "${BUILD_ARGS[@]}"
     mms_stage "$name: partition into $RANKS parts" \
         "$MMSAGE" partition --graph "$d/graph" --parts "$RANKS" --force
     mms_stage "$name: train ($RANKS ranks, up to ${TRAIN_SECONDS}s)" \
         mms_mpirun "$RANKS" "$MMSAGE" train --graph "$d/graph" --out "$d/model" --force \
-        --epochs "${MMS_EPOCHS:-50}" --time-limit "$TRAIN_SECONDS" --lr "${MMS_LR:-1e-3}" --log-every 200
+        --time-limit "$TRAIN_SECONDS" --log-every 200 "${TRAIN_ARGS[@]}"
     mms_stage "$name: embed ($RANKS ranks)" \
         mms_mpirun "$RANKS" "$MMSAGE" embed --graph "$d/graph" --model "$d/model" --out "$d/index" --force
     mms_stage "$name: serve + example queries" examples "$name"
