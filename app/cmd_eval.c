@@ -7,6 +7,7 @@
  *   gnn-image           the query connected to its visual neighbours only
  *   gnn-image+tags      connected to its visual neighbours and its tags
  *   slider-W            E = (W E_img + (1 - W) mean E_tags) / 2, W in {1, .75, .5, .25, 0}
+ *   slider-node-W       the same with E_t = z of a new node connected to the tags only
  *   gnn-knn-vote        tag prediction by voting over gnn-image's top-10 results
  *   gnn-knn-vote-debiased  the same votes divided by sqrt(tag frequency)
  * Tag prediction of gnn-image ranks tag embeddings against z(q) (the paper's). */
@@ -32,6 +33,7 @@ typedef struct {
     int with_tags;  /* send the query's tags */
     double visual;  /* w_visual */
     int k_overlap;
+    int concept;    /* MMS_CONCEPT_* */
 } method_t;
 
 #define BATCH 128
@@ -70,6 +72,7 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
                 req[i].ntags = (int)(c->tag_ptr[r + 1] - c->tag_ptr[r]);
             }
             req[i].visual = (float)m->visual;
+            req[i].concept = m->concept;
             req[i].visual_given = 1;
             req[i].k = k;
             req[i].neighbors = neighbors;
@@ -193,13 +196,18 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         s = mms_eval_add_baselines(ev, qrows, nq, MMS_BASELINE_ALL, 10, 1);
     }
     const method_t methods[] = {
-        {"gnn-image", MMS_ENGINE_CONNECT_IMAGE, 0, 1.0, 5},
-        {"gnn-image+tags", MMS_ENGINE_CONNECT_BOTH, 1, 1.0, 5},
-        {"slider-1", MMS_ENGINE_CONNECT_IMAGE, 1, 1.0, 10},
-        {"slider-0.75", MMS_ENGINE_CONNECT_IMAGE, 1, 0.75, 10},
-        {"slider-0.5", MMS_ENGINE_CONNECT_IMAGE, 1, 0.5, 10},
-        {"slider-0.25", MMS_ENGINE_CONNECT_IMAGE, 1, 0.25, 10},
-        {"slider-0", MMS_ENGINE_CONNECT_IMAGE, 1, 0.0, 10},
+        {"gnn-image", MMS_ENGINE_CONNECT_IMAGE, 0, 1.0, 5, MMS_CONCEPT_TAGS},
+        {"gnn-image+tags", MMS_ENGINE_CONNECT_BOTH, 1, 1.0, 5, MMS_CONCEPT_TAGS},
+        {"slider-1", MMS_ENGINE_CONNECT_IMAGE, 1, 1.0, 10, MMS_CONCEPT_TAGS},
+        {"slider-0.75", MMS_ENGINE_CONNECT_IMAGE, 1, 0.75, 10, MMS_CONCEPT_TAGS},
+        {"slider-0.5", MMS_ENGINE_CONNECT_IMAGE, 1, 0.5, 10, MMS_CONCEPT_TAGS},
+        {"slider-0.25", MMS_ENGINE_CONNECT_IMAGE, 1, 0.25, 10, MMS_CONCEPT_TAGS},
+        {"slider-0", MMS_ENGINE_CONNECT_IMAGE, 1, 0.0, 10, MMS_CONCEPT_TAGS},
+        /* the same positions with E_t = the tags as one new node (concept "node") */
+        {"slider-node-0.75", MMS_ENGINE_CONNECT_IMAGE, 1, 0.75, 10, MMS_CONCEPT_NODE},
+        {"slider-node-0.5", MMS_ENGINE_CONNECT_IMAGE, 1, 0.5, 10, MMS_CONCEPT_NODE},
+        {"slider-node-0.25", MMS_ENGINE_CONNECT_IMAGE, 1, 0.25, 10, MMS_CONCEPT_NODE},
+        {"slider-node-0", MMS_ENGINE_CONNECT_IMAGE, 1, 0.0, 10, MMS_CONCEPT_NODE},
     };
     int vote = -1;
     int vote2 = -1;

@@ -141,7 +141,7 @@ typedef struct {
     FILE *in;
     const char *path;
     const mms_npy_t *feat, *knn;
-    const mms_request_t *tmpl; /* op, k, neighbors, tag_k, predict_tags */
+    const mms_request_t *tmpl; /* op, k, neighbors, tag_k, predict_tags, connect, concept */
     bquery_t **fifo;           /* queries in flight, in order (responses come in order) */
     int depth, head, n;
     long lineno;
@@ -313,7 +313,7 @@ static const char k_summary[] =
 mms_status mms_cmd_query(int argc, char **argv) {
     const char *server = "127.0.0.1:7700", *op_s = "search", *features = NULL, *knn_path = NULL,
                *jpeg_path = NULL, *tags_s = NULL, *exclude = NULL, *batch = NULL,
-               *connect_s = "image";
+               *connect_s = "image", *concept_s = "tags";
     int64_t row = 0;
     double visual = -1, timeout = 30;
     int k = MMS_PROTO_K_DEFAULT, neighbors = MMS_PROTO_NEIGHBORS_DEFAULT,
@@ -338,6 +338,9 @@ mms_status mms_cmd_query(int argc, char **argv) {
         {"exclude", MMS_OPT_STR, &exclude, "an image id to drop from the results", 0, 0, 0, 0},
         {"connect", MMS_OPT_STR, &connect_s,
          "the query image's connections: image (visual neighbours), tags or both", 0, 0, 0, 0},
+        {"concept", MMS_OPT_STR, &concept_s,
+         "the slider's conceptual side: tags (mean of the tags' embeddings, the paper's) or node "
+         "(the tags as one new node)", 0, 0, 0, 0},
         {"predict-tags", MMS_OPT_FLAG, &predict, "also predict tags (search)", 0, 0, 0, 0},
         {"tag-k", MMS_OPT_INT, &tag_k, "tags to predict", 0, 1, 1, MMS_PROTO_TAG_K_MAX},
         {"json", MMS_OPT_FLAG, &json, "print the response as one JSON line", 0, 0, 0, 0},
@@ -362,6 +365,10 @@ mms_status mms_cmd_query(int argc, char **argv) {
         if (!strcmp(connect_s, mms_connect_name(i))) connect = i;
     MMS_CHECK(connect >= 0, MMS_ERR_ARG, "query: --connect must be image, tags or both, got '%s'",
               connect_s);
+    int concept = -1;
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(concept_s, mms_concept_name(i))) concept = i;
+    MMS_CHECK(concept >= 0, MMS_ERR_ARG, "query: --concept must be tags or node, got '%s'", concept_s);
     MMS_CHECK(!(features && jpeg_path), MMS_ERR_ARG,
               "query: give --image-features or --jpeg, not both");
     MMS_CHECK(!knn_path || features, MMS_ERR_ARG, "query: --knn-features needs --image-features");
@@ -380,6 +387,7 @@ mms_status mms_cmd_query(int argc, char **argv) {
     q.predict_tags = predict || op == MMS_OP_PREDICT_TAGS;
     q.exclude = exclude;
     q.connect = connect;
+    q.concept = concept;
     if (visual >= 0) {
         q.visual = (float)visual;
         q.visual_given = 1;

@@ -37,8 +37,9 @@
 
 typedef struct {
     const char *index, *index_catalog, *catalog, *split, *queries, *features, *knn_features;
-    const char *connect, *out, *summary;
+    const char *connect, *concept, *out, *summary;
     double visual;
+    int concept_code;
     int k, neighbors, tag_k, predict, exclude_self, batch, float_scan;
     int64_t limit;
 } search_opts_t;
@@ -181,6 +182,7 @@ static mms_status source_next(source_t *src, mms_request_t *req, squery_t *sq, i
     }
     req->tags = sq->tags;
     req->ntags = sq->ntags;
+    req->concept = o->concept_code;
     if (!req->visual_given && o->visual >= 0) {
         req->visual = (float)o->visual;
         req->visual_given = 1;
@@ -347,6 +349,7 @@ static mms_status coordinate(mms_engine_t *e, const search_opts_t *o, int connec
         json_object_set_new(j, "k", json_integer(o->k));
         json_object_set_new(j, "visual", mms_json_number(o->visual));
         json_object_set_new(j, "connect", json_string(mms_engine_connect_name(connect)));
+        json_object_set_new(j, "concept", json_string(mms_concept_name(o->concept_code)));
         json_object_set_new(j, "mean_tag_overlap",
                             mms_json_number(sm.n_overlap ? sm.overlap / (double)sm.n_overlap : NAN));
         json_object_set_new(j, "mean_visual_cosine",
@@ -370,6 +373,7 @@ mms_status mms_cmd_search(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     o.split = "test";
     o.connect = "image";
+    o.concept = "tags";
     o.visual = -1;
     o.k = MMS_PROTO_K_DEFAULT;
     o.neighbors = MMS_PROTO_NEIGHBORS_DEFAULT;
@@ -389,6 +393,9 @@ mms_status mms_cmd_search(int argc, char **argv) {
         {"visual", MMS_OPT_DOUBLE, &o.visual,
          "w_visual in [0, 1] for every query (default: 1 image only, 0 tags only, 0.5 both)", 0, 1, -1, 1},
         {"connect", MMS_OPT_STR, &o.connect, "the query image's connections: image, tags or both", 0, 0, 0, 0},
+        {"concept", MMS_OPT_STR, &o.concept,
+         "the slider's conceptual side: tags (mean of the tags' embeddings, the paper's) or node "
+         "(the tags as one new node)", 0, 0, 0, 0},
         {"k", MMS_OPT_INT, &o.k, "results per query", 0, 1, 1, MMS_PROTO_K_MAX},
         {"neighbors", MMS_OPT_INT, &o.neighbors, "visual neighbours a query image connects to", 0,
          1, 1, MMS_PROTO_NEIGHBORS_MAX},
@@ -411,9 +418,14 @@ mms_status mms_cmd_search(int argc, char **argv) {
                                   opts, nopt, argc, argv, &help);
     int connect = s == MMS_OK && !help ? mms_engine_connect_parse(o.connect) : 0;
     if (s == MMS_OK && !help) {
+        o.concept_code = !strcmp(o.concept, "node") ? MMS_CONCEPT_NODE : MMS_CONCEPT_TAGS;
         if (connect < 0) {
             mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
                           "search: --connect '%s' (image, tags or both)", o.connect);
+            s = MMS_ERR_ARG;
+        } else if (strcmp(o.concept, "tags") && strcmp(o.concept, "node")) {
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                          "search: --concept '%s' (tags or node)", o.concept);
             s = MMS_ERR_ARG;
         } else if (!o.catalog == !o.queries) {
             mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,

@@ -116,6 +116,7 @@ typedef struct {
     int predict;    /* predict tags */
     int k, neighbors, tag_k;
     float w;        /* w_visual */
+    int concept_node; /* E_t is z of a node connected to the tags (MMS_CONCEPT_NODE, ntag > 0) */
     int64_t exclude; /* node id to drop from the results, or -1 */
     int32_t ntag;   /* distinct known tags, in request order */
     int32_t *tag;
@@ -126,6 +127,7 @@ typedef struct {
     float *nb_score, *nb_x, *nb_h1; /* nnb; nnb x dim; nnb x emb_dim */
     float *z;       /* emb_dim: E_img = z(q) (has_image) */
     float *E;       /* emb_dim: the fused query embedding */
+    float *zc;      /* emb_dim: E_t as a tags-only node (concept_node) */
 } mms_query_t;
 
 /* Validate req against ix (coordinator part) and fill q. Request errors (wrong

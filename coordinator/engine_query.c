@@ -36,6 +36,7 @@ void mms_query_free(mms_query_t *q) {
     free(q->nb_h1);
     free(q->z);
     free(q->E);
+    free(q->zc);
     memset(q, 0, sizeof *q);
 }
 
@@ -91,6 +92,7 @@ mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, in
     if (req->image_knn && !req->image)
         REFUSE(q, MMS_PERR_INVALID, "'image_knn' is only used with 'image'");
     if (connect < 0 || connect > 2) REFUSE(q, MMS_PERR_INVALID, "'connect' is %d", connect);
+    if (!mms_concept_name(req->concept)) REFUSE(q, MMS_PERR_INVALID, "'concept' is %d", req->concept);
     q->has_image = req->image || req->jpeg;
     q->k = req->k;
     q->neighbors = req->neighbors;
@@ -177,6 +179,9 @@ mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, in
     q->need_nbrs = q->embed && q->connect != MMS_ENGINE_CONNECT_TAGS;
     mms_status s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->z);
     if (s == MMS_OK) s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->E);
+    /* E_t as a new node connected to the tags, unless the slider gives it weight 0 */
+    q->concept_node = req->concept == MMS_CONCEPT_NODE && q->ntag > 0 && !(q->has_image && q->w >= 1.0f);
+    if (s == MMS_OK && q->concept_node) s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->zc);
     if (s == MMS_OK && q->has_image) s = mms_malloc((size_t)ix->dim * sizeof(float), &q->xq);
     if (s == MMS_OK && q->has_image) s = mms_index_project(ix, img, q->xq);
     if (s == MMS_OK && q->need_nbrs) {
@@ -309,7 +314,12 @@ mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, in
     int64_t nq = 0, ne = 0;
     for (int i = 0; i < n; i++) {
         mms_query_t *q = &qs[i];
-        if (!q->active || !q->embed) continue;
+        if (!q->active) continue;
+        if (q->concept_node) { /* a second row: the tags-only node */
+            nq++;
+            ne += q->ntag;
+        }
+        if (!q->embed) continue;
         nq++;
         if (q->connect != MMS_ENGINE_CONNECT_TAGS) ne += q->nnb;
         if (q->connect != MMS_ENGINE_CONNECT_IMAGE) ne += q->ntag;
@@ -329,7 +339,13 @@ mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, in
     ptr[0] = 0;
     for (int i = 0; i < n; i++) {
         mms_query_t *q = &qs[i];
-        if (!q->active || !q->embed) continue;
+        if (!q->active) continue;
+        if (q->concept_node) { /* no own features, the tags as neighbours */
+            memset(xq + (size_t)iq * D, 0, (size_t)D * sizeof(float));
+            for (int32_t j = 0; j < q->ntag; j++, e++) gid[e] = ix->n_images + q->tag[j];
+            ptr[++iq] = e;
+        }
+        if (!q->embed) continue;
         memcpy(xq + (size_t)iq * D, q->xq, (size_t)D * sizeof(float));
         if (q->connect != MMS_ENGINE_CONNECT_TAGS)
             for (int32_t j = 0; j < q->nnb; j++, e++) {
@@ -347,10 +363,17 @@ mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, in
     for (int i = 0; i < n; i++) {
         mms_query_t *q = &qs[i];
         if (!q->active) continue;
+        if (q->concept_node) memcpy(q->zc, z + (size_t)(iq++) * H2, (size_t)H2 * sizeof(float));
         if (q->embed) memcpy(q->z, z + (size_t)(iq++) * H2, (size_t)H2 * sizeof(float));
         /* z stays zero when the slider gives it weight 0: E = (0 z + 1 t) / 2 */
-        if (q->ntag > 0) mms_query_tag_mean(ix, q->tag, q->ntag, tm);
-        mms_query_fuse(H2, q->has_image ? q->z : NULL, q->ntag > 0 ? tm : NULL, q->w, q->E);
+        const float *et = NULL;
+        if (q->concept_node) {
+            et = q->zc;
+        } else if (q->ntag > 0) {
+            mms_query_tag_mean(ix, q->tag, q->ntag, tm);
+            et = tm;
+        }
+        mms_query_fuse(H2, q->has_image ? q->z : NULL, et, q->w, q->E);
         if (q->predict) {
             s = predict_tags(ix, q, q->has_image ? q->z : q->E);
             if (s != MMS_OK) goto done;

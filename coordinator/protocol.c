@@ -271,15 +271,19 @@ void mms_request_free(mms_request_t *r) {
 
 enum {
     F_ID, F_OP, F_IMAGE, F_IMAGE_KNN, F_JPEG, F_TAGS, F_VISUAL, F_K, F_NEIGHBORS, F_EXCLUDE,
-    F_TAG_K, F_PREDICT_TAGS, F_CONNECT, F_COUNT
+    F_TAG_K, F_PREDICT_TAGS, F_CONNECT, F_CONCEPT, F_COUNT
 };
 static const char *const k_req_fields[F_COUNT] = {
     "id", "op", "image", "image_knn", "jpeg", "tags", "visual", "k", "neighbors", "exclude",
-    "tag_k", "predict_tags", "connect"};
+    "tag_k", "predict_tags", "connect", "concept"};
 
 static const char *const k_connect_names[] = {"image", "tags", "both"};
 
 const char *mms_connect_name(int c) { return c >= 0 && c < 3 ? k_connect_names[c] : NULL; }
+
+static const char *const k_concept_names[] = {"tags", "node"};
+
+const char *mms_concept_name(int c) { return c >= 0 && c < 2 ? k_concept_names[c] : NULL; }
 
 /* An integer field in [lo, hi]; range failures give range_code. */
 static int get_int_field(const msgpack_object *o, const char *name, int64_t lo, int64_t hi,
@@ -440,6 +444,19 @@ static int decode_request_map(const msgpack_object_map *mp, size_t len, mms_requ
                           printable(o->via.str.ptr, o->via.str.size, pb, sizeof pb));
         r->connect = found;
     }
+    if (f[F_CONCEPT]) {
+        const msgpack_object *o = f[F_CONCEPT];
+        if (o->type != MSGPACK_OBJECT_STR)
+            return seterr(err, errlen, MMS_PERR_FIELD_TYPE, "'concept' must be a string, got %s",
+                          obj_type_name(o));
+        int found = -1;
+        for (int j = 0; j < 2; j++)
+            if (obj_str_eq(o, k_concept_names[j])) found = j;
+        if (found < 0)
+            return seterr(err, errlen, MMS_PERR_INVALID, "'concept' is '%s' (tags or node)",
+                          printable(o->via.str.ptr, o->via.str.size, pb, sizeof pb));
+        r->concept = found;
+    }
     if (f[F_EXCLUDE] && (c = get_str_field(f[F_EXCLUDE], "'exclude'", &r->arena_, &r->exclude,
                                            err, errlen)))
         return c;
@@ -573,6 +590,8 @@ static mms_status frame_end(msgpack_sbuffer *sb, size_t start, int rc, const cha
 mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
     MMS_CHECK(mms_connect_name(r->connect), MMS_ERR_ARG,
               "request: connect %d is not image, tags or both", r->connect);
+    MMS_CHECK(mms_concept_name(r->concept), MMS_ERR_ARG, "request: concept %d is not tags or node",
+              r->concept);
     size_t start;
     MMS_CHECK(frame_begin(sb, &start) == 0, MMS_ERR_NOMEM, "out of memory encoding a request");
     msgpack_packer pk;
@@ -582,7 +601,7 @@ mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
     uint32_t n = 6 + (uint32_t)has_image + (uint32_t)has_knn + (uint32_t)has_jpeg +
                  (uint32_t)has_tags + (uint32_t)(r->visual_given != 0) +
                  (uint32_t)(r->exclude != NULL) + (uint32_t)(r->predict_tags != 0) +
-                 (uint32_t)(r->connect != MMS_CONNECT_IMAGE);
+                 (uint32_t)(r->connect != MMS_CONNECT_IMAGE) + (uint32_t)(r->concept != MMS_CONCEPT_TAGS);
     int rc = msgpack_pack_map(&pk, n);
     rc |= pack_cstr(&pk, "id") | msgpack_pack_uint64(&pk, r->id);
     rc |= pack_cstr(&pk, "op") | pack_cstr(&pk, mms_op_name(r->op));
@@ -604,6 +623,8 @@ mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
     if (r->predict_tags) rc |= pack_cstr(&pk, "predict_tags") | msgpack_pack_true(&pk);
     if (r->connect != MMS_CONNECT_IMAGE)
         rc |= pack_cstr(&pk, "connect") | pack_cstr(&pk, mms_connect_name(r->connect));
+    if (r->concept != MMS_CONCEPT_TAGS)
+        rc |= pack_cstr(&pk, "concept") | pack_cstr(&pk, mms_concept_name(r->concept));
     return frame_end(sb, start, rc, "request");
 }
 

@@ -85,6 +85,15 @@ typedef enum { MMS_CONNECT_IMAGE = 0, MMS_CONNECT_TAGS = 1, MMS_CONNECT_BOTH = 2
 /* "image" / "tags" / "both" (NULL outside the table). */
 const char *mms_connect_name(int c);
 
+/* The conceptual side E_t of the slider (docs/query.md): "tags", the mean of
+ * the stored embeddings of the query's tags (the paper's equation 1), or
+ * "node", the inductive embedding of a new node connected to those tags only
+ * (no image features), the way connect "tags" embeds a query. */
+typedef enum { MMS_CONCEPT_TAGS = 0, MMS_CONCEPT_NODE = 1 } mms_concept;
+
+/* "tags" / "node" (NULL outside the table). */
+const char *mms_concept_name(int c);
+
 typedef struct mms_arena mms_arena_t; /* private to protocol.c */
 
 /* ---- requests ---------------------------------------------------------- */
@@ -116,6 +125,7 @@ typedef struct {
     int tag_k;                /* 1..MMS_PROTO_TAG_K_MAX tags to predict */
     int predict_tags;         /* search: also predict tag_k tags (always 1 for predict_tags) */
     int connect;              /* mms_connect; MMS_CONNECT_IMAGE when absent */
+    int concept;              /* mms_concept; MMS_CONCEPT_TAGS when absent */
     mms_arena_t *arena_;      /* owns the decoded data; NULL for a caller-built request */
 } mms_request_t;
 

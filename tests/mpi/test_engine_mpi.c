@@ -181,7 +181,7 @@ static mms_status make_index(const char *dir, char *idx, size_t cap) {
 
 /* ------------------------------------------------------------------ requests */
 
-#define NREQ 24
+#define NREQ 32
 #define KRES 12
 
 typedef struct {
@@ -280,6 +280,17 @@ static void build_requests(reqset_t *rs, const mms_catalog_t *c) {
     q->k = 1000;
     q = add(rs, c, -1, 0, -1, MMS_ENGINE_CONNECT_IMAGE, "info");                       /* 21 */
     q->op = MMS_OP_INFO;
+    /* concept "node": E_t is z of a new node connected to the tags */
+    q = add(rs, c, t0, 8, -1, MMS_ENGINE_CONNECT_IMAGE, "node: tags only");           /* 22 */
+    q->image = NULL, q->image_knn = NULL, q->visual = 0.0f, q->concept = MMS_CONCEPT_NODE;
+    q = add(rs, c, t0, 8, 0.0f, MMS_ENGINE_CONNECT_IMAGE, "node: image+tags visual 0"); /* 23 */
+    q->concept = MMS_CONCEPT_NODE;
+    q = add(rs, c, t0, 8, 1.0f, MMS_ENGINE_CONNECT_IMAGE, "node: image+tags visual 1"); /* 24 */
+    q->concept = MMS_CONCEPT_NODE;
+    q = add(rs, c, t0, 8, 0.4f, MMS_ENGINE_CONNECT_IMAGE, "node: slider 0.4");        /* 25 */
+    q->concept = MMS_CONCEPT_NODE;
+    q = add(rs, c, t0, 0, -1, MMS_ENGINE_CONNECT_IMAGE, "concept 7");                 /* 26 */
+    q->concept = 7, rs->expect_error[26] = MMS_PERR_INVALID;
 }
 
 typedef struct {
@@ -508,6 +519,25 @@ static void check_answers(const mms_index_t *full, reqset_t *rs, answer_t *a, co
     for (int j = 0; j < a[2].n && j < a[3].n; j++) {
         T_EQ_INT(a[3].ids[j], a[2].ids[j]);
         T_NEAR(a[3].scores[j], a[2].scores[j] * 0.5f, 1e-7);
+    }
+    /* concept node: the ends as above; between them E = (w z + (1 - w) z_node) / 2 */
+    T_EQ_INT(a[23].n, a[22].n);
+    for (int j = 0; j < a[22].n && j < a[23].n; j++) {
+        T_EQ_INT(a[23].ids[j], a[22].ids[j]);
+        T_NEAR(a[23].scores[j], a[22].scores[j] * 0.5f, 1e-7);
+    }
+    T_EQ_INT(a[24].n, a[0].n);
+    for (int j = 0; j < a[0].n && j < a[24].n; j++) T_EQ_INT(a[24].ids[j], a[0].ids[j]);
+    if (E) {
+        double worst = 0, dn = 0;
+        for (int32_t d = 0; d < H2; d++) {
+            double want = 0.5 * (0.4 * E[(size_t)0 * H2 + d] + 0.6 * E[(size_t)22 * H2 + d]);
+            double got = E[(size_t)25 * H2 + d];
+            worst = fmax(worst, fabs(got - want));
+            dn += fabs(E[(size_t)22 * H2 + d] - E[(size_t)2 * H2 + d]);
+        }
+        T_CHECK(worst < 1e-6);
+        T_CHECK(dn > 1e-3); /* the node differs from the mean of the tag embeddings */
     }
     T_CHECK(a[6].nwarn == 1);   /* unknown keyword */
     T_EQ_INT(a[6].ntags, 4);    /* tag_k 4 */

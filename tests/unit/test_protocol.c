@@ -104,6 +104,8 @@ static void test_request_roundtrip(void) {
     q.exclude = "img00042";
     q.tag_k = 4;
     q.predict_tags = 1;
+    q.connect = MMS_CONNECT_BOTH;
+    q.concept = MMS_CONCEPT_NODE;
     T_EQ_INT(roundtrip(&q, &d), MMS_PERR_OK);
     T_CHECK(d.id == q.id);
     T_EQ_INT(d.op, MMS_OP_SEARCH);
@@ -123,6 +125,8 @@ static void test_request_roundtrip(void) {
     T_STREQ(d.exclude, "img00042");
     T_EQ_INT(d.tag_k, 4);
     T_EQ_INT(d.predict_tags, 1);
+    T_EQ_INT(d.connect, MMS_CONNECT_BOTH);
+    T_EQ_INT(d.concept, MMS_CONCEPT_NODE);
     T_CHECK(d.jpeg == NULL);
     mms_request_free(&d);
     T_CHECK(d.arena_ == NULL && d.image == NULL && d.k == MMS_PROTO_K_DEFAULT);
@@ -143,7 +147,15 @@ static void test_request_roundtrip(void) {
     T_EQ_INT(d.tag_k, 9);
     T_NEAR(d.visual, 1.0, 0);
     T_EQ_INT(d.visual_given, 0);
+    T_EQ_INT(d.concept, MMS_CONCEPT_TAGS); /* absent: the paper's mean of tag embeddings */
     mms_request_free(&d);
+    q.concept = 2; /* the encoder refuses what the wire cannot say */
+    msgpack_sbuffer sbx;
+    msgpack_sbuffer_init(&sbx);
+    mms_log_set_level(MMS_LOG_QUIET);
+    T_FAILS(mms_request_encode(&q, &sbx), MMS_ERR_ARG);
+    mms_log_set_level(MMS_LOG_WARN);
+    msgpack_sbuffer_destroy(&sbx);
 
     /* info and ping need no input */
     mms_request_init(&q);
@@ -270,6 +282,10 @@ static void test_request_errors(void) {
               msgpack_pack_int(&m_.pk, 3));
     ONE_FIELD(MMS_PERR_FIELD_TYPE, "'jpeg' must be bin", mp_key(&m_, "jpeg");
               msgpack_pack_array(&m_.pk, 0));
+    ONE_FIELD(MMS_PERR_FIELD_TYPE, "'concept' must be a string", mp_key(&m_, "concept");
+              msgpack_pack_int(&m_.pk, 1));
+    ONE_FIELD(MMS_PERR_INVALID, "'concept' is 'nodes' (tags or node)", mp_key(&m_, "concept");
+              mp_str(&m_, "nodes"));
     /* vector_length */
     ONE_FIELD(MMS_PERR_VECTOR_LENGTH, "'image' has 7 bytes", mp_key(&m_, "image");
               mp_bin(&m_, ok2, 7));
