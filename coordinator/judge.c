@@ -969,6 +969,10 @@ void mms_eval_query(const mms_eval_t *e, int method, int64_t i, mms_eval_query_t
     out->grades = m->grades ? m->grades + r->off : NULL;
     out->ntags = r->ntags;
     out->tags = r->toff > 0 ? m->tags + r->toff : NULL;
+    out->nk = r->nk;
+    out->overlap = r->overlap;
+    out->visual = r->vis;
+    out->ndcg5 = r->has_results ? r->dcg[1] / mms_dcg_ideal_excellent(5) : 0.0;
 }
 
 /* ================================================================ baselines */

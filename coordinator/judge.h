@@ -159,6 +159,10 @@ typedef struct {
     const int8_t *grades; /* n */
     int ntags;            /* predicted tags (0 if none) */
     const int32_t *tags;
+    int nk;               /* results in the method's top k_overlap (0: none) */
+    double overlap;       /* tag overlap of those results (mean), 0 when nk is 0 */
+    double visual;        /* their mean visual cosine with the query */
+    double ndcg5;         /* nDCG@5 on the all-Excellent scale (0 without results) */
 } mms_eval_query_t;
 
 int64_t mms_eval_queries(const mms_eval_t *e, int method);

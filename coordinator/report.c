@@ -234,15 +234,22 @@ static mms_status write_metrics(const rep_t *r) {
 }
 
 static mms_status write_queries(const rep_t *r) {
-    outfile_t o, p;
+    outfile_t o, p, qm;
     MMS_CALL(out_open(&o, r->o->out_dir, "queries.tsv"));
     mms_status s = out_open(&p, r->o->out_dir, "predictions.tsv");
     if (s != MMS_OK) {
         out_abort(&o);
         MMS_CALL(s);
     }
+    s = out_open(&qm, r->o->out_dir, "query-metrics.tsv");
+    if (s != MMS_OK) {
+        out_abort(&o);
+        out_abort(&p);
+        MMS_CALL(s);
+    }
     fprintf(o.f, "dataset\tmethod\tquery\trank\tresult\tscore\tgrade\n");
     fprintf(p.f, "dataset\tmethod\tquery\trank\ttag\tcorrect\n");
+    fprintf(qm.f, "dataset\tmethod\tquery\tndcg@5-ideal-excellent\ttag-overlap\tvisual-sim\n");
     for (int i = 0; i < r->nds; i++) {
         const ds_t *d = &r->ds[i];
         const mms_catalog_t *c = d->c;
@@ -252,6 +259,9 @@ static mms_status write_queries(const rep_t *r) {
             for (int64_t k = 0; k < nq; k++) {
                 mms_eval_query_t q;
                 mms_eval_query(d->e, m, k, &q);
+                if (q.n > 0)
+                    fprintf(qm.f, "%s\t%s\t%s\t%.6f\t%.6f\t%.6f\n", d->name, mn, c->ids[q.query],
+                            q.ndcg5, q.overlap, q.visual);
                 for (int t = 0; t < q.n; t++) {
                     fprintf(o.f, "%s\t%s\t%s\t%d\t%s\t", d->name, mn, c->ids[q.query], t + 1,
                             c->ids[q.rows[t]]);
@@ -273,12 +283,38 @@ static mms_status write_queries(const rep_t *r) {
     }
     s = out_commit(&o);
     if (s == MMS_OK) s = out_commit(&p);
+    if (s == MMS_OK) s = out_commit(&qm);
     if (s != MMS_OK) {
         out_abort(&o);
         out_abort(&p);
+        out_abort(&qm);
         MMS_CALL(s);
     }
     return MMS_OK;
+}
+
+/* Mean and standard error of the per-query change from method a to b (tag
+ * overlap and visual similarity of the top k_overlap), over the queries both
+ * answered: the slider's steps are judged on the same queries. */
+static void paired_step(const mms_eval_t *e, int a, int b, double *mo, double *so, double *mv,
+                        double *sv) {
+    double s1o = 0, s2o = 0, s1v = 0, s2v = 0;
+    int64_t n = 0, nq = mms_eval_queries(e, b);
+    for (int64_t i = 0; i < nq; i++) {
+        mms_eval_query_t qb, qa;
+        mms_eval_query(e, b, i, &qb);
+        int64_t j = mms_eval_find_query(e, a, qb.query);
+        if (j < 0 || qb.nk == 0) continue;
+        mms_eval_query(e, a, j, &qa);
+        if (qa.nk == 0) continue;
+        double dov = qb.overlap - qa.overlap, dvi = qb.visual - qa.visual;
+        s1o += dov, s2o += dov * dov, s1v += dvi, s2v += dvi * dvi;
+        n++;
+    }
+    *mo = n ? s1o / (double)n : 0;
+    *mv = n ? s1v / (double)n : 0;
+    *so = n > 1 ? sqrt(fmax(0, (s2o - (double)n * *mo * *mo) / (double)(n - 1)) / (double)n) : 0;
+    *sv = n > 1 ? sqrt(fmax(0, (s2v - (double)n * *mv * *mv) / (double)(n - 1)) / (double)n) : 0;
 }
 
 /* ---------------------------------------------------------------- plots */
@@ -912,16 +948,32 @@ static mms_status write_md(const rep_t *r, const mms_report_info_t *info, int ha
             char c1[64], c2[64];
             snprintf(c1, sizeof c1, "tag overlap@%d", k);
             snprintf(c2, sizeof c2, "visual sim.@%d", k);
-            const char *cols[] = {
-                "w (visual)", c1, c2, "nDCG@5 (gallery)", "nDCG@5 (all-Excellent)", "queries"};
-            md_table_head(f, cols, 6);
-            for (int si = 0; si < d->nslider; si++) {
+            const char *cols[] = {"w (visual)",
+                                  c1,
+                                  c2,
+                                  "nDCG@5 (gallery)",
+                                  "nDCG@5 (all-Excellent)",
+                                  "queries",
+                                  "step: overlap change +- paired SE",
+                                  "step: visual change +- paired SE"};
+            md_table_head(f, cols, 8);
+            /* rows from w = 1 down to 0: each step against the row above */
+            for (int si = d->nslider - 1; si >= 0; si--) {
                 const mms_eval_summary_t *v = &d->sum[d->slider[si]];
-                fprintf(f, "| %.2f | %.3f | %.3f | %.3f | %.3f | %lld |\n", d->slider_w[si],
+                fprintf(f, "| %.2f | %.3f | %.3f | %.3f | %.3f | %lld |", d->slider_w[si],
                         v->tag_overlap, v->visual_sim, v->ndcg_gallery[1], v->ndcg_excellent[1],
                         (long long)v->queries);
+                if (si == d->nslider - 1) {
+                    fputs(" | |\n", f);
+                    continue;
+                }
+                double mo, so, mv, sv;
+                paired_step(d->e, d->slider[si + 1], d->slider[si], &mo, &so, &mv, &sv);
+                fprintf(f, " %+.4f +- %.4f | %+.4f +- %.4f |\n", mo, so, mv, sv);
             }
-            fputc('\n', f);
+            fputs("\nA step that goes the wrong way by less than about two paired standard errors "
+                  "is within the noise of this query set.\n\n",
+                  f);
             if (has_plot[i][1])
                 fprintf(f, "![slider trade-off, %s](slider-%s.png)\n\n", d->name, d->name);
         }
@@ -973,6 +1025,8 @@ static mms_status write_md(const rep_t *r, const mms_report_info_t *info, int ha
         "## Files\n\n"
         "- `metrics.tsv`: dataset, method, metric, value\n"
         "- `queries.tsv`: dataset, method, query, rank, result, score, grade (every kept result)\n"
+        "- `query-metrics.tsv`: dataset, method, query, nDCG@5 (all-Excellent), tag overlap and "
+        "visual similarity of its results (per query, for paired comparisons)\n"
         "- `predictions.tsv`: dataset, method, query, rank, tag, correct\n"
         "- `plots.gp` with `grades-*.dat`, `slider-*.dat`, `loss-*.dat`: the plots' script and "
         "data\n",

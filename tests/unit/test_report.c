@@ -204,6 +204,14 @@ int main(void) {
     T_EQ_INT(count_lines(qt), 1 + 6 * (15 + 10 + 30));
     char *pt = slurp(out, "predictions.tsv");
     T_CHECK(has(pt, "coco-fake\tgnn-image\t118\t1\t"));
+    /* per query: 6 queries x 8 methods with results + header; the paired steps in report.md */
+    char *qm = slurp(out, "query-metrics.tsv");
+    T_CHECK(has(qm, "dataset\tmethod\tquery\tndcg@5-ideal-excellent\ttag-overlap\tvisual-sim\n"));
+    T_CHECK(has(qm, "coco-fake\tslider-0.50\t118\t"));
+    T_EQ_INT(count_lines(qm), 1 + 6 * 8);
+    T_CHECK(has(md, "step: overlap change +- paired SE"));
+    T_CHECK(has(md, " +- "));
+    free(qm);
 
     char *html = slurp(out, "examples.html");
     T_CHECK(has(html, "<img class=\"q\""));
