@@ -82,6 +82,10 @@ examples() {
             "$MMSAGE" query --server "127.0.0.1:$port" --image-features "$d/catalog/features.npy" --row "$r" \
                 --tags "$keyword" --visual "$w" --k 6
         done
+        printf '\n---- %s: test image %s + keyword "%s", visual 0.5, the keyword as a node (--concept node) ----\n' \
+            "$name" "$id" "$keyword"
+        "$MMSAGE" query --server "127.0.0.1:$port" --image-features "$d/catalog/features.npy" --row "$r" \
+            --tags "$keyword" --visual 0.5 --concept node --k 6
     done
     kill -TERM "$(cat "$pidf")" 2>/dev/null || true
     wait "$mpirun_pid" 2>/dev/null || true
