@@ -1,7 +1,7 @@
 /* bench_query.c: query latency and throughput of the engine, in process (no TCP).
  *
  *   mpirun -np P bench_query --index I [--queries 300] [--batch-queries 1024]
- *                            [--batch 64] [--float-scan] [--serve-layout]
+ *                            [--batch 64] [--float-scan] [--serve-layout] [--concept tags|node]
  *
  * The search layout of `mmsage search` by default: every rank holds shards
  * (shard s on rank s mod P) and rank 0 also coordinates, so -np 1 and -np 2
@@ -66,7 +66,7 @@ typedef struct {
 } qset_t;
 
 /* n fused queries from the catalog's test images (wrapping around). */
-static int make_queries(const mms_index_t *ix, int n, int with_image, qset_t *qs) {
+static int make_queries(const mms_index_t *ix, int n, int with_image, int concept, qset_t *qs) {
     const mms_catalog_t *c = ix->cat;
     qs->req = calloc((size_t)n, sizeof *qs->req);
     qs->tags = calloc((size_t)n * 8, sizeof *qs->tags);
@@ -96,6 +96,7 @@ static int make_queries(const mms_index_t *ix, int n, int with_image, qset_t *qs
         q->ntags = nt;
         q->visual = with_image ? (nt ? 0.5f : 1.0f) : 0.0f;
         q->visual_given = 1;
+        q->concept = concept;
     }
     free(rows);
     return nr > 0;
@@ -136,6 +137,7 @@ int main(int argc, char **argv) {
     mms_log_init(rank, size, MMS_LOG_WARN);
     const char *index = NULL;
     int nsingle = 300, nbatch = 1024, batch = 64, float_scan = 0, serve_layout = 0;
+    const char *concept_s = "tags";
     mms_opt_t opts[] = {
         {"index", MMS_OPT_STR, &index, "index directory", 1, 0, 0, 0},
         {"queries", MMS_OPT_INT, &nsingle, "single queries timed", 0, 1, 1, 1e7},
@@ -143,10 +145,16 @@ int main(int argc, char **argv) {
         {"batch", MMS_OPT_INT, &batch, "queries per engine call in the batched runs", 0, 1, 1, 65536},
         {"float-scan", MMS_OPT_FLAG, &float_scan, "float scans instead of the int8 filter", 0, 0, 0, 0},
         {"serve-layout", MMS_OPT_FLAG, &serve_layout, "rank 0 coordinates only (as mmsage serve)", 0, 0, 0, 0},
+        {"concept", MMS_OPT_STR, &concept_s, "E_tags of the queries: tags (the paper's mean) or node", 0, 0, 0, 0},
     };
     int help = 0;
     mms_status s = mms_opts_parse("bench_query", "Query latency and throughput of the engine.", opts,
                                   (int)(sizeof opts / sizeof opts[0]), argc - 1, argv + 1, &help);
+    int concept = strcmp(concept_s, "node") == 0 ? MMS_CONCEPT_NODE : MMS_CONCEPT_TAGS;
+    if (s == MMS_OK && !help && strcmp(concept_s, "node") && strcmp(concept_s, "tags")) {
+        fprintf(stderr, "bench_query: --concept must be tags or node, got '%s'\n", concept_s);
+        s = MMS_ERR_ARG;
+    }
     if (mms_mpi_agree(s, MPI_COMM_WORLD) != MMS_OK || help) {
         MPI_Finalize();
         return s == MMS_OK ? 0 : 1;
@@ -190,8 +198,10 @@ int main(int argc, char **argv) {
            mms_engine_workers(e));
 
     qset_t fused, tags_only;
-    make_queries(ix, nsingle > nbatch ? nsingle : nbatch, 1, &fused);
-    make_queries(ix, nbatch, 0, &tags_only);
+    make_queries(ix, nsingle > nbatch ? nsingle : nbatch, 1, concept, &fused);
+    make_queries(ix, nbatch, 0, concept, &tags_only);
+    printf("queries: E_tags = %s\n", concept == MMS_CONCEPT_NODE ? "a new node connected to the tags (concept node)"
+                                                                  : "mean of the tags' stored embeddings (the paper's)");
     mms_response_t resp;
     int bad = 0;
     for (int i = 0; i < 20; i++) bad += run(e, &fused.req[i % fused.n], 1, &resp); /* warm up */
