@@ -14,7 +14,8 @@ static int same(const mms_request_t *a, const mms_request_t *b) {
     if (a->id != b->id || a->op != b->op || a->k != b->k || a->neighbors != b->neighbors ||
         a->tag_k != b->tag_k || a->predict_tags != b->predict_tags ||
         memcmp(&a->visual, &b->visual, sizeof a->visual) || a->image_dim != b->image_dim ||
-        a->image_knn_dim != b->image_knn_dim || a->jpeg_len != b->jpeg_len || a->ntags != b->ntags)
+        a->image_knn_dim != b->image_knn_dim || a->jpeg_len != b->jpeg_len || a->ntags != b->ntags ||
+        a->connect != b->connect || a->concept != b->concept)
         return 0;
     if (a->image_dim && memcmp(a->image, b->image, (size_t)a->image_dim * 4)) return 0;
     if (a->image_knn_dim && memcmp(a->image_knn, b->image_knn, (size_t)a->image_knn_dim * 4)) return 0;
@@ -30,6 +31,7 @@ static void check_invariants(const mms_request_t *r) {
               r->neighbors > MMS_PROTO_NEIGHBORS_MAX || r->tag_k < 1 ||
               r->tag_k > MMS_PROTO_TAG_K_MAX || !(r->visual >= 0.0f && r->visual <= 1.0f) ||
               (r->image && r->jpeg) || (r->image_knn && !r->image) || r->ntags > MMS_PROTO_MAX_TAGS ||
+              !mms_connect_name(r->connect) || !mms_concept_name(r->concept) ||
               (r->image && ((uintptr_t)r->image % 64) != 0) || !r->arena_;
     for (int i = 0; i < r->image_dim && !bad; i++) bad = !isfinite(r->image[i]);
     for (int i = 0; i < r->ntags && !bad; i++) bad = !r->tags[i][0];
