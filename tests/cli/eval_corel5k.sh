@@ -19,13 +19,9 @@
 # Several minutes on two cores (label slow). Skipped (77) without the data.
 set -u
 : "${MMSAGE:?set MMSAGE to the mmsage binary}"
-D="${MMS_SHARED_DATA:-}/corel5k"
-for f in Corel5k-train-sparse.arff Corel5k-test-sparse.arff Corel5k.xml; do
-    if [ ! -f "$D/$f" ]; then
-        echo "skipped: $D/$f not found (set MMS_SHARED_DATA to the real data directory)"
-        exit 77
-    fi
-done
+# shellcheck source=tests/cli/lib/expect.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib/expect.bash"
+corel5k_or_skip
 # shellcheck source=jobs/common.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/jobs/common.sh"
 read -r -a BUILD_ARGS <<<"$MMS_DEFAULT_BUILD_ARGS"
@@ -33,14 +29,8 @@ read -r -a TRAIN_ARGS <<<"$MMS_DEFAULT_TRAIN_ARGS"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 MPIRUN=(mpirun --oversubscribe --bind-to none -np 2)
-step() { # NAME CMD...: run, show the log on failure
-    local name=$1
-    shift
-    "$@" >"$T/log" 2>&1 || { tail -20 "$T/log"; echo "FAIL: $name"; exit 1; }
-}
 t0=$(date +%s)
-step import "$MMSAGE" import mulan --train "$D/Corel5k-train-sparse.arff" --test "$D/Corel5k-test-sparse.arff" \
-    --xml "$D/Corel5k.xml" --out "$T/C"
+import_corel5k "$T/C"
 step build "${MPIRUN[@]}" "$MMSAGE" build --catalog "$T/C" --out "$T/G" "${BUILD_ARGS[@]}"
 step partition "$MMSAGE" partition --graph "$T/G" --parts 2
 step train "${MPIRUN[@]}" "$MMSAGE" train --graph "$T/G" --out "$T/M" "${TRAIN_ARGS[@]}" \

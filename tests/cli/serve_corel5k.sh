@@ -13,24 +13,14 @@
 # Skipped (77) when $MMS_SHARED_DATA/corel5k is absent.
 set -u
 : "${MMSAGE:?set MMSAGE to the mmsage binary}"
-D="${MMS_SHARED_DATA:-}/corel5k"
-for f in Corel5k-train-sparse.arff Corel5k-test-sparse.arff Corel5k.xml; do
-    if [ ! -f "$D/$f" ]; then
-        echo "skipped: $D/$f not found (set MMS_SHARED_DATA to the real data directory)"
-        exit 77
-    fi
-done
+# shellcheck source=tests/cli/lib/expect.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib/expect.bash"
+corel5k_or_skip
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 MPIRUN=(mpirun --oversubscribe --bind-to none)
-step() { # NAME CMD...: run, show the log on failure
-    local name=$1
-    shift
-    "$@" >"$T/log" 2>&1 || { tail -20 "$T/log"; echo "FAIL: $name"; exit 1; }
-}
 t0=$(date +%s)
-step import "$MMSAGE" import mulan --train "$D/Corel5k-train-sparse.arff" --test "$D/Corel5k-test-sparse.arff" \
-    --xml "$D/Corel5k.xml" --out "$T/C"
+import_corel5k "$T/C"
 step build "${MPIRUN[@]}" -np 2 "$MMSAGE" build --catalog "$T/C" --out "$T/G" --threshold -1
 step partition "$MMSAGE" partition --graph "$T/G" --parts 2
 step train "${MPIRUN[@]}" -np 2 "$MMSAGE" train --graph "$T/G" --out "$T/M" --max-steps 200 --lr 1e-3 --seed 1

@@ -1,5 +1,6 @@
 # tests/cli/lib/expect.bash: shared checks of the CLI tests (sourced; not a test).
-# Needs MMSAGE, T (scratch dir) and a `failures` counter in the caller.
+# Needs MMSAGE, T (scratch dir) and (for expect_import_fail) a `failures`
+# counter in the caller.
 
 # expect_import_fail FORMAT NAME PATTERN ARGS...: `mmsage import FORMAT ARGS --out $T/out`
 # must exit non-zero, print PATTERN on stderr, report no sanitizer error and
@@ -19,4 +20,31 @@ expect_import_fail() {
     if ls -a "$T" | grep -q '\.tmp\.'; then echo "FAIL $name: temporary left: $(ls -a "$T")"; bad=1; fi
     if [ $bad -eq 0 ]; then echo "ok   $name (exit $rc)"; fi
     failures=$((failures + bad))
+}
+
+# corel5k_or_skip: set D to $MMS_SHARED_DATA/corel5k, or exit 77 (skipped) with
+# a message when its Mulan files are absent.
+corel5k_or_skip() {
+    D="${MMS_SHARED_DATA:-}/corel5k"
+    local f
+    for f in Corel5k-train-sparse.arff Corel5k-test-sparse.arff Corel5k.xml; do
+        if [ ! -f "$D/$f" ]; then
+            echo "skipped: $D/$f not found (set MMS_SHARED_DATA to the real data directory)"
+            exit 77
+        fi
+    done
+}
+
+# step NAME CMD...: run CMD with its output in $T/log; on failure show the
+# log's tail, say which step failed and exit 1.
+step() {
+    local name=$1
+    shift
+    "$@" >"$T/log" 2>&1 || { tail -20 "$T/log"; echo "FAIL: $name"; exit 1; }
+}
+
+# import_corel5k OUT: the Mulan importer on $D (after corel5k_or_skip), as a step.
+import_corel5k() {
+    step import "$MMSAGE" import mulan --train "$D/Corel5k-train-sparse.arff" \
+        --test "$D/Corel5k-test-sparse.arff" --xml "$D/Corel5k.xml" --out "$1"
 }
