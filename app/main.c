@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "mms_blas.h"
 #include "mms_log.h"
 
 static const mms_command_t k_commands[] = {
@@ -61,6 +62,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mmsage: unknown command '%s' (run 'mmsage --help')\n", argv[1]);
         return 1;
     }
+    /* Before MPI and any BLAS call: never run the SSE kernels on an AVX-512 CPU. */
+    if (cmd->uses_mpi) mms_blas_fix_kernel(argv);
     /* One rank per core: OpenBLAS threads only when asked (MMS_BLAS_THREADS). */
     const char *bt = getenv("MMS_BLAS_THREADS");
     openblas_set_num_threads(bt ? atoi(bt) : 1);
@@ -71,6 +74,12 @@ int main(int argc, char **argv) {
         MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     }
     mms_log_init(rank, nranks, env_level());
+    /* Which kernels the dense math runs on: Debian's dynamic OpenBLAS picks them
+     * from cpuid, and results and speed depend on the choice (docs/results.md). */
+    if (cmd->uses_mpi) {
+        char blas[256];
+        mms_log_info("BLAS core %s", mms_blas_describe(blas, sizeof blas));
+    }
     mms_status s = cmd->fn(argc - 2, argv + 2);
     if (cmd->uses_mpi) MPI_Finalize();
     return s == MMS_OK ? 0 : (int)s;
