@@ -1,8 +1,8 @@
 /* cmd_eval.c: `mpirun -np P mmsage eval --catalog C --index I --report DIR`:
  * every test image of the catalog queries the training images through the
  * query engine (the same code as `serve` and `search`), for each method side by
- * side, graded by the automatic judge (coordinator/judge.h); writes the report
- * (coordinator/report.h). Methods:
+ * side, graded by the automatic judge (eval/judge.h); writes the report
+ * (eval/report.h). Methods:
  *   raw-visual          cosine kNN in the catalog's visual space (baseline)
  *   gnn-image           the query connected to its visual neighbours only
  *   gnn-image+tags      connected to its visual neighbours and its tags

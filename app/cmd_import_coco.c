@@ -1,5 +1,5 @@
 /* cmd_import_coco.c: `mmsage import coco` parses its options and runs the COCO
- * importer (partition/import_coco.h): instances + captions JSON and JPEG
+ * importer (ingest/import_coco.h): instances + captions JSON and JPEG
  * folders -> a catalog whose features are the JPEG descriptors. */
 #include <stdint.h>
 

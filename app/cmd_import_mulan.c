@@ -1,6 +1,6 @@
 /* cmd_import_mulan.c: `mmsage import mulan --train A.arff [--test B.arff] --xml L.xml
  * --out C [--force]`: options and the result line; the work is in
- * partition/import_mulan.c. */
+ * ingest/import_mulan.c. */
 #include <stdio.h>
 
 #include "commands.h"

@@ -1,6 +1,6 @@
 /* cmd_import_npy.c: `mmsage import npy --features F.npy [--knn-features K.npy]
  * --tags T.tsv --out C [--force] [--test-fraction 0.1] [--seed 1]`: options and
- * the result line; the work is in partition/import_npy.c. */
+ * the result line; the work is in ingest/import_npy.c. */
 #include <stdio.h>
 
 #include "commands.h"

@@ -1,5 +1,5 @@
 /* cmd_synth.c: `mmsage synth --images N --out C [...]` parses and echoes the
- * options of the synthetic catalog generator and runs it (partition/synth.h;
+ * options of the synthetic catalog generator and runs it (ingest/synth.h;
  * the generative model and every default are described in docs/synth.md). */
 #include <stdint.h>
 

@@ -3,12 +3,8 @@
  *
  * Three layers, each usable on its own:
  *
- *  1. mms_qmat_*: exact top-k by inner product with an int8 filter. Rows are
- *     kept as int8 plus per-row bounds; a scan computes an approximate score
- *     and a PROVEN error bound for every row, keeps the rows whose upper bound
- *     reaches the k-th best lower bound, and re-ranks only those with the float
- *     rows. The result is the top-k of the float scores, the same set and order
- *     a float scan gives (docs/query.md, "Exactness"). No MPI, no index.
+ *  1. mms_qmat_*: exact top-k by inner product with an int8 filter, the scan
+ *     a shard rank runs (worker/shard_scan.h; no MPI, no index).
  *
  *  2. mms_query_*: one process's share of a query: validate a request against
  *     the index, build the query node's inputs (PCA, JPEG descriptor, kNN
@@ -35,54 +31,9 @@
 #include <stdint.h>
 
 #include "index.h"
+#include "shard_scan.h"
 #include "mms_status.h"
 #include "protocol.h"
-
-/* ================================================================ 1. qmat */
-
-/* Widest row the int8 kernels accept (int32 accumulators stay exact). */
-#define MMS_QMAT_MAX_DIM 65536
-
-/* An int8 copy of a float matrix X (n x d) with per-row bounds. Rows are
- * packed for the kernels in blocks of 64 (engine_qscan.c); padding rows are
- * zero and never reported. */
-struct mms_qmat {
-    int64_t n;      /* rows */
-    int32_t d;      /* width of the float rows */
-    int32_t dp;     /* d rounded up to a multiple of 4 */
-    int64_t nb;     /* 64-row blocks */
-    int8_t *q;      /* nb * 64 * dp bytes: q_v = round(v / s_v), |q| <= 127 */
-    float *scale;   /* nb * 64: s_v = max_j |v_j| / 127 */
-    int32_t *qsum;  /* nb * 64: sum_j q_vj */
-    float *qnorm;   /* nb * 64: s_v |q_v|, rounded up */
-    float *rbound;  /* nb * 64: |v - s_v q_v| + gamma_d |v|, rounded up */
-};
-
-/* Quantise X (n x d, row-major, borrowed for the call only). Fails with
- * MMS_ERR_NUMERIC naming the row if a value is NaN/Inf, MMS_ERR_ARG for d
- * outside [1, MMS_QMAT_MAX_DIM]. */
-mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **out);
-void mms_qmat_destroy(mms_qmat_t **m);
-/* Bytes held by m. */
-size_t mms_qmat_bytes(const mms_qmat_t *m);
-
-typedef struct {
-    int64_t rows_scanned; /* rows x queries through the int8 kernel */
-    int64_t reranked;     /* candidates re-scored with the float rows */
-} mms_qscan_stats_t;
-
-/* Exact top-k of Q (nq x d) against the float rows X (n x d; the matrix m was
- * made from) carrying ascending ids[n] (NULL: the row number): for each query, the k rows
- * with the highest float dot product, ordered by score descending then id
- * ascending, written to out_rows (row numbers, -1 padding) and out_scores
- * (-INFINITY padding), nq x k each. exclude_rows (NULL or nq entries, -1 =
- * none) names one row per query to skip. Scores are computed as float dot
- * products of the float rows (cblas_sdot). A query whose rows the filter cannot
- * separate (more than 4k + 16384 candidates, e.g. a zero vector) is answered by a
- * float scan of all rows instead. stats (optional) is incremented. */
-mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids, const float *Q,
-                         int32_t nq, int32_t k, const int64_t *exclude_rows, int64_t *out_rows,
-                         float *out_scores, mms_qscan_stats_t *stats);
 
 /* ================================================================ 2. query */
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "descriptor.h"
+#include "mms_descriptor.h"
 #include "engine.h"
 #include "mms_log.h"
 #include "topk.h"

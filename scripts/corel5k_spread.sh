@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
 done
 MMSAGE=${MMSAGE:-$here/build/app/mmsage}
 mms_find_binary
-data="${MMS_SHARED_DATA:-$here/../shared/data}/corel5k"
+data="${MMS_SHARED_DATA:-$(cd "$here/.." && pwd)/shared/data}/corel5k"
 [ -f "$data/Corel5k.xml" ] || mms_die "no Corel5k at $data (set MMS_SHARED_DATA)"
 read -r -a BA <<<"$build_args"
 read -r -a TA <<<"$train_args"
@@ -73,16 +73,22 @@ for k in $kernels; do
             continue
         fi
         r="$out/run-$k-$s"
-        rm -rf "$r"; mkdir -p "$r"
-        t0=$(date +%s.%N)
-        run "$r/train.log" mms_mpirun "$ranks" "$MMSAGE" train --graph "$g" --out "$r/M" "${TA[@]}" --seed "$s" --log-every 1000
-        ts=$(secs "$t0"); t0=$(date +%s.%N)
-        run "$r/embed.log" mms_mpirun "$ranks" "$MMSAGE" embed --graph "$g" --model "$r/M" --out "$r/I"
-        es=$(secs "$t0"); t0=$(date +%s.%N)
-        run "$r/eval.log" mms_mpirun "$ranks" "$MMSAGE" eval --catalog "$out/C" --index "$r/I" --report "$r/R" --plots 0
-        vs=$(secs "$t0")
+        if [ -s "$r/R/query-metrics.tsv" ] && [ -s "$r/R/metrics.tsv" ]; then
+            mms_log "kernel $k seed $s: reusing the finished run in $r"
+            read -r ts es vs <"$r/seconds" 2>/dev/null || { ts='?' es='?' vs='?'; }
+        else
+            rm -rf "$r"; mkdir -p "$r"
+            t0=$(date +%s.%N)
+            run "$r/train.log" mms_mpirun "$ranks" "$MMSAGE" train --graph "$g" --out "$r/M" "${TA[@]}" --seed "$s" --log-every 1000
+            ts=$(secs "$t0"); t0=$(date +%s.%N)
+            run "$r/embed.log" mms_mpirun "$ranks" "$MMSAGE" embed --graph "$g" --model "$r/M" --out "$r/I"
+            es=$(secs "$t0"); t0=$(date +%s.%N)
+            run "$r/eval.log" mms_mpirun "$ranks" "$MMSAGE" eval --catalog "$out/C" --index "$r/I" --report "$r/R" --plots 0
+            vs=$(secs "$t0")
+            echo "$ts $es $vs" >"$r/seconds"
+        fi
         m="$r/R/metrics.tsv" qm="$r/R/query-metrics.tsv"
-        core=$(grep -o "BLAS core [A-Za-z0-9]*" "$r/train.log" | head -1 | awk '{print $3}')
+        core=$(grep -o "BLAS core [A-Za-z0-9]*" "$r/train.log" | head -1 | awk '{print $3}' || true)
         row="$k\t$s\t$ranks\t${core:-?}\t$(mms_metric "$m" raw-visual ndcg@5-ideal-excellent)\t$(mms_metric "$m" gnn-image ndcg@5-ideal-excellent)"
         for x in P R N+; do row+="\t$(mms_metric "$m" gnn-knn-vote-debiased "tag-$x")"; done
         for x in P R N+; do row+="\t$(mms_metric "$m" raw-visual "tag-$x")"; done

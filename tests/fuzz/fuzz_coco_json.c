@@ -1,5 +1,5 @@
 /* fuzz_coco_json.c: fuzz target for the COCO JSON parser and merger
- * (partition/import_coco.h), driven from memory: the input is read as an
+ * (ingest/import_coco.h), driven from memory: the input is read as an
  * instances file and then as a captions file into one collection, and as a
  * captions file alone into another; whatever parses is finished with caption
  * tags and every image is checked. No JPEG is read and no file is written (the

@@ -1,11 +1,11 @@
-/* fuzz_jpeg.c: fuzz target for the JPEG descriptor (partition/descriptor.h).
+/* fuzz_jpeg.c: fuzz target for the JPEG descriptor (common/mms_descriptor.h).
  * Decodes the input from memory; any outcome but a crash, a leak or a vector
  * that is not finite with unit norm is acceptable. Writes no files. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "descriptor.h"
+#include "mms_descriptor.h"
 #include "mms_log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

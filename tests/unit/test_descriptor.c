@@ -1,4 +1,4 @@
-/* test_descriptor.c: the JPEG visual descriptor (partition/descriptor.h).
+/* test_descriptor.c: the JPEG visual descriptor (common/mms_descriptor.h).
  * Synthetic images with known colours and edge orientations must peak in the
  * expected bins; vectors have unit norm and are bit-for-bit repeatable; JPEGs
  * written here with libjpeg (colour, grey, progressive, CMYK) decode; empty,
@@ -15,7 +15,7 @@
 #include <dirent.h>
 #include <jpeglib.h>
 
-#include "descriptor.h"
+#include "mms_descriptor.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_test.h"

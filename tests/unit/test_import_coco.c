@@ -1,4 +1,4 @@
-/* test_import_coco.c: the COCO importer (partition/import_coco.h).
+/* test_import_coco.c: the COCO importer (ingest/import_coco.h).
  * From memory: parsing, merging of sources by image id (nothing doubled, file
  * names checked), crowd handling, captions pooled and de-duplicated, caption
  * tags, and an error naming the file and field for every kind of bad input.
@@ -15,7 +15,7 @@
 
 #include <jpeglib.h>
 
-#include "descriptor.h"
+#include "mms_descriptor.h"
 #include "import_coco.h"
 #include "mms_catalog.h"
 #include "mms_fs.h"

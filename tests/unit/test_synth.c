@@ -1,4 +1,4 @@
-/* test_synth.c: the synthetic catalog generator (partition/synth.h).
+/* test_synth.c: the synthetic catalog generator (ingest/synth.h).
  *
  * Checks the contract, not golden files: option validation; the same seed gives
  * byte-identical files whatever the chunking, another seed differs; rows are

@@ -11,7 +11,7 @@
  *                     to worker s mod W of W, so any worker count serves any
  *                     index. Each shard keeps its .npy files memory-mapped
  *                     (ids, emb, h1, x, vis) and, unless disabled, an int8 copy
- *                     of emb and vis used as an exact filter (engine.h, mms_qmat).
+ *                     of emb and vis used as an exact filter (shard_scan.h, mms_qmat).
  * What it does not do: MPI (engine.c), answering requests (engine_query.c).
  * Everything here is read-only after open, so several threads may read it.
  */
@@ -27,8 +27,8 @@
 #include "mms_status.h"
 #include "mms_strmap.h"
 #include "sage.h"
+#include "shard_scan.h"
 
-typedef struct mms_qmat mms_qmat_t; /* engine.h */
 
 /* One shard of image nodes (rows in ascending node id). Arrays are mapped. */
 typedef struct {

@@ -1,5 +1,5 @@
-/* engine_qscan.c: exact top-k by inner product with an int8 filter (engine.h,
- * layer 1). No MPI, no index.
+/* shard_scan.c: exact top-k by inner product with an int8 filter
+ * (shard_scan.h). No MPI, no index.
  *
  * Why: a query scans every row of a shard twice (the kNN space for its visual
  * neighbours, the embeddings for the results). That is memory-bound: one float
@@ -46,7 +46,7 @@
 #define QSCAN_VNNI 0
 #endif
 
-#include "engine.h"
+#include "shard_scan.h"
 #include "topk.h"
 
 #define QB 64           /* rows per block */

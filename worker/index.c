@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "descriptor.h"
+#include "mms_descriptor.h"
 #include "embed.h"
-#include "engine.h"
+#include "shard_scan.h"
 #include "mms_log.h"
 #include "mms_manifest.h"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "import_coco.h"
+#include "mms_text.h"
 #include "mms_log.h"
 #include "mms_rng.h"
 #include "mms_strmap.h"
@@ -180,14 +180,14 @@ static mms_status sink_word(void *arg, const char *w) {
 }
 
 /* The caption concept words of row r into k->ids (k->n of them): the rule of
- * the importer's --caption-tags, through its API (import_coco.h). */
+ * the importer's --caption-tags, through the shared tokenizer (mms_text.h). */
 static mms_status caption_concepts(const mms_catalog_t *c, int64_t r, word_sink_t *k) {
     k->n = 0;
     if (!c->cap_ptr || c->cap_ptr[r + 1] == c->cap_ptr[r]) return MMS_OK;
-    if (!k->stop) MMS_CALL(mms_coco_stopwords(&k->stop));
-    MMS_CALL(mms_coco_caption_words((const char *const *)c->captions + c->cap_ptr[r],
+    if (!k->stop) MMS_CALL(mms_text_stopwords(&k->stop));
+    MMS_CALL(mms_text_caption_words((const char *const *)c->captions + c->cap_ptr[r],
                                     (int)(c->cap_ptr[r + 1] - c->cap_ptr[r]),
-                                    MMS_COCO_CAPTION_VOTES, k->stop, sink_word, k));
+                                    MMS_TEXT_CAPTION_VOTES, k->stop, sink_word, k));
     return MMS_OK;
 }
 

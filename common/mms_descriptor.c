@@ -4,7 +4,7 @@
  * Does: decode to RGB, reduce to the working size, histogram, normalise.
  * Does not: read image formats other than JPEG, or cache anything.
  */
-#include "descriptor.h"
+#include "mms_descriptor.h"
 
 #include <limits.h>
 #include <math.h>

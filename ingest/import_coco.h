@@ -21,7 +21,7 @@
  *   - Tags: the category names of its annotations (a multi-word name such as
  *     "traffic light" is one tag); with caption tags also the caption words
  *     (lower-cased ASCII letters, length >= 2, not a stopword) found in at least
- *     MMS_COCO_CAPTION_VOTES of the image's captions.
+ *     MMS_TEXT_CAPTION_VOTES of the image's captions.
  *   - Objects: per category, the number of non-crowd instances (categories seen
  *     only in crowd annotations are tags without an object count).
  *   - Catalog rows are sorted by numeric image id; the id is its decimal form.
@@ -36,9 +36,9 @@
 
 #include "mms_status.h"
 #include "mms_strmap.h"
+#include "mms_text.h"
 
 #define MMS_COCO_MAX_SOURCES 64 /* instances files per import */
-#define MMS_COCO_CAPTION_VOTES 2
 
 typedef struct mms_coco mms_coco_t;
 
@@ -96,20 +96,6 @@ void mms_coco_get_counts(const mms_coco_t *c, mms_coco_counts_t *out);
 /* Candidate JPEG folders of image i, in source order (up to MMS_COCO_MAX_SOURCES):
  * returns how many were written to dirs (borrowed strings). */
 int mms_coco_image_dirs(const mms_coco_t *c, int64_t i, const char **dirs, int cap);
-
-/* The caption-word rule of caption tags, for other users of captions (the
- * evaluation judge's concepts, coordinator/judge.h). stop comes from
- * mms_coco_stopwords (a new map of the stopword list; the caller destroys it).
- * Words are runs of ASCII letters not glued to a digit or a non-ASCII byte,
- * lower-cased, 2..64 letters, not stopwords; each distinct word found in at
- * least min_votes (>= 1) of caps[0..ncap) is passed once, in bytewise order,
- * to emit(arg, word) (NUL-terminated, valid during the call only). A non-OK
- * status from emit stops the scan and is returned. */
-#define MMS_COCO_CAPTION_WORDS_API 1
-typedef mms_status (*mms_coco_word_fn)(void *arg, const char *word);
-mms_status mms_coco_stopwords(mms_strmap_t **out);
-mms_status mms_coco_caption_words(const char *const *caps, int ncap, int min_votes,
-                                  const mms_strmap_t *stop, mms_coco_word_fn emit, void *arg);
 
 /* `mmsage import coco`: all strings borrowed. */
 typedef struct {
