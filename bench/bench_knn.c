@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_blas.h"
 #include "knn.h"
 #include "mms_fs.h"
 #include "mms_log.h"
@@ -201,6 +202,7 @@ static double sgemm_limit(const float *a, int64_t m, int64_t n, int32_t d, doubl
 }
 
 int main(int argc, char **argv) {
+    mms_blas_fix_kernel(argv); /* before MPI and BLAS: the CPU's own kernels */
     MPI_Init(&argc, &argv);
     int rank, P;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -210,6 +212,11 @@ int main(int argc, char **argv) {
     mms_log_init(rank, P, getenv("MMS_LOG") && !strcmp(getenv("MMS_LOG"), "debug")
                               ? MMS_LOG_DEBUG
                               : MMS_LOG_INFO);
+    if (rank == 0) {
+        char blas_[256];
+        printf("# BLAS core %s\n", mms_blas_describe(blas_, sizeof blas_));
+        fflush(stdout);
+    }
 
     mms_knn_params_t p;
     mms_knn_params_default(&p);

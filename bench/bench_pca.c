@@ -8,16 +8,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "mms_blas.h"
 #include "mms_log.h"
 #include "mms_rng.h"
 #include "pca.h"
 
 int main(int argc, char **argv) {
+    mms_blas_fix_kernel(argv); /* before MPI and BLAS: the CPU's own kernels */
     MPI_Init(&argc, &argv);
     int rank, np;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &np);
     mms_log_init(rank, np, MMS_LOG_INFO);
+    if (rank == 0) {
+        char blas_[256];
+        printf("# BLAS core %s\n", mms_blas_describe(blas_, sizeof blas_));
+        fflush(stdout);
+    }
     long long n = argc > 1 ? atoll(argv[1]) : 100000;
     int d = argc > 2 ? atoi(argv[2]) : 2048, k = argc > 3 ? atoi(argv[3]) : 512, L = 64;
     long long lo = n * rank / np, hi = n * (rank + 1) / np, nl = hi - lo;

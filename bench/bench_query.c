@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_blas.h"
 #include "engine.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
@@ -130,11 +131,17 @@ static double batched_qps(mms_engine_t *e, const qset_t *qs, int batch, int *bad
 }
 
 int main(int argc, char **argv) {
+    mms_blas_fix_kernel(argv); /* before MPI and BLAS: the CPU's own kernels */
     MPI_Init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     mms_log_init(rank, size, MMS_LOG_WARN);
+    if (rank == 0) {
+        char blas_[256];
+        printf("# BLAS core %s\n", mms_blas_describe(blas_, sizeof blas_));
+        fflush(stdout);
+    }
     const char *index = NULL;
     int nsingle = 300, nbatch = 1024, batch = 64, float_scan = 0, serve_layout = 0;
     const char *concept_s = "tags";

@@ -21,6 +21,7 @@
 
 #include <cblas.h>
 
+#include "mms_blas.h"
 #include "adam.h"
 #include "mms_log.h"
 #include "mms_rng.h"
@@ -269,7 +270,13 @@ static int run(bgraph_t *g, int steps, int h2_mode) {
 }
 
 int main(int argc, char **argv) {
+    mms_blas_fix_kernel(argv);
     mms_log_init(0, 1, MMS_LOG_WARN);
+    {
+        char blas_[256];
+        printf("# BLAS core %s\n", mms_blas_describe(blas_, sizeof blas_));
+        fflush(stdout);
+    }
     openblas_set_num_threads(1);
     const char *which = argc > 1 ? argv[1] : "all";
     int steps = argc > 2 ? atoi(argv[2]) : 0;

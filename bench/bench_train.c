@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mms_blas.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_opts.h"
@@ -35,11 +36,17 @@ static double sgemm_peak(void) {
 }
 
 int main(int argc, char **argv) {
+    mms_blas_fix_kernel(argv); /* before MPI and BLAS: the CPU's own kernels */
     MPI_Init(&argc, &argv);
     int rank, P;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     mms_log_init(rank, P, MMS_LOG_WARN);
+    if (rank == 0) {
+        char blas_[256];
+        printf("# BLAS core %s\n", mms_blas_describe(blas_, sizeof blas_));
+        fflush(stdout);
+    }
     openblas_set_num_threads(1);
     const char *graph = NULL;
     int steps = 300, warmup = 30;
