@@ -82,8 +82,6 @@ fail:
     return s;
 }
 
-int64_t mms_catalog_writer_rows(const mms_catalog_writer_t *w) { return w->n; }
-
 mms_status mms_catalog_writer_set_int(mms_catalog_writer_t *w, const char *key, int64_t v) {
     return mms_manifest_set_int(w->man, key, v);
 }

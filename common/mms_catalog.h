@@ -56,7 +56,6 @@ typedef struct mms_catalog_writer mms_catalog_writer_t;
 mms_status mms_catalog_writer_open(const char *out_dir, int force, int32_t dim, int32_t knn_dim,
                                    const char *source, mms_catalog_writer_t **out);
 mms_status mms_catalog_writer_add(mms_catalog_writer_t *w, const mms_catalog_row_t *row);
-int64_t mms_catalog_writer_rows(const mms_catalog_writer_t *w);
 /* Extra manifest fields (e.g. synth parameters); call before finish. */
 mms_status mms_catalog_writer_set_int(mms_catalog_writer_t *w, const char *key, int64_t v);
 mms_status mms_catalog_writer_set_str(mms_catalog_writer_t *w, const char *key, const char *v);

@@ -593,8 +593,6 @@ fail:
     return s;
 }
 
-const mms_synth_params_t *mms_synth_model_params(const mms_synth_model_t *m) { return &m->p; }
-
 const char *mms_synth_model_tag_name(const mms_synth_model_t *m, int32_t t) {
     return t >= 0 && t < m->p.tags ? m->names + m->name_off[t] : "?";
 }

@@ -80,8 +80,6 @@ typedef struct mms_synth_model mms_synth_model_t;
 /* Resolve a copy of p and build the tables. */
 mms_status mms_synth_model_create(const mms_synth_params_t *p, mms_synth_model_t **out);
 void mms_synth_model_destroy(mms_synth_model_t **m);
-/* The resolved parameters (borrowed from m). */
-const mms_synth_params_t *mms_synth_model_params(const mms_synth_model_t *m);
 /* Name of tag t in [0, T) (borrowed); word-like and unique. Tags are numbered
  * by expected frequency (t = 0 is the most frequent in expectation); the name
  * of index t does not depend on the seed. */

@@ -515,18 +515,3 @@ done:
     mms_catalog_close(&c);
     return s;
 }
-
-mms_status mms_graph_check_catalog(const char *graph_dir, const char *catalog_dir) {
-    mms_manifest_t *m;
-    MMS_CALL(mms_manifest_read_dir(graph_dir, "graph", MMS_GRAPH_FORMAT, &m));
-    uint64_t want, have;
-    mms_status s = mms_manifest_get_uint(m, "catalog_checksum", &want);
-    mms_manifest_destroy(&m);
-    if (s != MMS_OK) return s;
-    MMS_CALL(mms_catalog_checksum(catalog_dir, &have));
-    MMS_CHECK(want == have, MMS_ERR_MISMATCH,
-              "catalog '%s' changed since graph '%s' was built from it (checksum %016llx, graph "
-              "recorded %016llx): rebuild the graph",
-              catalog_dir, graph_dir, (unsigned long long)have, (unsigned long long)want);
-    return MMS_OK;
-}

@@ -52,7 +52,4 @@ typedef struct {
 /* Collective. */
 mms_status mms_graph_build(const mms_build_params_t *p, MPI_Comm comm, mms_build_summary_t *sum);
 
-/* Refuse a catalog whose content changed since graph_dir was built from it. */
-mms_status mms_graph_check_catalog(const char *graph_dir, const char *catalog_dir);
-
 #endif

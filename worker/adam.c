@@ -93,7 +93,6 @@ mms_status mms_adam_step_rows(mms_adam_t *a, float *table, int32_t width, const 
 
 void mms_adam_set_lr(mms_adam_t *a, float lr) { a->cfg.lr = lr; }
 const mms_adam_config_t *mms_adam_config(const mms_adam_t *a) { return &a->cfg; }
-size_t mms_adam_size(const mms_adam_t *a) { return a->n; }
 int64_t mms_adam_steps(const mms_adam_t *a) { return a->t; }
 void mms_adam_set_steps(mms_adam_t *a, int64_t t) { a->t = t; }
 

@@ -101,16 +101,6 @@ static mms_status parse(const char *path, const char *b, size_t len, mms_manifes
     return MMS_OK;
 }
 
-mms_status mms_ckpt_peek(const char *path, mms_manifest_t **header) {
-    char *b;
-    size_t len, off;
-    uint32_t nsec;
-    MMS_CALL(read_all(path, &b, &len));
-    mms_status s = parse(path, b, len, header, &nsec, &off);
-    free(b);
-    return s;
-}
-
 mms_status mms_ckpt_load(const char *path, mms_manifest_t **header, mms_ckpt_section_t *sec,
                          int nsec) {
     char *b;

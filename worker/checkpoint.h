@@ -31,7 +31,5 @@ mms_status mms_ckpt_save(const char *path, const mms_manifest_t *header,
  * Sections must have the stored lengths (a mismatch names the section). */
 mms_status mms_ckpt_load(const char *path, mms_manifest_t **header, mms_ckpt_section_t *sec,
                          int nsec);
-/* Only the header (to check compatibility before allocating). */
-mms_status mms_ckpt_peek(const char *path, mms_manifest_t **header);
 
 #endif
