@@ -79,9 +79,7 @@ uint64_t mms_rng_u64(mms_rng_t *r) {
 
 float mms_rng_uniformf(mms_rng_t *r) { return (float)(mms_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
 
-double mms_rng_uniform(mms_rng_t *r) {
-    return (double)(mms_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
-}
+double mms_rng_uniform(mms_rng_t *r) { return mms_rng_unit(mms_rng_u64(r)); }
 
 uint32_t mms_rng_below(mms_rng_t *r, uint32_t n) {
     uint64_t m = (uint64_t)mms_rng_u32(r) * n;

@@ -36,6 +36,10 @@ void mms_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4
 /* Stateless: 64 random bits for (seed, stream, index, counter). */
 uint64_t mms_rng_hash(uint64_t seed, uint32_t stream, uint64_t index, uint64_t counter);
 
+/* Uniform double in [0, 1) from the top 53 bits of h (e.g. an mms_rng_hash):
+ * the one mapping every draw from a hash uses, so files stay reproducible. */
+static inline double mms_rng_unit(uint64_t h) { return (double)(h >> 11) * 0x1.0p-53; }
+
 typedef struct {
     uint32_t key[2];
     uint64_t index;  /* part of the counter */

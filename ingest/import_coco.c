@@ -583,7 +583,7 @@ int mms_coco_image_dirs(const mms_coco_t *c, int64_t i, const char **dirs, int c
 
 int mms_coco_split(uint64_t seed, double test_fraction, int64_t image_id) {
     uint64_t h = mms_rng_hash(seed, MMS_STREAM_SPLIT, (uint64_t)image_id, 0);
-    double u = (double)(h >> 11) * 0x1.0p-53;
+    double u = mms_rng_unit(h);
     return u < test_fraction ? MMS_SPLIT_TEST : MMS_SPLIT_TRAIN;
 }
 

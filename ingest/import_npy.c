@@ -191,7 +191,7 @@ mms_status mms_tagstsv_next(mms_tagstsv_t *t, mms_tagstsv_row_t *row, int *got) 
 
 int mms_import_npy_split(const char *id, size_t len, uint64_t seed, double test_fraction) {
     uint64_t u = mms_rng_hash(seed, MMS_STREAM_SPLIT, mms_checksum(id, len, 0), 0);
-    double x = (double)(u >> 11) * 0x1.0p-53;
+    double x = mms_rng_unit(u);
     return x < test_fraction ? MMS_SPLIT_TEST : MMS_SPLIT_TRAIN;
 }
 

@@ -658,7 +658,7 @@ static void one_image(const mms_synth_model_t *m, int64_t i, float *x, float *kn
         q->min_tags + (int32_t)mms_rng_below(&r, (uint32_t)(q->max_tags - q->min_tags + 1));
     im.ntags = nt < T ? nt : T;
     uint64_t h = mms_rng_hash(q->seed, MMS_STREAM_SPLIT, (uint64_t)i, 0);
-    double u = (double)(h >> 11) * (1.0 / 9007199254740992.0);
+    double u = mms_rng_unit(h);
     im.split = i == 0                                   ? MMS_SPLIT_TRAIN
                : u < q->test_fraction                   ? MMS_SPLIT_TEST
                : u < q->test_fraction + q->val_fraction ? MMS_SPLIT_VAL

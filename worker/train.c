@@ -364,7 +364,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     int nneg = p->neg < 256 ? p->neg : 256;
     for (int j = 0; j < nneg; j++) {
         uint64_t h = mms_rng_hash(p->seed, MMS_STREAM_NEG, (uint64_t)step, (uint64_t)j);
-        negs[j] = negdist_draw(&t->nd, (double)(h >> 11) * (1.0 / 9007199254740992.0));
+        negs[j] = negdist_draw(&t->nd, mms_rng_unit(h));
     }
     MMS_CALL(build_requests(t, npairs, negs, nneg, &nreq));
     /* exchange request lists */
