@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "mms_array.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_npy.h"
@@ -236,15 +237,11 @@ static mms_status batch_done(void *ctx, mms_request_t *q, const mms_response_t *
     bquery_t *bq = b->fifo[b->head];
     b->head = (b->head + 1) % b->depth;
     b->n--;
-    if (b->nlat == b->lat_cap) {
-        size_t nc = b->lat_cap ? 2 * b->lat_cap : 1024;
-        mms_status st = mms_realloc(nc * sizeof *b->lat, &b->lat);
-        if (st != MMS_OK) {
-            free(bq->line);
-            free(bq);
-            return st;
-        }
-        b->lat_cap = nc;
+    mms_status st = mms_grow(&b->lat, sizeof *b->lat, b->nlat + 1, &b->lat_cap);
+    if (st != MMS_OK) {
+        free(bq->line);
+        free(bq);
+        return st;
     }
     b->lat[b->nlat++] = lat;
     if (!r->ok) b->errors++;

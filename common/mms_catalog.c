@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_manifest.h"
@@ -251,11 +252,7 @@ mms_status mms_catalog_checksum(const char *dir, uint64_t *out) {
 
 /* Growing string array with strdup'd items (freed by close). */
 static mms_status push_str(char ***arr, size_t *n, size_t *cap, const char *s, size_t len) {
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 256;
-        MMS_CALL(mms_realloc(c * sizeof **arr, arr));
-        *cap = c;
-    }
+    MMS_CALL(mms_grow(arr, sizeof **arr, *n + 1, cap));
     char *d = strndup(s, len);
     MMS_CHECK(d, MMS_ERR_NOMEM, "out of memory");
     (*arr)[(*n)++] = d;
@@ -352,10 +349,8 @@ static mms_status read_images(mms_catalog_t *c, priv_t *pv, const char *path) {
             int dup = 0;
             for (int64_t q = c->tag_ptr[r]; q < c->tag_ptr[r + 1]; q++) dup |= c->tag_idx[q] == tid;
             if (!dup) {
-                if ((size_t)c->tag_ptr[r + 1] == tag_idx_cap) {
-                    tag_idx_cap = tag_idx_cap ? 2 * tag_idx_cap : 4096;
-                    MMS_CALL_GOTO(s, out, mms_realloc(tag_idx_cap * sizeof *c->tag_idx, &c->tag_idx));
-                }
+                MMS_CALL_GOTO(s, out, mms_grow(&c->tag_idx, sizeof *c->tag_idx,
+                                               (size_t)c->tag_ptr[r + 1] + 1, &tag_idx_cap));
                 c->tag_idx[c->tag_ptr[r + 1]++] = (int32_t)tid;
             }
             p = e ? e + 1 : p + len;
@@ -410,7 +405,7 @@ static mms_status read_objects(mms_catalog_t *c, priv_t *pv, const char *path) {
     FILE *f;
     MMS_CALL(mms_fopen(path, "r", &f));
     char *line = NULL;
-    size_t cap = 0, ncat = 0, catcap = 0, ecap = 0, ne = 0;
+    size_t cap = 0, ncat = 0, catcap = 0, ne = 0, erow_cap = 0, ecat_cap = 0, ecnt_cap = 0;
     mms_status s = MMS_OK;
     int64_t lineno = 0;
     mms_strmap_t *cm = NULL;
@@ -450,12 +445,9 @@ static mms_status read_objects(mms_catalog_t *c, priv_t *pv, const char *path) {
                 MMS_CALL_GOTO(s, out, push_str(&c->cat_names, &ncat, &catcap, p, (size_t)(colon - p)));
                 c->ncats = (int32_t)ncat;
             }
-            if (ne == ecap) {
-                ecap = ecap ? 2 * ecap : 1024;
-                MMS_CALL_GOTO(s, out, mms_realloc(ecap * sizeof *erow, &erow));
-                MMS_CALL_GOTO(s, out, mms_realloc(ecap * sizeof *ecat, &ecat));
-                MMS_CALL_GOTO(s, out, mms_realloc(ecap * sizeof *ecnt, &ecnt));
-            }
+            MMS_CALL_GOTO(s, out, mms_grow(&erow, sizeof *erow, ne + 1, &erow_cap));
+            MMS_CALL_GOTO(s, out, mms_grow(&ecat, sizeof *ecat, ne + 1, &ecat_cap));
+            MMS_CALL_GOTO(s, out, mms_grow(&ecnt, sizeof *ecnt, ne + 1, &ecnt_cap));
             erow[ne] = row;
             ecat[ne] = (int32_t)cid;
             ecnt[ne] = (int32_t)k;
@@ -509,10 +501,7 @@ static mms_status read_captions(mms_catalog_t *c, priv_t *pv, const char *path) 
         MMS_CHECK_GOTO(s, out, mms_strmap_get(pv->idmap, line, (size_t)(t - line), &row),
                        MMS_ERR_FORMAT, "%s:%lld: unknown image id '%.*s'", path, (long long)lineno,
                        (int)(t - line), line);
-        if (n == rcap) {
-            rcap = rcap ? 2 * rcap : 1024;
-            MMS_CALL_GOTO(s, out, mms_realloc(rcap * sizeof *rows, &rows));
-        }
+        MMS_CALL_GOTO(s, out, mms_grow(&rows, sizeof *rows, n + 1, &rcap));
         rows[n] = row;
         MMS_CALL_GOTO(s, out, push_str(&tmp, &n, &ncap, t + 1, strlen(t + 1)));
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
 #include "mms_fs.h"
 
 static char *dupstr(const char *s, size_t n) {
@@ -58,11 +59,7 @@ static mms_status slot(mms_manifest_t *m, const char *key, mms_mentry_t **out) {
         *out = e;
         return MMS_OK;
     }
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? 2 * m->cap : 16;
-        MMS_CALL(mms_realloc(cap * sizeof *m->e, &m->e));
-        m->cap = cap;
-    }
+    MMS_CALL(mms_grow(&m->e, sizeof *m->e, m->n + 1, &m->cap));
     e = &m->e[m->n];
     memset(e, 0, sizeof *e);
     e->key = dupstr(key, strlen(key));

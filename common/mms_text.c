@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
+
 /* Function words and caption fillers never used as tags. */
 static const char *const k_stopwords[] = {
     "a",      "about",   "above",  "across",     "after",   "against", "along",      "alongside",
@@ -92,10 +94,7 @@ mms_status mms_text_caption_words(const char *const *caps, int ncap, int min_vot
             w[len] = '\0';
             if (mms_strmap_get(stop, w, len, NULL)) continue;
             used += len + 1;
-            if (ntok == captok) {
-                captok = captok ? 2 * captok : 64;
-                MMS_CALL_GOTO(s, out, mms_realloc(captok * sizeof *tok, &tok));
-            }
+            MMS_CALL_GOTO(s, out, mms_grow(&tok, sizeof *tok, ntok + 1, &captok));
             tok[ntok].w = w;
             tok[ntok].cap = k;
             ntok++;

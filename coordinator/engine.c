@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "mms_array.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
 #include "topk.h"
@@ -88,16 +89,6 @@ static size_t reply_bytes(const mms_index_t *ix, int op, int64_t nq, int64_t k) 
     return ((size_t)nq * (size_t)k * per + 7) / 8 * 8; /* replies sit 8-aligned side by side */
 }
 
-static mms_status grow(unsigned char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return MMS_OK;
-    size_t n = need < 2 * *cap ? 2 * *cap : need;
-    unsigned char *p = realloc(*buf, n ? n : 1);
-    MMS_CHECK(p != NULL, MMS_ERR_NOMEM, "engine: out of memory for a %zu-byte buffer", n);
-    *buf = p;
-    *cap = n;
-    return MMS_OK;
-}
-
 mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engine_t **out) {
     *out = NULL;
     mms_engine_t *e = calloc(1, sizeof *e);
@@ -147,7 +138,7 @@ mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engi
         const mms_index_t *ix = e->ix;
         size_t a = payload_bytes(ix, OP_NEIGHBORS, MMS_ROUND_MAX_Q);
         size_t b = payload_bytes(ix, OP_SEARCH, MMS_ROUND_MAX_Q);
-        s = grow(&e->payload, &e->payload_cap, a > b ? a : b);
+        s = mms_grow(&e->payload, 1, a > b ? a : b, &e->payload_cap);
     }
     if (s == MMS_OK && e->rank == 0) {
         e->rows_on = calloc((size_t)e->size, sizeof(int));
@@ -238,7 +229,7 @@ static mms_status local_round(mms_engine_t *e, int op, int32_t nq, int32_t k) {
     const int ns = ix->nshard;
     const int32_t D = ix->dim, H2 = ix->emb_dim;
     const int32_t w = op == OP_NEIGHBORS ? ix->knn_dim : H2;
-    MMS_CALL(grow(&e->reply, &e->reply_cap, reply_bytes(ix, op, nq, k)));
+    MMS_CALL(mms_grow(&e->reply, 1, reply_bytes(ix, op, nq, k), &e->reply_cap));
     int64_t *rid = (int64_t *)e->reply;
     float *rsc = (float *)(rid + (size_t)nq * k);
     float *rx = rsc + (size_t)nq * k, *rh = rx + (size_t)nq * k * D;
@@ -465,7 +456,7 @@ static mms_status run_op(mms_engine_t *e, int op, mms_query_t **qs, int n) {
         mms_query_t **cq = qs + from;
         from = to;
         size_t rb = reply_bytes(ix, op, nq, k);
-        mms_status s = grow(&e->gathered, &e->gathered_cap, rb * (size_t)e->size);
+        mms_status s = mms_grow(&e->gathered, 1, rb * (size_t)e->size, &e->gathered_cap);
         if (s != MMS_OK) { /* nothing was sent: the workers never knew */
             fail_queries(cq, nq, "coordinator out of memory");
             continue;

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mms_array.h"
 #include "mms_log.h"
 
 #define READ_CHUNK (64u << 10)          /* bytes asked of recv at a time */
@@ -65,9 +66,10 @@ struct mms_netserver {
     mms_netserver_handler_fn handler;
     void *ctx;
     client_t **clients;
-    int nclients, clients_cap;
+    int nclients;
+    size_t clients_cap;
     struct pollfd *pfds;
-    int pfds_cap;
+    size_t pfds_cap;
     slot_t *slots;
     mms_request_t *reqs;
     mms_response_t *resps;
@@ -365,14 +367,12 @@ static void accept_clients(mms_netserver_t *s, double now) {
             continue;
         }
         client_t *c = calloc(1, sizeof *c);
-        if (!c || (s->nclients == s->clients_cap &&
-                   mms_realloc((size_t)(s->clients_cap ? 2 * s->clients_cap : 16) * sizeof *s->clients,
-                               &s->clients) != MMS_OK)) {
+        if (!c || mms_grow(&s->clients, sizeof *s->clients, (size_t)s->nclients + 1,
+                           &s->clients_cap) != MMS_OK) {
             free(c);
             close(fd);
             continue;
         }
-        if (s->nclients == s->clients_cap) s->clients_cap = s->clients_cap ? 2 * s->clients_cap : 16;
         c->fd = fd;
         msgpack_sbuffer_init(&c->out);
         c->last_active = c->last_written = now;
@@ -549,11 +549,7 @@ mms_status mms_netserver_step(mms_netserver_t *s, int timeout_ms, int *stopped) 
 
     /* 1. poll */
     int need = s->nclients + 2;
-    if (need > s->pfds_cap) {
-        int nc = need * 2;
-        MMS_CALL(mms_realloc((size_t)nc * sizeof *s->pfds, &s->pfds));
-        s->pfds_cap = nc;
-    }
+    MMS_CALL(mms_grow(&s->pfds, sizeof *s->pfds, (size_t)need, &s->pfds_cap));
     struct pollfd *p = s->pfds;
     p[0].fd = s->pipe_r;
     p[0].events = POLLIN;

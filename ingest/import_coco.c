@@ -8,7 +8,6 @@
  */
 #define _GNU_SOURCE /* realpath, strndup */
 #include "import_coco.h"
-#include "mms_text.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -17,12 +16,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "mms_descriptor.h"
+#include "mms_array.h"
 #include "mms_catalog.h"
+#include "mms_descriptor.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_rng.h"
 #include "mms_strmap.h"
+#include "mms_text.h"
 
 typedef struct {
     int32_t cat;   /* category vocabulary index */
@@ -37,10 +38,12 @@ typedef struct {
     uint64_t srcmask; /* every instances file listing it */
     int64_t nann;     /* annotations referring to it (after de-duplication) */
     catcnt_t *cc;
-    int ncc, capcc;
+    int ncc;
+    size_t capcc;
     /* filled by finish (strings borrowed from the collection) */
     const char **caps;
-    int ncap, capcap;
+    int ncap;
+    size_t capcap;
     const char **tags;
     int ntags;
     const char **obj_names;
@@ -81,25 +84,6 @@ static size_t id_key(char *buf, size_t cap, int64_t id) {
 
 static size_t pair_key(char *buf, size_t cap, int64_t a, int64_t b) {
     return (size_t)snprintf(buf, cap, "%lld:%lld", (long long)a, (long long)b);
-}
-
-/* Grow *arr (element size sz) so that it holds at least need elements. */
-static mms_status reserve(void *arr, size_t sz, size_t need, size_t *cap) {
-    if (need <= *cap) return MMS_OK;
-    size_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
-    MMS_CALL(mms_realloc(c * sz, arr));
-    *cap = c;
-    return MMS_OK;
-}
-
-static mms_status reserve_int(void *arr, size_t sz, int need, int *cap) {
-    size_t c = (size_t)*cap;
-    MMS_CALL(reserve(arr, sz, (size_t)need, &c));
-    MMS_CHECK(c <= INT_MAX, MMS_ERR_NOMEM, "too many entries for one image");
-    *cap = (int)c;
-    return MMS_OK;
 }
 
 static mms_status load_json(const char *buf, size_t len, const char *name, json_t **out) {
@@ -269,7 +253,7 @@ static mms_status read_images(mms_coco_t *c, int src, json_t *arr, const char *n
         int64_t at;
         MMS_CALL(mms_strmap_put(c->ids, key, kl, (int64_t)c->nimg, &ins, &at));
         if (ins) {
-            MMS_CALL(reserve(&c->img, sizeof *c->img, c->nimg + 1, &c->capimg));
+            MMS_CALL(mms_grow(&c->img, sizeof *c->img, c->nimg + 1, &c->capimg));
             img_t *m = &c->img[c->nimg];
             memset(m, 0, sizeof *m);
             m->id = id;
@@ -329,7 +313,8 @@ static mms_status read_annotations(mms_coco_t *c, json_t *arr, const char *name,
         while (k < m->ncc && m->cc[k].cat != (int32_t)vocab)
             k++;
         if (k == m->ncc) {
-            MMS_CALL(reserve_int(&m->cc, sizeof *m->cc, m->ncc + 1, &m->capcc));
+            MMS_CHECK(m->ncc < INT_MAX, MMS_ERR_NOMEM, "too many entries for one image");
+            MMS_CALL(mms_grow(&m->cc, sizeof *m->cc, (size_t)m->ncc + 1, &m->capcc));
             m->cc[k].cat = (int32_t)vocab;
             m->cc[k].count = 0;
             m->ncc++;
@@ -421,7 +406,7 @@ static mms_status read_captions(mms_coco_t *c, json_t *root, const char *name) {
                 continue;
             }
         }
-        MMS_CALL_GOTO(s, out, reserve(&c->cap, sizeof *c->cap, c->ncap + 1, &c->capcap));
+        MMS_CALL_GOTO(s, out, mms_grow(&c->cap, sizeof *c->cap, c->ncap + 1, &c->capcap));
         c->cap[c->ncap].image_id = image_id;
         c->cap[c->ncap].text = strndup(text, tl);
         MMS_CHECK_GOTO(s, out, c->cap[c->ncap].text, MMS_ERR_NOMEM, "out of memory");
@@ -533,7 +518,8 @@ mms_status mms_coco_finish(mms_coco_t *c, int caption_tags) {
             continue;
         img_t *m = &c->img[at];
         if (m->nann == 0) continue;
-        MMS_CALL(reserve_int(&m->caps, sizeof *m->caps, m->ncap + 1, &m->capcap));
+        MMS_CHECK(m->ncap < INT_MAX, MMS_ERR_NOMEM, "too many entries for one image");
+        MMS_CALL(mms_grow(&m->caps, sizeof *m->caps, (size_t)m->ncap + 1, &m->capcap));
         m->caps[m->ncap++] = c->cap[i].text;
         c->counts.captions++;
     }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "mms_array.h"
 #include "mms_catalog.h"
 #include "mms_fs.h"
 #include "mms_log.h"
@@ -34,7 +35,7 @@ struct mms_tagstsv {
     int form;          /* -1 not known yet, 0 = id<TAB>tags, 1 = id<TAB>split<TAB>tags */
     mms_strmap_t *ids; /* id -> line */
     const char **tags;
-    int tagcap;
+    size_t tagcap;
 };
 
 mms_status mms_tagstsv_open(FILE *f, const char *name, int own_f, mms_tagstsv_t **out) {
@@ -162,11 +163,7 @@ mms_status mms_tagstsv_next(mms_tagstsv_t *t, mms_tagstsv_row_t *row, int *got) 
                   "%s:%lld: tag '%.40s...' of id '%.40s' is longer than 255 bytes or contains a "
                   "carriage return",
                   t->name, ln, p, s);
-        if (nt == t->tagcap) {
-            int c = t->tagcap ? 2 * t->tagcap : 16;
-            MMS_CALL(mms_realloc((size_t)c * sizeof *t->tags, &t->tags));
-            t->tagcap = c;
-        }
+        MMS_CALL(mms_grow(&t->tags, sizeof *t->tags, (size_t)nt + 1, &t->tagcap));
         t->tags[nt++] = p;
         more = e != NULL;
         if (e) {

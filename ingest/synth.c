@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
 #include "mms_catalog.h"
 #include "mms_log.h"
 #include "mms_rng.h"
@@ -357,10 +358,7 @@ static mms_status build_names(mms_synth_model_t *m) {
             MMS_CHECK_GOTO(s, out, inserted, MMS_ERR_INTERNAL, "tag name '%s' repeated", name);
         }
         size_t l = strlen(name) + 1;
-        if (used + l > cap) {
-            cap *= 2;
-            MMS_CALL_GOTO(s, out, mms_realloc(cap, &m->names));
-        }
+        MMS_CALL_GOTO(s, out, mms_grow(&m->names, 1, used + l, &cap));
         memcpy(m->names + used, name, l);
         m->name_off[t] = (int64_t)used;
         used += l;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "knn.h"
+#include "mms_array.h"
 #include "mms_catalog.h"
 #include "mms_fs.h"
 #include "mms_graph.h"
@@ -57,11 +58,6 @@ static int cmp_iedge(const void *x, const void *y) {
     if (p->a != q->a) return p->a < q->a ? -1 : 1;
     if (p->b != q->b) return p->b < q->b ? -1 : 1;
     return 0;
-}
-
-static int cmp_i64(const void *x, const void *y) {
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-    return a < b ? -1 : a > b;
 }
 
 /* Order of capped neighbours: by a hash of (seed, node, neighbour), ties by id. */
@@ -222,7 +218,7 @@ static mms_status assemble_csr(const mms_catalog_t *c, const int64_t *train_rows
         }
         qsort(tmp, (size_t)d, sizeof *tmp, cmp_hnbr);
         for (int64_t j = 0; j < p->degree_cap; j++) adj->indices[ab + j] = tmp[j].v;
-        qsort(adj->indices + ab, (size_t)p->degree_cap, sizeof(int64_t), cmp_i64);
+        qsort(adj->indices + ab, (size_t)p->degree_cap, sizeof(int64_t), mms_cmp_i64);
     }
     free(tmp);
     return MMS_OK;

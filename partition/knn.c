@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "knn_internal.h"
+#include "mms_array.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
 #include "mms_rng.h"
@@ -266,11 +267,6 @@ out:
     return s;
 }
 
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The recall sample: `sample` draws with replacement from [0, n), sorted,
  * duplicates removed; the same list on every rank at any P. */
 static mms_status recall_rows(int64_t n, int64_t sample, uint64_t seed, int64_t **rows,
@@ -280,7 +276,7 @@ static mms_status recall_rows(int64_t n, int64_t sample, uint64_t seed, int64_t 
     mms_rng_t r;
     mms_rng_init(&r, seed, MMS_STREAM_SAMPLE, 0x6b6e6e72ull /* "knnr" */);
     for (int64_t i = 0; i < sample; i++) v[i] = (int64_t)mms_rng_below64(&r, (uint64_t)n);
-    qsort(v, (size_t)sample, sizeof(int64_t), cmp_i64);
+    qsort(v, (size_t)sample, sizeof(int64_t), mms_cmp_i64);
     int64_t m = 0;
     for (int64_t i = 0; i < sample; i++)
         if (m == 0 || v[m - 1] != v[i]) v[m++] = v[i];

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
 #include "mms_log.h"
 #include "mms_rng.h"
 
@@ -42,24 +43,6 @@ void mms_part_node_weights(const mms_csr_t *adj, int64_t cap, int32_t *vwgt, int
     if (total) *total = sum;
 }
 
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* 1 if key is in the sorted a[0..n). */
-static int sorted_has(const int64_t *a, int64_t n, int64_t key) {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == key;
-}
-
 mms_status mms_part_clean(const mms_csr_t *g, mms_csr_t *out, int64_t *self_loops,
                           int64_t *duplicates) {
     memset(out, 0, sizeof *out);
@@ -78,7 +61,7 @@ mms_status mms_part_clean(const mms_csr_t *g, mms_csr_t *out, int64_t *self_loop
             else
                 out->indices[pos++] = g->indices[e];
         }
-        qsort(out->indices + start, (size_t)(pos - start), sizeof *out->indices, cmp_i64);
+        qsort(out->indices + start, (size_t)(pos - start), sizeof *out->indices, mms_cmp_i64);
         int64_t w = start;
         for (int64_t e = start; e < pos; e++) {
             if (w > start && out->indices[w - 1] == out->indices[e]) {
@@ -98,8 +81,8 @@ mms_status mms_part_clean(const mms_csr_t *g, mms_csr_t *out, int64_t *self_loop
         for (int64_t e = out->indptr[v]; e < out->indptr[v + 1]; e++) {
             int64_t u = out->indices[e];
             MMS_CHECK_GOTO(s, fail,
-                           sorted_has(out->indices + out->indptr[u],
-                                      out->indptr[u + 1] - out->indptr[u], v),
+                           mms_find_i64(out->indices + out->indptr[u],
+                                        out->indptr[u + 1] - out->indptr[u], v) >= 0,
                            MMS_ERR_FORMAT,
                            "graph is not symmetric: edge %lld -> %lld has no reverse edge "
                            "(METIS needs an undirected graph; rebuild the graph)",

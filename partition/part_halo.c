@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
 #include "mms_log.h"
 
 struct mms_halo_builder {
@@ -17,7 +18,7 @@ struct mms_halo_builder {
     int64_t *mark;  /* n: 2*gen+1 = halo1 of the current call, 2*gen+2 = halo2 */
     int64_t gen;    /* one per call, so stale marks never need clearing */
     int64_t *buf1, *buf2;
-    int64_t cap1, cap2;
+    size_t cap1, cap2;
 };
 
 void mms_part_nodes_free(mms_part_nodes_t *pn) {
@@ -75,26 +76,17 @@ void mms_halo_builder_destroy(mms_halo_builder_t **hbp) {
     *hbp = NULL;
 }
 
-static mms_status push(int64_t **buf, int64_t *cap, int64_t len, int64_t v) {
-    if (len == *cap) {
-        int64_t nc = *cap ? 2 * *cap : 1024;
-        MMS_CALL(mms_realloc((size_t)nc * sizeof **buf, buf));
-        *cap = nc;
-    }
+static mms_status push(int64_t **buf, size_t *cap, int64_t len, int64_t v) {
+    MMS_CALL(mms_grow(buf, sizeof **buf, (size_t)len + 1, cap));
     (*buf)[len] = v;
     return MMS_OK;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* A malloc'd sorted copy of src[0..n) (at least one element allocated). */
 static mms_status sorted_copy(const int64_t *src, int64_t n, int do_sort, int64_t **out) {
     MMS_CALL(mms_malloc((size_t)(n + 1) * sizeof **out, out));
     if (n) memcpy(*out, src, (size_t)n * sizeof **out);
-    if (do_sort) qsort(*out, (size_t)n, sizeof **out, cmp_i64);
+    if (do_sort) qsort(*out, (size_t)n, sizeof **out, mms_cmp_i64);
     return MMS_OK;
 }
 

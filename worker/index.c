@@ -11,6 +11,7 @@
 #include "mms_descriptor.h"
 #include "embed.h"
 #include "shard_scan.h"
+#include "mms_array.h"
 #include "mms_log.h"
 #include "mms_manifest.h"
 
@@ -400,11 +401,5 @@ const char *mms_index_image_path(const mms_index_t *ix, int64_t node) {
 }
 
 int64_t mms_index_shard_row(const mms_index_shard_t *sh, int64_t node) {
-    int64_t lo = 0, hi = sh->n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (sh->ids[mid] < node) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < sh->n && sh->ids[lo] == node ? lo : -1;
+    return mms_find_i64(sh->ids, sh->n, node);
 }

@@ -4,27 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
 
-static int64_t bsearch_i64(const int64_t *a, int64_t n, int64_t v) {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < v)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == v ? lo : -1;
-}
-
 int64_t mms_shard_local(const mms_shard_t *sh, int64_t v) {
-    int64_t i = bsearch_i64(sh->gid, sh->n_owned, v);
+    int64_t i = mms_find_i64(sh->gid, sh->n_owned, v);
     if (i >= 0) return i;
-    i = bsearch_i64(sh->gid + sh->n_owned, sh->n_halo1, v);
+    i = mms_find_i64(sh->gid + sh->n_owned, sh->n_halo1, v);
     if (i >= 0) return sh->n_owned + i;
-    i = bsearch_i64(sh->gid + sh->n_owned + sh->n_halo1, sh->n_halo2, v);
+    i = mms_find_i64(sh->gid + sh->n_owned + sh->n_halo1, sh->n_halo2, v);
     if (i >= 0) return sh->n_owned + sh->n_halo1 + i;
     return -1;
 }

@@ -46,6 +46,7 @@
 #define QSCAN_VNNI 0
 #endif
 
+#include "mms_array.h"
 #include "shard_scan.h"
 #include "topk.h"
 
@@ -273,9 +274,10 @@ typedef struct {
     float *heap;     /* min-heap of the k largest lower bounds */
     int32_t nheap;
     float L;         /* k-th largest lower bound (-inf until k rows) */
-    int64_t *crow;   /* candidates */
+    int64_t *crow;   /* candidates: rows and their upper bounds */
     float *chi;
-    int64_t nc, cap;
+    int64_t nc;
+    size_t cap_row, cap_hi;
     int64_t climit;  /* most candidates kept; beyond: a float scan for this query */
     int overflow;
 } qstate_t;
@@ -313,12 +315,8 @@ static mms_status cand_push(qstate_t *st, int64_t row, float hi) {
         st->overflow = 1;
         return MMS_OK;
     }
-    if (st->nc == st->cap) {
-        int64_t nc = st->cap ? 2 * st->cap : 256;
-        MMS_CALL(mms_realloc((size_t)nc * sizeof *st->crow, &st->crow));
-        MMS_CALL(mms_realloc((size_t)nc * sizeof *st->chi, &st->chi));
-        st->cap = nc;
-    }
+    MMS_CALL(mms_grow(&st->crow, sizeof *st->crow, (size_t)st->nc + 1, &st->cap_row));
+    MMS_CALL(mms_grow(&st->chi, sizeof *st->chi, (size_t)st->nc + 1, &st->cap_hi));
     st->crow[st->nc] = row;
     st->chi[st->nc] = hi;
     st->nc++;

@@ -12,6 +12,7 @@
 #include "adam.h"
 #include "checkpoint.h"
 #include "metis_part.h"
+#include "mms_array.h"
 #include "mms_fs.h"
 #include "mms_graph.h"
 #include "mms_log.h"
@@ -74,18 +75,6 @@ static int64_t negdist_draw(const negdist_t *nd, double u) {
             hi = mid;
     }
     return lo;
-}
-
-/* ---------------------------------------------------------------- buffers */
-
-/* Grow a buffer to hold at least n elements of size sz. */
-static mms_status ensure(void *pp, size_t *cap, size_t n, size_t sz) {
-    if (n <= *cap) return MMS_OK;
-    size_t c = *cap ? *cap : 256;
-    while (c < n) c *= 2;
-    MMS_CALL(mms_realloc(c * sz, pp));
-    *cap = c;
-    return MMS_OK;
 }
 
 /* ---------------------------------------------------------------- trainer */
@@ -234,7 +223,7 @@ static mms_status collect_pairs(trainer_t *t, int64_t step, int64_t *n_out) {
     if (hi > t->slots_total) hi = t->slots_total;
     int64_t n = 0;
     size_t cap = t->cap_pairs;
-    MMS_CALL(ensure(&t->loc_u, &t->cap_pairs, (size_t)(hi - lo + 1), sizeof(int64_t)));
+    MMS_CALL(mms_grow(&t->loc_u, sizeof(int64_t), (size_t)(hi - lo + 1), &t->cap_pairs));
     if (t->cap_pairs != cap || !t->loc_v) MMS_CALL(mms_realloc(t->cap_pairs * sizeof(int64_t), &t->loc_v));
     for (int64_t pos = lo; pos < hi; pos++) {
         uint64_t slot = mms_perm_apply(&pm, (uint64_t)pos);
@@ -249,11 +238,6 @@ static mms_status collect_pairs(trainer_t *t, int64_t step, int64_t *n_out) {
 }
 
 
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Nodes whose z this rank needs from other ranks (partners and negatives owned
  * elsewhere), sorted by (owner, id) without repeats, into t->req_out; counts per
  * owner in t->scount. Node ids are below 2^40 (checked at start-up). */
@@ -261,7 +245,7 @@ static mms_status build_requests(trainer_t *t, int64_t npairs, const int64_t *ne
                                  int64_t *nreq_out) {
     int P = t->nranks;
     memset(t->scount, 0, (size_t)P * sizeof(int));
-    MMS_CALL(ensure(&t->req_out, &t->cap_req_out, (size_t)(npairs + nneg + 1), sizeof(int64_t)));
+    MMS_CALL(mms_grow(&t->req_out, sizeof(int64_t), (size_t)(npairs + nneg + 1), &t->cap_req_out));
     int64_t m = 0;
     for (int64_t i = 0; i < npairs; i++)
         if (owner_of(t, t->loc_v[i]) != t->rank)
@@ -269,7 +253,7 @@ static mms_status build_requests(trainer_t *t, int64_t npairs, const int64_t *ne
     for (int j = 0; j < nneg; j++)
         if (owner_of(t, negs[j]) != t->rank)
             t->req_out[m++] = ((int64_t)owner_of(t, negs[j]) << 40) | negs[j];
-    qsort(t->req_out, (size_t)m, sizeof(int64_t), cmp_i64);
+    qsort(t->req_out, (size_t)m, sizeof(int64_t), mms_cmp_i64);
     int64_t k = 0;
     for (int64_t i = 0; i < m; i++)
         if (k == 0 || t->req_out[k - 1] != t->req_out[i]) t->req_out[k++] = t->req_out[i];
@@ -279,19 +263,6 @@ static mms_status build_requests(trainer_t *t, int64_t npairs, const int64_t *ne
     }
     *nreq_out = k;
     return MMS_OK;
-}
-
-/* Position of v in sorted a[0..n), or -1. */
-static int64_t find_i64(const int64_t *a, int64_t n, int64_t v) {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < v)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == v ? lo : -1;
 }
 
 /* Sum the touched tag rows of every rank: union of row ids (allgatherv), one
@@ -313,19 +284,19 @@ static mms_status reduce_tag_rows(trainer_t *t, int64_t *bytes) {
         free(all);
         MMS_CHECK(0, MMS_ERR_MPI, "MPI_Allgatherv of tag rows failed");
     }
-    qsort(all, (size_t)total, sizeof(int64_t), cmp_i64);
+    qsort(all, (size_t)total, sizeof(int64_t), mms_cmp_i64);
     int64_t u = 0;
     for (int64_t i = 0; i < total; i++)
         if (u == 0 || all[u - 1] != all[i]) all[u++] = all[i];
     size_t D = (size_t)t->cfg.dim;
-    mms_status s = ensure(&t->tag_block, &t->cap_tag_block, (size_t)u * D + 1, sizeof(float));
+    mms_status s = mms_grow(&t->tag_block, sizeof(float), (size_t)u * D + 1, &t->cap_tag_block);
     if (s != MMS_OK) {
         free(all);
         return s;
     }
     memset(t->tag_block, 0, (size_t)u * D * sizeof(float));
     for (int64_t i = 0; i < g->n_rows; i++) {
-        int64_t at = find_i64(all, u, g->rows[i]);
+        int64_t at = mms_find_i64(all, u, g->rows[i]);
         memcpy(t->tag_block + (size_t)at * D, g->drows + (size_t)i * D, D * sizeof(float));
     }
     if (u > 0 && MPI_Allreduce(MPI_IN_PLACE, t->tag_block, (int)((size_t)u * D), MPI_FLOAT, MPI_SUM,
@@ -346,7 +317,7 @@ static mms_status reduce_tag_rows(trainer_t *t, int64_t *bytes) {
  * (owner, id), so search v's owner's segment. */
 static int64_t req_row(const trainer_t *t, int64_t v) {
     int o = owner_of(t, v);
-    int64_t at = find_i64(t->req_out + t->sdispl[o], t->scount[o], v);
+    int64_t at = mms_find_i64(t->req_out + t->sdispl[o], t->scount[o], v);
     return at < 0 ? -1 : t->sdispl[o] + at;
 }
 
@@ -375,13 +346,13 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         t->rdispl[r] = (int)nin;
         nin += t->rcount[r];
     }
-    MMS_CALL(ensure(&t->req_in, &t->cap_req_in, (size_t)nin + 1, sizeof(int64_t)));
+    MMS_CALL(mms_grow(&t->req_in, sizeof(int64_t), (size_t)nin + 1, &t->cap_req_in));
     MMS_MPI_CALL(MPI_Alltoallv(t->req_out, t->scount, t->sdispl, MPI_INT64_T, t->req_in, t->rcount,
                                t->rdispl, MPI_INT64_T, t->comm));
     /* targets computed here: my pairs' u, my own partners and negatives, and
      * whatever others asked for; a node listed twice gets one row of z */
     size_t nt_max = (size_t)(2 * npairs + nneg + nin + 1);
-    MMS_CALL(ensure(&t->targets, &t->cap_targets, nt_max, sizeof(int32_t)));
+    MMS_CALL(mms_grow(&t->targets, sizeof(int32_t), nt_max, &t->cap_targets));
     int64_t nt = 0;
     for (int64_t i = 0; i < npairs; i++) t->targets[nt++] = (int32_t)owned_local(t, t->loc_u[i]);
     for (int64_t i = 0; i < npairs; i++)
@@ -400,11 +371,11 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     MMS_CALL(mms_sage_batch_build(t->batch, &t->sh.adj, &t->nodes, (uint64_t)step, t->targets, nt));
     PHASE(t, 1, tp);
     int32_t nT = t->batch->nT;
-    MMS_CALL(ensure(&t->z, &t->cap_z, (size_t)nT * (size_t)H2 + 1, sizeof(float)));
+    MMS_CALL(mms_grow(&t->z, sizeof(float), (size_t)nT * (size_t)H2 + 1, &t->cap_z));
     MMS_CALL(mms_sage_forward(t->batch, t->model, &t->nodes, 1, t->z));
     PHASE(t, 2, tp);
     /* answer requests: z rows of the asked nodes, in request order */
-    MMS_CALL(ensure(&t->zsend, &t->cap_zsend, (size_t)nin * (size_t)H2 + 1, sizeof(float)));
+    MMS_CALL(mms_grow(&t->zsend, sizeof(float), (size_t)nin * (size_t)H2 + 1, &t->cap_zsend));
     for (int64_t i = 0; i < nin; i++)
         memcpy(t->zsend + i * H2, t->z + (size_t)t->batch->in_row[first_req + i] * H2,
                (size_t)H2 * sizeof(float));
@@ -414,18 +385,18 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         t->rcount2[r] = t->scount[r] * H2;
         t->rdispl2[r] = t->sdispl[r] * H2;
     }
-    MMS_CALL(ensure(&t->zrecv, &t->cap_zrecv, (size_t)nreq * (size_t)H2 + 1, sizeof(float)));
+    MMS_CALL(mms_grow(&t->zrecv, sizeof(float), (size_t)nreq * (size_t)H2 + 1, &t->cap_zrecv));
     MMS_MPI_CALL(MPI_Alltoallv(t->zsend, t->scount2, t->sdispl2, MPI_FLOAT, t->zrecv, t->rcount2,
                                t->rdispl2, MPI_FLOAT, t->comm));
     PHASE(t, 3, tp);
     /* the loss over [local z rows | received rows] */
     int64_t nz = nT + nreq;
-    MMS_CALL(ensure(&t->zall, &t->cap_zall, (size_t)nz * (size_t)H2 + 1, sizeof(float)));
-    MMS_CALL(ensure(&t->dzall, &t->cap_dz, (size_t)nz * (size_t)H2 + 1, sizeof(float)));
+    MMS_CALL(mms_grow(&t->zall, sizeof(float), (size_t)nz * (size_t)H2 + 1, &t->cap_zall));
+    MMS_CALL(mms_grow(&t->dzall, sizeof(float), (size_t)nz * (size_t)H2 + 1, &t->cap_dz));
     memcpy(t->zall, t->z, (size_t)nT * H2 * sizeof(float));
     memcpy(t->zall + (size_t)nT * H2, t->zrecv, (size_t)nreq * H2 * sizeof(float));
     size_t nrows_max = (size_t)npairs + (size_t)nneg + 1;
-    MMS_CALL(ensure(&t->ra, &t->cap_rows, 3 * nrows_max, sizeof(int32_t)));
+    MMS_CALL(mms_grow(&t->ra, sizeof(int32_t), 3 * nrows_max, &t->cap_rows));
     t->rb = t->ra + nrows_max;
     t->rn = t->rb + nrows_max;
     /* row of a node in zall: local targets via in_row, remote via req_out position */
@@ -453,7 +424,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     memset(t->dzall, 0, (size_t)nz * H2 * sizeof(float));
     if (npairs > 0) {
         size_t lw = mms_sage_loss_work(npairs, nneg, H2);
-        MMS_CALL(ensure(&t->loss_work, &t->cap_loss_work, lw + 1, sizeof(float)));
+        MMS_CALL(mms_grow(&t->loss_work, sizeof(float), lw + 1, &t->cap_loss_work));
         /* a temperature tau divides every affinity: scaling the rows by
          * 1/sqrt(tau) does it without touching the loss (chain rule below) */
         float zs = p->temperature > 0 && p->temperature != 1.0 ? (float)(1.0 / sqrt(p->temperature)) : 1.0f;

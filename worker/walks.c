@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
 #include "mms_rng.h"
@@ -19,19 +20,6 @@ typedef struct {
     int64_t slot;
     int64_t partner;
 } pairrec_t;
-
-/* Index of v in sorted a[0..n), or -1. */
-static int64_t find_sorted(const int64_t *a, int64_t n, int64_t v) {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (a[mid] < v)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && a[lo] == v ? lo : -1;
-}
 
 /* Route items (of size sz) to ranks dest[i]; returns the received items. Collective. */
 static mms_status exchange(const void *items, const int *dest, int64_t n, size_t sz, int nranks,
@@ -143,7 +131,7 @@ mms_status mms_walks_generate(const mms_walk_params_t *wp, int64_t n_nodes, cons
             }
             for (int64_t i = 0; i < nw; i++) {
                 walker_t *x = &wk[i];
-                int64_t li = find_sorted(owned, n_owned, x->cur);
+                int64_t li = mms_find_i64(owned, n_owned, x->cur);
                 MMS_CHECK_GOTO(s, fail, li >= 0, MMS_ERR_INTERNAL,
                                "walker at node %lld reached rank %d, which does not own it",
                                (long long)x->cur, rank);
@@ -181,7 +169,7 @@ mms_status mms_walks_generate(const mms_walk_params_t *wp, int64_t n_nodes, cons
         for (int64_t i = 0; i < nrecv; i++) {
             int64_t key = got[i].slot / moves;
             int64_t start = key / wp->walks;
-            int64_t li = find_sorted(owned, n_owned, start);
+            int64_t li = mms_find_i64(owned, n_owned, start);
             MMS_CHECK_GOTO(s, fail, li >= 0, MMS_ERR_INTERNAL, "pair for a start node not owned here");
             int64_t within = (key % wp->walks) * moves + got[i].slot % moves;
             out->partner[li * per + within] = got[i].partner;
@@ -218,7 +206,7 @@ int64_t mms_walk_pairs_lookup(const mms_walk_pairs_t *wp, uint64_t slot, int64_t
     uint64_t key = slot / (uint64_t)moves;
     int64_t st = (int64_t)(key / (uint64_t)wp->walks);
     *start = st;
-    int64_t li = find_sorted(wp->owned, wp->n_owned, st);
+    int64_t li = mms_find_i64(wp->owned, wp->n_owned, st);
     if (li < 0) return -2;
     int64_t within = (int64_t)(key % (uint64_t)wp->walks) * moves + (int64_t)(slot % (uint64_t)moves);
     return wp->partner[li * wp->per_node + within];
