@@ -108,3 +108,19 @@ for k in $kernels; do
         rm -rf "$r/M/ckpt"* 2>/dev/null || true
     done
 done
+
+# The summary: every numeric column's mean, standard deviation, min and max
+# over the rows of this rank count, as a Markdown table (OUT/spread.md).
+awk -F'\t' -v p="$ranks" '
+    NR == 1 { for (i = 1; i <= NF; i++) name[i] = $i; nf = NF; next }
+    $3 != p { next }
+    { n++; for (i = 5; i <= nf; i++) if ($i != "?" && $i != "") { v = $i + 0; c[i]++; s[i] += v; ss[i] += v * v
+          if (!(i in mn) || v < mn[i]) mn[i] = v; if (!(i in mx) || v > mx[i]) mx[i] = v } }
+    END {
+        printf "| figure | mean | sd | min | max | runs |\n|---|---:|---:|---:|---:|---:|\n"
+        for (i = 5; i <= nf; i++) if (c[i]) {
+            m = s[i] / c[i]; var = c[i] > 1 ? (ss[i] - c[i] * m * m) / (c[i] - 1) : 0; if (var < 0) var = 0
+            printf "| %s | %.4f | %.4f | %.4f | %.4f | %d |\n", name[i], m, sqrt(var), mn[i], mx[i], c[i]
+        }
+    }' "$tsv" >"$out/spread.md"
+mms_log "spread: $(($(wc -l <"$tsv") - 1)) rows in $tsv; summary in $out/spread.md"
