@@ -1,6 +1,11 @@
 /* judge.h: automatic graded relevance, retrieval and annotation metrics over an
  * evaluation run, and the baselines that need only the catalog
- * (docs/evaluation.md is the user-facing description).
+ * (docs/evaluation.md is the user-facing description). One header for three
+ * files, by section below:
+ *   judge.c     the judges: grades of (query, result) pairs, gallery counts
+ *   metrics.c   nDCG and the accumulator (mms_eval_*) with its summaries
+ *   baseline.c  the catalog-only baselines (mms_baseline_*, mms_eval_add_baselines)
+ * (judge_internal.h holds the judge's sorted sets that the three share.)
  *
  * Grades are the paper's four labels (section 5.1): 3 Excellent, 2 Good,
  * 1 Acceptable, 0 Unacceptable. A judge stands in for the crowd workers and is
@@ -46,6 +51,8 @@
 #include "mms_catalog.h"
 #include "mms_status.h"
 
+/* --------------------------------------------------------------- judges (judge.c) */
+
 enum {
     MMS_GRADE_UNACCEPTABLE = 0,
     MMS_GRADE_ACCEPTABLE = 1,
@@ -75,14 +82,12 @@ mms_judge_kind mms_judge_kind_of(const mms_judge_t *j);
 int mms_judge_grade(const mms_judge_t *j, int64_t q, int64_t r);
 /* counts[g] = gallery rows (training rows other than q) of grade g for query q. */
 mms_status mms_judge_gallery_counts(const mms_judge_t *j, int64_t q, int64_t counts[4]);
-/* Training rows in the gallery of a query that is not itself a training row. */
-int64_t mms_judge_gallery_size(const mms_judge_t *j);
 /* The concepts the judge sees for row: coco: object categories then caption
  * concept words; planted: the cluster_/topic_ names; tags: the tags. Up to cap
  * borrowed names into names (valid while the judge lives); returns the total. */
 int mms_judge_concepts(const mms_judge_t *j, int64_t row, const char **names, int cap);
 
-/* ------------------------------------------------------------------ nDCG */
+/* ------------------------------------------------------------ nDCG (metrics.c) */
 
 /* DCG of grades[0..k) (entries < 0 count as gain 0): sum (2^g - 1) / log2(i + 2). */
 double mms_dcg(const int *grades, int k);
@@ -91,7 +96,7 @@ double mms_dcg_ideal_excellent(int k);
 /* Ideal DCG@k of the best ranking of a gallery with counts[g] rows of grade g. */
 double mms_dcg_ideal_gallery(const int64_t counts[4], int k);
 
-/* ------------------------------------------------------------ accumulator */
+/* ----------------------------------------------------- accumulator (metrics.c) */
 
 #define MMS_EVAL_K 5         /* results graded per query (the paper's top 5) */
 #define MMS_EVAL_MAX_K 1000  /* longest result list kept per query */
@@ -145,7 +150,6 @@ mms_status mms_eval_summarize(const mms_eval_t *e, int method, mms_eval_summary_
 
 int mms_eval_methods(const mms_eval_t *e);
 const char *mms_eval_method_name(const mms_eval_t *e, int method);
-int mms_eval_k_overlap(const mms_eval_t *e, int method);
 const char *mms_eval_dataset(const mms_eval_t *e);
 const mms_catalog_t *mms_eval_catalog(const mms_eval_t *e);
 const mms_judge_t *mms_eval_judge(const mms_eval_t *e);
@@ -170,7 +174,7 @@ int64_t mms_eval_queries(const mms_eval_t *e, int method);
 int64_t mms_eval_find_query(const mms_eval_t *e, int method, int64_t query);
 void mms_eval_query(const mms_eval_t *e, int method, int64_t i, mms_eval_query_t *out);
 
-/* -------------------------------------------------------------- baselines */
+/* ------------------------------------------------------- baselines (baseline.c) */
 
 /* Exact cosine top-k of the query rows against the training rows (excluding a
  * query's own row), in the catalog's knn_features when use_knn and present,
