@@ -19,6 +19,10 @@
  * Methods named "slider-<w>" (w the visual weight in [0, 1], e.g.
  * "slider-0.75") form the slider table and curve, in order of w.
  * Nothing here prints except warnings through mms_log.
+ *
+ * Files: report.c checks the options, builds each dataset's state and calls
+ * one writer per output kind: report_tsv.c, report_plots.c, report_html.c,
+ * report_md.c (they share report_internal.h).
  */
 #ifndef MMS_REPORT_H
 #define MMS_REPORT_H
