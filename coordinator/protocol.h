@@ -18,6 +18,10 @@
  * mms_response_free release it all. A request or response built by a caller
  * may instead point at the caller's memory (borrowed): free() then releases
  * only what the helpers below allocated.
+ *
+ * Files: protocol_request.c (requests), protocol_response.c (responses),
+ * protocol.c (names, the arena, msgpack helpers and framing they share through
+ * protocol_internal.h).
  */
 #ifndef MMS_PROTOCOL_H
 #define MMS_PROTOCOL_H
