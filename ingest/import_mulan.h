@@ -26,6 +26,11 @@
  * range or not increasing, a header without @data.
  * Not done here: ARFF files compressed with gzip, XRFF, MEKA's "-C n" relation
  * option (use the Mulan XML to say which attributes are labels).
+ *
+ * Files: import_mulan_arff.c (mms_arff_*), import_mulan_xml.c
+ * (mms_mulan_labels_*), import_mulan.c (mms_mulan_schema_*, mms_mulan_row,
+ * mms_import_mulan_run); import_mulan_internal.h holds the text helpers the two
+ * readers share.
  */
 #ifndef MMS_IMPORT_MULAN_H
 #define MMS_IMPORT_MULAN_H
