@@ -30,5 +30,6 @@ mms_status mms_cmd_query(int argc, char **argv);
 mms_status mms_cmd_eval(int argc, char **argv);
 mms_status mms_cmd_serve(int argc, char **argv);
 mms_status mms_cmd_search(int argc, char **argv);
+mms_status mms_cmd_web(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const mms_command_t k_commands[] = {
     {"query", mms_cmd_query, 0, "send queries to a query server (one, or a pipelined batch) and print the answers"},
     {"info", mms_cmd_info, 0, "validate a catalog (or other mmsage directory) and summarise it"},
     {"partition", mms_cmd_partition, 0, "cut a graph into P parts (METIS) with 1-/2-hop halos per part"},
+    {"web", mms_cmd_web, 0, "serve the live search page (slider, keywords, uploads) in front of a query server"},
 };
 static const int k_ncommands = (int)(sizeof k_commands / sizeof k_commands[0]);
 

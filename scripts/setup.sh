@@ -9,7 +9,13 @@ build="${MMS_BUILD_DIR:-$here/build}"
 PKGS=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin libmetis-dev libscalapack-openmpi-dev libopenblas-dev
       libmsgpack-dev libjansson-dev libjpeg-dev libxxhash-dev
-      slurm-wlm munge gnuplot-nox python3 valgrind clang libclang-rt-14-dev)
+      slurm-wlm munge gnuplot-nox python3 valgrind clang libclang-rt-14-dev
+      libmicrohttpd-dev chromium fonts-dejavu-core curl jq)
+# node and npm for the browser tests (tests/web/): Debian's, unless the machine
+# already has them (a nodejs from elsewhere may bundle npm and conflict with
+# Debian's npm package)
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -21,6 +27,20 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# puppeteer-core for tests/web (drives the chromium above: no browser
+# download), installed from the lock file; skipped when node_modules already
+# matches it
+web="$here/tests/web"
+if [ -f "$web/package-lock.json" ]; then
+  stamp="$web/node_modules/.mms-lock-sha256"
+  want=$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: npm ci in $web" >&2
+    (cd "$web" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$stamp"
+  fi
 fi
 
 echo "setup: building in $build" >&2
