@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "mms_addr.h"
 #include "mms_array.h"
 #include "mms_fs.h"
 #include "mms_log.h"
@@ -308,7 +309,7 @@ static const char k_summary[] =
     "Tags are comma-separated, so a tag may contain spaces. See docs/protocol.md.";
 
 mms_status mms_cmd_query(int argc, char **argv) {
-    const char *server = "127.0.0.1:7700", *op_s = "search", *features = NULL, *knn_path = NULL,
+    const char *server = MMS_DEFAULT_ADDR, *op_s = "search", *features = NULL, *knn_path = NULL,
                *jpeg_path = NULL, *tags_s = NULL, *exclude = NULL, *batch = NULL,
                *connect_s = "image", *concept_s = "tags";
     int64_t row = 0;

@@ -1,8 +1,9 @@
-/* cmd_serve.c: `mpirun -np P+1 mmsage serve --index I [--listen 127.0.0.1:7700]`:
+/* cmd_serve.c: `mpirun -np P+1 mmsage serve --index I [--listen HOST:PORT]`:
  * the query server. Rank 0 runs the network loop (coordinator/netserver.h)
  * and answers each poll round's requests with one batched pass of the query
  * engine (coordinator/engine.h); ranks 1..P hold the index shards (shard s on
- * worker s mod P) and serve the engine's rounds. Loopback by default. Prints
+ * worker s mod P) and serve the engine's rounds. Loopback by default
+ * (MMS_DEFAULT_ADDR, common/mms_addr.h). Prints
  * "ready: listening on HOST:PORT (N shards on P ranks)" on stderr once it
  * accepts queries. SIGTERM or SIGINT to the coordinator (its pid is in
  * --pid-file): stop accepting, answer what was received, stop the workers,
@@ -19,6 +20,7 @@
 
 #include "commands.h"
 #include "engine.h"
+#include "mms_addr.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
@@ -46,32 +48,11 @@ static void install_signals(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-/* "host:port", "[v6]:port" or "host" (port 7700) into host (cap bytes) and port. */
-static mms_status parse_listen(const char *s, char *host, size_t cap, int *port) {
-    const char *colon = NULL;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        MMS_CHECK(close, MMS_ERR_ARG, "serve: --listen '%s': missing ']'", s);
-        MMS_CHECK((size_t)(close - s - 1) < cap, MMS_ERR_ARG, "serve: --listen '%s' too long", s);
-        memcpy(host, s + 1, (size_t)(close - s - 1));
-        host[close - s - 1] = '\0';
-        colon = close[1] == ':' ? close + 1 : NULL;
-        MMS_CHECK(close[1] == '\0' || colon, MMS_ERR_ARG, "serve: --listen '%s': expected [addr]:port", s);
-    } else {
-        colon = strrchr(s, ':');
-        size_t hl = colon ? (size_t)(colon - s) : strlen(s);
-        MMS_CHECK(hl > 0 && hl < cap, MMS_ERR_ARG, "serve: --listen '%s': no host", s);
-        memcpy(host, s, hl);
-        host[hl] = '\0';
-    }
-    *port = 7700;
-    if (colon) {
-        char *end;
-        long p = strtol(colon + 1, &end, 10);
-        MMS_CHECK(*end == '\0' && end != colon + 1 && p >= 0 && p <= 65535, MMS_ERR_ARG,
-                  "serve: --listen '%s': the port must be 0..65535 (0 = any free port)", s);
-        *port = (int)p;
-    }
+/* --listen: mms_addr_parse's forms; a host is required unless bracketed
+ * ("[]:P" binds MMS_DEFAULT_HOST); port 0 = any free port. */
+static mms_status parse_listen(const char *s, mms_addr_t *a) {
+    MMS_CALL(mms_addr_parse(s, "serve: --listen", 0, a));
+    MMS_CHECK(a->host[0] || s[0] == '[', MMS_ERR_ARG, "serve: --listen '%s': no host", s);
     return MMS_OK;
 }
 
@@ -109,7 +90,7 @@ static mms_status handle(void *ctx, const mms_request_t *reqs, int n, mms_respon
 }
 
 mms_status mms_cmd_serve(int argc, char **argv) {
-    const char *index = NULL, *listen = "127.0.0.1:7700", *catalog = NULL, *pid_file = NULL;
+    const char *index = NULL, *listen = MMS_DEFAULT_ADDR, *catalog = NULL, *pid_file = NULL;
     int float_scan = 0;
     mms_netserver_config_t nc;
     mms_netserver_config_default(&nc);
@@ -135,9 +116,8 @@ mms_status mms_cmd_serve(int argc, char **argv) {
                                   "Serve queries over TCP: rank 0 coordinates, ranks 1.. hold the "
                                   "index shards (collective; needs >= 2 ranks).",
                                   opts, nopt, argc, argv, &help);
-    char host[256] = "";
-    int port = 0;
-    if (s == MMS_OK && !help) s = parse_listen(listen, host, sizeof host, &port);
+    mms_addr_t la = {"", 0};
+    if (s == MMS_OK && !help) s = parse_listen(listen, &la);
     MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
     if (help) return MMS_OK;
     mms_opts_echo("serve", opts, nopt);
@@ -159,8 +139,8 @@ mms_status mms_cmd_serve(int argc, char **argv) {
     mms_netserver_t *srv = NULL;
     s = MMS_OK;
     if (rank == 0) {
-        nc.host = host;
-        nc.port = port;
+        nc.host = la.host;
+        nc.port = la.port;
         s = mms_netserver_create(&nc, handle, &ctx, &srv);
     }
     s = mms_mpi_agree(s, MPI_COMM_WORLD);

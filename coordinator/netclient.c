@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mms_addr.h"
 #include "mms_log.h"
 
 struct mms_netclient {
@@ -31,41 +32,14 @@ static int ms_until(double deadline) {
     return d > 86400.0 ? 86400000 : (int)(d * 1000.0) + 1;
 }
 
-/* "host:port", "[v6]:port" or "host" into host/port strings. */
-static mms_status split_hostport(const char *hp, char *host, size_t hcap, char *port, size_t pcap) {
-    const char *colon;
-    size_t hl;
-    if (hp[0] == '[') {
-        const char *rb = strchr(hp, ']');
-        MMS_CHECK(rb, MMS_ERR_ARG, "bad server address '%s' (expected [v6addr]:port)", hp);
-        hl = (size_t)(rb - hp - 1);
-        MMS_CHECK(hl < hcap, MMS_ERR_ARG, "server address '%s' is too long", hp);
-        memcpy(host, hp + 1, hl);
-        host[hl] = '\0';
-        colon = rb[1] == ':' ? rb + 1 : NULL;
-        MMS_CHECK(rb[1] == '\0' || colon, MMS_ERR_ARG, "bad server address '%s'", hp);
-    } else {
-        colon = strrchr(hp, ':');
-        hl = colon ? (size_t)(colon - hp) : strlen(hp);
-        MMS_CHECK(hl < hcap, MMS_ERR_ARG, "server address '%s' is too long", hp);
-        memcpy(host, hp, hl);
-        host[hl] = '\0';
-    }
-    if (!host[0]) snprintf(host, hcap, "127.0.0.1");
-    const char *ps = colon ? colon + 1 : "7700";
-    char *end;
-    long pn = strtol(ps, &end, 10);
-    MMS_CHECK(*ps && *end == '\0' && pn > 0 && pn <= 65535, MMS_ERR_ARG,
-              "bad port in server address '%s'", hp);
-    snprintf(port, pcap, "%ld", pn);
-    return MMS_OK;
-}
-
 mms_status mms_netclient_connect(const char *hostport, double timeout_s, mms_netclient_t **out) {
     *out = NULL;
     MMS_CHECK(hostport && hostport[0], MMS_ERR_ARG, "no server address given");
-    char host[256], port[16];
-    MMS_CALL(split_hostport(hostport, host, sizeof host, port, sizeof port));
+    mms_addr_t a;
+    MMS_CALL(mms_addr_parse(hostport, "server address", 1, &a));
+    const char *host = a.host[0] ? a.host : MMS_DEFAULT_HOST;
+    char port[16];
+    snprintf(port, sizeof port, "%d", a.port);
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;

@@ -21,7 +21,9 @@
 typedef struct mms_netclient mms_netclient_t;
 
 /* Connect to "host:port" ("[v6addr]:port" for IPv6; a bare host means port
- * 7700) within timeout_s seconds. MMS_ERR_IO names the address and the reason. */
+ * MMS_DEFAULT_PORT, an empty one MMS_DEFAULT_HOST: common/mms_addr.h) within
+ * timeout_s seconds. MMS_ERR_ARG for an address mms_addr_parse refuses (or
+ * port 0); MMS_ERR_IO names the address and the reason it cannot connect. */
 mms_status mms_netclient_connect(const char *hostport, double timeout_s, mms_netclient_t **out);
 
 /* Largest response payload accepted (default MMS_PROTO_MAX_RESPONSE_DEFAULT). */

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mms_addr.h"
 #include "mms_array.h"
 #include "mms_log.h"
 
@@ -79,8 +80,8 @@ struct mms_netserver {
 
 void mms_netserver_config_default(mms_netserver_config_t *c) {
     memset(c, 0, sizeof *c);
-    c->host = "127.0.0.1";
-    c->port = 7700;
+    c->host = MMS_DEFAULT_HOST;
+    c->port = MMS_DEFAULT_PORT;
     c->max_frame = MMS_PROTO_MAX_FRAME_DEFAULT;
     c->request_timeout = 10.0;
     c->idle_timeout = 600.0;
@@ -107,7 +108,7 @@ mms_status mms_netserver_create(const mms_netserver_config_t *cfg, mms_netserver
               MMS_ERR_ARG, "netserver: timeouts must be positive");
     MMS_CHECK(cfg->max_clients >= 1 && cfg->max_batch >= 1 && cfg->max_batch <= 1 << 20,
               MMS_ERR_ARG, "netserver: max_clients and max_batch must be positive");
-    const char *host = cfg->host && cfg->host[0] ? cfg->host : "127.0.0.1";
+    const char *host = cfg->host && cfg->host[0] ? cfg->host : MMS_DEFAULT_HOST;
     MMS_CHECK(strlen(host) < 128, MMS_ERR_ARG, "netserver: host name too long");
     mms_netserver_t *s;
     MMS_CALL(mms_calloc(1, sizeof *s, &s));

@@ -32,8 +32,9 @@
 
 typedef struct {
     const char *host;       /* address to bind (IPv4/IPv6 literal or name); default
-                               "127.0.0.1", loopback only (copied) */
-    int port;               /* default 7700; 0 = an ephemeral port (see mms_netserver_port) */
+                               MMS_DEFAULT_HOST, loopback only (copied) */
+    int port;               /* default MMS_DEFAULT_PORT (mms_addr.h); 0 = an ephemeral
+                               port (see mms_netserver_port) */
     size_t max_frame;       /* largest request payload in bytes; default 16 MiB */
     double request_timeout; /* seconds from a frame's first byte to its last; default 10 */
     double idle_timeout;    /* seconds a connection may sit with nothing in flight; 0 = no
