@@ -33,7 +33,7 @@
 #include "mms_array.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
-#include "topk.h"
+#include "mms_topk.h"
 
 #define HDR_N 8
 enum { OP_STOP = 0, OP_NEIGHBORS = 1, OP_SEARCH = 2 };
@@ -181,46 +181,6 @@ void mms_engine_close(mms_engine_t **ep) {
     *ep = NULL;
 }
 
-/* ---------------------------------------------------------------- merging */
-
-/* Merge nl lists (each sorted by score desc, id asc; k entries, id -1 padding)
- * into the best k; olist/opos (optional) say where each output came from. */
-static void merge_lists(int nl, const int64_t *const *ids, const float *const *sc, int32_t k,
-                        int32_t kin, int64_t *oid, float *osc, int *olist, int32_t *opos) {
-    int32_t head[64];
-    int32_t *hd = nl <= 64 ? head : calloc((size_t)nl, sizeof(int32_t));
-    if (!hd) { /* cannot happen with nl <= ranks; keep a defined result */
-        for (int32_t i = 0; i < k; i++) oid[i] = -1, osc[i] = -INFINITY;
-        return;
-    }
-    memset(hd, 0, (size_t)nl * sizeof(int32_t));
-    for (int32_t i = 0; i < k; i++) {
-        int best = -1;
-        for (int l = 0; l < nl; l++) {
-            if (hd[l] >= kin || ids[l][hd[l]] < 0) continue;
-            if (best < 0) {
-                best = l;
-                continue;
-            }
-            float a = sc[l][hd[l]], b = sc[best][hd[best]];
-            if (a > b || (a == b && ids[l][hd[l]] < ids[best][hd[best]])) best = l;
-        }
-        if (best < 0) {
-            oid[i] = -1;
-            osc[i] = -INFINITY;
-            if (olist) olist[i] = -1;
-            if (opos) opos[i] = -1;
-            continue;
-        }
-        oid[i] = ids[best][hd[best]];
-        osc[i] = sc[best][hd[best]];
-        if (olist) olist[i] = best;
-        if (opos) opos[i] = hd[best];
-        hd[best]++;
-    }
-    if (hd != head) free(hd);
-}
-
 /* ---------------------------------------------------------------- local work */
 
 /* This rank's answer to a round into e->reply (reply_bytes of it). */
@@ -280,7 +240,8 @@ static mms_status local_round(mms_engine_t *e, int op, int32_t nq, int32_t k) {
             li[si] = sids + per * si + (size_t)q * k;
             ls[si] = ssc + per * si + (size_t)q * k;
         }
-        merge_lists(ns, li, ls, k, k, rid + (size_t)q * k, rsc + (size_t)q * k, olist, opos);
+        s = mms_topk_merge(li, ls, ns, k, k, rid + (size_t)q * k, rsc + (size_t)q * k, olist, opos);
+        if (s != MMS_OK) break;
         if (op != OP_NEIGHBORS) continue;
         for (int32_t i = 0; i < k; i++) {
             float *xo = rx + ((size_t)q * k + i) * D, *ho = rh + ((size_t)q * k + i) * H2;
@@ -502,11 +463,12 @@ static mms_status run_op(mms_engine_t *e, int op, mms_query_t **qs, int n) {
                 ls[l] = (const float *)((const int64_t *)base[l] + (size_t)nq * k) + (size_t)q * k;
             }
             if (op == OP_SEARCH) {
-                mms_topk_merge(li, ls, nl, kq, oid, osc);
-                s = mms_query_fill_results(ix, Q, oid, osc, kq);
+                s = mms_topk_merge(li, ls, nl, k, kq, oid, osc, NULL, NULL);
+                if (s == MMS_OK) s = mms_query_fill_results(ix, Q, oid, osc, kq);
                 continue;
             }
-            merge_lists(nl, li, ls, kq, k, oid, osc, ol, op_);
+            s = mms_topk_merge(li, ls, nl, k, kq, oid, osc, ol, op_);
+            if (s != MMS_OK) break;
             int32_t m = 0;
             while (m < kq && oid[m] >= 0) m++;
             Q->nnb = m;

@@ -13,7 +13,7 @@
 #include "mms_descriptor.h"
 #include "engine.h"
 #include "mms_log.h"
-#include "topk.h"
+#include "mms_topk.h"
 
 static const char *const k_connect[] = {"image", "tags", "both"};
 

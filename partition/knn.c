@@ -1,8 +1,8 @@
 /* knn.c: parameters, the row split, normalisation, the thin MPI edge, brute
  * force for chosen rows, recall and the threshold count (see knn.h).
  *
- * The exact ring is in knn_exact.c, the IVF index in knn_ivf.c, the heaps and
- * tile scans in knn_topk.c.
+ * The exact ring is in knn_exact.c, the IVF index in knn_ivf.c, the tile scans
+ * in knn_topk.c; the per-row heaps they fill are common/mms_topk.h.
  */
 #include <cblas.h>
 #include <float.h>
@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "knn_internal.h"
+#include "knn.h"
+#include "knn_topk.h"
 #include "mms_array.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
@@ -220,10 +221,10 @@ mms_status mms_knn_bruteforce(const float *x_full, int64_t n_total, int32_t d,
     MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(nq + 1), &cnt));
     MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)(nq + 1), &thr));
     MMS_CALL_GOTO(s, out, mms_calloc((size_t)nq + 1, 1, &closed));
-    MMS_CHECK_GOTO(s, out, n_total - 1 <= KNN_MAX_ID, MMS_ERR_ARG,
+    MMS_CHECK_GOTO(s, out, n_total - 1 <= MMS_TOPK_KEY_MAX_ID, MMS_ERR_ARG,
                    "knn: %lld rows is more than the 2^32 this implementation handles",
                    (long long)n_total);
-    knn_topk_t h = {k, (uint64_t *)nbr_out, cnt, thr};
+    mms_topk_rows_t h = {k, (uint64_t *)nbr_out, cnt, thr};
     for (int64_t q0 = 0; q0 < nq; q0 += KNN_BF_QCHUNK) {
         int32_t mq = (int32_t)(nq - q0 < KNN_BF_QCHUNK ? nq - q0 : KNN_BF_QCHUNK);
         for (int32_t q = 0; q < mq; q++) {
@@ -254,7 +255,7 @@ mms_status mms_knn_bruteforce(const float *x_full, int64_t n_total, int32_t d,
             knn_scan_rows(S, mq, mc, hrow, qid, cid, &h);
         }
     }
-    knn_topk_finish(&h, nq, nbr_out, sim_out);
+    mms_topk_rows_finish(&h, nq, nbr_out, sim_out);
 out:
     mms_free(&qx);
     mms_free(&cx);

@@ -31,6 +31,7 @@
 #define MMS_KNN_H
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mms_status.h"
@@ -128,5 +129,32 @@ mms_status mms_knn_recall(const float *x_full, int64_t n_total, int32_t d, int64
  * count_out[i] for each of n_rows rows (may be NULL); returns the total. */
 int64_t mms_knn_count_above(const float *sim, int64_t n_rows, int32_t k, float threshold,
                             int32_t *count_out);
+
+/* ---- shared by the knn_*.c files (rows and the MPI edge); not for other callers ----
+ * Rows are normalised and multiplied the same way in every mode and on every
+ * rank, so one row gives the same bits everywhere. The MPI helpers accept
+ * MPI_COMM_NULL as "this process alone" (they then copy or do nothing). */
+
+/* 1 / |x| in double for one row; 0 for an all-zero row; -1 if x holds NaN/Inf. */
+double knn_inv_norm(const float *x, int32_t d);
+/* y = x * inv, rounded to float: the one normalisation used everywhere. */
+void knn_scale_row(const float *x, int32_t d, double inv, float *y);
+/* C (m x n, ld n) = A (m x d) B (n x d)^T through cblas_sgemm. */
+void knn_gemm_nt(int32_t m, int32_t n, int32_t d, const float *a, const float *b, float *c);
+
+void knn_comm_info(MPI_Comm comm, int *rank, int *nranks);
+mms_status knn_agree(mms_status local, MPI_Comm comm);
+/* Byte messages of any size (chunked below INT_MAX, at most KNN_MAX_CHUNKS). */
+#define KNN_MAX_CHUNKS 64
+mms_status knn_isend_bytes(const void *buf, size_t bytes, int dest, int tag, MPI_Comm comm,
+                           MPI_Request *reqs, int *nreq, int maxreq);
+mms_status knn_irecv_bytes(void *buf, size_t bytes, int src, int tag, MPI_Comm comm,
+                           MPI_Request *reqs, int *nreq, int maxreq);
+mms_status knn_sendrecv_bytes(const void *sbuf, size_t sbytes, int dest, void *rbuf,
+                              size_t rbytes, int src, int tag, MPI_Comm comm);
+/* Concatenate every rank's array in rank order (counts[r] elements of elem
+ * bytes from rank r). One process: copies. */
+mms_status knn_allgatherv(const void *mine, void *all, const int64_t *counts, size_t elem,
+                          MPI_Comm comm);
 
 #endif

@@ -6,7 +6,7 @@
  * rows(a) x rows(b) x d on the same normalised operands, whichever rank does
  * it; the tile of similarities then feeds both a's rows and b's rows. So every
  * similarity has the same bits at any rank count, and the per-row top-k (a
- * strict total order, knn_topk.c) is the same set: the output is bit-identical
+ * strict total order, common/mms_topk.h) is the same set: the output is bit-identical
  * for P = 1, 2, 4, ... (docs/knn.md).
  *
  * Schedule, with P ranks and S = floor(P/2) ring steps:
@@ -27,7 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "knn_internal.h"
+#include "knn.h"
+#include "knn_topk.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
 
@@ -71,7 +72,7 @@ static size_t acc_bytes(const ctx_t *c, int64_t nrows) {
     return (size_t)nrows * ((size_t)c->k * sizeof(uint64_t) + 8);
 }
 
-static void acc_view(const ctx_t *c, void *buf, int64_t nrows, knn_topk_t *h) {
+static void acc_view(const ctx_t *c, void *buf, int64_t nrows, mms_topk_rows_t *h) {
     char *p = buf;
     size_t nk = (size_t)nrows * (size_t)c->k;
     h->k = c->k;
@@ -127,8 +128,8 @@ static mms_status acc_exchange(ctx_t *c, const void *sbuf, size_t sbytes, int de
 
 /* Tile pair: S = X_ta X_tb^T (ta <= tb), rows of ta go to ha, rows of tb to hb
  * (heap rows counted from the start of each block). */
-static mms_status do_pair(ctx_t *c, const block_t *A, int64_t ta, knn_topk_t *ha,
-                          const block_t *B, int64_t tb, knn_topk_t *hb) {
+static mms_status do_pair(ctx_t *c, const block_t *A, int64_t ta, mms_topk_rows_t *ha,
+                          const block_t *B, int64_t tb, mms_topk_rows_t *hb) {
     int32_t ma = tile_rows(c, ta), mb = tile_rows(c, tb);
     int64_t ra = (ta - A->t0) * c->T, rb = (tb - B->t0) * c->T;
     knn_gemm_nt(ma, mb, c->d, A->x + (size_t)(ta - A->t0) * c->stride,
@@ -186,7 +187,7 @@ mms_status mms_knn_exact(const float *x_local, int64_t n_local, int64_t row0, in
     int32_t *cnt = NULL;
     float *thr = NULL;
     block_t own, vis[2];
-    knn_topk_t h;
+    mms_topk_rows_t h;
     c.comm = comm;
     knn_comm_info(comm, &c.rank, &c.nranks);
 
@@ -207,7 +208,7 @@ mms_status mms_knn_exact(const float *x_local, int64_t n_local, int64_t row0, in
     }
     MMS_CHECK_GOTO(s, agree, n_local == 0 || (x_local && nbr_out && sim_out), MMS_ERR_ARG,
                    "knn: missing input or output arrays");
-    MMS_CHECK_GOTO(s, agree, n_total - 1 <= KNN_MAX_ID, MMS_ERR_ARG,
+    MMS_CHECK_GOTO(s, agree, n_total - 1 <= MMS_TOPK_KEY_MAX_ID, MMS_ERR_ARG,
                    "knn: %lld rows is more than the 2^32 this implementation handles",
                    (long long)n_total);
 
@@ -240,8 +241,8 @@ agree:
         const int P = c.nranks, r = c.rank, steps = P / 2;
         const int left = (r - 1 + P) % P, right = (r + 1) % P;
         double t0 = mms_now();
-        h = (knn_topk_t){c.k, (uint64_t *)nbr_out, cnt, thr}; /* results build in place */
-        knn_topk_reset(&h, own.nrows, own.zero);
+        h = (mms_topk_rows_t){c.k, (uint64_t *)nbr_out, cnt, thr}; /* results build in place */
+        mms_topk_rows_reset(&h, own.nrows, own.zero);
         int64_t ntiles = (n_total + c.T - 1) / c.T;
         mms_log_info("knn exact: %lld rows x %d, k %d, %lld tiles of %d, %d rank(s)",
                      (long long)n_total, (int)d, (int)c.k, (long long)ntiles, (int)c.T, P);
@@ -260,7 +261,7 @@ agree:
             for (int64_t b = a; b < own.t0 + own.nt; b++)
                 MMS_CALL_GOTO(s, out, do_pair(&c, &own, a, &h, &own, b, &h));
 
-        knn_topk_t acc, acc2;
+        mms_topk_rows_t acc, acc2;
         for (int st = 1; st <= steps; st++) {
             MMS_CALL_GOTO(s, out, wait_all(&c));
             int v = (r + st) % P;
@@ -277,7 +278,7 @@ agree:
                                                       c.reqs, &c.nreq, 4 * KNN_MAX_CHUNKS));
             }
             acc_view(&c, acc_buf[(st - 1) & 1], cur->nrows, &acc);
-            if (st == 1) knn_topk_reset(&acc, cur->nrows, cur->zero);
+            if (st == 1) mms_topk_rows_reset(&acc, cur->nrows, cur->zero);
             int half = P % 2 == 0 && st == steps;
             for (int64_t a = own.t0; a < own.t0 + own.nt; a++)
                 for (int64_t b = cur->t0; b < cur->t0 + cur->nt; b++) {
@@ -299,11 +300,11 @@ agree:
                                                    acc_bytes(&c, cur->nrows), v, next,
                                                    acc_bytes(&c, own.nrows), (r - steps + P) % P));
                 acc_view(&c, next, own.nrows, &acc2);
-                for (int64_t i = 0; i < own.nrows; i++) knn_topk_merge_row(&h, i, &acc2, i);
+                for (int64_t i = 0; i < own.nrows; i++) mms_topk_rows_merge_row(&h, i, &acc2, i);
             }
         }
         MMS_CALL_GOTO(s, out, wait_all(&c));
-        knn_topk_finish(&h, own.nrows, nbr_out, sim_out);
+        mms_topk_rows_finish(&h, own.nrows, nbr_out, sim_out);
         mms_progress_end(&c.prog);
         double el = mms_now() - t0;
         mms_log_info("knn exact: rank 0 done in %.2f s (%.1f GFLOP/s by the 2 N^2 d count over "

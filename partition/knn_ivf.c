@@ -28,7 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "knn_internal.h"
+#include "knn.h"
+#include "knn_topk.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
 #include "mms_rng.h"
@@ -242,7 +243,7 @@ static mms_status ivf_probe(const ivf_t *iv, int64_t c0, int64_t c1, int32_t np,
     qid = hrow + T;
     MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)iv->nlist, &cid));
     for (int32_t c = 0; c < iv->nlist; c++) cid[c] = c;
-    knn_topk_t h = {np, (uint64_t *)ids, cnt, thr};
+    mms_topk_rows_t h = {np, (uint64_t *)ids, cnt, thr};
     for (int64_t t = c0; t < c1; t += iv->T) {
         int32_t m = (int32_t)(c1 - t < iv->T ? c1 - t : iv->T);
         for (int32_t i = 0; i < m; i++) {
@@ -254,7 +255,7 @@ static mms_status ivf_probe(const ivf_t *iv, int64_t c0, int64_t c1, int32_t np,
         }
         knn_gemm_nt(m, iv->nlist, iv->d, q, iv->cent, S);
         knn_scan_rows(S, m, iv->nlist, hrow, qid, cid, &h);
-        knn_topk_finish(&h, m, ids, sims);
+        mms_topk_rows_finish(&h, m, ids, sims);
         for (int32_t i = 0; i < m; i++)
             for (int32_t j = 0; j < np; j++)
                 probes[(size_t)(t - c0 + i) * (size_t)np + (size_t)j] =
@@ -312,7 +313,7 @@ mms_status mms_knn_ivf(const float *x_full, int64_t n_total, int32_t d, int64_t 
     knn_comm_info(comm, &iv.rank, &iv.nranks);
 
     MMS_CALL_GOTO(s, agree, mms_knn_params_check(p, n_total, d, 1));
-    MMS_CHECK_GOTO(s, agree, n_total - 1 <= KNN_MAX_ID, MMS_ERR_ARG,
+    MMS_CHECK_GOTO(s, agree, n_total - 1 <= MMS_TOPK_KEY_MAX_ID, MMS_ERR_ARG,
                    "knn: %lld rows is more than the 2^32 this implementation handles",
                    (long long)n_total);
     MMS_CHECK_GOTO(s, agree, x_full && row0 >= 0 && n_local >= 0 && row0 + n_local <= n_total &&
@@ -446,7 +447,7 @@ agree:
     qid = hrow + IVF_QC;
     MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(n_local + 1), &cnt));
     MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)(n_local + 1), &thr));
-    knn_topk_t h = {k, (uint64_t *)nbr_out, cnt, thr}; /* results build in place */
+    mms_topk_rows_t h = {k, (uint64_t *)nbr_out, cnt, thr}; /* results build in place */
     for (int64_t i = 0; i < n_local; i++) {
         cnt[i] = 0;
         thr[i] = iv.inv[row0 + i] > 0.0 ? -FLT_MAX : INFINITY;
@@ -490,7 +491,7 @@ agree:
         mms_progress_update(&prog, l + 1);
     }
     mms_progress_end(&prog);
-    knn_topk_finish(&h, n_local, nbr_out, sim_out);
+    mms_topk_rows_finish(&h, n_local, nbr_out, sim_out);
     {
         double el = mms_now() - t_search;
         mms_log_info("knn ivf: search on rank 0 in %.2f s (%.1f GFLOP/s in sgemm batches); "

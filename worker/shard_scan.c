@@ -47,8 +47,8 @@
 #endif
 
 #include "mms_array.h"
+#include "mms_topk.h"
 #include "shard_scan.h"
-#include "topk.h"
 
 #define QB 64           /* rows per block */
 #define QTILE_BLOCKS 4  /* blocks per tile (the batched path reuses a tile from L2) */
@@ -271,7 +271,7 @@ typedef struct {
 typedef struct {
     float t, un, om; /* quantisation step, |u|, |w| (rounded up) */
     int64_t ex;      /* excluded row or -1 */
-    float *heap;     /* min-heap of the k largest lower bounds */
+    uint64_t *heap;  /* the k largest lower bounds (mms_topk_key, id 0), worst at the root */
     int32_t nheap;
     float L;         /* k-th largest lower bound (-inf until k rows) */
     int64_t *crow;   /* candidates: rows and their upper bounds */
@@ -281,34 +281,6 @@ typedef struct {
     int64_t climit;  /* most candidates kept; beyond: a float scan for this query */
     int overflow;
 } qstate_t;
-
-static void heap_push(float *h, int32_t *n, float x) {
-    int32_t i = (*n)++;
-    while (i > 0) {
-        int32_t p = (i - 1) / 2;
-        if (h[p] <= x) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = x;
-}
-
-static void heap_replace_min(float *h, int32_t n, float x) {
-    int32_t i = 0;
-    for (;;) {
-        int32_t l = 2 * i + 1, r = l + 1, m = i;
-        float v = x;
-        if (l < n && h[l] < v) {
-            m = l;
-            v = h[l];
-        }
-        if (r < n && h[r] < v) m = r;
-        if (m == i) break;
-        h[i] = h[m];
-        i = m;
-    }
-    h[i] = x;
-}
 
 static mms_status cand_push(qstate_t *st, int64_t row, float hi) {
     if (st->nc >= st->climit) { /* scores too close to filter (e.g. a zero query) */
@@ -325,8 +297,7 @@ static mms_status cand_push(qstate_t *st, int64_t row, float hi) {
 
 static int cmp_cand(const void *pa, const void *pb) {
     const cand_t *a = pa, *b = pb;
-    if (a->s != b->s) return a->s > b->s ? -1 : 1;
-    return a->id < b->id ? -1 : a->id > b->id;
+    return mms_topk_cmp(a->s, a->id, b->s, b->id);
 }
 
 /* Rows [v0, v0 + nr) of one tile for one query: S and S2 hold the integer
@@ -354,14 +325,11 @@ static mms_status tile_query(const mms_qmat_t *m, qstate_t *st, int32_t k, const
         if (!(hi >= st->L) || st->overflow) continue;
         int64_t v = v0 + r;
         if (v == st->ex) continue;
+        /* L: the k-th largest lower bound; only its value matters, so the
+         * keys carry no id and equal bounds never displace each other */
         float lo = a[r] - b[r];
-        if (st->nheap < k) {
-            heap_push(st->heap, &st->nheap, lo);
-            if (st->nheap == k) st->L = st->heap[0];
-        } else if (lo > st->heap[0]) {
-            heap_replace_min(st->heap, st->nheap, lo);
-            st->L = st->heap[0];
-        }
+        if (mms_topk_heap_offer(st->heap, &st->nheap, k, mms_topk_key(lo, 0)) && st->nheap == k)
+            st->L = mms_topk_key_score(st->heap[0]);
         MMS_CALL(cand_push(st, v, hi));
     }
     return MMS_OK;
@@ -403,10 +371,7 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
                          float *out_scores, mms_qscan_stats_t *stats) {
     MMS_CHECK(m && k >= 1 && nq >= 0 && (nq == 0 || (Q && out_rows && out_scores)), MMS_ERR_ARG,
               "qmat topk: bad arguments (k %d, nq %d)", k, nq);
-    for (size_t i = 0; i < (size_t)nq * (size_t)k; i++) {
-        out_rows[i] = -1;
-        out_scores[i] = -INFINITY;
-    }
+    mms_topk_pad(out_rows, out_scores, (size_t)nq * (size_t)k);
     if (nq == 0 || m->n == 0) return MMS_OK;
     MMS_CHECK(X != NULL, MMS_ERR_ARG, "qmat topk: the float rows are needed for the re-rank");
     const int32_t d = m->d, dp = m->dp;
@@ -429,7 +394,7 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
         st[i].ex = exclude_rows ? exclude_rows[i] : -1;
         st[i].L = -INFINITY;
         st[i].climit = 4 * (int64_t)k + 16384;
-        MMS_CALL_GOTO(s, done, mms_malloc((size_t)k * sizeof(float), &st[i].heap));
+        MMS_CALL_GOTO(s, done, mms_malloc((size_t)k * sizeof *st[i].heap, &st[i].heap));
     }
     /* scan: a tile of rows through the kernel for every query, then the bounds */
     for (int64_t b0 = 0; b0 < m->nb; b0 += QTILE_BLOCKS) {

@@ -34,7 +34,7 @@
 #include "mms_mpi.h"
 #include "mms_test.h"
 #include "synth.h"
-#include "topk.h"
+#include "mms_topk.h"
 #include "train.h"
 
 static int g_rank, g_size;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "knn.h"
-#include "knn_internal.h"
+#include "knn_topk.h"
 #include "mms_log.h"
 #include "mms_rng.h"
 #include "mms_test.h"
@@ -60,23 +60,23 @@ static void run_exact_vs_ref(int64_t n, int32_t d, int32_t k, int32_t tile, floa
 
 static void test_heap(void) {
     /* the key order is (sim, then smaller id), -0 == +0 */
-    T_CHECK(knn_key(0.5f, 3) > knn_key(0.25f, 1));
-    T_CHECK(knn_key(0.5f, 3) > knn_key(0.5f, 4));
-    T_CHECK(knn_key(-0.5f, 3) < knn_key(-0.25f, 9));
-    T_CHECK(knn_key(-0.0f, 7) == knn_key(0.0f, 7));
-    T_CHECK(knn_key(-1.0f, 0) > knn_key(-FLT_MAX, 0));
+    T_CHECK(mms_topk_key(0.5f, 3) > mms_topk_key(0.25f, 1));
+    T_CHECK(mms_topk_key(0.5f, 3) > mms_topk_key(0.5f, 4));
+    T_CHECK(mms_topk_key(-0.5f, 3) < mms_topk_key(-0.25f, 9));
+    T_CHECK(mms_topk_key(-0.0f, 7) == mms_topk_key(0.0f, 7));
+    T_CHECK(mms_topk_key(-1.0f, 0) > mms_topk_key(-FLT_MAX, 0));
     const float probe[] = {1.0f, -1.0f, 0.0f, 0.3f, -0.7f, FLT_MIN, -FLT_MIN, 1e-30f};
     for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
-        T_CHECK(knn_key_sim(knn_key(probe[i], 123456)) == probe[i]);
-        T_EQ_INT(knn_key_id(knn_key(probe[i], 4000000000ll)), 4000000000ll);
+        T_CHECK(mms_topk_key_score(mms_topk_key(probe[i], 123456)) == probe[i]);
+        T_EQ_INT(mms_topk_key_id(mms_topk_key(probe[i], 4000000000ll)), 4000000000ll);
     }
     /* random offers, with repeated sims, against a sort */
     enum { K = 7, M = 300 };
     int64_t ids[K];
     float sims[K], thr[1];
     int32_t cnt[1];
-    knn_topk_t h = {K, (uint64_t *)ids, cnt, thr};
-    knn_topk_reset(&h, 1, NULL);
+    mms_topk_rows_t h = {K, (uint64_t *)ids, cnt, thr};
+    mms_topk_rows_reset(&h, 1, NULL);
     cand_t all[M];
     mms_rng_t r;
     mms_rng_init(&r, 5, MMS_STREAM_FUZZ, 99);
@@ -84,9 +84,9 @@ static void test_heap(void) {
         float s = (float)mms_rng_below(&r, 20) / 20.0f - 0.5f; /* many ties, both signs */
         int64_t id = (int64_t)((i * 7919) % M);
         all[i] = (cand_t){s, id};
-        if (s >= thr[0]) knn_topk_offer(&h, 0, knn_key(s, id));
+        if (s >= thr[0]) mms_topk_rows_offer(&h, 0, mms_topk_key(s, id));
     }
-    knn_topk_finish(&h, 1, ids, sims);
+    mms_topk_rows_finish(&h, 1, ids, sims);
     qsort(all, M, sizeof(cand_t), cmp_cand);
     for (int j = 0; j < K; j++) {
         T_EQ_INT(ids[j], all[j].id);
@@ -94,9 +94,9 @@ static void test_heap(void) {
     }
     /* a closed row accepts nothing and finishes as padding */
     uint8_t closed = 1;
-    knn_topk_reset(&h, 1, &closed);
+    mms_topk_rows_reset(&h, 1, &closed);
     T_CHECK(isinf(thr[0]) && thr[0] > 0);
-    knn_topk_finish(&h, 1, ids, sims);
+    mms_topk_rows_finish(&h, 1, ids, sims);
     T_EQ_INT(ids[0], -1);
     T_CHECK(isinf(sims[K - 1]) && sims[K - 1] < 0);
 }

@@ -7,7 +7,7 @@
 #include "mms_log.h"
 #include "mms_rng.h"
 #include "mms_test.h"
-#include "topk.h"
+#include "mms_topk.h"
 
 typedef struct {
     float s;
@@ -68,7 +68,7 @@ int main(void) {
         }
         int64_t mi[25];
         float ms[25];
-        mms_topk_merge(li, ls, 4, k, mi, ms);
+        T_OK(mms_topk_merge(li, ls, 4, k, k, mi, ms, NULL, NULL));
         int diff = 0;
         for (int j = 0; j < k; j++) diff += mi[j] != ids[q * k + j] || ms[j] != sc[q * k + j];
         T_EQ_INT(diff, 0);
