@@ -73,7 +73,7 @@ struct mms_webserver {
     char *server, *catalog_dir, *listen, *static_dir, *token;
     size_t token_len;
     mms_catalog_t *cat;
-    char dataset[256], descriptor[64];
+    char dataset[256], source[1024], descriptor[64];
     int features_are_descriptor; /* cosine of an upload can use its descriptor */
     int has_paths;
     int64_t *split_rows[3];
@@ -349,6 +349,8 @@ static enum MHD_Result api_info(mms_webserver_t *w, struct MHD_Connection *con) 
     json_t *o = json_object();
     json_object_set_new(o, "ok", json_true());
     json_object_set_new(o, "dataset", json_string(w->dataset));
+    json_t *src = json_string(w->source);
+    json_object_set_new(o, "source", src ? src : json_string(""));
     json_object_set_new(o, "images", json_integer(c->n));
     json_t *sp = json_object();
     for (int s = 0; s < 3; s++) json_object_set_new(sp, mms_split_name(s), json_integer(c->n_split[s]));
@@ -1228,15 +1230,25 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 /* The catalog's dataset description and descriptor (manifest), best effort. */
 static void read_manifest(mms_webserver_t *w) {
-    const char *base = strrchr(w->catalog_dir, '/');
-    snprintf(w->dataset, sizeof w->dataset, "%s", base && base[1] ? base + 1 : w->catalog_dir);
+    /* the name: the catalog folder's, or its parent's for ".../NAME/catalog"
+     * (the jobs' layout) */
+    char dir[MMS_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", w->catalog_dir);
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dir[--dl] = '\0';
+    char *base = strrchr(dir, '/');
+    if (base && !strcmp(base + 1, "catalog") && base != dir) {
+        *base = '\0';
+        base = strrchr(dir, '/');
+    }
+    snprintf(w->dataset, sizeof w->dataset, "%s", base ? base + 1 : dir);
     mms_manifest_t *m = NULL;
     mms_log_level lv = mms_log_get_level();
     mms_log_set_level(MMS_LOG_QUIET); /* the catalog opened fine; a manifest oddity is not an error here */
     if (mms_manifest_read_dir(w->catalog_dir, "catalog", MMS_CATALOG_FORMAT, &m) == MMS_OK) {
         const char *s = NULL;
-        if (mms_manifest_get_str(m, "source", &s) == MMS_OK && s && s[0])
-            snprintf(w->dataset, sizeof w->dataset, "%s", s);
+        if (mms_manifest_get_str(m, "source", &s) == MMS_OK && s)
+            snprintf(w->source, sizeof w->source, "%s", s);
         if (mms_manifest_get_str(m, "descriptor", &s) == MMS_OK && s)
             snprintf(w->descriptor, sizeof w->descriptor, "%s", s);
         mms_manifest_destroy(&m);

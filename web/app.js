@@ -89,6 +89,7 @@
       const info = await api('/api/info');
       state.info = info;
       const sp = info.splits || {};
+      $('#dataset').title = info.source || '';
       $('#dataset').textContent = `${info.dataset}: ${info.images} images (train ${sp.train}, ` +
         `test ${sp.test}), ${info.tags} tags` + (info.has_images ? '' : '; no image files (tags shown instead)');
       document.body.classList.toggle('no-images', !info.has_images);

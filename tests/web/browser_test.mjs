@@ -11,7 +11,9 @@
 // after printing every check.
 //
 // usage: node browser_test.mjs --url URL --chromium PATH --artifacts DIR
-//          --id QUERY_ID --keyword TAG --negative TAG --upload FILE.jpg
+//          --id QUERY_ID --keyword TAG --negative TAG [--images yes|no] [--upload FILE.jpg]
+// --images no: a catalog without image files (Corel5k): tags in place of
+// thumbnails. Without --upload the page must not offer uploads.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +21,7 @@ import puppeteer from 'puppeteer-core';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-for (const k of ['url', 'chromium', 'artifacts', 'id', 'keyword', 'negative', 'upload'])
+for (const k of ['url', 'chromium', 'artifacts', 'id', 'keyword', 'negative'])
   if (!args[k]) { console.error(`browser_test: --${k} is required`); process.exit(2); }
 
 let failures = 0;
@@ -30,6 +32,7 @@ const ok = (cond, what, detail) => {
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 fs.mkdirSync(args.artifacts, { recursive: true });
+const expectImages = (args.images || 'yes') !== 'no';
 
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mms-chromium-'));
 const browser = await puppeteer.launch({
@@ -72,11 +75,17 @@ try {
   await page.waitForSelector('#picker button');
   const info = await page.$eval('#dataset', (e) => e.textContent);
   ok(/images/.test(info), 'page loads, dataset line', info);
-  const pickerImgs = await page.$$eval('#picker img', (ims) => ims.map((i) => [i.complete, i.naturalWidth]));
-  await page.waitForFunction(() => [...document.querySelectorAll('#picker img')].every((i) => i.complete));
-  const pickerLoaded = await page.$$eval('#picker img', (ims) => ims.filter((i) => i.naturalWidth > 0).length);
-  ok(pickerImgs.length > 0 && pickerLoaded === pickerImgs.length, 'picker thumbnails render (naturalWidth > 0)',
-    `${pickerLoaded}/${pickerImgs.length}`);
+  const hasImages = !(await page.$eval('body', (b) => b.classList.contains('no-images')));
+  ok(hasImages === expectImages, 'the page knows whether the catalog has image files', String(hasImages));
+  if (expectImages) {
+    await page.waitForFunction(() => [...document.querySelectorAll('#picker img')].every((i) => i.complete));
+    const pickerImgs = await page.$$eval('#picker img', (ims) => ims.map((i) => i.naturalWidth));
+    ok(pickerImgs.length > 0 && pickerImgs.every((w) => w > 0), 'picker thumbnails render (naturalWidth > 0)',
+      `${pickerImgs.filter((w) => w > 0).length}/${pickerImgs.length}`);
+  } else {
+    const cards = await page.$$eval('#picker button', (bs) => bs.map((b) => (b.querySelector('img') ? '' : b.textContent.trim())));
+    ok(cards.length > 0 && cards.every((t) => t.length > 0), 'picker shows tags in place of thumbnails', cards.slice(0, 3).join(' | '));
+  }
   await shot(page, 'loaded');
 
   // ---- pick a random image, then the test's image by id
@@ -151,9 +160,14 @@ try {
 
   // ---- images actually render
   await page.evaluate(() => document.querySelector('#grid').scrollIntoView());
-  await page.waitForFunction(() => [...document.querySelectorAll('#grid li img')].slice(0, 8).every((i) => i.complete));
-  const rendered = await page.$$eval('#grid li img', (ims) => ims.slice(0, 8).map((i) => i.naturalWidth));
-  ok(rendered.length > 0 && rendered.every((w) => w > 0), 'result thumbnails render (naturalWidth > 0)', rendered.join(' '));
+  if (expectImages) {
+    await page.waitForFunction(() => [...document.querySelectorAll('#grid li img')].slice(0, 8).every((i) => i.complete));
+    const rendered = await page.$$eval('#grid li img', (ims) => ims.slice(0, 8).map((i) => i.naturalWidth));
+    ok(rendered.length > 0 && rendered.every((w) => w > 0), 'result thumbnails render (naturalWidth > 0)', rendered.join(' '));
+  } else {
+    const cards = await page.$$eval('#grid li', (lis) => lis.map((li) => !!li.querySelector('.tagcard') && !li.querySelector('img')));
+    ok(cards.length > 0 && cards.every(Boolean), 'results show tags and scores in place of thumbnails', cards.length);
+  }
   const why = await page.$eval('#grid li details', (d) => { d.open = true; return d.textContent; });
   ok(/Visual similarity: [0-9.-]+/.test(why) && /Shared keywords/.test(why), 'why this result', why.replace(/\s+/g, ' '));
   await page.evaluate(() => window.scrollTo(0, 0));
@@ -193,7 +207,10 @@ try {
 
   // ---- upload a JPEG
   const uploadOn = await page.$eval('#upload', (i) => !i.disabled);
-  if (ok(uploadOn, 'upload enabled (the index has a pixel descriptor)')) {
+  const uploadShown = await page.$eval('#upload-row', (r) => getComputedStyle(r).display !== 'none');
+  if (!args.upload) {
+    ok(!uploadOn && !uploadShown, 'no upload offered (the index has no pixel descriptor)');
+  } else if (ok(uploadOn && uploadShown, 'upload enabled (the index has a pixel descriptor)')) {
     const input = await page.$('#upload');
     const uploaded = page.waitForResponse((r) => r.url().endsWith('/api/upload'));
     await input.uploadFile(path.resolve(args.upload));
