@@ -126,3 +126,8 @@ for c in "${catalogs[@]}"; do
 done
 printf '\nmain: done; outputs under %s\n' "$WORK" >&2
 for r in "${reports[@]}"; do printf 'main: report %s\n' "$r" >&2; done
+# the live search page (docs/web.md) on the last data set indexed
+last="${catalogs[${#catalogs[@]}-1]}"
+printf 'main: browse %s with the slider (docs/web.md): start the query server, then the page, and open http://127.0.0.1:8080/\n' "$last" >&2
+printf '  %s %q serve --index %q --listen 127.0.0.1:7700 &\n' "$(mms_mpirun_cmd "$((RANKS + 1))")" "$MMSAGE" "$WORK/$last/index" >&2
+printf '  %q web --server 127.0.0.1:7700 --catalog %q --listen 127.0.0.1:8080\n' "$MMSAGE" "$WORK/$last/catalog" >&2
