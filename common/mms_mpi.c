@@ -3,7 +3,10 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "mms_array.h"
 #include "mms_log.h"
 
 void mms_mpi_error(int rc, const char *what, const char *file, int line, const char *func) {
@@ -37,4 +40,84 @@ mms_status mms_mpi_bcast_big(void *buf, size_t bytes, int root, MPI_Comm comm) {
         bytes -= n;
     }
     return MMS_OK;
+}
+
+/* ---------------------------------------------------------------- exchange plan */
+
+static mms_status plan_counts(mms_mpi_plan_t *pl, int P) {
+    if (pl->counts_block && pl->nranks == P) return MMS_OK;
+    free(pl->counts_block);
+    pl->counts_block = NULL;
+    MMS_CALL(mms_calloc((size_t)P * 8, sizeof(int), &pl->counts_block));
+    int *c = pl->counts_block;
+    pl->nranks = P;
+    pl->ask_count = c;
+    pl->ask_displ = c + P;
+    pl->ans_count = c + 2 * P;
+    pl->ans_displ = c + 3 * P;
+    pl->ask_rows = c + 4 * P;
+    pl->ask_rdispl = c + 5 * P;
+    pl->ans_rows = c + 6 * P;
+    pl->ans_rdispl = c + 7 * P;
+    return MMS_OK;
+}
+
+mms_status mms_mpi_plan_make(mms_mpi_plan_t *pl, const int64_t *ids, const int *count, int width,
+                             MPI_Comm comm) {
+    int P;
+    MMS_MPI_CALL(MPI_Comm_size(comm, &P));
+    /* the same on every rank: allocated on the first call (or a new size) only */
+    if (!pl->counts_block || pl->nranks != P) MMS_CALL(mms_mpi_agree(plan_counts(pl, P), comm));
+    pl->width = width;
+    memcpy(pl->ask_count, count, (size_t)P * sizeof(int));
+    MMS_MPI_CALL(MPI_Alltoall(pl->ask_count, 1, MPI_INT, pl->ans_count, 1, MPI_INT, comm));
+    int64_t na = 0, nb = 0;
+    for (int r = 0; r < P; r++) {
+        pl->ask_displ[r] = (int)na;
+        pl->ans_displ[r] = (int)nb;
+        na += pl->ask_count[r];
+        nb += pl->ans_count[r];
+    }
+    pl->n_ask = na;
+    pl->n_ans = nb;
+    mms_status s = MMS_OK;
+    int64_t most = na > nb ? na : nb;
+    if (most * (int64_t)width >= INT_MAX) {
+        mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                      "an exchange of %lld rows x %d elements exceeds one MPI message; use more ranks",
+                      (long long)most, width);
+        s = MMS_ERR_ARG;
+    }
+    if (s == MMS_OK) s = mms_grow(&pl->asked, sizeof *pl->asked, (size_t)nb + 1, &pl->asked_cap);
+    MMS_CALL(mms_mpi_agree(s, comm));
+    MMS_MPI_CALL(MPI_Alltoallv(ids, pl->ask_count, pl->ask_displ, MPI_INT64_T, pl->asked,
+                               pl->ans_count, pl->ans_displ, MPI_INT64_T, comm));
+    for (int r = 0; r < P; r++) {
+        pl->ask_rows[r] = pl->ask_count[r] * width;
+        pl->ask_rdispl[r] = pl->ask_displ[r] * width;
+        pl->ans_rows[r] = pl->ans_count[r] * width;
+        pl->ans_rdispl[r] = pl->ans_displ[r] * width;
+    }
+    return MMS_OK;
+}
+
+mms_status mms_mpi_plan_rows(const mms_mpi_plan_t *pl, const void *answers, void *rows,
+                             MPI_Datatype type, MPI_Comm comm) {
+    MMS_MPI_CALL(MPI_Alltoallv(answers, pl->ans_rows, pl->ans_rdispl, type, rows, pl->ask_rows,
+                               pl->ask_rdispl, type, comm));
+    return MMS_OK;
+}
+
+mms_status mms_mpi_plan_rows_back(const mms_mpi_plan_t *pl, const void *rows, void *answers,
+                                  MPI_Datatype type, MPI_Comm comm) {
+    MMS_MPI_CALL(MPI_Alltoallv(rows, pl->ask_rows, pl->ask_rdispl, type, answers, pl->ans_rows,
+                               pl->ans_rdispl, type, comm));
+    return MMS_OK;
+}
+
+void mms_mpi_plan_free(mms_mpi_plan_t *pl) {
+    if (!pl) return;
+    free(pl->counts_block);
+    free(pl->asked);
+    memset(pl, 0, sizeof *pl);
 }

@@ -3,12 +3,16 @@
  * This is the only file under common/ that includes mpi.h: everything else in
  * common/ takes (rank, nranks) as integers. It turns MPI error codes into
  * mms_status and lets ranks agree on failure before a collective phase, so that
- * all ranks fail together with one clear message instead of hanging.
+ * all ranks fail together with one clear message instead of hanging. It also
+ * holds the two MPI patterns more than one stage repeats: a broadcast of any
+ * size and the exchange plan (ids to their owners, rows back). No math here.
  */
 #ifndef MMS_MPI_H
 #define MMS_MPI_H
 
 #include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "mms_status.h"
 
@@ -34,5 +38,49 @@ void mms_mpi_error(int rc, const char *what, const char *file, int line, const c
 
 /* Byte counts above INT_MAX split into chunks for MPI_Bcast. Collective. */
 mms_status mms_mpi_bcast_big(void *buf, size_t bytes, int root, MPI_Comm comm);
+
+/* ---- exchange plan: "send these ids to their owners, get their rows back" ----
+ * Every rank asks the owner ranks for the rows of some ids and answers what
+ * the others ask of it:
+ *   1. mms_mpi_plan_make: counts (MPI_Alltoall), then the ids (MPI_Alltoallv);
+ *      plan->asked then holds the ids the other ranks ask of this one;
+ *   2. mms_mpi_plan_rows: the owners' answers (one row of `width` elements per
+ *      asked id, in plan->asked order) travel back (MPI_Alltoallv) and arrive
+ *      in the order of the caller's ids;
+ *   3. mms_mpi_plan_rows_back (optional): rows for the caller's ids go to the
+ *      owners the other way (e.g. gradients of the rows received in 2).
+ * A plan is zeroed by the caller ({0}), reused across calls (its buffers only
+ * grow) and freed with mms_mpi_plan_free. Message sizes travel as int: a plan
+ * whose rows do not fit one MPI message fails on every rank together. */
+typedef struct {
+    int nranks;
+    int width;                      /* elements per row */
+    int64_t n_ask;                  /* ids this rank asks for (the caller's array) */
+    int64_t n_ans;                  /* ids the other ranks ask of this rank */
+    int *ask_count, *ask_displ;     /* nranks: ids asked of rank r, and where they start */
+    int *ans_count, *ans_displ;     /* nranks: ids rank r asks of this rank */
+    int *ask_rows, *ask_rdispl;     /* the same in row elements (x width) */
+    int *ans_rows, *ans_rdispl;
+    int64_t *asked;                 /* n_ans ids asked of this rank, grouped by asking rank */
+    size_t asked_cap;
+    int *counts_block;              /* private: the one allocation behind the count arrays */
+} mms_mpi_plan_t;
+
+/* Collective. ids[0..sum(count)) grouped by owner rank, count[r] of them
+ * owned by rank r (comm's size entries); rows will have width elements. Fills
+ * the plan's counts and plan->asked. MMS_ERR_ARG on every rank when some
+ * rank's rows would exceed one MPI message (INT_MAX elements); MMS_ERR_NOMEM
+ * likewise; the ranks agree on failure before exchanging ids. */
+mms_status mms_mpi_plan_make(mms_mpi_plan_t *plan, const int64_t *ids, const int *count, int width,
+                             MPI_Comm comm);
+/* Collective. answers: n_ans rows (plan->asked order) of plan->width elements
+ * of type; rows: receives n_ask rows, in the order of the ids given to make. */
+mms_status mms_mpi_plan_rows(const mms_mpi_plan_t *plan, const void *answers, void *rows,
+                             MPI_Datatype type, MPI_Comm comm);
+/* Collective. The reverse of mms_mpi_plan_rows: rows (n_ask, the ids' order)
+ * go to their owners, answers receives n_ans rows (plan->asked order). */
+mms_status mms_mpi_plan_rows_back(const mms_mpi_plan_t *plan, const void *rows, void *answers,
+                                  MPI_Datatype type, MPI_Comm comm);
+void mms_mpi_plan_free(mms_mpi_plan_t *plan);
 
 #endif

@@ -27,95 +27,65 @@ void mms_shard_free(mms_shard_t *sh) {
     memset(sh, 0, sizeof *sh);
 }
 
-/* Halo exchange: every rank asks the owners for the image rows it lacks. */
+/* Halo exchange: every rank asks the owners for the image rows it lacks
+ * (one exchange plan, common/mms_mpi.h). Collective. */
 static mms_status exchange_halo(const mms_graph_t *g, mms_shard_t *sh, MPI_Comm comm) {
-    int P = sh->nranks;
-    int *qcount = NULL, *qdispl = NULL, *rcount = NULL, *rdispl = NULL;
-    int64_t *want = NULL, *asked = NULL, *fill = NULL;
+    const int P = sh->nranks;
+    const int64_t D = sh->dim, nh = sh->n_halo1 + sh->n_halo2;
+    mms_mpi_plan_t plan = {0};
+    int *count = NULL;
+    int64_t *want = NULL, *wl = NULL, *fill = NULL;
     float *sendrows = NULL, *recvrows = NULL;
-    mms_status s = MMS_OK;
-    const int64_t D = sh->dim;
-    MMS_CALL_GOTO(s, out, mms_calloc((size_t)P, sizeof(int), &qcount));
-    MMS_CALL_GOTO(s, out, mms_calloc((size_t)P, sizeof(int), &qdispl));
-    MMS_CALL_GOTO(s, out, mms_calloc((size_t)P, sizeof(int), &rcount));
-    MMS_CALL_GOTO(s, out, mms_calloc((size_t)P, sizeof(int), &rdispl));
-    MMS_CALL_GOTO(s, out, mms_calloc((size_t)P, sizeof(int64_t), &fill));
-    int64_t nh = sh->n_halo1 + sh->n_halo2, nwant = 0;
-    MMS_CALL_GOTO(s, out, mms_malloc((size_t)(nh + 1) * sizeof *want, &want));
-    /* halo image nodes grouped by owner; local order within a group is kept */
-    for (int64_t i = sh->n_owned; i < sh->n_local; i++)
-        if (sh->gid[i] < sh->n_images) qcount[sh->part[sh->gid[i]]]++;
-    for (int r = 1; r < P; r++) qdispl[r] = qdispl[r - 1] + qcount[r - 1];
-    int64_t *wl = NULL; /* local index of each wanted row, same order */
-    MMS_CALL_GOTO(s, out, mms_malloc((size_t)(nh + 1) * sizeof *wl, &wl));
-    for (int64_t i = sh->n_owned; i < sh->n_local; i++) {
-        int64_t v = sh->gid[i];
-        if (v >= sh->n_images) continue;
-        int r = sh->part[v];
-        want[qdispl[r] + fill[r]] = v;
-        wl[qdispl[r] + fill[r]] = i;
-        fill[r]++;
-        nwant++;
+    /* halo image nodes grouped by owner, local order kept within a group; wl:
+     * the local index of each wanted row, in the same order */
+    mms_status s = mms_calloc((size_t)P * 2, sizeof(int), &count);
+    if (s == MMS_OK) s = mms_calloc((size_t)P, sizeof(int64_t), &fill);
+    if (s == MMS_OK) s = mms_malloc((size_t)(nh + 1) * sizeof *want, &want);
+    if (s == MMS_OK) s = mms_malloc((size_t)(nh + 1) * sizeof *wl, &wl);
+    int64_t nwant = 0;
+    if (s == MMS_OK) {
+        int *displ = count + P;
+        for (int64_t i = sh->n_owned; i < sh->n_local; i++)
+            if (sh->gid[i] < sh->n_images) count[sh->part[sh->gid[i]]]++;
+        for (int r = 1; r < P; r++) displ[r] = displ[r - 1] + count[r - 1];
+        for (int64_t i = sh->n_owned; i < sh->n_local; i++) {
+            int64_t v = sh->gid[i];
+            if (v >= sh->n_images) continue;
+            int r = sh->part[v];
+            want[displ[r] + fill[r]] = v;
+            wl[displ[r] + fill[r]] = i;
+            fill[r]++;
+            nwant++;
+        }
     }
-    if (MPI_Alltoall(qcount, 1, MPI_INT, rcount, 1, MPI_INT, comm) != MPI_SUCCESS) {
-        s = MMS_ERR_MPI;
-        free(wl);
-        goto out;
-    }
-    int64_t nasked = 0;
-    for (int r = 0; r < P; r++) {
-        rdispl[r] = (int)nasked;
-        nasked += rcount[r];
-    }
-    MMS_CALL_GOTO(s, out, mms_malloc((size_t)(nasked + 1) * sizeof *asked, &asked));
-    if (MPI_Alltoallv(want, qcount, qdispl, MPI_INT64_T, asked, rcount, rdispl, MPI_INT64_T, comm) !=
-        MPI_SUCCESS) {
-        s = MMS_ERR_MPI;
-        free(wl);
-        goto out;
-    }
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, comm));
+    MMS_CALL_GOTO(s, out, mms_mpi_plan_make(&plan, want, count, (int)D, comm));
     /* answer with the rows (each is an owned image node here) */
-    MMS_CHECK_GOTO(s, out, nasked * D < 2147483647LL && nwant * D < 2147483647LL, MMS_ERR_ARG,
-                   "halo exchange of %lld rows x %lld floats exceeds one MPI message; use more ranks",
-                   (long long)(nasked > nwant ? nasked : nwant), (long long)D);
-    MMS_CALL_GOTO(s, out, mms_malloc((size_t)(nasked * D + 1) * sizeof(float), &sendrows));
-    for (int64_t i = 0; i < nasked; i++) {
-        int64_t v = asked[i];
-        MMS_CHECK_GOTO(s, out, v >= 0 && v < sh->n_images && sh->part[v] == sh->rank,
-                       MMS_ERR_INTERNAL, "halo request for node %lld not owned by rank %d",
-                       (long long)v, sh->rank);
+    const int64_t nasked = plan.n_ans;
+    s = mms_malloc((size_t)(nasked * D + 1) * sizeof(float), &sendrows);
+    if (s == MMS_OK) s = mms_malloc((size_t)(nwant * D + 1) * sizeof(float), &recvrows);
+    for (int64_t i = 0; s == MMS_OK && i < nasked; i++) {
+        int64_t v = plan.asked[i];
+        if (!(v >= 0 && v < sh->n_images && sh->part[v] == sh->rank)) {
+            mms_error_set(MMS_ERR_INTERNAL, __FILE__, __LINE__, __func__,
+                          "halo request for node %lld not owned by rank %d", (long long)v, sh->rank);
+            s = MMS_ERR_INTERNAL;
+            break;
+        }
         memcpy(sendrows + i * D, g->x + v * D, (size_t)D * sizeof(float));
     }
-    int *scnt = NULL, *sdsp = NULL, *rcnt = NULL, *rdsp = NULL;
-    MMS_CALL_GOTO(s, out, mms_malloc((size_t)P * 4 * sizeof(int), &scnt));
-    sdsp = scnt + P;
-    rcnt = scnt + 2 * P;
-    rdsp = scnt + 3 * P;
-    for (int r = 0; r < P; r++) {
-        scnt[r] = rcount[r] * (int)D;
-        sdsp[r] = rdispl[r] * (int)D;
-        rcnt[r] = qcount[r] * (int)D;
-        rdsp[r] = qdispl[r] * (int)D;
-    }
-    MMS_CALL_GOTO(s, out, mms_malloc((size_t)(nwant * D + 1) * sizeof(float), &recvrows));
-    if (MPI_Alltoallv(sendrows, scnt, sdsp, MPI_FLOAT, recvrows, rcnt, rdsp, MPI_FLOAT, comm) !=
-        MPI_SUCCESS)
-        s = MMS_ERR_MPI;
-    free(scnt);
-    if (s == MMS_OK)
-        for (int64_t i = 0; i < nwant; i++)
-            memcpy(sh->x + wl[i] * D, recvrows + i * D, (size_t)D * sizeof(float));
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, comm));
+    MMS_CALL_GOTO(s, out, mms_mpi_plan_rows(&plan, sendrows, recvrows, MPI_FLOAT, comm));
+    for (int64_t i = 0; i < nwant; i++)
+        memcpy(sh->x + wl[i] * D, recvrows + i * D, (size_t)D * sizeof(float));
     sh->halo_bytes_in = nwant * D * (int64_t)sizeof(float);
     sh->halo_bytes_out = nasked * D * (int64_t)sizeof(float);
-    free(wl);
 out:
-    free(qcount);
-    free(qdispl);
-    free(rcount);
-    free(rdispl);
+    mms_mpi_plan_free(&plan);
+    free(count);
     free(fill);
     free(want);
-    free(asked);
+    free(wl);
     free(sendrows);
     free(recvrows);
     return s;

@@ -105,9 +105,10 @@ typedef struct {
     size_t cap_targets;
     float *z, *zall, *dzall, *dz;
     size_t cap_z, cap_zall, cap_dz;
-    int *scount, *sdispl, *rcount, *rdispl, *scount2, *sdispl2, *rcount2, *rdispl2;
-    int64_t *req_out, *req_in;
-    size_t cap_req_out, cap_req_in;
+    int *scount;              /* nranks: z rows this rank asks of each owner */
+    int64_t *req_out;         /* the ids asked, grouped by owner (build_requests) */
+    size_t cap_req_out;
+    mms_mpi_plan_t plan;      /* the z / dz exchange of the step */
     float *zsend, *zrecv;
     size_t cap_zsend, cap_zrecv;
     int32_t *ra, *rb, *rn; /* rb, rn point into ra's allocation */
@@ -317,15 +318,14 @@ static mms_status reduce_tag_rows(trainer_t *t, int64_t *bytes) {
  * (owner, id), so search v's owner's segment. */
 static int64_t req_row(const trainer_t *t, int64_t v) {
     int o = owner_of(t, v);
-    int64_t at = mms_find_i64(t->req_out + t->sdispl[o], t->scount[o], v);
-    return at < 0 ? -1 : t->sdispl[o] + at;
+    int64_t at = mms_find_i64(t->req_out + t->plan.ask_displ[o], t->scount[o], v);
+    return at < 0 ? -1 : t->plan.ask_displ[o] + at;
 }
 
 /* One training step. Collective. *loss gets the global mean loss, *npairs the
  * global number of pairs. */
 static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *npairs_out) {
     const mms_train_params_t *p = t->p;
-    int P = t->nranks;
     const int32_t H2 = 2 * t->cfg.hidden;
     int64_t npairs = 0, nreq = 0;
     double tp = mms_now();
@@ -338,17 +338,10 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         negs[j] = negdist_draw(&t->nd, mms_rng_unit(h));
     }
     MMS_CALL(build_requests(t, npairs, negs, nneg, &nreq));
-    /* exchange request lists */
-    MMS_MPI_CALL(MPI_Alltoall(t->scount, 1, MPI_INT, t->rcount, 1, MPI_INT, t->comm));
-    int64_t nin = 0;
-    for (int r = 0; r < P; r++) {
-        t->sdispl[r] = r ? t->sdispl[r - 1] + t->scount[r - 1] : 0;
-        t->rdispl[r] = (int)nin;
-        nin += t->rcount[r];
-    }
-    MMS_CALL(mms_grow(&t->req_in, sizeof(int64_t), (size_t)nin + 1, &t->cap_req_in));
-    MMS_MPI_CALL(MPI_Alltoallv(t->req_out, t->scount, t->sdispl, MPI_INT64_T, t->req_in, t->rcount,
-                               t->rdispl, MPI_INT64_T, t->comm));
+    /* exchange request lists: t->plan.asked are the nodes others need from here */
+    MMS_CALL(mms_mpi_plan_make(&t->plan, t->req_out, t->scount, H2, t->comm));
+    const int64_t nin = t->plan.n_ans;
+    const int64_t *req_in = t->plan.asked;
     /* targets computed here: my pairs' u, my own partners and negatives, and
      * whatever others asked for; a node listed twice gets one row of z */
     size_t nt_max = (size_t)(2 * npairs + nneg + nin + 1);
@@ -361,9 +354,9 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         if (owner_of(t, negs[j]) == t->rank) t->targets[nt++] = (int32_t)owned_local(t, negs[j]);
     int64_t first_req = nt;
     for (int64_t i = 0; i < nin; i++) {
-        int64_t l = owned_local(t, t->req_in[i]);
+        int64_t l = owned_local(t, req_in[i]);
         MMS_CHECK(l >= 0, MMS_ERR_INTERNAL, "rank %d was asked for node %lld it does not own",
-                  t->rank, (long long)t->req_in[i]);
+                  t->rank, (long long)req_in[i]);
         t->targets[nt++] = (int32_t)l;
     }
     PHASE(t, 0, tp);
@@ -379,15 +372,8 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     for (int64_t i = 0; i < nin; i++)
         memcpy(t->zsend + i * H2, t->z + (size_t)t->batch->in_row[first_req + i] * H2,
                (size_t)H2 * sizeof(float));
-    for (int r = 0; r < P; r++) {
-        t->scount2[r] = t->rcount[r] * H2;
-        t->sdispl2[r] = t->rdispl[r] * H2;
-        t->rcount2[r] = t->scount[r] * H2;
-        t->rdispl2[r] = t->sdispl[r] * H2;
-    }
     MMS_CALL(mms_grow(&t->zrecv, sizeof(float), (size_t)nreq * (size_t)H2 + 1, &t->cap_zrecv));
-    MMS_MPI_CALL(MPI_Alltoallv(t->zsend, t->scount2, t->sdispl2, MPI_FLOAT, t->zrecv, t->rcount2,
-                               t->rdispl2, MPI_FLOAT, t->comm));
+    MMS_CALL(mms_mpi_plan_rows(&t->plan, t->zsend, t->zrecv, MPI_FLOAT, t->comm));
     PHASE(t, 3, tp);
     /* the loss over [local z rows | received rows] */
     int64_t nz = nT + nreq;
@@ -443,8 +429,8 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     *npairs_out = gpairs;
     PHASE(t, 4, tp);
     /* dL/dz of received rows go back to their owners */
-    MMS_MPI_CALL(MPI_Alltoallv(t->dzall + (size_t)nT * H2, t->rcount2, t->rdispl2, MPI_FLOAT, t->zsend,
-                               t->scount2, t->sdispl2, MPI_FLOAT, t->comm));
+    MMS_CALL(mms_mpi_plan_rows_back(&t->plan, t->dzall + (size_t)nT * H2, t->zsend, MPI_FLOAT,
+                                    t->comm));
     for (int64_t i = 0; i < nin; i++) {
         float *d = t->dzall + (size_t)t->batch->in_row[first_req + i] * H2;
         const float *src = t->zsend + i * H2;
@@ -664,7 +650,7 @@ static void trainer_free(trainer_t *t) {
     free(t->dzall);
     free(t->scount);
     free(t->req_out);
-    free(t->req_in);
+    mms_mpi_plan_free(&t->plan);
     free(t->zsend);
     free(t->zrecv);
     free(t->ra);
@@ -757,16 +743,8 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
         if (s == MMS_OK && t->sparse) mms_sage_nodes_use_sparse(&t->nodes, t->sparse);
     }
     if (s == MMS_OK) {
-        size_t ints = (size_t)P * 8;
-        s = mms_calloc(ints, sizeof(int), &t->scount);
+        s = mms_calloc((size_t)P, sizeof(int), &t->scount);
         if (s == MMS_OK) {
-            t->sdispl = t->scount + P;
-            t->rcount = t->scount + 2 * P;
-            t->rdispl = t->scount + 3 * P;
-            t->scount2 = t->scount + 4 * P;
-            t->sdispl2 = t->scount + 5 * P;
-            t->rcount2 = t->scount + 6 * P;
-            t->rdispl2 = t->scount + 7 * P;
             s = mms_calloc((size_t)P * 2, sizeof(int), &t->tcount);
             t->tdispl = t->tcount ? t->tcount + P : NULL;
         }
