@@ -229,6 +229,7 @@
   function renderChips() {
     const chips = $('#chips'), negs = $('#neg-chips');
     chips.replaceChildren();
+    negs.replaceChildren();
     for (const w of state.keywords) {
       const unknown = state.unknown.has(w);
       chips.append(el('li', {}, el('button', {
@@ -390,16 +391,17 @@
         el('p', { text: 'Shared predicted tags: ' + (x.why.predicted.join(', ') || 'none') }),
         el('p', { text: 'Visual similarity: ' + (x.why.visual_cosine === null ? 'n/a (no query image)' : x.why.visual_cosine.toFixed(3)) }));
       const label = `Result ${i + 1}: image ${x.id}, score ${x.score.toFixed(3)}`;
+      // a catalog without image files: the tags (and the score below) in place of a thumbnail
       const pic = x.image
         ? el('img', { src: thumbUrl(x.id), alt: `Image ${x.id}: ${x.tags.join(', ')}`, loading: 'lazy', decoding: 'async' })
-        : el('div', { class: 'tagcard', 'aria-hidden': 'true', text: x.tags.join(', ') || '(no tags)' });
+        : el('div', { class: 'tagcard' }, tags);
       frag.append(el('li', {
         class: 'result', 'data-id': x.id, 'data-tags': JSON.stringify(x.tags),
         'data-shared': String(x.why.keywords.length), 'aria-label': label,
       }, el('figure', {}, pic, el('figcaption', {},
         el('div', { class: 'head' }, el('span', { class: 'rank', text: '#' + (i + 1) }),
           el('span', { class: 'score', title: 'score', text: x.score.toFixed(3) })),
-        el('span', { class: 'id', text: x.id }), tags, why,
+        el('span', { class: 'id', text: x.id }), x.image ? tags : null, why,
         el('button', { type: 'button', class: 'use', 'aria-label': `Search with image ${x.id}`,
           onclick: () => { selectImage({ id: x.id, tags: x.tags, image: x.image }); } }, 'Search with this')))));
     });

@@ -44,15 +44,16 @@ SOURCES=()
 for s in coco-mini/train2017 coco-mini/val2017 coco-tiny/train2017 coco-tiny/val2017; do
     SOURCES+=(--images "$D/$s" --instances "$D/${s%/*}/annotations/instances_${s#*/}.json")
 done
-step import "$MMSAGE" import coco "${SOURCES[@]}" --test-fraction 0.2 --seed 1 --out "$T/C"
-step build "${WEB_MPIRUN[@]}" -np 2 "$MMSAGE" build --catalog "$T/C" --out "$T/G" --threshold -1 --normalize
+mkdir -p "$T/coco"
+step import "$MMSAGE" import coco "${SOURCES[@]}" --test-fraction 0.2 --seed 1 --out "$T/coco/catalog"
+step build "${WEB_MPIRUN[@]}" -np 2 "$MMSAGE" build --catalog "$T/coco/catalog" --out "$T/G" --threshold -1 --normalize
 step partition "$MMSAGE" partition --graph "$T/G" --parts 2
 step train "${WEB_MPIRUN[@]}" -np 2 "$MMSAGE" train --graph "$T/G" --out "$T/M" --max-steps 200 --lr 1e-3 --tag-init mean
 step embed "${WEB_MPIRUN[@]}" -np 2 "$MMSAGE" embed --graph "$T/G" --model "$T/M" --out "$T/I"
 echo "web_browser: index built in $(( $(date +%s) - t0 )) s"
 
-web_start "$T/I" "$T/C"
-web_pick_query "$T/C"
+web_start "$T/I" "$T/coco/catalog"
+web_pick_query "$T/coco/catalog"
 # a normalised path: chromium refuses to read an upload whose path has ".."
 upload=$(realpath "$(ls "$D/coco-tiny/val2017"/*.jpg | head -1)")
 echo "web_browser: query image $qid (tags $qtags), keyword '$keyword', negative '$negative', upload $(basename "$upload")"

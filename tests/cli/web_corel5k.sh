@@ -23,15 +23,16 @@ T=$(mktemp -d)
 trap 'web_cleanup; rm -rf "$T"' EXIT
 fails=0
 t0=$(date +%s)
-import_corel5k "$T/C"
-step build "${WEB_MPIRUN[@]}" -np 2 "$MMSAGE" build --catalog "$T/C" --out "$T/G" --threshold -1 --normalize
+mkdir -p "$T/corel5k"
+import_corel5k "$T/corel5k/catalog"
+step build "${WEB_MPIRUN[@]}" -np 2 "$MMSAGE" build --catalog "$T/corel5k/catalog" --out "$T/G" --threshold -1 --normalize
 step partition "$MMSAGE" partition --graph "$T/G" --parts 2
 step train "${WEB_MPIRUN[@]}" -np 2 "$MMSAGE" train --graph "$T/G" --out "$T/M" --max-steps 200 --lr 1e-3 --tag-init mean
 step embed "${WEB_MPIRUN[@]}" -np 2 "$MMSAGE" embed --graph "$T/G" --model "$T/M" --out "$T/I"
 echo "web_corel5k: index built in $(( $(date +%s) - t0 )) s"
 
-web_start "$T/I" "$T/C"
-web_pick_query "$T/C"
+web_start "$T/I" "$T/corel5k/catalog"
+web_pick_query "$T/corel5k/catalog"
 echo "web_corel5k: query image $qid (tags $qtags), keyword '$keyword', negative '$negative'"
 web_browser "$WEB_ART/corel5k" --images no
 web_stop

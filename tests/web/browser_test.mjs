@@ -46,8 +46,14 @@ const browser = await puppeteer.launch({
 
 let step = 0;
 const pageErrorsSeen = [];
-async function shot(page, name) {
+// a screenshot of the viewport, scrolled to the top (or to `at`)
+async function shot(page, name, at) {
   step++;
+  await page.evaluate((sel) => {
+    if (sel) document.querySelector(sel).scrollIntoView({ block: 'start' });
+    else window.scrollTo(0, 0);
+  }, at || null);
+  await sleep(100);
   const file = path.join(args.artifacts, `${String(step).padStart(2, '0')}-${name}.png`);
   await page.screenshot({ path: file });
   console.log(`     screenshot ${file}`);
@@ -211,6 +217,9 @@ try {
   if (!args.upload) {
     ok(!uploadOn && !uploadShown, 'no upload offered (the index has no pixel descriptor)');
   } else if (ok(uploadOn && uploadShown, 'upload enabled (the index has a pixel descriptor)')) {
+    await page.focus('#slider');
+    await page.keyboard.press('End'); // the upload searched by what it looks like
+    await settle();
     const input = await page.$('#upload');
     const uploaded = page.waitForResponse((r) => r.url().endsWith('/api/upload'));
     await input.uploadFile(path.resolve(args.upload));
@@ -254,7 +263,7 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#grid li').length > 0);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   ok(overflow <= 1, 'no horizontal scrolling at 390 px', `${overflow} px`);
-  await shot(page, 'phone');
+  await shot(page, 'phone', '#controls');
 
   ok(pageErrors.length === 0, 'no script errors on the page', pageErrors.join(' | '));
 } catch (e) {
