@@ -26,9 +26,20 @@ command -v curl >/dev/null || { echo "web_hostile: skipped: no curl (run scripts
 command -v jq >/dev/null || { echo "web_hostile: skipped: no jq (run scripts/setup.sh)"; exit 77; }
 T=$(mktemp -d)
 serve_pid= web_pid= web2_pid=
+# stop PID [PIDFILE]: SIGTERM (to the serve coordinator too, which stops its
+# workers), SIGKILL after 10 s
+stop() {
+    [ -n "$1" ] || return 0
+    [ -n "${2:-}" ] && [ -s "$2" ] && kill -TERM "$(cat "$2")" 2>/dev/null
+    kill -TERM "$1" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
 cleanup() {
-    for p in $web_pid $web2_pid $serve_pid; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    stop "$web_pid"
+    stop "$web2_pid"
+    stop "$serve_pid" "$T/serve.pid"
     rm -rf "$T"
 }
 trap cleanup EXIT

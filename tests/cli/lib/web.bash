@@ -24,11 +24,23 @@ web_tools_or_skip() {
     exit 77
 }
 
-# web_cleanup: kill what is left (for trap ... EXIT)
+# web_stop_pid PID [PIDFILE]: SIGTERM to the process in PIDFILE (the serve
+# coordinator, which stops its workers) and to PID (mpirun forwards it to every
+# rank), SIGKILL after 10 s; so no rank is left behind.
+web_stop_pid() {
+    [ -n "$1" ] || return 0
+    [ -n "${2:-}" ] && [ -s "$2" ] && kill -TERM "$(cat "$2")" 2>/dev/null
+    kill -TERM "$1" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+# web_cleanup: stop what is left (for trap ... EXIT)
 web_cleanup() {
-    [ -n "$web_pid" ] && kill -9 "$web_pid" 2>/dev/null
-    [ -n "$serve_pid" ] && kill -9 "$serve_pid" 2>/dev/null
-    wait 2>/dev/null
+    web_stop_pid "$web_pid"
+    web_stop_pid "$serve_pid" "$T/serve.pid"
+    web_pid= serve_pid=
 }
 
 # web_start INDEX CATALOG: `mpirun -np 3 mmsage serve` and `mmsage web` on
