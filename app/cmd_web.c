@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "mms_addr.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_opts.h"
@@ -80,7 +81,7 @@ static const char k_summary[] =
     "Loopback only unless --auth-token-file is given; then every request needs the token.";
 
 mms_status mms_cmd_web(int argc, char **argv) {
-    const char *server = "127.0.0.1:7700", *catalog = NULL, *listen = "127.0.0.1:8080",
+    const char *server = MMS_DEFAULT_ADDR, *catalog = NULL, *listen = "127.0.0.1:8080",
                *static_dir = NULL, *token_file = NULL, *pid_file = NULL;
     mms_webserver_config_t cfg;
     mms_webserver_config_default(&cfg);
