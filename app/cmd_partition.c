@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "metis_part.h"
+#include "part_dir.h"
 #include "mms_log.h"
 #include "mms_opts.h"
 

@@ -182,6 +182,18 @@ mms_status mms_write_file_atomic(const char *path, const void *data, size_t len)
     return mms_file_commit(tmp, path);
 }
 
+mms_status mms_file_copy(const char *from_dir, const char *to_dir, const char *name) {
+    char a[MMS_PATH_MAX], b[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(a, sizeof a, from_dir, name));
+    MMS_CALL(mms_path_join(b, sizeof b, to_dir, name));
+    char *buf;
+    size_t len;
+    MMS_CALL(mms_read_file(a, &buf, &len));
+    mms_status s = mms_write_file_atomic(b, buf, len);
+    free(buf);
+    return s;
+}
+
 mms_status mms_file_checksum(const char *path, uint64_t *out) {
     FILE *f;
     MMS_CALL(mms_fopen(path, "rb", &f));

@@ -44,6 +44,8 @@ mms_status mms_fclose(FILE **f, const char *path);
 mms_status mms_read_file(const char *path, char **out, size_t *len);
 /* Write bytes atomically (tmp + rename). */
 mms_status mms_write_file_atomic(const char *path, const void *data, size_t len);
+/* Copy the file <from_dir>/<name> to <to_dir>/<name> (atomically). */
+mms_status mms_file_copy(const char *from_dir, const char *to_dir, const char *name);
 
 /* xxHash64 (XXH3) of a file's bytes, and of a buffer. */
 mms_status mms_file_checksum(const char *path, uint64_t *out);

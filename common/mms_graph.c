@@ -70,35 +70,63 @@ static mms_status load_csr(const char *dir, const char *prefix, int64_t n, int w
     return MMS_OK;
 }
 
-static mms_status load_tags(mms_graph_t *g) {
-    char p[MMS_PATH_MAX];
-    MMS_CALL(mms_path_join(p, sizeof p, g->dir, "tags.tsv"));
-    MMS_CALL(mms_calloc((size_t)(g->n_tags ? g->n_tags : 1), sizeof *g->tag_names, &g->tag_names));
-    MMS_CALL(mms_calloc((size_t)(g->n_tags ? g->n_tags : 1), sizeof *g->tag_count, &g->tag_count));
+mms_status mms_graph_tags_write(const char *path, char *const *names, const int64_t *counts,
+                                int64_t n) {
     FILE *f;
-    MMS_CALL(mms_fopen(p, "r", &f));
+    MMS_CALL(mms_fopen(path, "w", &f));
+    for (int64_t t = 0; t < n; t++) fprintf(f, "%s\t%lld\n", names[t], (long long)counts[t]);
+    return mms_fclose(&f, path);
+}
+
+void mms_graph_tags_free(char ***names, int64_t n_tags) {
+    if (!names || !*names) return;
+    for (int64_t i = 0; i < n_tags; i++) free((*names)[i]);
+    free(*names);
+    *names = NULL;
+}
+
+mms_status mms_graph_tags_read(const char *path, int64_t n_tags, char ***names_out,
+                               int64_t **counts_out) {
+    *names_out = NULL;
+    if (counts_out) *counts_out = NULL;
+    char **names = NULL;
+    int64_t *counts = NULL;
+    MMS_CALL(mms_calloc((size_t)(n_tags ? n_tags : 1), sizeof *names, &names));
+    mms_status s = mms_calloc((size_t)(n_tags ? n_tags : 1), sizeof *counts, &counts);
+    FILE *f = NULL;
+    if (s == MMS_OK) s = mms_fopen(path, "r", &f);
     char *line = NULL;
     size_t cap = 0;
     int64_t i = 0;
-    mms_status s = MMS_OK;
     int rc;
-    while ((rc = mms_getline(&line, &cap, f)) == 1) {
+    while (s == MMS_OK && (rc = mms_getline(&line, &cap, f)) == 1) {
         char *t = strchr(line, '\t');
-        MMS_CHECK_GOTO(s, out, t && i < g->n_tags, MMS_ERR_FORMAT,
-                       "%s:%lld: expected 'name<TAB>count' (and %lld lines)", p, (long long)i + 1,
-                       (long long)g->n_tags);
+        MMS_CHECK_GOTO(s, out, t && i < n_tags, MMS_ERR_FORMAT,
+                       "%s:%lld: expected 'name<TAB>count' (and %lld lines)", path, (long long)i + 1,
+                       (long long)n_tags);
         *t = '\0';
-        g->tag_names[i] = strdup(line);
-        MMS_CHECK_GOTO(s, out, g->tag_names[i], MMS_ERR_NOMEM, "out of memory");
-        g->tag_count[i] = atoll(t + 1);
+        names[i] = strdup(line);
+        MMS_CHECK_GOTO(s, out, names[i], MMS_ERR_NOMEM, "out of memory");
+        counts[i] = atoll(t + 1);
         i++;
     }
-    MMS_CHECK_GOTO(s, out, i == g->n_tags, MMS_ERR_FORMAT, "%s: has %lld lines, expected %lld", p,
-                   (long long)i, (long long)g->n_tags);
+    if (s == MMS_OK)
+        MMS_CHECK_GOTO(s, out, i == n_tags, MMS_ERR_FORMAT, "%s: has %lld lines, expected %lld", path,
+                       (long long)i, (long long)n_tags);
 out:
     free(line);
-    fclose(f);
-    return s;
+    if (f) fclose(f);
+    if (s != MMS_OK) {
+        mms_graph_tags_free(&names, n_tags);
+        free(counts);
+        return s;
+    }
+    *names_out = names;
+    if (counts_out)
+        *counts_out = counts;
+    else
+        free(counts);
+    return MMS_OK;
 }
 
 mms_status mms_graph_open(const char *dir, mms_graph_t **out) {
@@ -139,7 +167,8 @@ mms_status mms_graph_open(const char *dir, mms_graph_t **out) {
                    MMS_ERR_FORMAT, "%s: has %zu entries, expected %lld", p, pv->rows.rows,
                    (long long)g->n_images);
     g->image_rows = pv->rows.data;
-    MMS_CALL_GOTO(s, fail, load_tags(g));
+    MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, MMS_GRAPH_TAGS_FILE));
+    MMS_CALL_GOTO(s, fail, mms_graph_tags_read(p, g->n_tags, &g->tag_names, &g->tag_count));
     mms_manifest_destroy(&m);
     *out = g;
     return MMS_OK;
@@ -160,9 +189,7 @@ void mms_graph_close(mms_graph_t **gp) {
     }
     mms_csr_free(&g->full);
     mms_csr_free(&g->adj);
-    if (g->tag_names)
-        for (int64_t i = 0; i < g->n_tags; i++) free(g->tag_names[i]);
-    free(g->tag_names);
+    mms_graph_tags_free(&g->tag_names, g->n_tags);
     free(g->tag_count);
     free(g);
     *gp = NULL;

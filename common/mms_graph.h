@@ -63,4 +63,17 @@ void mms_graph_close(mms_graph_t **g);
 /* Checksum that a partition and a model record to refuse a mismatched graph. */
 mms_status mms_graph_checksum(const char *dir, uint64_t *out);
 
+/* The tag list file (a graph's tags.tsv, copied into an index): one line
+ * "name<TAB>images" per tag node, in tag node order. The one writer and the
+ * one reader of the format. */
+#define MMS_GRAPH_TAGS_FILE "tags.tsv"
+/* Write n lines (names[i], counts[i]) to path. */
+mms_status mms_graph_tags_write(const char *path, char *const *names, const int64_t *counts,
+                                int64_t n);
+/* Read exactly n_tags lines of path: *names (n_tags strdup'd names) and, when
+ * counts is not NULL, *counts (n_tags). On failure nothing is returned (a
+ * message names the file and line). Free with mms_graph_tags_free. */
+mms_status mms_graph_tags_read(const char *path, int64_t n_tags, char ***names, int64_t **counts);
+void mms_graph_tags_free(char ***names, int64_t n_tags);
+
 #endif

@@ -232,13 +232,8 @@ static mms_status write_tags_tsv(const char *dir, const mms_catalog_t *c, const 
         for (int64_t q = c->tag_ptr[train_rows[i]]; q < c->tag_ptr[train_rows[i] + 1]; q++)
             cnt[c->tag_idx[q]]++;
     char p[MMS_PATH_MAX];
-    FILE *f = NULL;
-    mms_status s = mms_path_join(p, sizeof p, dir, "tags.tsv");
-    if (s == MMS_OK) s = mms_fopen(p, "w", &f);
-    if (s == MMS_OK) {
-        for (int32_t t = 0; t < c->ntags; t++) fprintf(f, "%s\t%lld\n", c->tag_names[t], (long long)cnt[t]);
-        s = mms_fclose(&f, p);
-    }
+    mms_status s = mms_path_join(p, sizeof p, dir, MMS_GRAPH_TAGS_FILE);
+    if (s == MMS_OK) s = mms_graph_tags_write(p, c->tag_names, cnt, c->ntags);
     free(cnt);
     return s;
 }
@@ -253,7 +248,7 @@ static mms_status write_vec(const char *dir, const char *name, mms_dtype t, cons
 /* Checksum of the files that define the graph's structure and features. */
 static mms_status structure_checksum(const char *dir, uint64_t *out) {
     const char *files[] = {"indptr.npy", "indices.npy", "weights.npy", "adj_indptr.npy",
-                           "adj_indices.npy", "x.npy", "tags.tsv"};
+                           "adj_indices.npy", "x.npy", MMS_GRAPH_TAGS_FILE};
     uint64_t h[7];
     for (int i = 0; i < 7; i++) {
         char p[MMS_PATH_MAX];

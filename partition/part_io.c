@@ -1,8 +1,8 @@
-/* part_io.c: the partition directory G/parts-P (metis_part.h): written once,
+/* part_io.c: the partition directory G/parts-P (part_dir.h): written once,
  * atomically, by mms_partition_write; opened and checked against its graph by
- * mms_partition_open for the steps that use it (train, embed, serve). */
+ * mms_partition_open for the steps that use it (train, embed). */
 #define _GNU_SOURCE
-#include "metis_part.h"
+#include "part_dir.h"
 
 #include <stdio.h>
 #include <stdlib.h>

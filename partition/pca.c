@@ -547,13 +547,13 @@ mms_status mms_pca_save(const mms_pca_t *p, const char *dir) {
     MMS_CHECK(p && p->mem_ && dir, MMS_ERR_ARG, "PCA save needs a fitted PCA and a directory");
     char path[MMS_PATH_MAX];
     MMS_CALL(mms_mkdir_p(dir));
-    MMS_CALL(mms_path_join(path, sizeof path, dir, "pca_mean.npy"));
+    MMS_CALL(mms_path_join(path, sizeof path, dir, MMS_PCA_MEAN_FILE));
     MMS_CALL(mms_npy_write(path, MMS_DT_F32, p->mean, (size_t)p->d_in, 0));
-    MMS_CALL(mms_path_join(path, sizeof path, dir, "pca_components.npy"));
+    MMS_CALL(mms_path_join(path, sizeof path, dir, MMS_PCA_COMPONENTS_FILE));
     MMS_CALL(mms_npy_write(path, MMS_DT_F32, p->components, (size_t)p->d_in, (size_t)p->d_out));
-    MMS_CALL(mms_path_join(path, sizeof path, dir, "pca_eigvals.npy"));
+    MMS_CALL(mms_path_join(path, sizeof path, dir, MMS_PCA_EIGVALS_FILE));
     MMS_CALL(mms_npy_write(path, MMS_DT_F64, p->eigvals, (size_t)p->d_out, 0));
-    MMS_CALL(mms_path_join(path, sizeof path, dir, "pca_explained.npy"));
+    MMS_CALL(mms_path_join(path, sizeof path, dir, MMS_PCA_EXPLAINED_FILE));
     MMS_CALL(mms_npy_write(path, MMS_DT_F64, p->explained, (size_t)p->d_out, 0));
     return MMS_OK;
 }
@@ -589,7 +589,7 @@ mms_status mms_pca_load(const char *dir, mms_pca_t *out) {
     memset(&eig, 0, sizeof eig);
     memset(&expl, 0, sizeof expl);
     char path[MMS_PATH_MAX];
-    MMS_CALL(mms_path_join(path, sizeof path, dir, "pca_components.npy"));
+    MMS_CALL(mms_path_join(path, sizeof path, dir, MMS_PCA_COMPONENTS_FILE));
     MMS_CALL(mms_npy_open(path, MMS_DT_F32, &comp));
     size_t di = comp.rows, ko = comp.cols;
     int shape_ok = comp.hdr.ndim == 2 && di >= 1 && di <= MMS_PCA_MAX_DIM && ko >= 1 && ko <= di;
@@ -597,10 +597,10 @@ mms_status mms_pca_load(const char *dir, mms_pca_t *out) {
     MMS_CHECK(shape_ok, MMS_ERR_FORMAT,
               "'%s' has shape (%zu, %zu): expected (d_in, d_out) with 1 <= d_out <= d_in <= %d",
               path, di, ko, MMS_PCA_MAX_DIM);
-    MMS_CALL_GOTO(st, done, open_shaped(dir, "pca_components.npy", MMS_DT_F32, di, ko, &comp));
-    MMS_CALL_GOTO(st, done, open_shaped(dir, "pca_mean.npy", MMS_DT_F32, di, 0, &mean));
-    MMS_CALL_GOTO(st, done, open_shaped(dir, "pca_eigvals.npy", MMS_DT_F64, ko, 0, &eig));
-    MMS_CALL_GOTO(st, done, open_shaped(dir, "pca_explained.npy", MMS_DT_F64, ko, 0, &expl));
+    MMS_CALL_GOTO(st, done, open_shaped(dir, MMS_PCA_COMPONENTS_FILE, MMS_DT_F32, di, ko, &comp));
+    MMS_CALL_GOTO(st, done, open_shaped(dir, MMS_PCA_MEAN_FILE, MMS_DT_F32, di, 0, &mean));
+    MMS_CALL_GOTO(st, done, open_shaped(dir, MMS_PCA_EIGVALS_FILE, MMS_DT_F64, ko, 0, &eig));
+    MMS_CALL_GOTO(st, done, open_shaped(dir, MMS_PCA_EXPLAINED_FILE, MMS_DT_F64, ko, 0, &expl));
     MMS_CALL_GOTO(st, done, pca_alloc((int32_t)di, (int32_t)ko, out));
     memcpy(out->mean, mean.data, di * sizeof(float));
     memcpy(out->components, comp.data, di * ko * sizeof(float));

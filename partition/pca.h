@@ -65,6 +65,13 @@ mms_status mms_pca_covariance(const float *x_local, int64_t n_local, int64_t n_t
  * no communication; cblas_sgemm on chunks of rows. */
 mms_status mms_pca_project(const mms_pca_t *p, const float *x, int64_t n, float *y);
 
+/* The files of a saved PCA (a graph directory holds them when build used PCA;
+ * an index copies the first three). */
+#define MMS_PCA_MEAN_FILE "pca_mean.npy"
+#define MMS_PCA_COMPONENTS_FILE "pca_components.npy"
+#define MMS_PCA_EIGVALS_FILE "pca_eigvals.npy"
+#define MMS_PCA_EXPLAINED_FILE "pca_explained.npy"
+
 /* Writes pca_mean.npy (f4, d_in), pca_components.npy (f4, d_in x d_out),
  * pca_eigvals.npy (f8, d_out) and pca_explained.npy (f8, d_out) into dir (made if
  * missing), each atomically. Local: call it on one rank. */

@@ -1,4 +1,5 @@
-/* index.c: open an index directory for queries (see index.h). No MPI. */
+/* index.c: the index directory: its reader (open for queries) and its writer
+ * (see index.h). No MPI. */
 #define _GNU_SOURCE
 #include "index.h"
 
@@ -8,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mms_descriptor.h"
-#include "embed.h"
-#include "shard_scan.h"
 #include "mms_array.h"
+#include "mms_descriptor.h"
+#include "mms_graph.h"
 #include "mms_log.h"
 #include "mms_manifest.h"
+#include "model_io.h"
+#include "pca.h"
 
 void mms_index_open_default(mms_index_open_t *o) {
     memset(o, 0, sizeof *o);
@@ -50,46 +52,6 @@ static mms_status get_int32(const mms_manifest_t *m, const char *key, int32_t *v
     return MMS_OK;
 }
 
-/* The model as the index copied it: configuration from the manifest (the
- * model's, extended by embed), weights from params.npy, tag inputs from tags.npy. */
-static mms_status load_model(mms_index_t *ix, const mms_manifest_t *m) {
-    mms_sage_config_t c;
-    mms_sage_config_default(&c);
-    int64_t v, np;
-    double r;
-    MMS_CALL(get_int32(m, "dim", &c.dim));
-    MMS_CALL(get_int32(m, "hidden", &c.hidden));
-    MMS_CALL(get_int32(m, "s1", &c.s1));
-    MMS_CALL(get_int32(m, "s2", &c.s2));
-    MMS_CALL(get_int32(m, "max_degree", &c.max_degree));
-    MMS_CALL(mms_manifest_get_real(m, "dropout", &r));
-    c.dropout = (float)r;
-    MMS_CALL(mms_manifest_get_int(m, "train_tags", &v));
-    c.train_tags = (int)v;
-    MMS_CALL(mms_manifest_get_int(m, "seed", &v));
-    c.seed = (uint64_t)v;
-    MMS_CALL(mms_manifest_get_int(m, "n_params", &np));
-    MMS_CALL(mms_sage_config_check(&c));
-    MMS_CALL(mms_sage_model_create(&c, ix->n_tags, &ix->model));
-    MMS_CHECK(np == (int64_t)ix->model->n_params, MMS_ERR_FORMAT,
-              "index '%s': manifest says %lld parameters, the configuration has %zu", ix->dir,
-              (long long)np, ix->model->n_params);
-    mms_npy_t a;
-    MMS_CALL(open_shaped(ix->dir, "params.npy", MMS_DT_F32, -1, -1, &a));
-    size_t nv = a.rows * a.cols;
-    if (nv == ix->model->n_params) memcpy(ix->model->params, a.data, nv * sizeof(float));
-    mms_npy_close(&a);
-    MMS_CHECK(nv == ix->model->n_params, MMS_ERR_FORMAT,
-              "index '%s': params.npy has %zu values, expected %zu", ix->dir, nv,
-              ix->model->n_params);
-    if (ix->n_tags > 0) {
-        MMS_CALL(open_shaped(ix->dir, "tags.npy", MMS_DT_F32, ix->n_tags, ix->dim, &a));
-        memcpy(ix->model->tags, a.data, (size_t)ix->n_tags * (size_t)ix->dim * sizeof(float));
-        mms_npy_close(&a);
-    }
-    return MMS_OK;
-}
-
 static mms_status load_rows(const mms_index_t *ix, const char *name, int64_t rows, int32_t cols,
                             float **out) {
     MMS_CALL(mms_malloc((size_t)(rows > 0 ? rows : 1) * (size_t)cols * sizeof(float), out));
@@ -103,56 +65,33 @@ static mms_status load_rows(const mms_index_t *ix, const char *name, int64_t row
 
 static mms_status load_tag_names(mms_index_t *ix) {
     char p[MMS_PATH_MAX];
-    MMS_CALL(mms_path_join(p, sizeof p, ix->dir, "tags.tsv"));
-    MMS_CALL(mms_calloc((size_t)(ix->n_tags + 1), sizeof *ix->tag_names, &ix->tag_names));
+    MMS_CALL(mms_path_join(p, sizeof p, ix->dir, MMS_GRAPH_TAGS_FILE));
+    MMS_CALL(mms_graph_tags_read(p, ix->n_tags, &ix->tag_names, NULL));
     MMS_CALL(mms_strmap_create((size_t)ix->n_tags + 16, &ix->tag_map));
-    FILE *f;
-    MMS_CALL(mms_fopen(p, "r", &f));
-    char *line = NULL;
-    size_t cap = 0;
-    int64_t i = 0;
-    mms_status s = MMS_OK;
-    int rc;
-    while (s == MMS_OK && (rc = mms_getline(&line, &cap, f)) == 1) {
-        char *t = strchr(line, '\t');
-        if (!t || i >= ix->n_tags) {
-            mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
-                          "%s:%lld: expected %lld lines 'name<TAB>images'", p, (long long)i + 1,
-                          (long long)ix->n_tags);
-            s = MMS_ERR_FORMAT;
-            break;
-        }
-        *t = '\0';
-        ix->tag_names[i] = strdup(line);
-        if (!ix->tag_names[i]) s = MMS_ERR_NOMEM;
+    for (int64_t i = 0; i < ix->n_tags; i++) {
         int ins = 0;
-        if (s == MMS_OK) s = mms_strmap_put(ix->tag_map, line, strlen(line), i, &ins, NULL);
-        i++;
+        const char *name = ix->tag_names[i];
+        MMS_CALL(mms_strmap_put(ix->tag_map, name, strlen(name), i, &ins, NULL));
     }
-    free(line);
-    fclose(f);
-    if (s != MMS_OK) return s;
-    MMS_CHECK(i == ix->n_tags, MMS_ERR_FORMAT, "%s: %lld tags, the manifest says %lld", p,
-              (long long)i, (long long)ix->n_tags);
     return MMS_OK;
 }
 
 static mms_status load_pca(mms_index_t *ix) {
     char p[MMS_PATH_MAX];
-    MMS_CALL(mms_path_join(p, sizeof p, ix->dir, "pca_components.npy"));
+    MMS_CALL(mms_path_join(p, sizeof p, ix->dir, MMS_PCA_COMPONENTS_FILE));
     if (!mms_path_exists(p)) {
         ix->in_dim = ix->dim;
         return MMS_OK;
     }
     mms_npy_t c, m;
-    MMS_CALL(open_shaped(ix->dir, "pca_components.npy", MMS_DT_F32, -1, ix->dim, &c));
+    MMS_CALL(open_shaped(ix->dir, MMS_PCA_COMPONENTS_FILE, MMS_DT_F32, -1, ix->dim, &c));
     int64_t din = (int64_t)c.rows;
     mms_status s = din >= 1 && din <= INT32_MAX ? MMS_OK : MMS_ERR_FORMAT;
     if (s == MMS_OK) s = mms_malloc((size_t)din * (size_t)ix->dim * sizeof(float), &ix->pca_comp);
     if (s == MMS_OK) memcpy(ix->pca_comp, c.data, (size_t)din * (size_t)ix->dim * sizeof(float));
     mms_npy_close(&c);
     MMS_CALL(s);
-    MMS_CALL(open_shaped(ix->dir, "pca_mean.npy", MMS_DT_F32, din, 0, &m));
+    MMS_CALL(open_shaped(ix->dir, MMS_PCA_MEAN_FILE, MMS_DT_F32, din, 0, &m));
     s = mms_malloc((size_t)din * sizeof(float), &ix->pca_mean);
     if (s == MMS_OK) memcpy(ix->pca_mean, m.data, (size_t)din * sizeof(float));
     mms_npy_close(&m);
@@ -249,24 +188,24 @@ static void shard_close(mms_index_shard_t *sh) {
 
 static mms_status shard_open(const mms_index_t *ix, int s, int filter, mms_index_shard_t *sh) {
     char dir[MMS_PATH_MAX], name[32];
-    snprintf(name, sizeof name, "shard-%d", s);
+    snprintf(name, sizeof name, MMS_INDEX_SHARD_DIR, s);
     MMS_CALL(mms_path_join(dir, sizeof dir, ix->dir, name));
     sh->shard = s;
-    MMS_CALL(open_shaped(dir, "ids.npy", MMS_DT_I64, -1, 0, &sh->f_ids));
+    MMS_CALL(open_shaped(dir, MMS_INDEX_IDS_FILE, MMS_DT_I64, -1, 0, &sh->f_ids));
     int64_t n = (int64_t)sh->f_ids.rows;
     sh->n = n;
     sh->ids = sh->f_ids.data;
-    MMS_CALL(open_shaped(dir, "emb.npy", MMS_DT_F32, n, ix->emb_dim, &sh->f_emb));
-    MMS_CALL(open_shaped(dir, "h1.npy", MMS_DT_F32, n, ix->emb_dim, &sh->f_h1));
-    MMS_CALL(open_shaped(dir, "x.npy", MMS_DT_F32, n, ix->dim, &sh->f_x));
-    MMS_CALL(open_shaped(dir, "vis.npy", MMS_DT_F32, n, ix->knn_dim, &sh->f_vis));
+    MMS_CALL(open_shaped(dir, MMS_INDEX_EMB_FILE, MMS_DT_F32, n, ix->emb_dim, &sh->f_emb));
+    MMS_CALL(open_shaped(dir, MMS_INDEX_H1_FILE, MMS_DT_F32, n, ix->emb_dim, &sh->f_h1));
+    MMS_CALL(open_shaped(dir, MMS_INDEX_X_FILE, MMS_DT_F32, n, ix->dim, &sh->f_x));
+    MMS_CALL(open_shaped(dir, MMS_INDEX_VIS_FILE, MMS_DT_F32, n, ix->knn_dim, &sh->f_vis));
     sh->emb = sh->f_emb.data;
     sh->h1 = sh->f_h1.data;
     sh->x = sh->f_x.data;
     sh->vis = sh->f_vis.data;
     for (int64_t i = 0; i < n; i++)
         MMS_CHECK(sh->ids[i] >= 0 && sh->ids[i] < ix->n_images && (i == 0 || sh->ids[i] > sh->ids[i - 1]),
-                  MMS_ERR_FORMAT, "index: %s/ids.npy row %lld: node %lld is not an ascending image node id",
+                  MMS_ERR_FORMAT, "index: %s/" MMS_INDEX_IDS_FILE " row %lld: node %lld is not an ascending image node id",
                   dir, (long long)i, (long long)sh->ids[i]);
     if (filter && n > 0) {
         MMS_CALL(mms_qmat_create(sh->emb, n, ix->emb_dim, &sh->qemb));
@@ -306,7 +245,7 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
                       "index '%s': manifest has impossible sizes", ix->dir);
         s = MMS_ERR_FORMAT;
     }
-    if (s == MMS_OK && o->coordinator) s = load_model(ix, m);
+    if (s == MMS_OK && o->coordinator) s = mms_model_read(ix->dir, m, &ix->model);
     mms_manifest_destroy(&m);
     MMS_CALL(s);
     MMS_CHECK(!o->filter || (ix->emb_dim <= MMS_QMAT_MAX_DIM && ix->knn_dim <= MMS_QMAT_MAX_DIM),
@@ -315,8 +254,8 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
     ix->in_dim = ix->dim;
     if (o->coordinator) {
         MMS_CALL(load_pca(ix));
-        MMS_CALL(load_rows(ix, "tags_emb.npy", ix->n_tags, ix->emb_dim, &ix->tag_emb));
-        MMS_CALL(load_rows(ix, "tags_h1.npy", ix->n_tags, ix->emb_dim, &ix->tag_h1));
+        MMS_CALL(load_rows(ix, MMS_INDEX_TAGS_EMB_FILE, ix->n_tags, ix->emb_dim, &ix->tag_emb));
+        MMS_CALL(load_rows(ix, MMS_INDEX_TAGS_H1_FILE, ix->n_tags, ix->emb_dim, &ix->tag_h1));
         MMS_CALL(load_tag_names(ix));
         MMS_CALL(load_catalog(ix, o->catalog));
     }
@@ -358,9 +297,7 @@ void mms_index_close(mms_index_t **ixp) {
     mms_sage_model_destroy(&ix->model);
     free(ix->tag_emb);
     free(ix->tag_h1);
-    if (ix->tag_names)
-        for (int64_t i = 0; i < ix->n_tags; i++) free(ix->tag_names[i]);
-    free(ix->tag_names);
+    mms_graph_tags_free(&ix->tag_names, ix->n_tags);
     mms_strmap_destroy(&ix->tag_map);
     free(ix->pca_mean);
     free(ix->pca_comp);
@@ -402,4 +339,59 @@ const char *mms_index_image_path(const mms_index_t *ix, int64_t node) {
 
 int64_t mms_index_shard_row(const mms_index_shard_t *sh, int64_t node) {
     return mms_find_i64(sh->ids, sh->n, node);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static mms_status write_rows(const char *dir, const char *name, const float *x, int64_t n,
+                             int32_t d) {
+    char p[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(p, sizeof p, dir, name));
+    return mms_npy_write(p, MMS_DT_F32, x, (size_t)n, (size_t)d);
+}
+
+mms_status mms_index_write_shard(const char *dir, int shard, const mms_index_rows_t *r) {
+    char sdir[MMS_PATH_MAX], name[64], ip[MMS_PATH_MAX];
+    snprintf(name, sizeof name, MMS_INDEX_SHARD_DIR, shard);
+    MMS_CALL(mms_path_join(sdir, sizeof sdir, dir, name));
+    MMS_CALL(mms_mkdir_p(sdir));
+    MMS_CALL(mms_path_join(ip, sizeof ip, sdir, MMS_INDEX_IDS_FILE));
+    MMS_CALL(mms_npy_write(ip, MMS_DT_I64, r->ids, (size_t)r->n, 0));
+    MMS_CALL(write_rows(sdir, MMS_INDEX_EMB_FILE, r->emb, r->n, r->emb_dim));
+    MMS_CALL(write_rows(sdir, MMS_INDEX_H1_FILE, r->h1, r->n, r->emb_dim));
+    MMS_CALL(write_rows(sdir, MMS_INDEX_X_FILE, r->x, r->n, r->dim));
+    return write_rows(sdir, MMS_INDEX_VIS_FILE, r->vis, r->n, r->knn_dim);
+}
+
+/* The index manifest: the model's configuration plus provenance. */
+static mms_status write_manifest(const char *dir, const mms_index_top_t *t) {
+    mms_manifest_t *mm = NULL;
+    MMS_CALL(mms_manifest_read_dir(t->model, "model", MMS_MODEL_FORMAT, &mm));
+    strcpy(mm->kind, "index");
+    mm->format = MMS_INDEX_FORMAT;
+    mms_manifest_set_int(mm, "shards", t->shards);
+    mms_manifest_set_int(mm, "knn_dim", t->knn_dim);
+    mms_manifest_set_str(mm, "knn_space", t->knn_space);
+    mms_manifest_set_str(mm, "catalog", t->catalog);
+    mms_manifest_set_uint(mm, "catalog_checksum", t->catalog_checksum);
+    mms_manifest_set_str(mm, "model", t->model);
+    mms_manifest_set_int(mm, "embedding_dim", t->emb_dim);
+    mms_manifest_set_int(mm, "normalize", t->normalize);
+    mms_status s = mms_manifest_write_dir(mm, dir);
+    mms_manifest_destroy(&mm);
+    return s;
+}
+
+mms_status mms_index_write_top(const char *dir, const mms_index_top_t *t) {
+    MMS_CALL(write_rows(dir, MMS_INDEX_TAGS_EMB_FILE, t->tag_emb, t->n_tags, t->emb_dim));
+    MMS_CALL(write_rows(dir, MMS_INDEX_TAGS_H1_FILE, t->tag_h1, t->n_tags, t->emb_dim));
+    MMS_CALL(mms_model_copy_arrays(t->model, dir));
+    MMS_CALL(mms_file_copy(t->graph, dir, MMS_GRAPH_TAGS_FILE));
+    const char *pca[] = {MMS_PCA_MEAN_FILE, MMS_PCA_COMPONENTS_FILE, MMS_PCA_EIGVALS_FILE};
+    for (int i = 0; i < 3; i++) {
+        char gp[MMS_PATH_MAX];
+        MMS_CALL(mms_path_join(gp, sizeof gp, t->graph, pca[i]));
+        if (mms_path_exists(gp)) MMS_CALL(mms_file_copy(t->graph, dir, pca[i]));
+    }
+    return write_manifest(dir, t);
 }

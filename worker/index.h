@@ -1,7 +1,24 @@
-/* index.h: an index directory (written by `mmsage embed`, worker/embed.h) opened
- * for queries on one process.
+/* index.h: the index directory, the one owner of its format: the writer
+ * `mmsage embed` calls (worker/embed.c computes the rows) and the reader that
+ * opens an index for queries on one process.
  *
- * Two parts, loaded independently so that each rank holds only what it uses:
+ * Directory (written under a temporary name and renamed by embed):
+ *   I/manifest.msgpack    kind "index", format MMS_INDEX_FORMAT: the model's
+ *                         manifest (model_io.h) plus shards, knn_dim,
+ *                         knn_space, catalog, catalog_checksum, model,
+ *                         embedding_dim, normalize
+ *   I/shard-p/ids.npy     <i8 image node ids of shard p (ascending)
+ *   I/shard-p/emb.npy     <f4 n x 2H  embeddings
+ *   I/shard-p/h1.npy      <f4 n x 2H  layer-1 states (for queries' layer 2)
+ *   I/shard-p/x.npy       <f4 n x D   node inputs (for queries' layer 1)
+ *   I/shard-p/vis.npy     <f4 n x Dk  L2-normalised vectors of the kNN space
+ *   I/tags_emb.npy, I/tags_h1.npy   <f4 tags x 2H, by tag number
+ *   I/params.npy, I/tags.npy        the model's arrays (model_io.h)
+ *   I/tags.tsv                      the graph's tag list (mms_graph.h)
+ *   I/pca_mean.npy, pca_components.npy, pca_eigvals.npy  the graph's PCA, if any
+ *
+ * The reader opens two parts, independently so that each rank holds only what
+ * it uses:
  *   coordinator part  the model (weights, tag input table), the tag nodes'
  *                     stored embeddings and layer-1 states, tag names and their
  *                     lookup, the PCA that maps a catalog feature vector to the
@@ -12,8 +29,9 @@
  *                     index. Each shard keeps its .npy files memory-mapped
  *                     (ids, emb, h1, x, vis) and, unless disabled, an int8 copy
  *                     of emb and vis used as an exact filter (shard_scan.h, mms_qmat).
- * What it does not do: MPI (engine.c), answering requests (engine_query.c).
- * Everything here is read-only after open, so several threads may read it.
+ * What it does not do: MPI (the embedding pass and the query rounds), computing
+ * rows (embed.c), answering requests (coordinator/). An opened index is
+ * read-only, so several threads may read it.
  */
 #ifndef MMS_INDEX_H
 #define MMS_INDEX_H
@@ -29,6 +47,15 @@
 #include "sage.h"
 #include "shard_scan.h"
 
+#define MMS_INDEX_FORMAT 1
+#define MMS_INDEX_SHARD_DIR "shard-%d" /* printf pattern of shard p's directory */
+#define MMS_INDEX_IDS_FILE "ids.npy"
+#define MMS_INDEX_EMB_FILE "emb.npy"
+#define MMS_INDEX_H1_FILE "h1.npy"
+#define MMS_INDEX_X_FILE "x.npy"
+#define MMS_INDEX_VIS_FILE "vis.npy"
+#define MMS_INDEX_TAGS_EMB_FILE "tags_emb.npy"
+#define MMS_INDEX_TAGS_H1_FILE "tags_h1.npy"
 
 /* One shard of image nodes (rows in ascending node id). Arrays are mapped. */
 typedef struct {
@@ -112,5 +139,38 @@ int64_t mms_index_shard_row(const mms_index_shard_t *sh, int64_t node);
  * made the node inputs: L2-normalised if the index says so, then the index's
  * PCA projection (or a copy without PCA). Coordinator part. */
 mms_status mms_index_project(const mms_index_t *ix, const float *image, float *x);
+
+/* ================================================================ writing */
+
+/* One shard's rows (n image nodes, ascending ids), borrowed. */
+typedef struct {
+    int64_t n;
+    const int64_t *ids;
+    const float *emb, *h1; /* n x emb_dim */
+    const float *x;        /* n x dim */
+    const float *vis;      /* n x knn_dim */
+    int32_t emb_dim, dim, knn_dim;
+} mms_index_rows_t;
+
+/* Write dir/shard-<shard>/ (made if missing) with r's five arrays. */
+mms_status mms_index_write_shard(const char *dir, int shard, const mms_index_rows_t *r);
+
+/* The top level of an index, borrowed. */
+typedef struct {
+    const char *model;   /* model directory: its manifest and arrays are copied */
+    const char *graph;   /* graph directory: tags.tsv and its PCA files (if any) are copied */
+    int shards;
+    int32_t knn_dim;
+    const char *knn_space; /* "features" or "knn_features" (the graph's) */
+    const char *catalog;
+    uint64_t catalog_checksum;
+    int32_t emb_dim;
+    int normalize;
+    int64_t n_tags;
+    const float *tag_emb, *tag_h1; /* n_tags x emb_dim, by tag number */
+} mms_index_top_t;
+
+/* Write the top level of dir (everything but the shards, manifest last). */
+mms_status mms_index_write_top(const char *dir, const mms_index_top_t *t);
 
 #endif

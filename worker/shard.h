@@ -1,6 +1,6 @@
 /* shard.h: what one training rank holds of the graph.
  *
- * A rank owns one part of a METIS partition (partition/metis_part.h). Its
+ * A rank owns one part of a METIS partition (partition/part_dir.h). Its
  * local node space is [owned | halo1 | halo2], each group sorted by global id:
  * owned nodes are this rank's targets, halo1 their sampled neighbours, halo2
  * the neighbours of those (2-layer GraphSAGE reaches two hops). The rank keeps
@@ -20,7 +20,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
-#include "metis_part.h"
+#include "part_dir.h"
 #include "mms_graph.h"
 #include "mms_status.h"
 

@@ -11,15 +11,15 @@
 
 #include "adam.h"
 #include "checkpoint.h"
-#include "metis_part.h"
 #include "mms_array.h"
 #include "mms_fs.h"
 #include "mms_graph.h"
 #include "mms_log.h"
 #include "mms_manifest.h"
 #include "mms_mpi.h"
-#include "mms_npy.h"
 #include "mms_rng.h"
+#include "model_io.h"
+#include "part_dir.h"
 #include "sage.h"
 #include "shard.h"
 #include "walks.h"
@@ -453,35 +453,24 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
 
 /* ---------------------------------------------------------------- files */
 
+/* The model's manifest at step (smoothed loss) with train's record of it. */
 static mms_status model_manifest(const trainer_t *t, int64_t step, double loss, mms_manifest_t **out) {
-    mms_manifest_t *m;
-    MMS_CALL(mms_manifest_create("model", MMS_MODEL_FORMAT, &m));
-    mms_manifest_set_uint(m, "graph_checksum", t->g->checksum);
-    mms_manifest_set_str(m, "graph", t->g->dir);
-    mms_manifest_set_int(m, "dim", t->cfg.dim);
-    mms_manifest_set_int(m, "hidden", t->cfg.hidden);
-    mms_manifest_set_int(m, "s1", t->cfg.s1);
-    mms_manifest_set_int(m, "s2", t->cfg.s2);
-    mms_manifest_set_int(m, "max_degree", t->cfg.max_degree);
-    mms_manifest_set_real(m, "dropout", t->cfg.dropout);
-    mms_manifest_set_int(m, "train_tags", t->cfg.train_tags);
-    mms_manifest_set_int(m, "seed", (int64_t)t->p->seed);
-    mms_manifest_set_int(m, "n_params", (int64_t)t->model->n_params);
-    mms_manifest_set_int(m, "tags", t->model->n_tags);
-    mms_manifest_set_int(m, "images", t->g->n_images);
-    mms_manifest_set_real(m, "lr", t->p->lr);
-    mms_manifest_set_int(m, "batch", t->p->batch);
-    mms_manifest_set_int(m, "neg", t->p->neg);
-    mms_manifest_set_int(m, "walks", t->p->walks);
-    mms_manifest_set_int(m, "walk_len", t->p->walk_len);
-    mms_manifest_set_real(m, "hide_tags", t->p->hide_tags);
-    mms_manifest_set_str(m, "tag_init", t->p->tag_init_mean ? "mean" : "random");
-    mms_manifest_set_real(m, "temperature", t->p->temperature);
-    mms_manifest_set_int(m, "steps_per_epoch", t->steps_per_epoch);
-    mms_manifest_set_int(m, "step", step);
-    mms_manifest_set_real(m, "loss", loss);
-    *out = m;
-    return MMS_OK;
+    const mms_train_params_t *p = t->p;
+    mms_model_origin_t o = {.graph_checksum = t->g->checksum,
+                            .graph = t->g->dir,
+                            .images = t->g->n_images,
+                            .lr = p->lr,
+                            .batch = p->batch,
+                            .neg = p->neg,
+                            .walks = p->walks,
+                            .walk_len = p->walk_len,
+                            .hide_tags = p->hide_tags,
+                            .tag_init = p->tag_init_mean ? "mean" : "random",
+                            .temperature = p->temperature,
+                            .steps_per_epoch = t->steps_per_epoch,
+                            .step = step,
+                            .loss = loss};
+    return mms_model_manifest(t->model, &o, out);
 }
 
 /* Sections of a checkpoint: parameters, tag table, optimiser moments. */
@@ -562,14 +551,9 @@ static mms_status load_checkpoint(trainer_t *t, int64_t *step, double *smooth) {
 
 static mms_status export_model(trainer_t *t, int64_t step, double smooth) {
     if (t->rank != 0) return MMS_OK;
-    char p[MMS_PATH_MAX];
-    MMS_CALL(mms_path_join(p, sizeof p, t->p->out, "params.npy"));
-    MMS_CALL(mms_npy_write(p, MMS_DT_F32, t->model->params, t->model->n_params, 0));
-    MMS_CALL(mms_path_join(p, sizeof p, t->p->out, "tags.npy"));
-    MMS_CALL(mms_npy_write(p, MMS_DT_F32, t->model->tags, (size_t)t->model->n_tags, (size_t)t->cfg.dim));
     mms_manifest_t *m;
     MMS_CALL(model_manifest(t, step, smooth, &m));
-    mms_status s = mms_manifest_write_dir(m, t->p->out);
+    mms_status s = mms_model_write(t->p->out, t->model, m);
     mms_manifest_destroy(&m);
     return s;
 }

@@ -24,8 +24,6 @@
 
 #include "mms_status.h"
 
-#define MMS_MODEL_FORMAT 1
-
 typedef struct {
     const char *graph;
     const char *out;

@@ -28,7 +28,7 @@
 #include "embed.h"
 #include "engine.h"
 #include "graph_build.h"
-#include "metis_part.h"
+#include "part_dir.h"
 #include "mms_graph.h"
 #include "mms_log.h"
 #include "mms_mpi.h"

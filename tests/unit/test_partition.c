@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "metis_part.h"
+#include "part_dir.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_manifest.h"
