@@ -635,10 +635,11 @@ static enum MHD_Result api_search(mms_webserver_t *w, struct MHD_Connection *con
     if (p.id[0]) {
         qrow = mms_catalog_id_lookup(c, p.id);
         if (qrow < 0) {
+            ret = send_errf(con, 404, "unknown_id", "no image with id '%.*s' in the catalog", 200,
+                            p.id);
             json_decref(warnings);
             mms_web_search_free(&p);
-            return send_errf(con, 404, "unknown_id", "no image with id '%.*s' in the catalog", 200,
-                             p.id);
+            return ret;
         }
         qvec = row_features(c, qrow);
         req.image = qvec;
@@ -654,7 +655,7 @@ static enum MHD_Result api_search(mms_webserver_t *w, struct MHD_Connection *con
         up = upload_get(w, p.upload);
         if (!up) {
             json_decref(warnings);
-            mms_web_search_free(&p);
+            mms_web_search_free(&p); /* the message below uses none of p */
             return send_errf(con, 404, "unknown_upload",
                              "no upload with this handle (unused uploads are dropped after %g s, "
                              "or when %d newer ones arrive): upload the image again",

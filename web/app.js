@@ -131,7 +131,8 @@
       b.setAttribute('aria-pressed', state.image && state.image.id === b.dataset.id ? 'true' : 'false');
   }
 
-  function renderCurrent(predicted) {
+  // the query image's panel; on selection, and when a search tells its tags
+  function renderQuery() {
     const cur = $('#current');
     cur.replaceChildren();
     const im = state.image;
@@ -146,6 +147,15 @@
       if (im.image) cur.append(el('img', { src: thumbUrl(im.id), alt: 'Query image ' + im.id }));
       cur.append(meta);
     }
+  }
+
+  // the query image's predicted tags, re-rendered only when they change (the
+  // slider does not change them, so the buttons keep their focus)
+  let shownPredicted = '';
+  function renderPredicted(predicted) {
+    const key = JSON.stringify(predicted || []);
+    if (key === shownPredicted) return;
+    shownPredicted = key;
     const box = $('#predicted-box'), list = $('#predicted');
     list.replaceChildren();
     box.hidden = !(predicted && predicted.length);
@@ -161,7 +171,8 @@
     if (state.image && state.image.url) URL.revokeObjectURL(state.image.url);
     state.image = im ? { id: im.id, tags: im.tags, image: im.image } : null;
     markPicker();
-    renderCurrent(null);
+    renderQuery();
+    renderPredicted(null);
     search();
   }
 
@@ -178,7 +189,8 @@
       if (state.image && state.image.url) URL.revokeObjectURL(state.image.url);
       state.image = { upload: r.upload, url: URL.createObjectURL(file), name: file.name };
       markPicker();
-      renderCurrent(null);
+      renderQuery();
+      renderPredicted(null);
       search();
     } catch (e) {
       setStatus('Upload refused: ' + e.message, true);
@@ -328,7 +340,8 @@
     const im = state.image;
     if (!im && state.keywords.length === 0) {
       $('#grid').replaceChildren();
-      renderCurrent(null);
+      renderQuery();
+      renderPredicted(null);
       setStatus(state.negatives.length ? 'Negative keywords alone cannot rank: add a keyword or an image.'
         : 'Pick a query image or type a keyword.');
       return;
@@ -354,7 +367,13 @@
       if (body.seq < state.shown) return;
       state.shown = body.seq;
       if (e.body && e.body.unknown_tags) markUnknown(e.body.unknown_tags);
-      if (e.status === 404 && e.body && e.body.error && e.body.error.code === 'unknown_upload') state.image = null;
+      const code = e.body && e.body.error && e.body.error.code;
+      if (e.status === 404 && (code === 'unknown_upload' || code === 'unknown_id')) {
+        state.image = null; // gone or never there: back to keywords only
+        markPicker();
+        renderQuery();
+        renderPredicted(null);
+      }
       setStatus(`Search failed (${e.status || 'network'}): ${e.message}`, true);
       if (e.status === 503 || e.status === 502) banner('The query server is not answering: ' + e.message);
       return;
@@ -364,7 +383,13 @@
     banner('');
     const ms = performance.now() - t0;
     markUnknown(r.unknown_tags || []);
-    renderCurrent(r.predicted_tags);
+    const cur = state.image;
+    if (cur && !cur.upload && cur.id === r.query.id && !cur.tags) { // typed by id: now its tags are known
+      cur.tags = r.query.tags;
+      cur.image = r.query.image;
+      renderQuery();
+    }
+    renderPredicted(r.predicted_tags);
     renderResults(r, ms);
   }
 
@@ -433,7 +458,8 @@
     $('#by-id').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const id = $('#id-input').value.trim();
-      if (id) selectImage({ id, tags: null, image: !!(state.info && state.info.has_images) });
+      // no thumbnail until the search says the id exists and has a file
+      if (id) selectImage({ id, tags: null, image: false });
     });
     $('#upload').addEventListener('change', (ev) => uploadFile(ev.target.files[0]));
     const input = $('#kw-input');

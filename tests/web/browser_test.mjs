@@ -66,10 +66,17 @@ try {
   page.setDefaultTimeout(20000);
   const pageErrors = pageErrorsSeen;
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push('console: ' + m.text()); });
+  // HTTP errors are judged from the responses (only the unknown-id step
+  // expects one), not from the console's "Failed to load resource" lines
+  let expectHttpError = false;
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) pageErrors.push('console: ' + m.text());
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !expectHttpError) pageErrors.push(`HTTP ${r.status()} ${r.request().method()} ${r.url()}`);
+  });
   const searches = []; // bodies of POST /api/search, in order
   page.on('requestfailed', (r) => pageErrors.push(`request failed: ${r.method()} ${r.url()} ${r.failure() && r.failure().errorText}`));
-  page.on('response', (r) => { if (r.status() >= 400) console.log(`     HTTP ${r.status()} ${r.request().method()} ${r.url()}`); });
   page.on('request', (r) => {
     if (r.url().endsWith('/api/search') && r.method() === 'POST') {
       try { searches.push(JSON.parse(r.postData())); } catch (e) { searches.push(null); }
@@ -98,6 +105,14 @@ try {
   await page.click('#picker button');
   await page.waitForFunction(() => document.querySelectorAll('#grid li').length > 0);
   ok(true, 'a picked image gives results', await page.$eval('#status', (e) => e.textContent));
+  expectHttpError = true;
+  await page.type('#id-input', 'no-such-image');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => /Search failed \(404\)/.test(document.querySelector('#status').textContent));
+  await sleep(200);
+  expectHttpError = false;
+  ok(await page.$eval('#current', (c) => !c.querySelector('img') && /keywords only/.test(c.textContent)),
+    'an unknown id: 404 in the status line, back to no query image', await page.$eval('#status', (e) => e.textContent));
   await page.click('#id-input', { clickCount: 3 });
   await page.type('#id-input', args.id);
   await page.keyboard.press('Enter');
@@ -265,7 +280,7 @@ try {
   ok(overflow <= 1, 'no horizontal scrolling at 390 px', `${overflow} px`);
   await shot(page, 'phone', '#controls');
 
-  ok(pageErrors.length === 0, 'no script errors on the page', pageErrors.join(' | '));
+  ok(pageErrors.length === 0, 'no script errors and no unexpected HTTP errors', pageErrors.join(' | '));
 } catch (e) {
   ok(false, 'browser test', e.stack || String(e));
   console.log('page errors: ' + pageErrorsSeen.join(' | '));
