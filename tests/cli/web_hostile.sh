@@ -182,6 +182,7 @@ expect 400 bad_field "id and upload" "${JSON[@]}" \
 expect 400 bad_id "a traversal id in the body" "${JSON[@]}" -d '{"id":"../../etc/passwd"}' "$U/api/search"
 expect 400 no_input "nothing to search with" "${JSON[@]}" -d '{"negative_tags":["a"]}' "$U/api/search"
 expect 404 unknown_id "unknown id in the body" "${JSON[@]}" -d '{"id":"no-such-image"}' "$U/api/search"
+jq -e '.error.message | contains("no-such-image")' "$T/body" >/dev/null || fail "the unknown id is not named: $(cat "$T/body")"
 expect 404 unknown_upload "unknown upload handle" "${JSON[@]}" \
     -d '{"upload":"0123456789abcdef0123456789abcdef"}' "$U/api/search"
 expect 415 bad_content_type "search as a form" -d 'tags=a' "$U/api/search"

@@ -45,6 +45,8 @@ web_cleanup() {
 
 # web_start INDEX CATALOG: `mpirun -np 3 mmsage serve` and `mmsage web` on
 # free loopback ports; sets serve_pid, sport, web_pid, wport. Exits 1 on failure.
+# MMS_WEB_BIN runs another binary as the web server (e.g. build/app/mmsage-asan,
+# with ASAN_OPTIONS=detect_leaks=1: the sanitizer's report fails the test).
 web_start() {
     : >"$T/serve.err"
     "${WEB_MPIRUN[@]}" -np 3 "$MMSAGE" serve --index "$1" --listen 127.0.0.1:0 --pid-file "$T/serve.pid" \
@@ -58,7 +60,7 @@ web_start() {
     sport=$(sed -n 's/^ready: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$T/serve.err")
     [ -n "$sport" ] || { cat "$T/serve.err"; echo "FAIL: the query server did not start"; exit 1; }
     : >"$T/web.err"
-    "$MMSAGE" web --server "127.0.0.1:$sport" --catalog "$2" --listen 127.0.0.1:0 --pid-file "$T/web.pid" \
+    "${MMS_WEB_BIN:-$MMSAGE}" web --server "127.0.0.1:$sport" --catalog "$2" --listen 127.0.0.1:0 --pid-file "$T/web.pid" \
         2>"$T/web.err" &
     web_pid=$!
     for _ in $(seq 300); do
