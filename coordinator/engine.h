@@ -1,27 +1,31 @@
-/* engine.h: the query engine, DESIGN.md "A query, inductively", over an index
- * opened on every rank (index.h). docs/query.md gives the semantics.
+/* engine.h: the query engine over an index opened on every rank (index.h):
+ * the public API of `serve`, `search` and `eval` (app/), the tests and the
+ * benchmarks. docs/query.md gives the semantics.
  *
  * Three layers, each usable on its own:
  *
  *  1. mms_qmat_*: exact top-k by inner product with an int8 filter, the scan
  *     a shard rank runs (worker/shard_scan.h; no MPI, no index).
  *
- *  2. mms_query_*: one process's share of a query: validate a request against
- *     the index, build the query node's inputs (PCA, JPEG descriptor, kNN
- *     vector, tag lookup), embed it with the trained model over an explicit
- *     neighbour list, fuse with the slider, predict tags, decorate results. No
- *     MPI: the neighbour rows it needs are handed in by the caller.
+ *  2. mms_query_* (engine_query.c): one process's share of a query: validate
+ *     a request against the index, build the query node's inputs (PCA, JPEG
+ *     descriptor, kNN vector, tag lookup), embed it with the trained model
+ *     over an explicit neighbour list, fuse with the slider, predict tags,
+ *     decorate results. No MPI: the neighbour rows it needs are handed in by
+ *     the caller.
  *
- *  3. mms_engine_*: the thin MPI layer. Rank 0 coordinates; the ranks that hold
- *     shards are workers. Per batch of requests: one NEIGHBORS round (the
- *     coordinator broadcasts the normalised kNN vectors, each worker returns
- *     its local top-k with those images' x and h1 rows, the coordinator merges)
- *     and one SEARCH round (broadcast of the fused embeddings and exclusions,
- *     local exact top-k, merge), each chunked to bounded messages. Every round
- *     gathers a status from every rank first, so a failing worker fails the
- *     round (an "internal" error response) instead of hanging anyone.
- *     Layouts: serve (rank 0 coordinates only; ranks 1..P-1 hold the shards)
- *     and search (every rank holds shards; rank 0 also coordinates).
+ *  3. mms_engine_* (engine.c): the thin MPI layer. Rank 0 coordinates; the
+ *     ranks that hold shards are workers. Per batch of requests: one
+ *     NEIGHBORS round (the coordinator broadcasts the normalised kNN vectors,
+ *     each worker returns its local top-k with those images' x and h1 rows,
+ *     the coordinator merges) and one SEARCH round (broadcast of the fused
+ *     embeddings and exclusions, local exact top-k, merge), each chunked to
+ *     bounded messages. Every round gathers a status from every rank first, so
+ *     a failing worker fails the round (an "internal" error response) instead
+ *     of hanging anyone. A round's wire layout and the shard side of it are
+ *     worker/shard_round.h. Layouts: serve (rank 0 coordinates only; ranks
+ *     1..P-1 hold the shards) and search (every rank holds shards; rank 0 also
+ *     coordinates).
  */
 #ifndef MMS_ENGINE_H
 #define MMS_ENGINE_H
@@ -177,8 +181,9 @@ mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const u
                              int n, mms_response_t *resps, mms_engine_trace_t *trace);
 
 /* Workers (every rank but the coordinator): serve rounds until the
- * coordinator's mms_engine_stop. Idle waiting sleeps (no busy loop after a
- * short spin), so an idle server costs no CPU. */
+ * coordinator's mms_engine_stop (mms_round_serve of worker/shard_round.h).
+ * Idle waiting sleeps (no busy loop after a short spin), so an idle server
+ * costs no CPU. MMS_ERR_ARG on the coordinator. */
 mms_status mms_engine_worker_loop(mms_engine_t *e);
 /* Coordinator: end the workers' loops. Idempotent. */
 mms_status mms_engine_stop(mms_engine_t *e);
