@@ -274,96 +274,141 @@ static mms_status validate(const mms_build_params_t *p, const mms_catalog_t *c, 
     return MMS_OK;
 }
 
-mms_status mms_graph_build(const mms_build_params_t *p, MPI_Comm comm, mms_build_summary_t *sum) {
+/* What one rank holds while building (freed by build_free). */
+typedef struct {
+    const mms_build_params_t *p;
+    MPI_Comm comm;
     int rank, nranks;
-    MMS_MPI_CALL(MPI_Comm_rank(comm, &rank));
-    MMS_MPI_CALL(MPI_Comm_size(comm, &nranks));
-    memset(sum, 0, sizeof *sum);
-    sum->recall = -1;
-    double t0 = mms_now();
-    mms_catalog_t *c = NULL;
-    int64_t *train_rows = NULL, *nbr = NULL;
-    float *kx = NULL, *nx = NULL, *sim = NULL, *proj = NULL;
-    iedge_t *edges = NULL, *all = NULL;
-    mms_csr_t full = {0}, adj = {0};
-    mms_pca_t pca;
-    int have_pca = 0;
-    char tmp[MMS_PATH_MAX] = "";
-    mms_status s = mms_catalog_open(p->catalog, &c);
-    if (s == MMS_OK) s = validate(p, c, nranks);
-    /* rank 0 claims the output (refusing an existing one) before any work */
-    if (s == MMS_OK && rank == 0) s = mms_outdir_begin(p->out, p->force, tmp, sizeof tmp);
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
-    MMS_CALL_GOTO(s, done, mms_mpi_bcast_big(tmp, sizeof tmp, 0, comm));
-
-    int64_t n_img = c->n_split[MMS_SPLIT_TRAIN];
-    MMS_CALL_GOTO(s, done, mms_malloc((size_t)n_img * sizeof *train_rows, &train_rows));
-    for (int64_t r = 0, i = 0; r < c->n; r++)
-        if (c->split[r] == MMS_SPLIT_TRAIN) train_rows[i++] = r;
+    mms_build_summary_t *sum;
+    mms_catalog_t *c;
+    char tmp[MMS_PATH_MAX];  /* the output under its temporary name ("" once committed) */
+    int64_t n_img;           /* training images = image nodes */
+    int64_t *train_rows;     /* n_img: catalog row of each image node */
     mms_knn_params_t kp;
-    mms_knn_params_default(&kp);
-    kp.k = p->k;
-    if (p->tile > 0) kp.tile = p->tile;
-    if (p->nlist > 0) kp.nlist = p->nlist;
-    if (p->nprobe > 0) kp.nprobe = p->nprobe;
-    kp.seed = p->seed;
-    int64_t row0, nrows;
-    mms_knn_rows_for_rank(n_img, kp.tile, nranks, rank, &row0, &nrows);
-    const float *ksrc = c->knn_x ? c->knn_x : c->x;
-    int32_t kd = c->knn_x ? c->knn_dim : c->dim;
+    int64_t row0, nrows;     /* this rank's image nodes [row0, row0 + nrows) */
+    const float *ksrc;       /* the catalog's kNN space (knn_features or features) */
+    int32_t kd;              /* its width */
+    int64_t *nbr;            /* nrows x k: kNN lists of the local rows */
+    float *sim;
+    int32_t dim;             /* node feature width (after PCA) */
+    iedge_t *all;            /* rank 0: every rank's thresholded edges */
+    int64_t n_all;
+} build_t;
+
+static void build_free(build_t *b) {
+    if (b->rank == 0 && b->tmp[0]) mms_outdir_abort(b->tmp);
+    free(b->all);
+    free(b->nbr);
+    free(b->sim);
+    free(b->train_rows);
+    mms_catalog_close(&b->c);
+}
+
+/* Phase 1: the catalog and the options; rank 0 claims the output (refusing an
+ * existing one) before any work. Collective. */
+static mms_status open_catalog(build_t *b) {
+    const mms_build_params_t *p = b->p;
+    mms_status s = mms_catalog_open(p->catalog, &b->c);
+    if (s == MMS_OK) s = validate(p, b->c, b->nranks);
+    if (s == MMS_OK && b->rank == 0) s = mms_outdir_begin(p->out, p->force, b->tmp, sizeof b->tmp);
+    MMS_CALL(mms_mpi_agree(s, b->comm));
+    return mms_mpi_bcast_big(b->tmp, sizeof b->tmp, 0, b->comm);
+}
+
+/* Phase 2: image nodes = training images in catalog order, split in whole
+ * kNN tiles; the kNN parameters. Local. */
+static mms_status split_rows(build_t *b) {
+    const mms_build_params_t *p = b->p;
+    const mms_catalog_t *c = b->c;
+    b->n_img = c->n_split[MMS_SPLIT_TRAIN];
+    MMS_CALL(mms_malloc((size_t)b->n_img * sizeof *b->train_rows, &b->train_rows));
+    for (int64_t r = 0, i = 0; r < c->n; r++)
+        if (c->split[r] == MMS_SPLIT_TRAIN) b->train_rows[i++] = r;
+    mms_knn_params_default(&b->kp);
+    b->kp.k = p->k;
+    if (p->tile > 0) b->kp.tile = p->tile;
+    if (p->nlist > 0) b->kp.nlist = p->nlist;
+    if (p->nprobe > 0) b->kp.nprobe = p->nprobe;
+    b->kp.seed = p->seed;
+    mms_knn_rows_for_rank(b->n_img, b->kp.tile, b->nranks, b->rank, &b->row0, &b->nrows);
+    b->ksrc = c->knn_x ? c->knn_x : c->x;
+    b->kd = c->knn_x ? c->knn_dim : c->dim;
     mms_log_info("build: %lld training images (of %lld), %d tags; kNN in %d-d %s space, k=%d, "
                  "threshold %g, %s",
-                 (long long)n_img, (long long)c->n, c->ntags, kd,
+                 (long long)b->n_img, (long long)c->n, c->ntags, b->kd,
                  c->knn_x ? "knn_features" : "feature", p->k, p->threshold,
                  p->approx ? "approximate (IVF)" : "exact");
-    /* local rows of the kNN space */
-    MMS_CALL_GOTO(s, agree1, mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)kd * sizeof(float), &kx));
-    for (int64_t i = 0; i < nrows; i++)
-        memcpy(kx + (size_t)i * (size_t)kd, ksrc + (size_t)train_rows[row0 + i] * (size_t)kd,
-               (size_t)kd * sizeof(float));
-    MMS_CALL_GOTO(s, agree1, mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)p->k * sizeof(int64_t), &nbr));
-    MMS_CALL_GOTO(s, agree1, mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)p->k * sizeof(float), &sim));
-agree1:
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(mms_knn_params_check(&kp, n_img, kd, p->approx), comm));
+    return MMS_OK;
+}
+
+/* Rows [from, from + n) of the image nodes in the kNN space into a new array. */
+static mms_status knn_rows(const build_t *b, int64_t from, int64_t n, float **out) {
+    MMS_CALL(mms_malloc((size_t)(n ? n : 1) * (size_t)b->kd * sizeof(float), out));
+    for (int64_t i = 0; i < n; i++)
+        memcpy(*out + (size_t)i * (size_t)b->kd,
+               b->ksrc + (size_t)b->train_rows[from + i] * (size_t)b->kd,
+               (size_t)b->kd * sizeof(float));
+    return MMS_OK;
+}
+
+/* Phase 3: the kNN lists of the local rows: the exact ring, or IVF over all
+ * rows (then recall on a sample). Collective. */
+static mms_status knn_lists(build_t *b) {
+    const mms_build_params_t *p = b->p;
+    mms_build_summary_t *sum = b->sum;
+    float *kx = NULL;
+    mms_status s = knn_rows(b, b->row0, b->nrows, &kx);
+    if (s == MMS_OK)
+        s = mms_malloc((size_t)(b->nrows ? b->nrows : 1) * (size_t)p->k * sizeof(int64_t), &b->nbr);
+    if (s == MMS_OK)
+        s = mms_malloc((size_t)(b->nrows ? b->nrows : 1) * (size_t)p->k * sizeof(float), &b->sim);
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, b->comm));
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(mms_knn_params_check(&b->kp, b->n_img, b->kd, p->approx), b->comm));
     double tk = mms_now();
     if (p->approx) {
         /* IVF scans lists over all rows: every rank holds the training rows of the
          * kNN space (n_img x kd floats), in node order */
         float *xf = NULL;
-        s = mms_malloc((size_t)n_img * (size_t)kd * sizeof(float), &xf);
+        s = mms_mpi_agree(knn_rows(b, 0, b->n_img, &xf), b->comm);
         if (s == MMS_OK)
-            for (int64_t i = 0; i < n_img; i++)
-                memcpy(xf + (size_t)i * (size_t)kd, ksrc + (size_t)train_rows[i] * (size_t)kd,
-                       (size_t)kd * sizeof(float));
-        MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
-        s = mms_knn_ivf(xf, n_img, kd, row0, nrows, &kp, comm, nbr, sim);
+            s = mms_knn_ivf(xf, b->n_img, b->kd, b->row0, b->nrows, &b->kp, b->comm, b->nbr, b->sim);
         sum->knn_seconds = mms_now() - tk;
-        if (mms_mpi_agree(s, comm) == MMS_OK && p->recall_sample > 0) {
-            s = mms_knn_recall(xf, n_img, kd, row0, nrows, nbr, p->k, p->k, p->recall_sample,
-                               p->seed, comm, &sum->recall);
+        if (mms_mpi_agree(s, b->comm) == MMS_OK && p->recall_sample > 0) {
+            s = mms_knn_recall(xf, b->n_img, b->kd, b->row0, b->nrows, b->nbr, p->k, p->k,
+                               p->recall_sample, p->seed, b->comm, &sum->recall);
             if (s == MMS_OK)
                 mms_log_info("build: approximate kNN recall@%d on %lld sampled rows: %.4f", p->k,
                              (long long)p->recall_sample, sum->recall);
         }
         free(xf);
     } else {
-        s = mms_knn_exact(kx, nrows, row0, n_img, kd, &kp, comm, nbr, sim);
+        s = mms_knn_exact(kx, b->nrows, b->row0, b->n_img, b->kd, &b->kp, b->comm, b->nbr, b->sim);
         sum->knn_seconds = mms_now() - tk;
     }
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
-    sum->knn_gflops = p->approx ? 0 : 2.0 * (double)n_img * (double)n_img * kd / sum->knn_seconds / 1e9;
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, b->comm));
+    sum->knn_gflops = p->approx ? 0 : 2.0 * (double)b->n_img * (double)b->n_img * b->kd / sum->knn_seconds / 1e9;
     mms_log_info("build: kNN done in %.1f s", sum->knn_seconds);
+out:
     free(kx);
-    kx = NULL;
+    return s;
+}
 
-    /* node features: catalog rows, PCA-projected if asked; each rank writes its block */
-    int32_t dim = p->pca_dim > 0 ? p->pca_dim : c->dim;
-    MMS_CALL_GOTO(s, agree2, mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)c->dim * sizeof(float), &nx));
-    for (int64_t i = 0; i < nrows; i++)
-        memcpy(nx + (size_t)i * (size_t)c->dim, c->x + (size_t)train_rows[row0 + i] * (size_t)c->dim,
+/* Phase 4: node features (catalog rows, L2-normalised if asked, PCA-projected
+ * if asked; rank 0 saves the PCA); each rank writes its block of x.npy in
+ * place. Collective. */
+static mms_status node_features(build_t *b) {
+    const mms_build_params_t *p = b->p;
+    const mms_catalog_t *c = b->c;
+    const int64_t nrows = b->nrows;
+    float *nx = NULL, *proj = NULL;
+    mms_pca_t pca;
+    int have_pca = 0;
+    b->dim = p->pca_dim > 0 ? p->pca_dim : c->dim;
+    mms_status s = mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)c->dim * sizeof(float), &nx);
+    for (int64_t i = 0; s == MMS_OK && i < nrows; i++)
+        memcpy(nx + (size_t)i * (size_t)c->dim, c->x + (size_t)b->train_rows[b->row0 + i] * (size_t)c->dim,
                (size_t)c->dim * sizeof(float));
-    if (p->normalize)
+    if (s == MMS_OK && p->normalize)
         for (int64_t i = 0; i < nrows; i++) {
             float *r = nx + (size_t)i * (size_t)c->dim;
             double ss = 0;
@@ -371,138 +416,167 @@ agree1:
             float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
             for (int32_t j = 0; j < c->dim; j++) r[j] *= inv;
         }
-agree2:
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, b->comm));
     if (p->pca_dim > 0) {
-        MMS_CALL_GOTO(s, done, mms_pca_fit(nx, nrows, n_img, c->dim, p->pca_dim, comm, &pca));
+        MMS_CALL_GOTO(s, out, mms_pca_fit(nx, nrows, b->n_img, c->dim, p->pca_dim, b->comm, &pca));
         have_pca = 1;
-        s = mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)dim * sizeof(float), &proj);
+        s = mms_malloc((size_t)(nrows ? nrows : 1) * (size_t)b->dim * sizeof(float), &proj);
         if (s == MMS_OK) s = mms_pca_project(&pca, nx, nrows, proj);
-        if (s == MMS_OK && rank == 0) s = mms_pca_save(&pca, tmp);
-        MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+        if (s == MMS_OK && b->rank == 0) s = mms_pca_save(&pca, b->tmp);
+        MMS_CALL_GOTO(s, out, mms_mpi_agree(s, b->comm));
         double kept = 0;
-        for (int32_t j = 0; j < dim; j++) kept += pca.explained[j];
-        mms_log_info("build: PCA %d -> %d keeps %.1f%% of the variance", c->dim, dim, 100.0 * kept);
+        for (int32_t j = 0; j < b->dim; j++) kept += pca.explained[j];
+        mms_log_info("build: PCA %d -> %d keeps %.1f%% of the variance", c->dim, b->dim, 100.0 * kept);
     }
     char xpath[MMS_PATH_MAX];
     size_t xoff = 0;
-    s = mms_path_join(xpath, sizeof xpath, tmp, "x.npy");
-    if (s == MMS_OK && rank == 0) s = mms_npy_create_sized(xpath, MMS_DT_F32, (size_t)n_img, (size_t)dim, &xoff);
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
-    MMS_MPI_CALL(MPI_Bcast(&xoff, sizeof xoff, MPI_BYTE, 0, comm));
+    s = mms_path_join(xpath, sizeof xpath, b->tmp, "x.npy");
+    if (s == MMS_OK && b->rank == 0) s = mms_npy_create_sized(xpath, MMS_DT_F32, (size_t)b->n_img, (size_t)b->dim, &xoff);
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, b->comm));
+    MMS_CALL_GOTO(s, out, mms_mpi_bcast_big(&xoff, sizeof xoff, 0, b->comm));
     if (nrows > 0)
-        s = mms_npy_pwrite_rows(xpath, xoff, MMS_DT_F32, (size_t)dim, (size_t)row0,
+        s = mms_npy_pwrite_rows(xpath, xoff, MMS_DT_F32, (size_t)b->dim, (size_t)b->row0,
                                 proj ? proj : nx, (size_t)nrows);
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, b->comm));
+out:
+    if (have_pca) mms_pca_free(&pca);
     free(nx);
-    nx = NULL;
     free(proj);
-    proj = NULL;
+    return s;
+}
 
-    /* thresholded edges to rank 0 */
+/* Phase 5: this rank's kNN edges above the threshold (u < v), gathered on
+ * rank 0 into b->all. Collective. */
+static mms_status gather_edges(build_t *b) {
+    const mms_build_params_t *p = b->p;
+    mms_build_summary_t *sum = b->sum;
+    iedge_t *edges = NULL;
+    int *counts = NULL, *displs = NULL;
     int64_t nloc = 0;
-    MMS_CALL_GOTO(s, agree3, mms_malloc((size_t)(nrows * p->k + 1) * sizeof *edges, &edges));
-    for (int64_t i = 0; i < nrows; i++)
+    mms_status s = mms_malloc((size_t)(b->nrows * p->k + 1) * sizeof *edges, &edges);
+    for (int64_t i = 0; s == MMS_OK && i < b->nrows; i++)
         for (int j = 0; j < p->k; j++) {
-            int64_t v = nbr[i * p->k + j];
-            float w = sim[i * p->k + j];
+            int64_t v = b->nbr[i * p->k + j];
+            float w = b->sim[i * p->k + j];
             if (v < 0) continue;
             sum->ii_candidates++;
             if (p->threshold > -1.0 && w < (float)p->threshold) continue;
-            int64_t u = row0 + i;
+            int64_t u = b->row0 + i;
             edges[nloc].a = u < v ? u : v;
             edges[nloc].b = u < v ? v : u;
             edges[nloc].w = w;
             nloc++;
         }
-agree3:
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
-    {
-        int64_t cand = sum->ii_candidates;
-        MMS_MPI_CALL(MPI_Reduce(&cand, &sum->ii_candidates, 1, MPI_INT64_T, MPI_SUM, 0, comm));
-        /* counts travel as int: refuse (on every rank together) what does not fit */
-        int64_t nb = nloc * (int64_t)sizeof(iedge_t), total = 0;
-        MMS_MPI_CALL(MPI_Allreduce(&nb, &total, 1, MPI_INT64_T, MPI_SUM, comm));
-        MMS_CHECK_GOTO(s, done, total < 2147483647LL, MMS_ERR_ARG,
-                       "build: %lld bytes of kNN edges exceed one gather (2 GiB); lower --k",
-                       (long long)total);
-        int mine = (int)nb, *counts = NULL, *displs = NULL;
-        if (rank == 0) {
-            s = mms_calloc((size_t)nranks, sizeof(int), &counts);
-            if (s == MMS_OK) s = mms_calloc((size_t)nranks, sizeof(int), &displs);
-            if (s == MMS_OK) s = mms_malloc((size_t)total + 1, &all);
-        }
-        MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
-        MMS_MPI_CALL(MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, comm));
-        if (rank == 0)
-            for (int r = 0, at = 0; r < nranks; r++) {
-                displs[r] = at;
-                at += counts[r];
-            }
-        MMS_MPI_CALL(MPI_Gatherv(edges, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, 0, comm));
-        free(counts);
-        free(displs);
-        free(edges);
-        edges = NULL;
-        if (rank == 0 && s == MMS_OK) {
-            s = assemble_csr(c, train_rows, n_img, all, total / (int64_t)sizeof(iedge_t), p, &full,
-                             &adj, sum);
-            if (s == MMS_OK) s = write_vec(tmp, "indptr.npy", MMS_DT_I64, full.indptr, (size_t)full.n + 1);
-            if (s == MMS_OK) s = write_vec(tmp, "indices.npy", MMS_DT_I64, full.indices, (size_t)full.indptr[full.n]);
-            if (s == MMS_OK) s = write_vec(tmp, "weights.npy", MMS_DT_F32, full.weights, (size_t)full.indptr[full.n]);
-            if (s == MMS_OK) s = write_vec(tmp, "adj_indptr.npy", MMS_DT_I64, adj.indptr, (size_t)adj.n + 1);
-            if (s == MMS_OK) s = write_vec(tmp, "adj_indices.npy", MMS_DT_I64, adj.indices, (size_t)adj.indptr[adj.n]);
-            if (s == MMS_OK) s = write_vec(tmp, "image_rows.npy", MMS_DT_I64, train_rows, (size_t)n_img);
-            if (s == MMS_OK) s = write_tags_tsv(tmp, c, train_rows, n_img);
-            uint64_t gsum = 0;
-            if (s == MMS_OK) s = structure_checksum(tmp, &gsum);
-            mms_manifest_t *m = NULL;
-            if (s == MMS_OK) s = mms_manifest_create("graph", MMS_GRAPH_FORMAT, &m);
-            if (s == MMS_OK) {
-                mms_manifest_set_int(m, "images", n_img);
-                mms_manifest_set_int(m, "tags", c->ntags);
-                mms_manifest_set_int(m, "dim", dim);
-                mms_manifest_set_int(m, "input_dim", c->dim);
-                mms_manifest_set_int(m, "knn_dim", kd);
-                mms_manifest_set_str(m, "knn_space", c->knn_x ? "knn_features" : "features");
-                mms_manifest_set_int(m, "k", p->k);
-                mms_manifest_set_real(m, "threshold", p->threshold);
-                mms_manifest_set_str(m, "knn_mode", p->approx ? "ivf" : "exact");
-                mms_manifest_set_int(m, "pca_dim", p->pca_dim);
-                mms_manifest_set_int(m, "normalize", p->normalize);
-                mms_manifest_set_int(m, "degree_cap", p->degree_cap);
-                mms_manifest_set_int(m, "seed", (int64_t)p->seed);
-                mms_manifest_set_int(m, "ii_edges", sum->ii_edges);
-                mms_manifest_set_int(m, "it_edges", sum->it_edges);
-                mms_manifest_set_int(m, "isolated_images", sum->isolated_images);
-                mms_manifest_set_str(m, "catalog", c->dir);
-                mms_manifest_set_uint(m, "catalog_checksum", c->checksum);
-                s = mms_manifest_set_uint(m, "checksum", gsum);
-            }
-            if (s == MMS_OK) s = mms_manifest_write_dir(m, tmp);
-            mms_manifest_destroy(&m);
-            if (s == MMS_OK) s = mms_outdir_commit(tmp, p->out, p->force);
-            if (s == MMS_OK) tmp[0] = '\0';
-        }
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, b->comm));
+    int64_t cand = sum->ii_candidates;
+    MMS_MPI_CALL(MPI_Reduce(&cand, &sum->ii_candidates, 1, MPI_INT64_T, MPI_SUM, 0, b->comm));
+    /* counts travel as int: refuse (on every rank together) what does not fit */
+    int64_t nb = nloc * (int64_t)sizeof(iedge_t), total = 0;
+    MMS_MPI_CALL(MPI_Allreduce(&nb, &total, 1, MPI_INT64_T, MPI_SUM, b->comm));
+    MMS_CHECK_GOTO(s, out, total < 2147483647LL, MMS_ERR_ARG,
+                   "build: %lld bytes of kNN edges exceed one gather (2 GiB); lower --k",
+                   (long long)total);
+    int mine = (int)nb;
+    if (b->rank == 0) {
+        s = mms_calloc((size_t)b->nranks, sizeof(int), &counts);
+        if (s == MMS_OK) s = mms_calloc((size_t)b->nranks, sizeof(int), &displs);
+        if (s == MMS_OK) s = mms_malloc((size_t)total + 1, &b->all);
     }
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
-    sum->images = n_img;
-    sum->tags = c->ntags;
-    sum->nodes = n_img + c->ntags;
-    sum->total_seconds = mms_now() - t0;
-done:
-    if (rank == 0 && tmp[0]) mms_outdir_abort(tmp);
-    if (have_pca) mms_pca_free(&pca);
+    MMS_CALL_GOTO(s, out, mms_mpi_agree(s, b->comm));
+    MMS_MPI_CALL(MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, b->comm));
+    if (b->rank == 0)
+        for (int r = 0, at = 0; r < b->nranks; r++) {
+            displs[r] = at;
+            at += counts[r];
+        }
+    MMS_MPI_CALL(MPI_Gatherv(edges, mine, MPI_BYTE, b->all, counts, displs, MPI_BYTE, 0, b->comm));
+    b->n_all = total / (int64_t)sizeof(iedge_t);
+out:
+    free(counts);
+    free(displs);
+    free(edges);
+    return s;
+}
+
+/* The graph manifest (kind "graph"). */
+static mms_status write_manifest(const build_t *b, uint64_t gsum) {
+    const mms_build_params_t *p = b->p;
+    const mms_catalog_t *c = b->c;
+    const mms_build_summary_t *sum = b->sum;
+    mms_manifest_t *m = NULL;
+    MMS_CALL(mms_manifest_create("graph", MMS_GRAPH_FORMAT, &m));
+    mms_manifest_set_int(m, "images", b->n_img);
+    mms_manifest_set_int(m, "tags", c->ntags);
+    mms_manifest_set_int(m, "dim", b->dim);
+    mms_manifest_set_int(m, "input_dim", c->dim);
+    mms_manifest_set_int(m, "knn_dim", b->kd);
+    mms_manifest_set_str(m, "knn_space", c->knn_x ? "knn_features" : "features");
+    mms_manifest_set_int(m, "k", p->k);
+    mms_manifest_set_real(m, "threshold", p->threshold);
+    mms_manifest_set_str(m, "knn_mode", p->approx ? "ivf" : "exact");
+    mms_manifest_set_int(m, "pca_dim", p->pca_dim);
+    mms_manifest_set_int(m, "normalize", p->normalize);
+    mms_manifest_set_int(m, "degree_cap", p->degree_cap);
+    mms_manifest_set_int(m, "seed", (int64_t)p->seed);
+    mms_manifest_set_int(m, "ii_edges", sum->ii_edges);
+    mms_manifest_set_int(m, "it_edges", sum->it_edges);
+    mms_manifest_set_int(m, "isolated_images", sum->isolated_images);
+    mms_manifest_set_str(m, "catalog", c->dir);
+    mms_manifest_set_uint(m, "catalog_checksum", c->checksum);
+    mms_status s = mms_manifest_set_uint(m, "checksum", gsum);
+    if (s == MMS_OK) s = mms_manifest_write_dir(m, b->tmp);
+    mms_manifest_destroy(&m);
+    return s;
+}
+
+/* Phase 6 (rank 0): the CSR from the edges and the tags, every remaining
+ * file, the manifest, and the rename into place. */
+static mms_status write_graph(build_t *b) {
+    mms_csr_t full = {0}, adj = {0};
+    const char *dir = b->tmp;
+    mms_status s = assemble_csr(b->c, b->train_rows, b->n_img, b->all, b->n_all, b->p, &full, &adj, b->sum);
+    if (s == MMS_OK) s = write_vec(dir, "indptr.npy", MMS_DT_I64, full.indptr, (size_t)full.n + 1);
+    if (s == MMS_OK) s = write_vec(dir, "indices.npy", MMS_DT_I64, full.indices, (size_t)full.indptr[full.n]);
+    if (s == MMS_OK) s = write_vec(dir, "weights.npy", MMS_DT_F32, full.weights, (size_t)full.indptr[full.n]);
+    if (s == MMS_OK) s = write_vec(dir, "adj_indptr.npy", MMS_DT_I64, adj.indptr, (size_t)adj.n + 1);
+    if (s == MMS_OK) s = write_vec(dir, "adj_indices.npy", MMS_DT_I64, adj.indices, (size_t)adj.indptr[adj.n]);
+    if (s == MMS_OK) s = write_vec(dir, "image_rows.npy", MMS_DT_I64, b->train_rows, (size_t)b->n_img);
+    if (s == MMS_OK) s = write_tags_tsv(dir, b->c, b->train_rows, b->n_img);
+    uint64_t gsum = 0;
+    if (s == MMS_OK) s = structure_checksum(dir, &gsum);
+    if (s == MMS_OK) s = write_manifest(b, gsum);
+    if (s == MMS_OK) s = mms_outdir_commit(b->tmp, b->p->out, b->p->force);
+    if (s == MMS_OK) b->tmp[0] = '\0';
     mms_csr_free(&full);
     mms_csr_free(&adj);
-    free(all);
-    free(edges);
-    free(proj);
-    free(nx);
-    free(kx);
-    free(nbr);
-    free(sim);
-    free(train_rows);
-    mms_catalog_close(&c);
+    return s;
+}
+
+mms_status mms_graph_build(const mms_build_params_t *p, MPI_Comm comm, mms_build_summary_t *sum) {
+    build_t B;
+    build_t *b = &B;
+    memset(b, 0, sizeof *b);
+    memset(sum, 0, sizeof *sum);
+    sum->recall = -1;
+    b->p = p;
+    b->comm = comm;
+    b->sum = sum;
+    MMS_MPI_CALL(MPI_Comm_rank(comm, &b->rank));
+    MMS_MPI_CALL(MPI_Comm_size(comm, &b->nranks));
+    double t0 = mms_now();
+    mms_status s;
+    MMS_CALL_GOTO(s, done, open_catalog(b));
+    MMS_CALL_GOTO(s, done, split_rows(b));
+    MMS_CALL_GOTO(s, done, knn_lists(b));
+    MMS_CALL_GOTO(s, done, node_features(b));
+    MMS_CALL_GOTO(s, done, gather_edges(b));
+    s = b->rank == 0 ? write_graph(b) : MMS_OK;
+    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    sum->images = b->n_img;
+    sum->tags = b->c->ntags;
+    sum->nodes = b->n_img + b->c->ntags;
+    sum->total_seconds = mms_now() - t0;
+done:
+    build_free(b);
     return s;
 }

@@ -643,25 +643,18 @@ static void trainer_free(trainer_t *t) {
     free(t->tcount);
 }
 
-mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summary_t *sum) {
-    trainer_t T;
-    trainer_t *t = &T;
-    memset(t, 0, sizeof *t);
-    memset(sum, 0, sizeof *sum);
-    t->p = p;
-    t->comm = comm;
-    MMS_MPI_CALL(MPI_Comm_rank(comm, &t->rank));
-    MMS_MPI_CALL(MPI_Comm_size(comm, &t->nranks));
-    int P = t->nranks;
-    FILE *losslog = NULL;
+/* Step 1: check the options, open the graph and its partition, and (rank 0)
+ * claim the model directory: fresh (refused if present unless --force) or
+ * resumed. Collective: the ranks agree on the outcome. */
+static mms_status open_inputs(trainer_t *t) {
+    const mms_train_params_t *p = t->p;
     mms_status s = validate(p);
     if (s == MMS_OK) s = mms_graph_open(p->graph, &t->g);
     if (s == MMS_OK && t->g->n_nodes >= ((int64_t)1 << 40)) {
         mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "train: graphs above 2^40 nodes are not supported");
         s = MMS_ERR_ARG;
     }
-    if (s == MMS_OK) s = mms_partition_open(p->graph, P, &t->pt);
-    /* the model directory: fresh (refused if present unless --force) or resumed */
+    if (s == MMS_OK) s = mms_partition_open(p->graph, t->nranks, &t->pt);
     if (s == MMS_OK && t->rank == 0) {
         char ck[MMS_PATH_MAX];
         s = mms_path_join(ck, sizeof ck, p->out, "checkpoint.bin");
@@ -683,17 +676,28 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
         }
         if (s == MMS_OK) s = mms_mkdir_p(p->out);
     }
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    return mms_mpi_agree(s, t->comm);
+}
 
-    MMS_CALL_GOTO(s, done, mms_shard_load(t->g, t->pt, comm, &t->sh));
-    if (p->hide_tags > 0) hide_tag_edges(t, p->hide_tags);
-    {
-        char b1[32], b2[32];
-        mms_log_rankinfo("shard %d: %lld owned, %lld + %lld halo nodes; halo features in %s, out %s",
-                         t->rank, (long long)t->sh.n_owned, (long long)t->sh.n_halo1,
-                         (long long)t->sh.n_halo2, mms_fmt_bytes((double)t->sh.halo_bytes_in, b1, 32),
-                         mms_fmt_bytes((double)t->sh.halo_bytes_out, b2, 32));
-    }
+/* Step 2: this rank's shard (halo features arrive in one exchange), with the
+ * tag edges of some images hidden if asked. Collective. */
+static mms_status load_shard(trainer_t *t) {
+    MMS_CALL(mms_shard_load(t->g, t->pt, t->comm, &t->sh));
+    if (t->p->hide_tags > 0) hide_tag_edges(t, t->p->hide_tags);
+    char b1[32], b2[32];
+    mms_log_rankinfo("shard %d: %lld owned, %lld + %lld halo nodes; halo features in %s, out %s",
+                     t->rank, (long long)t->sh.n_owned, (long long)t->sh.n_halo1,
+                     (long long)t->sh.n_halo2, mms_fmt_bytes((double)t->sh.halo_bytes_in, b1, 32),
+                     mms_fmt_bytes((double)t->sh.halo_bytes_out, b2, 32));
+    return MMS_OK;
+}
+
+/* Step 3: the model and everything a step uses (gradients, batch plan, the
+ * two Adam states, the negative distribution, the node view of the shard,
+ * the count arrays). Collective. */
+static mms_status build_model(trainer_t *t) {
+    const mms_train_params_t *p = t->p;
+    const int P = t->nranks;
     mms_sage_config_default(&t->cfg);
     t->cfg.dim = t->g->dim;
     t->cfg.hidden = p->hidden;
@@ -703,7 +707,7 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
     t->cfg.dropout = (float)p->dropout;
     t->cfg.train_tags = !p->freeze_tags;
     t->cfg.seed = p->seed;
-    s = mms_sage_config_check(&t->cfg);
+    mms_status s = mms_sage_config_check(&t->cfg);
     if (s == MMS_OK) s = mms_sage_model_create(&t->cfg, t->g->n_tags, &t->model);
     if (s == MMS_OK && p->tag_init_mean) s = tag_inputs_from_images(t);
     if (s == MMS_OK) s = mms_sage_grad_create(&t->cfg, t->g->n_tags, &t->grad);
@@ -726,29 +730,30 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
         s = mms_sage_sparsify(t->sh.x, t->sh.n_local, t->cfg.dim, MMS_SAGE_SPARSE_DENSITY, &t->sparse);
         if (s == MMS_OK && t->sparse) mms_sage_nodes_use_sparse(&t->nodes, t->sparse);
     }
-    if (s == MMS_OK) {
-        s = mms_calloc((size_t)P, sizeof(int), &t->scount);
-        if (s == MMS_OK) {
-            s = mms_calloc((size_t)P * 2, sizeof(int), &t->tcount);
-            t->tdispl = t->tcount ? t->tcount + P : NULL;
-        }
-    }
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));
+    if (s == MMS_OK) s = mms_calloc((size_t)P, sizeof(int), &t->scount);
+    if (s == MMS_OK) s = mms_calloc((size_t)P * 2, sizeof(int), &t->tcount);
+    if (s == MMS_OK) t->tdispl = t->tcount + P;
+    MMS_CALL(mms_mpi_agree(s, t->comm));
     int sparse_any = t->sparse != NULL, sparse_all = 0;
-    MMS_MPI_CALL(MPI_Allreduce(&sparse_any, &sparse_all, 1, MPI_INT, MPI_MIN, comm));
+    MMS_MPI_CALL(MPI_Allreduce(&sparse_any, &sparse_all, 1, MPI_INT, MPI_MIN, t->comm));
     mms_log_info("train: %lld nodes (%lld images, %lld tags), %d-d inputs%s, model %zu parameters "
                  "+ %lld x %d tag table%s",
                  (long long)t->g->n_nodes, (long long)t->g->n_images, (long long)t->g->n_tags,
                  t->cfg.dim, sparse_all ? " (sparse path)" : "", t->model->n_params,
                  (long long)t->g->n_tags, t->cfg.dim, p->freeze_tags ? " (frozen)" : "");
+    return MMS_OK;
+}
 
-    /* positives */
+/* Step 4: the positive pairs (random walks) and the epoch's slot geometry.
+ * Collective. */
+static mms_status make_pairs(trainer_t *t) {
+    const mms_train_params_t *p = t->p;
     mms_walk_params_t wp = {.walks = p->walks, .length = p->walk_len, .seed = p->seed};
-    MMS_CALL_GOTO(s, done, mms_walks_generate(&wp, t->g->n_nodes, t->sh.part, t->sh.gid, t->sh.n_owned,
-                                             &t->sh.full, comm, &t->pairs));
+    MMS_CALL(mms_walks_generate(&wp, t->g->n_nodes, t->sh.part, t->sh.gid, t->sh.n_owned,
+                                &t->sh.full, t->comm, &t->pairs));
     t->slots_total = t->g->n_nodes * (int64_t)t->pairs.per_node;
-    MMS_CHECK_GOTO(s, done, t->pairs.valid_total > 0, MMS_ERR_ARG,
-                   "train: the random walks produced no pairs (a graph without edges?)");
+    MMS_CHECK(t->pairs.valid_total > 0, MMS_ERR_ARG,
+              "train: the random walks produced no pairs (a graph without edges?)");
     t->slots_per_step = (int64_t)ceil((double)p->batch * (double)t->slots_total /
                                       (double)t->pairs.valid_total);
     if (t->slots_per_step < 1) t->slots_per_step = 1;
@@ -757,111 +762,160 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
                  "crossed ranks); %lld steps per epoch of ~%d pairs",
                  (long long)t->pairs.valid_total, p->walks, p->walk_len - 1, t->pairs.seconds,
                  (long long)t->pairs.moved, (long long)t->steps_per_epoch, p->batch);
+    return MMS_OK;
+}
 
-    int64_t step = 0;
-    double smooth = NAN;
+/* Where the step loop stands. */
+typedef struct {
+    int64_t step, step0, total; /* next step, first step of this run, last step (exclusive) */
+    double smooth, first;       /* smoothed loss now and after the first step */
+    double t0, tlast;           /* run start, last progress line */
+    int64_t pairs_done, pairs_last, exch_total;
+    FILE *losslog;              /* rank 0: loss.tsv, open for appending */
+} run_t;
+
+/* Step 5: resume from the checkpoint if asked, the step bound, loss.tsv, the
+ * stop signals and the figures known before the first step. Collective. */
+static mms_status start_run(trainer_t *t, run_t *r, mms_train_summary_t *sum) {
+    const mms_train_params_t *p = t->p;
+    r->step = 0;
+    r->smooth = NAN;
     if (p->resume) {
-        MMS_CALL_GOTO(s, done, load_checkpoint(t, &step, &smooth));
-        mms_log_info("train: resumed from step %lld (smoothed loss %.4f)", (long long)step, smooth);
+        MMS_CALL(load_checkpoint(t, &r->step, &r->smooth));
+        mms_log_info("train: resumed from step %lld (smoothed loss %.4f)", (long long)r->step, r->smooth);
     }
-    int64_t total = p->epochs > 0 ? (int64_t)p->epochs * t->steps_per_epoch : INT64_MAX;
-    if (p->max_steps > 0 && p->max_steps < total) total = p->max_steps;
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(open_loss_log(t, step, &losslog), comm));
+    r->total = p->epochs > 0 ? (int64_t)p->epochs * t->steps_per_epoch : INT64_MAX;
+    if (p->max_steps > 0 && p->max_steps < r->total) r->total = p->max_steps;
+    MMS_CALL(mms_mpi_agree(open_loss_log(t, r->step, &r->losslog), t->comm));
     signal(SIGTERM, on_stop);
     signal(SIGINT, on_stop);
-    double t0 = mms_now(), tlast = t0;
-    int64_t pairs_done = 0, pairs_last = 0, step0 = step;
-    double first = NAN;
+    r->t0 = r->tlast = mms_now();
+    r->pairs_done = r->pairs_last = 0;
+    r->step0 = r->step;
+    r->first = NAN;
     int64_t halo = t->sh.halo_bytes_in;
-    MMS_MPI_CALL(MPI_Allreduce(&halo, &sum->halo_bytes, 1, MPI_INT64_T, MPI_SUM, comm));
+    MMS_MPI_CALL(MPI_Allreduce(&halo, &sum->halo_bytes, 1, MPI_INT64_T, MPI_SUM, t->comm));
     sum->allreduce_bytes_per_step = (int64_t)(t->model->n_params * sizeof(float));
-    int64_t exch_total = 0;
-    while (step < total) {
+    r->exch_total = 0;
+    return MMS_OK;
+}
+
+/* Rank 0: a line of loss.tsv and a progress line with the rate and ETA. */
+static void log_progress(const trainer_t *t, run_t *r, double loss, double now) {
+    const mms_train_params_t *p = t->p;
+    double rate = (double)(r->pairs_done - r->pairs_last) / (now - r->tlast + 1e-9);
+    int64_t epoch = (r->step - 1) / t->steps_per_epoch;
+    if (r->losslog) {
+        fprintf(r->losslog, "%lld\t%.4f\t%.6f\t%.6f\t%.1f\t%.2f\n", (long long)r->step,
+                (double)r->step / (double)t->steps_per_epoch, loss, r->smooth, rate, now - r->t0);
+        fflush(r->losslog);
+    }
+    char eta[32] = "--";
+    double per = (now - r->t0) / (double)(r->step - r->step0);
+    int64_t left = r->total == INT64_MAX ? -1 : r->total - r->step;
+    if (p->time_limit > 0) {
+        double tl = p->time_limit - (now - r->t0);
+        if (left < 0 || tl < per * (double)left) left = (int64_t)(tl / per);
+    }
+    if (left >= 0) snprintf(eta, sizeof eta, "%.0fs", per * (double)left);
+    char tot[32] = "-";
+    if (r->total != INT64_MAX) snprintf(tot, sizeof tot, "%lld", (long long)r->total);
+    mms_log_info("epoch %lld step %lld/%s loss %.4f (smoothed %.4f) %.0f pairs/s ETA %s",
+                 (long long)epoch + 1, (long long)r->step, tot, loss, r->smooth, rate, eta);
+    r->tlast = now;
+    r->pairs_last = r->pairs_done;
+}
+
+/* Step 6: steps until the bound, the time limit or a signal (decided on rank
+ * 0 and shared), with checkpoints every ckpt_every steps. Collective. */
+static mms_status run_steps(trainer_t *t, run_t *r, mms_train_summary_t *sum) {
+    const mms_train_params_t *p = t->p;
+    while (r->step < r->total) {
         double loss = 0;
         int64_t gp = 0;
-        MMS_CALL_GOTO(s, done, train_step(t, step, &loss, &gp));
-        if (!isfinite(loss)) {
-            mms_error_set(MMS_ERR_NUMERIC, __FILE__, __LINE__, __func__,
-                          "train: loss is %g at step %lld; stopping. The last good checkpoint is "
-                          "kept in '%s' (lower --lr?)",
-                          loss, (long long)step, p->out);
-            s = MMS_ERR_NUMERIC;
-            goto done;
-        }
+        MMS_CALL(train_step(t, r->step, &loss, &gp));
+        MMS_CHECK(isfinite(loss), MMS_ERR_NUMERIC,
+                  "train: loss is %g at step %lld; stopping. The last good checkpoint is "
+                  "kept in '%s' (lower --lr?)",
+                  loss, (long long)r->step, p->out);
         double ta = mms_now();
-        MMS_CALL_GOTO(s, done, mms_adam_step(t->adam, t->model->params, t->grad->dparams));
+        MMS_CALL(mms_adam_step(t->adam, t->model->params, t->grad->dparams));
         if (!p->freeze_tags)
-            MMS_CALL_GOTO(s, done, mms_adam_step_rows(t->adam_tags, t->model->tags, t->cfg.dim,
-                                                      t->grad->rows, t->grad->n_rows, t->grad->drows));
+            MMS_CALL(mms_adam_step_rows(t->adam_tags, t->model->tags, t->cfg.dim, t->grad->rows,
+                                        t->grad->n_rows, t->grad->drows));
         PHASE(t, 7, ta);
-        step++;
-        pairs_done += gp;
-        exch_total += t->exch_bytes;
-        smooth = isnan(smooth) ? loss : 0.98 * smooth + 0.02 * loss;
-        if (isnan(first)) first = smooth;
+        r->step++;
+        r->pairs_done += gp;
+        r->exch_total += t->exch_bytes;
+        r->smooth = isnan(r->smooth) ? loss : 0.98 * r->smooth + 0.02 * loss;
+        if (isnan(r->first)) r->first = r->smooth;
         double now = mms_now();
-        /* stop conditions are decided on rank 0 and shared */
         int stop = 0;
         if (t->rank == 0) {
-            if (p->time_limit > 0 && now - t0 >= p->time_limit) stop = 2;
+            if (p->time_limit > 0 && now - r->t0 >= p->time_limit) stop = 2;
             if (g_stop_signal) stop = 3;
         }
-        MMS_MPI_CALL(MPI_Bcast(&stop, 1, MPI_INT, 0, comm));
-        int log_now = (step % p->log_every == 0) || stop || step == total;
-        if (t->rank == 0 && log_now) {
-            double rate = (double)(pairs_done - pairs_last) / (now - tlast + 1e-9);
-            int64_t epoch = (step - 1) / t->steps_per_epoch;
-            if (losslog) {
-                fprintf(losslog, "%lld\t%.4f\t%.6f\t%.6f\t%.1f\t%.2f\n", (long long)step,
-                        (double)step / (double)t->steps_per_epoch, loss, smooth, rate, now - t0);
-                fflush(losslog);
-            }
-            char eta[32] = "--";
-            double per = (now - t0) / (double)(step - step0);
-            int64_t left = total == INT64_MAX ? -1 : total - step;
-            if (p->time_limit > 0) {
-                double tl = p->time_limit - (now - t0);
-                if (left < 0 || tl < per * (double)left) left = (int64_t)(tl / per);
-            }
-            if (left >= 0) snprintf(eta, sizeof eta, "%.0fs", per * (double)left);
-            char tot[32] = "-";
-            if (total != INT64_MAX) snprintf(tot, sizeof tot, "%lld", (long long)total);
-            mms_log_info("epoch %lld step %lld/%s loss %.4f (smoothed %.4f) %.0f pairs/s ETA %s",
-                         (long long)epoch + 1, (long long)step, tot, loss, smooth, rate, eta);
-            tlast = now;
-            pairs_last = pairs_done;
-        }
-        if (p->ckpt_every > 0 && step % p->ckpt_every == 0 && step < total && !stop)
-            MMS_CALL_GOTO(s, done, mms_mpi_agree(write_checkpoint(t, step, smooth), comm));
+        MMS_MPI_CALL(MPI_Bcast(&stop, 1, MPI_INT, 0, t->comm));
+        int log_now = (r->step % p->log_every == 0) || stop || r->step == r->total;
+        if (t->rank == 0 && log_now) log_progress(t, r, loss, now);
+        if (p->ckpt_every > 0 && r->step % p->ckpt_every == 0 && r->step < r->total && !stop)
+            MMS_CALL(mms_mpi_agree(write_checkpoint(t, r->step, r->smooth), t->comm));
         if (stop) {
             sum->stopped_by = stop == 2 ? 2 : 3;
             break;
         }
     }
-    if (step >= total) sum->stopped_by = (p->max_steps > 0 && total == p->max_steps) ? 1 : 0;
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(write_checkpoint(t, step, smooth), comm));
-    MMS_CALL_GOTO(s, done, mms_mpi_agree(export_model(t, step, smooth), comm));
-    {
-        double fl = t->flops, fsum = 0;
-        MMS_MPI_CALL(MPI_Allreduce(&fl, &fsum, 1, MPI_DOUBLE, MPI_SUM, comm));
-        sum->steps = step - step0;
-        sum->steps_per_epoch = t->steps_per_epoch;
-        sum->pairs = pairs_done;
-        sum->first_loss = first;
-        sum->last_loss = smooth;
-        sum->seconds = mms_now() - t0;
-        sum->pairs_per_sec = (double)pairs_done / (sum->seconds + 1e-9);
-        sum->gflops = fsum / (sum->seconds + 1e-9) / 1e9;
-        sum->exchange_bytes_per_step = step > step0 ? exch_total / (step - step0) : 0;
-        char prof[512];
-        size_t used = 0;
-        for (int i = 0; i < 8; i++)
-            used += (size_t)snprintf(prof + used, sizeof prof - used, "%s%s %.2f", i ? ", " : "", k_phase[i],
-                                     1e3 * t->phase[i] / (double)(step > step0 ? step - step0 : 1));
-        mms_log_rankinfo("train: ms per step on rank %d: %s", t->rank, prof);
-    }
+    if (r->step >= r->total) sum->stopped_by = (p->max_steps > 0 && r->total == p->max_steps) ? 1 : 0;
+    return MMS_OK;
+}
+
+/* Step 7: the last checkpoint, the model directory and the summary with the
+ * per-phase profile. Collective. */
+static mms_status finish(trainer_t *t, const run_t *r, mms_train_summary_t *sum) {
+    MMS_CALL(mms_mpi_agree(write_checkpoint(t, r->step, r->smooth), t->comm));
+    MMS_CALL(mms_mpi_agree(export_model(t, r->step, r->smooth), t->comm));
+    double fl = t->flops, fsum = 0;
+    MMS_MPI_CALL(MPI_Allreduce(&fl, &fsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
+    const int64_t done = r->step - r->step0;
+    sum->steps = done;
+    sum->steps_per_epoch = t->steps_per_epoch;
+    sum->pairs = r->pairs_done;
+    sum->first_loss = r->first;
+    sum->last_loss = r->smooth;
+    sum->seconds = mms_now() - r->t0;
+    sum->pairs_per_sec = (double)r->pairs_done / (sum->seconds + 1e-9);
+    sum->gflops = fsum / (sum->seconds + 1e-9) / 1e9;
+    sum->exchange_bytes_per_step = done > 0 ? r->exch_total / done : 0;
+    char prof[512];
+    size_t used = 0;
+    for (int i = 0; i < 8; i++)
+        used += (size_t)snprintf(prof + used, sizeof prof - used, "%s%s %.2f", i ? ", " : "", k_phase[i],
+                                 1e3 * t->phase[i] / (double)(done > 0 ? done : 1));
+    mms_log_rankinfo("train: ms per step on rank %d: %s", t->rank, prof);
+    return MMS_OK;
+}
+
+mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summary_t *sum) {
+    trainer_t T;
+    trainer_t *t = &T;
+    memset(t, 0, sizeof *t);
+    memset(sum, 0, sizeof *sum);
+    t->p = p;
+    t->comm = comm;
+    MMS_MPI_CALL(MPI_Comm_rank(comm, &t->rank));
+    MMS_MPI_CALL(MPI_Comm_size(comm, &t->nranks));
+    run_t r;
+    memset(&r, 0, sizeof r);
+    mms_status s;
+    MMS_CALL_GOTO(s, done, open_inputs(t));
+    MMS_CALL_GOTO(s, done, load_shard(t));
+    MMS_CALL_GOTO(s, done, build_model(t));
+    MMS_CALL_GOTO(s, done, make_pairs(t));
+    MMS_CALL_GOTO(s, done, start_run(t, &r, sum));
+    MMS_CALL_GOTO(s, done, run_steps(t, &r, sum));
+    MMS_CALL_GOTO(s, done, finish(t, &r, sum));
 done:
-    if (losslog) fclose(losslog);
+    if (r.losslog) fclose(r.losslog);
     trainer_free(t);
     return s;
 }
