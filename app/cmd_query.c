@@ -308,165 +308,211 @@ static const char k_summary[] =
     "'-' = none; ROW is a row of --image-features), one JSON line per answer, a summary on stderr.\n"
     "Tags are comma-separated, so a tag may contain spaces. See docs/protocol.md.";
 
-mms_status mms_cmd_query(int argc, char **argv) {
-    const char *server = MMS_DEFAULT_ADDR, *op_s = "search", *features = NULL, *knn_path = NULL,
-               *jpeg_path = NULL, *tags_s = NULL, *exclude = NULL, *batch = NULL,
-               *connect_s = "image", *concept_s = "tags";
-    int64_t row = 0;
-    double visual = -1, timeout = 30;
-    int k = MMS_PROTO_K_DEFAULT, neighbors = MMS_PROTO_NEIGHBORS_DEFAULT,
-        tag_k = MMS_PROTO_TAG_K_DEFAULT, predict = 0, json = 0, depth = 32;
+/* The command line of `query`. */
+typedef struct {
+    const char *server, *op_s, *features, *knn_path, *jpeg_path, *tags_s, *exclude, *batch,
+        *connect_s, *concept_s;
+    int64_t row;
+    double visual, timeout;
+    int k, neighbors, tag_k, predict, json, depth;
+} query_opts_t;
+
+static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *help) {
+    *o = (query_opts_t){.server = MMS_DEFAULT_ADDR,
+                        .op_s = "search",
+                        .connect_s = "image",
+                        .concept_s = "tags",
+                        .visual = -1,
+                        .timeout = 30,
+                        .k = MMS_PROTO_K_DEFAULT,
+                        .neighbors = MMS_PROTO_NEIGHBORS_DEFAULT,
+                        .tag_k = MMS_PROTO_TAG_K_DEFAULT,
+                        .depth = 32};
     mms_opt_t opts[] = {
-        {"server", MMS_OPT_STR, &server, "query server address HOST:PORT", 0, 0, 0, 0},
-        {"op", MMS_OPT_STR, &op_s, "search, predict_tags, info or ping", 0, 0, 0, 0},
-        {"image-features", MMS_OPT_STR, &features,
+        {"server", MMS_OPT_STR, &o->server, "query server address HOST:PORT", 0, 0, 0, 0},
+        {"op", MMS_OPT_STR, &o->op_s, "search, predict_tags, info or ping", 0, 0, 0, 0},
+        {"image-features", MMS_OPT_STR, &o->features,
          "float32 .npy whose row --row is the query image (node-feature space)", 0, 0, 0, 0},
-        {"row", MMS_OPT_INT64, &row, "row of --image-features (and --knn-features)", 0, 1, 0, 1e15},
-        {"knn-features", MMS_OPT_STR, &knn_path,
+        {"row", MMS_OPT_INT64, &o->row, "row of --image-features (and --knn-features)", 0, 1, 0, 1e15},
+        {"knn-features", MMS_OPT_STR, &o->knn_path,
          "float32 .npy in the index's kNN space (same row), when it has one", 0, 0, 0, 0},
-        {"jpeg", MMS_OPT_STR, &jpeg_path, "a JPEG file as the query image (pixel indexes)", 0, 0, 0,
-         0},
-        {"tags", MMS_OPT_STR, &tags_s, "comma-separated keywords / tags of the query", 0, 0, 0, 0},
-        {"visual", MMS_OPT_DOUBLE, &visual,
+        {"jpeg", MMS_OPT_STR, &o->jpeg_path, "a JPEG file as the query image (pixel indexes)", 0, 0,
+         0, 0},
+        {"tags", MMS_OPT_STR, &o->tags_s, "comma-separated keywords / tags of the query", 0, 0, 0, 0},
+        {"visual", MMS_OPT_DOUBLE, &o->visual,
          "w_visual in [0,1]; -1 = the server's default (1 image only, 0 tags only, 0.5 both)", 0,
          1, -1, 1},
-        {"k", MMS_OPT_INT, &k, "results to return", 0, 1, 1, MMS_PROTO_K_MAX},
-        {"neighbors", MMS_OPT_INT, &neighbors, "visual neighbours the query image connects to", 0,
-         1, 1, MMS_PROTO_NEIGHBORS_MAX},
-        {"exclude", MMS_OPT_STR, &exclude, "an image id to drop from the results", 0, 0, 0, 0},
-        {"connect", MMS_OPT_STR, &connect_s,
+        {"k", MMS_OPT_INT, &o->k, "results to return", 0, 1, 1, MMS_PROTO_K_MAX},
+        {"neighbors", MMS_OPT_INT, &o->neighbors, "visual neighbours the query image connects to",
+         0, 1, 1, MMS_PROTO_NEIGHBORS_MAX},
+        {"exclude", MMS_OPT_STR, &o->exclude, "an image id to drop from the results", 0, 0, 0, 0},
+        {"connect", MMS_OPT_STR, &o->connect_s,
          "the query image's connections: image (visual neighbours), tags or both", 0, 0, 0, 0},
-        {"concept", MMS_OPT_STR, &concept_s,
+        {"concept", MMS_OPT_STR, &o->concept_s,
          "the slider's conceptual side: tags (mean of the tags' embeddings, the paper's) or node "
          "(the tags as one new node)", 0, 0, 0, 0},
-        {"predict-tags", MMS_OPT_FLAG, &predict, "also predict tags (search)", 0, 0, 0, 0},
-        {"tag-k", MMS_OPT_INT, &tag_k, "tags to predict", 0, 1, 1, MMS_PROTO_TAG_K_MAX},
-        {"json", MMS_OPT_FLAG, &json, "print the response as one JSON line", 0, 0, 0, 0},
-        {"batch", MMS_OPT_STR, &batch, "TSV file of queries to stream (see above)", 0, 0, 0, 0},
-        {"pipeline", MMS_OPT_INT, &depth, "requests in flight in --batch mode", 0, 1, 1, 65536},
-        {"timeout", MMS_OPT_DOUBLE, &timeout, "seconds to wait for the server (no progress)", 0, 1,
-         0.001, 86400},
+        {"predict-tags", MMS_OPT_FLAG, &o->predict, "also predict tags (search)", 0, 0, 0, 0},
+        {"tag-k", MMS_OPT_INT, &o->tag_k, "tags to predict", 0, 1, 1, MMS_PROTO_TAG_K_MAX},
+        {"json", MMS_OPT_FLAG, &o->json, "print the response as one JSON line", 0, 0, 0, 0},
+        {"batch", MMS_OPT_STR, &o->batch, "TSV file of queries to stream (see above)", 0, 0, 0, 0},
+        {"pipeline", MMS_OPT_INT, &o->depth, "requests in flight in --batch mode", 0, 1, 1, 65536},
+        {"timeout", MMS_OPT_DOUBLE, &o->timeout, "seconds to wait for the server (no progress)", 0,
+         1, 0.001, 86400},
     };
-    int nopts = (int)(sizeof opts / sizeof opts[0]), help;
-    MMS_CALL(mms_opts_parse("query", k_summary, opts, nopts, argc, argv, &help));
-    if (help) return MMS_OK;
+    int nopts = (int)(sizeof opts / sizeof opts[0]);
+    return mms_opts_parse("query", k_summary, opts, nopts, argc, argv, help);
+}
 
+/* The options checked against each other, as the request's fields (refused
+ * before connecting). */
+static mms_status make_request(const query_opts_t *o, mms_request_t *q) {
     int op = -1;
     for (int i = 0; i < 4; i++)
-        if (!strcmp(op_s, mms_op_name((mms_op)i))) op = i;
-    MMS_CHECK(visual == -1 || visual >= 0, MMS_ERR_ARG,
-              "query: --visual must be in [0, 1] (or -1 for the server's default), got %g", visual);
+        if (!strcmp(o->op_s, mms_op_name((mms_op)i))) op = i;
+    MMS_CHECK(o->visual == -1 || o->visual >= 0, MMS_ERR_ARG,
+              "query: --visual must be in [0, 1] (or -1 for the server's default), got %g", o->visual);
     MMS_CHECK(op >= 0, MMS_ERR_ARG, "query: --op must be search, predict_tags, info or ping, got '%s'",
-              op_s);
+              o->op_s);
     int connect = -1;
     for (int i = 0; i < 3; i++)
-        if (!strcmp(connect_s, mms_connect_name(i))) connect = i;
+        if (!strcmp(o->connect_s, mms_connect_name(i))) connect = i;
     MMS_CHECK(connect >= 0, MMS_ERR_ARG, "query: --connect must be image, tags or both, got '%s'",
-              connect_s);
+              o->connect_s);
     int concept = -1;
     for (int i = 0; i < 2; i++)
-        if (!strcmp(concept_s, mms_concept_name(i))) concept = i;
-    MMS_CHECK(concept >= 0, MMS_ERR_ARG, "query: --concept must be tags or node, got '%s'", concept_s);
-    MMS_CHECK(!(features && jpeg_path), MMS_ERR_ARG,
+        if (!strcmp(o->concept_s, mms_concept_name(i))) concept = i;
+    MMS_CHECK(concept >= 0, MMS_ERR_ARG, "query: --concept must be tags or node, got '%s'",
+              o->concept_s);
+    MMS_CHECK(!(o->features && o->jpeg_path), MMS_ERR_ARG,
               "query: give --image-features or --jpeg, not both");
-    MMS_CHECK(!knn_path || features, MMS_ERR_ARG, "query: --knn-features needs --image-features");
-    MMS_CHECK(!batch || !jpeg_path, MMS_ERR_ARG, "query: --batch reads images from --image-features "
-                                                 "only");
-    MMS_CHECK(batch || op >= MMS_OP_INFO || features || jpeg_path || tags_s, MMS_ERR_ARG,
+    MMS_CHECK(!o->knn_path || o->features, MMS_ERR_ARG, "query: --knn-features needs --image-features");
+    MMS_CHECK(!o->batch || !o->jpeg_path, MMS_ERR_ARG, "query: --batch reads images from "
+                                                       "--image-features only");
+    MMS_CHECK(o->batch || op >= MMS_OP_INFO || o->features || o->jpeg_path || o->tags_s, MMS_ERR_ARG,
               "query: give --image-features, --jpeg or --tags (or --batch)");
-
-    mms_request_t q;
-    mms_request_init(&q);
-    q.op = (mms_op)op;
-    q.id = 1;
-    q.k = k;
-    q.neighbors = neighbors;
-    q.tag_k = tag_k;
-    q.predict_tags = predict || op == MMS_OP_PREDICT_TAGS;
-    q.exclude = exclude;
-    q.connect = connect;
-    q.concept = concept;
-    if (visual >= 0) {
-        q.visual = (float)visual;
-        q.visual_given = 1;
+    mms_request_init(q);
+    q->op = (mms_op)op;
+    q->id = 1;
+    q->k = o->k;
+    q->neighbors = o->neighbors;
+    q->tag_k = o->tag_k;
+    q->predict_tags = o->predict || op == MMS_OP_PREDICT_TAGS;
+    q->exclude = o->exclude;
+    q->connect = connect;
+    q->concept = concept;
+    if (o->visual >= 0) {
+        q->visual = (float)o->visual;
+        q->visual_given = 1;
     }
+    return MMS_OK;
+}
 
-    mms_status st = MMS_OK;
+/* What the request borrows: the mapped feature files, the JPEG bytes, the
+ * split tags (freed by inputs_free). */
+typedef struct {
     mms_npy_t feat, knn;
-    int have_feat = 0, have_knn = 0;
-    char *jpeg = NULL, *tagbuf = NULL;
-    const char **tags = NULL;
-    mms_netclient_t *c = NULL;
+    int have_feat, have_knn;
+    char *jpeg, *tagbuf;
+    const char **tags;
+} query_inputs_t;
+
+static void inputs_free(query_inputs_t *in) {
+    if (in->have_feat) mms_npy_close(&in->feat);
+    if (in->have_knn) mms_npy_close(&in->knn);
+    free(in->jpeg);
+    free(in->tagbuf);
+    free(in->tags);
+}
+
+/* The query image (a feature row, its kNN row, or a JPEG file) and the tags
+ * into q. */
+static mms_status load_inputs(const query_opts_t *o, query_inputs_t *in, mms_request_t *q) {
+    if (o->features) {
+        MMS_CALL(mms_npy_open(o->features, MMS_DT_F32, &in->feat));
+        in->have_feat = 1;
+        MMS_CHECK(in->feat.cols > 0 && in->feat.cols <= (1u << 24), MMS_ERR_ARG,
+                  "query: %s has %zu columns", o->features, in->feat.cols);
+        MMS_CHECK(o->batch || (size_t)o->row < in->feat.rows, MMS_ERR_ARG,
+                  "query: --row %lld is past the end of %s (%zu rows)", (long long)o->row,
+                  o->features, in->feat.rows);
+        q->image = (const float *)in->feat.data + (size_t)o->row * in->feat.cols;
+        q->image_dim = (int)in->feat.cols;
+    }
+    if (o->knn_path) {
+        MMS_CALL(mms_npy_open(o->knn_path, MMS_DT_F32, &in->knn));
+        in->have_knn = 1;
+        MMS_CHECK(in->knn.rows == in->feat.rows && in->knn.cols > 0, MMS_ERR_ARG,
+                  "query: %s has %zu rows, %s has %zu", o->knn_path, in->knn.rows, o->features,
+                  in->feat.rows);
+        q->image_knn = (const float *)in->knn.data + (size_t)o->row * in->knn.cols;
+        q->image_knn_dim = (int)in->knn.cols;
+    }
+    if (o->jpeg_path) {
+        size_t len;
+        MMS_CALL(mms_read_file(o->jpeg_path, &in->jpeg, &len));
+        q->jpeg = (const uint8_t *)in->jpeg;
+        q->jpeg_len = len;
+    }
+    if (o->tags_s) {
+        MMS_CALL(mms_calloc(MMS_PROTO_MAX_TAGS, sizeof *in->tags, &in->tags));
+        in->tagbuf = strdup(o->tags_s);
+        MMS_CHECK(in->tagbuf, MMS_ERR_NOMEM, "out of memory");
+        MMS_CALL(split_tags(in->tagbuf, in->tags, MMS_PROTO_MAX_TAGS, &q->ntags));
+        q->tags = in->tags;
+    }
+    return MMS_OK;
+}
+
+/* One request, its answer printed (JSON or human); a server-side error
+ * becomes the exit status. */
+static mms_status ask_once(mms_netclient_t *c, const query_opts_t *o, const mms_request_t *q) {
     mms_response_t r;
     mms_response_init(&r, NULL);
-    if (features) {
-        MMS_CALL_GOTO(st, done, mms_npy_open(features, MMS_DT_F32, &feat));
-        have_feat = 1;
-        MMS_CHECK_GOTO(st, done, feat.cols > 0 && feat.cols <= (1u << 24), MMS_ERR_ARG,
-                       "query: %s has %zu columns", features, feat.cols);
-        MMS_CHECK_GOTO(st, done, batch || (size_t)row < feat.rows, MMS_ERR_ARG,
-                       "query: --row %lld is past the end of %s (%zu rows)", (long long)row,
-                       features, feat.rows);
-        q.image = (const float *)feat.data + (size_t)row * feat.cols;
-        q.image_dim = (int)feat.cols;
+    double t0 = mms_now();
+    mms_status st = mms_netclient_call(c, q, &r, o->timeout);
+    double secs = mms_now() - t0;
+    if (st == MMS_OK && o->json) st = print_json(mms_response_json(&r));
+    if (st == MMS_OK && !r.ok) {
+        fprintf(stderr, "query: the server answered with error %s (%d): %s\n",
+                mms_proto_error_name(r.error_code), r.error_code, r.error_message);
+        for (int i = 0; i < r.nwarnings && !o->json; i++)
+            fprintf(stderr, "query: warning: %s\n", r.warnings[i]);
+        st = status_of(r.error_code);
+    } else if (st == MMS_OK && !o->json) {
+        print_human(&r, q->op, secs, o->server);
     }
-    if (knn_path) {
-        MMS_CALL_GOTO(st, done, mms_npy_open(knn_path, MMS_DT_F32, &knn));
-        have_knn = 1;
-        MMS_CHECK_GOTO(st, done, knn.rows == feat.rows && knn.cols > 0, MMS_ERR_ARG,
-                       "query: %s has %zu rows, %s has %zu", knn_path, knn.rows, features,
-                       feat.rows);
-        q.image_knn = (const float *)knn.data + (size_t)row * knn.cols;
-        q.image_knn_dim = (int)knn.cols;
-    }
-    if (jpeg_path) {
-        size_t len;
-        MMS_CALL_GOTO(st, done, mms_read_file(jpeg_path, &jpeg, &len));
-        q.jpeg = (const uint8_t *)jpeg;
-        q.jpeg_len = len;
-    }
-    if (tags_s) {
-        MMS_CALL_GOTO(st, done, mms_calloc(MMS_PROTO_MAX_TAGS, sizeof *tags, &tags));
-        tagbuf = strdup(tags_s);
-        MMS_CHECK_GOTO(st, done, tagbuf, MMS_ERR_NOMEM, "out of memory");
-        MMS_CALL_GOTO(st, done, split_tags(tagbuf, tags, MMS_PROTO_MAX_TAGS, &q.ntags));
-        q.tags = tags;
-    }
+    mms_response_free(&r);
+    return st;
+}
 
-    MMS_CALL_GOTO(st, done, mms_netclient_connect(server, timeout, &c));
-    if (batch) {
+mms_status mms_cmd_query(int argc, char **argv) {
+    query_opts_t o;
+    int help = 0;
+    MMS_CALL(parse_options(argc, argv, &o, &help));
+    if (help) return MMS_OK;
+    mms_request_t q;
+    MMS_CALL(make_request(&o, &q));
+    query_inputs_t in;
+    memset(&in, 0, sizeof in);
+    mms_netclient_t *c = NULL;
+    mms_status st;
+    MMS_CALL_GOTO(st, done, load_inputs(&o, &in, &q));
+    MMS_CALL_GOTO(st, done, mms_netclient_connect(o.server, o.timeout, &c));
+    if (o.batch) {
         q.image = NULL;
         q.image_dim = 0;
         q.image_knn = NULL;
         q.image_knn_dim = 0;
         q.tags = NULL;
         q.ntags = 0;
-        st = run_batch(c, batch, depth, timeout, have_feat ? &feat : NULL, have_knn ? &knn : NULL,
-                       &q);
-        goto done;
+        st = run_batch(c, o.batch, o.depth, o.timeout, in.have_feat ? &in.feat : NULL,
+                       in.have_knn ? &in.knn : NULL, &q);
+    } else {
+        st = ask_once(c, &o, &q);
     }
-    double t0 = mms_now();
-    MMS_CALL_GOTO(st, done, mms_netclient_call(c, &q, &r, timeout));
-    double secs = mms_now() - t0;
-    if (json) MMS_CALL_GOTO(st, done, print_json(mms_response_json(&r)));
-    if (!r.ok) {
-        fprintf(stderr, "query: the server answered with error %s (%d): %s\n",
-                mms_proto_error_name(r.error_code), r.error_code, r.error_message);
-        for (int i = 0; i < r.nwarnings && !json; i++)
-            fprintf(stderr, "query: warning: %s\n", r.warnings[i]);
-        st = status_of(r.error_code);
-        goto done;
-    }
-    if (!json) print_human(&r, q.op, secs, server);
-
 done:
     fflush(stdout);
-    mms_response_free(&r);
     mms_netclient_close(&c);
-    if (have_feat) mms_npy_close(&feat);
-    if (have_knn) mms_npy_close(&knn);
-    free(jpeg);
-    free(tagbuf);
-    free(tags);
+    inputs_free(&in);
     return st;
 }

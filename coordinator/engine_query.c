@@ -62,19 +62,9 @@ static void normalise(const float *v, int32_t n, float *out) {
     for (int32_t i = 0; i < n; i++) out[i] = v[i] * inv;
 }
 
-mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, int connect,
-                             mms_response_t *resp, mms_query_t *q) {
-    memset(q, 0, sizeof *q);
-    q->req = req;
-    q->resp = resp;
-    q->exclude = -1;
-    q->op = req->op;
-    if (!resp->ok) return MMS_OK; /* the loop could not prepare it */
-    if (req->op == MMS_OP_PING) return MMS_OK;
-    if (req->op == MMS_OP_INFO) return MMS_OK; /* answered by the engine (it knows the workers) */
-    if (req->op != MMS_OP_SEARCH && req->op != MMS_OP_PREDICT_TAGS)
-        REFUSE(q, MMS_PERR_UNSUPPORTED, "unknown op %d", (int)req->op);
-    /* a caller-built request (search, bench) gets the loop's checks here */
+/* The loop's range checks again, for a caller-built request (search, bench):
+ * a bad value refuses q (q->resp->ok becomes 0). */
+static mms_status check_ranges(const mms_request_t *req, int connect, mms_query_t *q) {
     if (req->k < 1 || req->k > MMS_PROTO_K_MAX)
         REFUSE(q, MMS_PERR_K_RANGE, "'k' is %d, must be in [1, %d]", req->k, MMS_PROTO_K_MAX);
     if (req->neighbors < 1 || req->neighbors > MMS_PROTO_NEIGHBORS_MAX)
@@ -93,17 +83,16 @@ mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, in
         REFUSE(q, MMS_PERR_INVALID, "'image_knn' is only used with 'image'");
     if (connect < 0 || connect > 2) REFUSE(q, MMS_PERR_INVALID, "'connect' is %d", connect);
     if (!mms_concept_name(req->concept)) REFUSE(q, MMS_PERR_INVALID, "'concept' is %d", req->concept);
-    q->has_image = req->image || req->jpeg;
-    q->k = req->k;
-    q->neighbors = req->neighbors;
-    q->tag_k = req->tag_k;
-    q->w = req->visual;
-    q->search = req->op == MMS_OP_SEARCH;
-    q->predict = req->op == MMS_OP_PREDICT_TAGS || req->predict_tags;
+    return MMS_OK;
+}
 
-    /* the image: widths and values against the index */
-    const float *img = NULL;
-    float *desc = NULL;
+/* The query image: widths and values against the index; a JPEG is decoded
+ * into *desc (owned by the caller). *img: the catalog-space vector (or NULL
+ * without an image). A bad image refuses q (q->resp->ok becomes 0). */
+static mms_status check_image(const mms_index_t *ix, const mms_request_t *req, mms_query_t *q,
+                              const float **img, float **desc) {
+    *img = NULL;
+    *desc = NULL;
     if (req->image) {
         if (req->image_dim != ix->in_dim)
             REFUSE(q, MMS_PERR_VECTOR_LENGTH,
@@ -111,7 +100,7 @@ mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, in
                    req->image_dim, ix->in_dim);
         int j = first_non_finite(req->image, req->image_dim);
         if (j >= 0) REFUSE(q, MMS_PERR_NON_FINITE, "'image'[%d] is not finite", j);
-        img = req->image;
+        *img = req->image;
     }
     if (req->image_knn) {
         if (!ix->knn_separate)
@@ -130,32 +119,65 @@ mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, in
                    "'jpeg' needs an index built from JPEG descriptors (catalog importer '%s' "
                    "does not compute %s)", ix->importer[0] ? ix->importer : "?",
                    MMS_DESCRIPTOR_NAME);
-        MMS_CALL(mms_malloc((size_t)ix->in_dim * sizeof(float), &desc));
-        mms_status ds = mms_descriptor_from_jpeg_mem(req->jpeg, req->jpeg_len, "'jpeg'", desc);
+        float *d;
+        MMS_CALL(mms_malloc((size_t)ix->in_dim * sizeof(float), &d));
+        mms_status ds = mms_descriptor_from_jpeg_mem(req->jpeg, req->jpeg_len, "'jpeg'", d);
         if (ds != MMS_OK) {
-            free(desc);
+            free(d);
             REFUSE(q, MMS_PERR_JPEG, "%s", mms_error_message());
         }
-        img = desc;
+        *img = *desc = d;
     }
+    return MMS_OK;
+}
 
-    /* tags: known ones (distinct, in request order) connect and average; the rest warn */
-    if (req->ntags > 0) {
-        mms_status s = mms_malloc((size_t)req->ntags * sizeof(int32_t), &q->tag);
-        if (s != MMS_OK) {
-            free(desc);
-            return s;
-        }
-    }
+/* Known tags (distinct, in request order) into q->tag; the rest warn. */
+static mms_status take_tags(const mms_index_t *ix, const mms_request_t *req, mms_query_t *q) {
+    if (req->ntags > 0) MMS_CALL(mms_malloc((size_t)req->ntags * sizeof(int32_t), &q->tag));
     for (int i = 0; i < req->ntags; i++) {
         int32_t t = mms_index_tag_lookup(ix, req->tags[i]);
         if (t < 0) {
-            mms_response_add_warning(resp, "unknown keyword '%s'", req->tags[i]);
+            mms_response_add_warning(q->resp, "unknown keyword '%s'", req->tags[i]);
             continue;
         }
         int dup = 0;
         for (int32_t j = 0; j < q->ntag && !dup; j++) dup = q->tag[j] == t;
         if (!dup) q->tag[q->ntag++] = t;
+    }
+    return MMS_OK;
+}
+
+mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, int connect,
+                             mms_response_t *resp, mms_query_t *q) {
+    memset(q, 0, sizeof *q);
+    q->req = req;
+    q->resp = resp;
+    q->exclude = -1;
+    q->op = req->op;
+    if (!resp->ok) return MMS_OK; /* the loop could not prepare it */
+    if (req->op == MMS_OP_PING) return MMS_OK;
+    if (req->op == MMS_OP_INFO) return MMS_OK; /* answered by the engine (it knows the workers) */
+    if (req->op != MMS_OP_SEARCH && req->op != MMS_OP_PREDICT_TAGS)
+        REFUSE(q, MMS_PERR_UNSUPPORTED, "unknown op %d", (int)req->op);
+    MMS_CALL(check_ranges(req, connect, q));
+    if (!resp->ok) return MMS_OK;
+    q->has_image = req->image || req->jpeg;
+    q->k = req->k;
+    q->neighbors = req->neighbors;
+    q->tag_k = req->tag_k;
+    q->w = req->visual;
+    q->search = req->op == MMS_OP_SEARCH;
+    q->predict = req->op == MMS_OP_PREDICT_TAGS || req->predict_tags;
+
+    /* the image, then the tags (known ones connect and average) */
+    const float *img = NULL;
+    float *desc = NULL;
+    MMS_CALL(check_image(ix, req, q, &img, &desc));
+    if (!resp->ok) return MMS_OK;
+    mms_status ts = take_tags(ix, req, q);
+    if (ts != MMS_OK) {
+        free(desc);
+        return ts;
     }
     if (req->op == MMS_OP_PREDICT_TAGS && !q->has_image) {
         free(desc);

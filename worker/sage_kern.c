@@ -571,6 +571,69 @@ mms_status SK(forward)(const mms_sage_batch_t *b, const sk_real *params, const s
 }
 
 /* ------------------------------------------------------------ backward */
+/* Backward into the tag rows: d x_tag, summed over every place the tag's
+ * input entered (as a target, a target's hop-1 sample, a hop-1 node, a hop-2
+ * node). dtags has b->n_touch rows of D. */
+static void tag_grads(const sk_ctx_t *c, const mms_sage_batch_t *b, const uint8_t *mB,
+                      const sk_real *dAT, const sk_real *dBT, const sk_real *dA1,
+                      const sk_real *dB1, sk_real *dtags, double *flops) {
+    const int D = c->D, H = c->H, H2 = c->H2, s1 = c->s1, s2 = c->s2;
+    const sk_drop_t *dr = &c->dr;
+    const int32_t nT = b->nT, n1 = b->n1, n2 = b->n2;
+    const int32_t plo = b->p2_lo;
+    memset(dtags, 0, (size_t)b->n_touch * D * sizeof(sk_real));
+    /* targets that are tags: TMP = dA_T[tags] W1s^T   (k x H)(H x D) */
+    int32_t k = nT - b->nT_img;
+    if (k > 0) {
+        gemm(0, 1, k, D, H, 1, dAT + (size_t)b->nT_img * H2, H2, c->W1s, H, 0, c->TMP, D, flops);
+        for (int32_t r = b->nT_img; r < nT; r++) {
+            uint64_t rk = dr->on ? drop_rowkey(dr, SITE_T_SELF, (uint64_t)c->T.gid[r]) : 0;
+            drop_axpy(dr, rk, D, dr->scale, c->TMP + (size_t)(r - b->nT_img) * D,
+                      dtags + (size_t)c->T.tch[r] * D);
+        }
+    }
+    /* tags among the targets' hop-1 samples: TMP = dB_T W1n^T  (nT x H)(H x D) */
+    if (n1 > b->n1_img) {
+        gemm(0, 1, nT, D, H, 1, dBT, H2, c->W1n, H, 0, c->TMP, D, flops);
+        for (int32_t t = 0; t < nT; t++)
+            for (int j = 0; j < s2; j++) {
+                int32_t u = b->occ1[(size_t)t * s2 + j];
+                if (u < b->n1_img) continue; /* dummy or image */
+                kept_axpy(dr, mB ? mB + ((size_t)t * s2 + j) * D : NULL, D, dr->scale / s2,
+                          c->TMP + (size_t)t * D, dtags + (size_t)c->N1.tch[u] * D);
+            }
+        /* hop-1 nodes that are tags, self half: TMP = dA_1[tags] W1s^T */
+        k = n1 - b->n1_img;
+        gemm(0, 1, k, D, H, 1, dA1 + (size_t)b->n1_img * H2, H2, c->W1s, H, 0, c->TMP, D, flops);
+        for (int32_t r = b->n1_img; r < n1; r++) {
+            uint64_t rk = dr->on ? drop_rowkey(dr, SITE_H1_SELF, (uint64_t)c->N1.gid[r]) : 0;
+            drop_axpy(dr, rk, D, dr->scale, c->TMP + (size_t)(r - b->n1_img) * D,
+                      dtags + (size_t)c->N1.tch[r] * D);
+        }
+    }
+    /* hop-2 nodes that are tags */
+    k = n2 - b->n2_img;
+    if (k > 0 && b->h2_tag_a) { /* TMP = dP2[tags] W1n^T   (k x H)(H x D) */
+        gemm(0, 1, k, D, H, 1, c->DP2 + (size_t)(b->n2_img - plo) * H, H, c->W1n, H, 0, c->TMP, D,
+             flops);
+        for (int32_t r = b->n2_img; r < n2; r++) {
+            uint64_t rk = dr->on ? drop_rowkey(dr, SITE_H2, (uint64_t)c->N2.gid[r]) : 0;
+            drop_axpy(dr, rk, D, dr->scale, c->TMP + (size_t)(r - b->n2_img) * D,
+                      dtags + (size_t)c->N2.tch[r] * D);
+        }
+    } else if (k > 0) { /* TMP = dB_1 W1n^T (n1 x H)(H x D); each tag w gets
+                         * mask_w (.) sum over its users u of cnt/s1 TMP[u] */
+        gemm(0, 1, n1, D, H, 1, dB1, H2, c->W1n, H, 0, c->TMP, D, flops);
+        for (int32_t w = b->n2_img; w < n2; w++) {
+            memset(c->ROW, 0, (size_t)D * sizeof(sk_real));
+            for (int32_t e = b->r2_ptr[w]; e < b->r2_ptr[w + 1]; e++)
+                axpy(D, (sk_real)b->r2_cnt[e], c->TMP + (size_t)b->r2_idx[e] * D, c->ROW);
+            uint64_t rk = dr->on ? drop_rowkey(dr, SITE_H2, (uint64_t)c->N2.gid[w]) : 0;
+            drop_axpy(dr, rk, D, dr->scale / s1, c->ROW, dtags + (size_t)c->N2.tch[w] * D);
+        }
+    }
+}
+
 mms_status SK(backward)(const mms_sage_batch_t *b, const sk_real *params, const sk_real *tags,
                         const sk_real *x, const int64_t *xp, const int32_t *xi, const sk_real *xv,
                         int train, sk_real *A, const uint8_t *masks, const sk_real *dz,
@@ -584,7 +647,7 @@ mms_status SK(backward)(const mms_sage_batch_t *b, const sk_real *params, const 
                   *mE = c.dr.on ? masks + b->moff_E : NULL;
     const int D = c.D, H = c.H, H2 = c.H2, s1 = c.s1, s2 = c.s2;
     const sk_drop_t *dr = &c.dr;
-    const int32_t nT = b->nT, n1 = b->n1, n2 = b->n2;
+    const int32_t nT = b->nT, n1 = b->n1;
     const int32_t dT0 = c.sp ? b->nT_img : 0, d10 = c.sp ? b->n1_img : 0;
     const int32_t plo = b->p2_lo, phi = b->p2_hi;
     size_t DH = (size_t)D * H;
@@ -671,60 +734,8 @@ mms_status SK(backward)(const mms_sage_batch_t *b, const sk_real *params, const 
         }
     }
 
-    /* --- tag rows: d x_tag, summed over every place the tag's input entered */
-    if (dtags && b->n_touch > 0) {
-        memset(dtags, 0, (size_t)b->n_touch * D * sizeof(sk_real));
-        /* targets that are tags: TMP = dA_T[tags] W1s^T   (k x H)(H x D) */
-        int32_t k = nT - b->nT_img;
-        if (k > 0) {
-            gemm(0, 1, k, D, H, 1, dAT + (size_t)b->nT_img * H2, H2, c.W1s, H, 0, c.TMP, D, flops);
-            for (int32_t r = b->nT_img; r < nT; r++) {
-                uint64_t rk = dr->on ? drop_rowkey(dr, SITE_T_SELF, (uint64_t)c.T.gid[r]) : 0;
-                drop_axpy(dr, rk, D, dr->scale, c.TMP + (size_t)(r - b->nT_img) * D,
-                          dtags + (size_t)c.T.tch[r] * D);
-            }
-        }
-        /* tags among the targets' hop-1 samples: TMP = dB_T W1n^T  (nT x H)(H x D) */
-        if (n1 > b->n1_img) {
-            gemm(0, 1, nT, D, H, 1, dBT, H2, c.W1n, H, 0, c.TMP, D, flops);
-            for (int32_t t = 0; t < nT; t++)
-                for (int j = 0; j < s2; j++) {
-                    int32_t u = b->occ1[(size_t)t * s2 + j];
-                    if (u < b->n1_img) continue; /* dummy or image */
-                    kept_axpy(dr, mB ? mB + ((size_t)t * s2 + j) * D : NULL, D, dr->scale / s2,
-                              c.TMP + (size_t)t * D, dtags + (size_t)c.N1.tch[u] * D);
-                }
-            /* hop-1 nodes that are tags, self half: TMP = dA_1[tags] W1s^T */
-            k = n1 - b->n1_img;
-            gemm(0, 1, k, D, H, 1, dA1 + (size_t)b->n1_img * H2, H2, c.W1s, H, 0, c.TMP, D, flops);
-            for (int32_t r = b->n1_img; r < n1; r++) {
-                uint64_t rk = dr->on ? drop_rowkey(dr, SITE_H1_SELF, (uint64_t)c.N1.gid[r]) : 0;
-                drop_axpy(dr, rk, D, dr->scale, c.TMP + (size_t)(r - b->n1_img) * D,
-                          dtags + (size_t)c.N1.tch[r] * D);
-            }
-        }
-        /* hop-2 nodes that are tags */
-        k = n2 - b->n2_img;
-        if (k > 0 && b->h2_tag_a) { /* TMP = dP2[tags] W1n^T   (k x H)(H x D) */
-            gemm(0, 1, k, D, H, 1, c.DP2 + (size_t)(b->n2_img - plo) * H, H, c.W1n, H, 0, c.TMP, D,
-                 flops);
-            for (int32_t r = b->n2_img; r < n2; r++) {
-                uint64_t rk = dr->on ? drop_rowkey(dr, SITE_H2, (uint64_t)c.N2.gid[r]) : 0;
-                drop_axpy(dr, rk, D, dr->scale, c.TMP + (size_t)(r - b->n2_img) * D,
-                          dtags + (size_t)c.N2.tch[r] * D);
-            }
-        } else if (k > 0) { /* TMP = dB_1 W1n^T (n1 x H)(H x D); each tag w gets
-                             * mask_w (.) sum over its users u of cnt/s1 TMP[u] */
-            gemm(0, 1, n1, D, H, 1, dB1, H2, c.W1n, H, 0, c.TMP, D, flops);
-            for (int32_t w = b->n2_img; w < n2; w++) {
-                memset(c.ROW, 0, (size_t)D * sizeof(sk_real));
-                for (int32_t e = b->r2_ptr[w]; e < b->r2_ptr[w + 1]; e++)
-                    axpy(D, (sk_real)b->r2_cnt[e], c.TMP + (size_t)b->r2_idx[e] * D, c.ROW);
-                uint64_t rk = dr->on ? drop_rowkey(dr, SITE_H2, (uint64_t)c.N2.gid[w]) : 0;
-                drop_axpy(dr, rk, D, dr->scale / s1, c.ROW, dtags + (size_t)c.N2.tch[w] * D);
-            }
-        }
-    }
+    /* --- tag rows */
+    if (dtags && b->n_touch > 0) tag_grads(&c, b, mB, dAT, dBT, dA1, dB1, dtags, flops);
     return MMS_OK;
 }
 
