@@ -15,7 +15,8 @@
  *   image_rows.npy <i8 n_images catalog row of each image node
  *   tags.tsv                    name<TAB>images, one line per tag node
  *   pca_mean.npy, pca_components.npy (D0 x D), pca_eigvals.npy  when PCA was used
- * This module only loads and saves; building is partition/graph_build.c.
+ * This module opens a graph directory and owns the tag list file (tags.tsv:
+ * its one writer and one reader); building the graph is partition/graph_build.c.
  */
 #ifndef MMS_GRAPH_H
 #define MMS_GRAPH_H

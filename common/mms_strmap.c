@@ -6,6 +6,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "mms_array.h"
+
 typedef struct {
     uint64_t hash;
     int64_t val;
@@ -18,7 +20,7 @@ struct mms_strmap {
     size_t n;
     char **keys; /* by insertion order */
     size_t *klen;
-    size_t keys_cap;
+    size_t keys_cap, klen_cap;
     char **chunks;
     size_t nchunks, chunks_cap;
     size_t chunk_used, chunk_size;
@@ -99,11 +101,7 @@ static mms_status grow(mms_strmap_t *m) {
 static mms_status store_key(mms_strmap_t *m, const char *key, size_t len, char **out) {
     size_t need = len + 1;
     if (m->nchunks == 0 || m->chunk_used + need > m->chunk_size) {
-        if (m->nchunks == m->chunks_cap) {
-            size_t c = m->chunks_cap ? 2 * m->chunks_cap : 8;
-            MMS_CALL(mms_realloc(c * sizeof *m->chunks, &m->chunks));
-            m->chunks_cap = c;
-        }
+        MMS_CALL(mms_grow(&m->chunks, sizeof *m->chunks, m->nchunks + 1, &m->chunks_cap));
         size_t sz = need > CHUNK ? need : CHUNK;
         MMS_CALL(mms_malloc(sz, &m->chunks[m->nchunks]));
         m->nchunks++;
@@ -132,12 +130,8 @@ mms_status mms_strmap_put(mms_strmap_t *m, const char *key, size_t len, int64_t 
         MMS_CALL(grow(m));
         i = probe(m, key, len, h, &found);
     }
-    if (m->n == m->keys_cap) {
-        size_t c = m->keys_cap ? 2 * m->keys_cap : 64;
-        MMS_CALL(mms_realloc(c * sizeof *m->keys, &m->keys));
-        MMS_CALL(mms_realloc(c * sizeof *m->klen, &m->klen));
-        m->keys_cap = c;
-    }
+    MMS_CALL(mms_grow(&m->keys, sizeof *m->keys, m->n + 1, &m->keys_cap));
+    MMS_CALL(mms_grow(&m->klen, sizeof *m->klen, m->n + 1, &m->klen_cap));
     char *k;
     MMS_CALL(store_key(m, key, len, &k));
     m->keys[m->n] = k;

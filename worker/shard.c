@@ -1,4 +1,5 @@
-/* shard.c: loading one rank's shard and the halo feature exchange (see shard.h). */
+/* shard.c: loading one rank's shard and the halo feature exchange (see
+ * shard.h); the exchange is one exchange plan of common/mms_mpi.h. */
 #include "shard.h"
 
 #include <stdlib.h>

@@ -1,4 +1,11 @@
-/* train.c: the distributed trainer (see train.h). */
+/* train.c: the distributed trainer (see train.h): one training step (this
+ * rank's pairs, the z requests, the z / dz exchange through one exchange plan
+ * of common/mms_mpi.h, forward, loss, backward, the gradient reductions) and
+ * the driver as named steps (open inputs, shard, model, pairs, run, finish).
+ * Not here: the GraphSAGE math (sage.h), the walks (walks.h), the shard and
+ * halo (shard.h), the model directory's format (model_io.h), the checkpoint
+ * file's (checkpoint.h).
+ */
 #define _GNU_SOURCE
 #include "train.h"
 
