@@ -310,7 +310,7 @@ static const char k_summary[] =
 
 /* The command line of `query`. */
 typedef struct {
-    const char *server, *op_s, *features, *knn_path, *jpeg_path, *tags_s, *exclude, *batch,
+    const char *server, *op_s, *features, *knn_path, *jpeg_path, *tags_s, *neg_s, *exclude, *batch,
         *connect_s, *concept_s;
     int64_t row;
     double visual, timeout;
@@ -339,6 +339,9 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
         {"jpeg", MMS_OPT_STR, &o->jpeg_path, "a JPEG file as the query image (pixel indexes)", 0, 0,
          0, 0},
         {"tags", MMS_OPT_STR, &o->tags_s, "comma-separated keywords / tags of the query", 0, 0, 0, 0},
+        {"negative-tags", MMS_OPT_STR, &o->neg_s,
+         "comma-separated keywords to subtract from the concept (\"apple\" minus \"computer\")", 0, 0, 0,
+         0},
         {"visual", MMS_OPT_DOUBLE, &o->visual,
          "w_visual in [0,1]; -1 = the server's default (1 image only, 0 tags only, 0.5 both)", 0,
          1, -1, 1},
@@ -412,8 +415,8 @@ static mms_status make_request(const query_opts_t *o, mms_request_t *q) {
 typedef struct {
     mms_npy_t feat, knn;
     int have_feat, have_knn;
-    char *jpeg, *tagbuf;
-    const char **tags;
+    char *jpeg, *tagbuf, *negbuf;
+    const char **tags, **neg;
 } query_inputs_t;
 
 static void inputs_free(query_inputs_t *in) {
@@ -422,6 +425,8 @@ static void inputs_free(query_inputs_t *in) {
     free(in->jpeg);
     free(in->tagbuf);
     free(in->tags);
+    free(in->negbuf);
+    free(in->neg);
 }
 
 /* The query image (a feature row, its kNN row, or a JPEG file) and the tags
@@ -459,6 +464,13 @@ static mms_status load_inputs(const query_opts_t *o, query_inputs_t *in, mms_req
         MMS_CHECK(in->tagbuf, MMS_ERR_NOMEM, "out of memory");
         MMS_CALL(split_tags(in->tagbuf, in->tags, MMS_PROTO_MAX_TAGS, &q->ntags));
         q->tags = in->tags;
+    }
+    if (o->neg_s) {
+        MMS_CALL(mms_calloc(MMS_PROTO_MAX_TAGS, sizeof *in->neg, &in->neg));
+        in->negbuf = strdup(o->neg_s);
+        MMS_CHECK(in->negbuf, MMS_ERR_NOMEM, "out of memory");
+        MMS_CALL(split_tags(in->negbuf, in->neg, MMS_PROTO_MAX_TAGS, &q->nnegative_tags));
+        q->negative_tags = in->neg;
     }
     return MMS_OK;
 }

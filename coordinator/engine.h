@@ -75,6 +75,8 @@ typedef struct {
     int64_t exclude; /* node id to drop from the results, or -1 */
     int32_t ntag;   /* distinct known tags, in request order */
     int32_t *tag;
+    int32_t nneg;   /* distinct known negative tags (not also among tag) */
+    int32_t *neg;
     float *xq;      /* dim: the query node's input */
     float *kq;      /* knn_dim: L2-normalised kNN vector (need_nbrs) */
     int32_t nnb;    /* image neighbours found (<= neighbors) */

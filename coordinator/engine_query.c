@@ -28,6 +28,7 @@ int mms_engine_connect_parse(const char *s) {
 void mms_query_free(mms_query_t *q) {
     if (!q) return;
     free(q->tag);
+    free(q->neg);
     free(q->xq);
     free(q->kq);
     free(q->nb_id);
@@ -77,6 +78,10 @@ static mms_status check_ranges(const mms_request_t *req, int connect, mms_query_
         REFUSE(q, MMS_PERR_VISUAL_RANGE, "'visual' is %g, must be in [0, 1]", (double)req->visual);
     if (req->ntags < 0 || req->ntags > MMS_PROTO_MAX_TAGS || (req->ntags > 0 && !req->tags))
         REFUSE(q, MMS_PERR_INVALID, "'tags' has %d entries (limit %d)", req->ntags,
+               MMS_PROTO_MAX_TAGS);
+    if (req->nnegative_tags < 0 || req->nnegative_tags > MMS_PROTO_MAX_TAGS ||
+        (req->nnegative_tags > 0 && !req->negative_tags))
+        REFUSE(q, MMS_PERR_INVALID, "'negative_tags' has %d entries (limit %d)", req->nnegative_tags,
                MMS_PROTO_MAX_TAGS);
     if (req->image && req->jpeg) REFUSE(q, MMS_PERR_INVALID, "give 'image' or 'jpeg', not both");
     if (req->image_knn && !req->image)
@@ -131,7 +136,9 @@ static mms_status check_image(const mms_index_t *ix, const mms_request_t *req, m
     return MMS_OK;
 }
 
-/* Known tags (distinct, in request order) into q->tag; the rest warn. */
+/* Known tags (distinct, in request order) into q->tag, then the known negative
+ * tags into q->neg (distinct, and not among q->tag: a word both wanted and
+ * subtracted is kept as wanted); the rest warn. */
 static mms_status take_tags(const mms_index_t *ix, const mms_request_t *req, mms_query_t *q) {
     if (req->ntags > 0) MMS_CALL(mms_malloc((size_t)req->ntags * sizeof(int32_t), &q->tag));
     for (int i = 0; i < req->ntags; i++) {
@@ -143,6 +150,24 @@ static mms_status take_tags(const mms_index_t *ix, const mms_request_t *req, mms
         int dup = 0;
         for (int32_t j = 0; j < q->ntag && !dup; j++) dup = q->tag[j] == t;
         if (!dup) q->tag[q->ntag++] = t;
+    }
+    if (req->nnegative_tags > 0)
+        MMS_CALL(mms_malloc((size_t)req->nnegative_tags * sizeof(int32_t), &q->neg));
+    for (int i = 0; i < req->nnegative_tags; i++) {
+        int32_t t = mms_index_tag_lookup(ix, req->negative_tags[i]);
+        if (t < 0) {
+            mms_response_add_warning(q->resp, "unknown negative keyword '%s'", req->negative_tags[i]);
+            continue;
+        }
+        int dup = 0;
+        for (int32_t j = 0; j < q->ntag && !dup; j++) dup = q->tag[j] == t;
+        if (dup) {
+            mms_response_add_warning(q->resp, "keyword '%s' is both wanted and subtracted: kept as wanted",
+                                     req->negative_tags[i]);
+            continue;
+        }
+        for (int32_t j = 0; j < q->nneg && !dup; j++) dup = q->neg[j] == t;
+        if (!dup) q->neg[q->nneg++] = t;
     }
     return MMS_OK;
 }
@@ -197,7 +222,7 @@ mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, in
         q->connect = MMS_ENGINE_CONNECT_IMAGE;
     }
     /* z(q) is needed unless the slider gives it weight 0 and no tags are predicted */
-    q->embed = q->has_image && (q->w > 0.0f || q->ntag == 0 || q->predict);
+    q->embed = q->has_image && (q->w > 0.0f || (q->ntag == 0 && q->nneg == 0) || q->predict);
     q->need_nbrs = q->embed && q->connect != MMS_ENGINE_CONNECT_TAGS;
     mms_status s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->z);
     if (s == MMS_OK) s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->E);
@@ -346,7 +371,7 @@ mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, in
         if (q->connect != MMS_ENGINE_CONNECT_TAGS) ne += q->nnb;
         if (q->connect != MMS_ENGINE_CONNECT_IMAGE) ne += q->ntag;
     }
-    float *xq = NULL, *nbx = NULL, *nbh = NULL, *z = NULL, *tm = NULL;
+    float *xq = NULL, *nbx = NULL, *nbh = NULL, *z = NULL, *tm = NULL, *tn = NULL;
     int64_t *ptr = NULL, *gid = NULL;
     mms_status s = mms_malloc((size_t)(nq + 1) * (size_t)D * sizeof(float), &xq);
     if (s == MMS_OK) s = mms_malloc((size_t)(nq + 1) * (size_t)H2 * sizeof(float), &z);
@@ -355,6 +380,7 @@ mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, in
     if (s == MMS_OK) s = mms_malloc((size_t)(ne + 1) * (size_t)D * sizeof(float), &nbx);
     if (s == MMS_OK) s = mms_malloc((size_t)(ne + 1) * (size_t)H2 * sizeof(float), &nbh);
     if (s == MMS_OK) s = mms_malloc((size_t)H2 * sizeof(float), &tm);
+    if (s == MMS_OK) s = mms_malloc((size_t)H2 * sizeof(float), &tn);
     if (s != MMS_OK) goto done;
     /* one batched embedding: image neighbours first (best first), then tags */
     int64_t iq = 0, e = 0;
@@ -395,6 +421,13 @@ mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, in
             mms_query_tag_mean(ix, q->tag, q->ntag, tm);
             et = tm;
         }
+        if (q->nneg > 0) { /* E_t - mean(E_neg): the stored tag embeddings, in either mode */
+            mms_query_tag_mean(ix, q->neg, q->nneg, tn);
+            if (et && et != tm) memcpy(tm, et, (size_t)H2 * sizeof(float));
+            if (!et) memset(tm, 0, (size_t)H2 * sizeof(float));
+            for (int32_t j = 0; j < H2; j++) tm[j] -= tn[j];
+            et = tm;
+        }
         mms_query_fuse(H2, q->has_image ? q->z : NULL, et, q->w, q->E);
         if (q->predict) {
             s = predict_tags(ix, q, q->has_image ? q->z : q->E);
@@ -407,6 +440,7 @@ done:
     free(nbh);
     free(z);
     free(tm);
+    free(tn);
     free(ptr);
     free(gid);
     return s;

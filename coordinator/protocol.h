@@ -85,6 +85,7 @@ const char *mms_op_name(mms_op op);
  * MMS_ENGINE_CONNECT_* values. */
 typedef enum { MMS_CONNECT_IMAGE = 0, MMS_CONNECT_TAGS = 1, MMS_CONNECT_BOTH = 2 } mms_connect;
 #define MMS_PROTO_HAS_CONNECT 1
+#define MMS_PROTO_HAS_NEGATIVE_TAGS 1
 
 /* "image" / "tags" / "both" (NULL outside the table). */
 const char *mms_connect_name(int c);
@@ -130,6 +131,9 @@ typedef struct {
     int predict_tags;         /* search: also predict tag_k tags (always 1 for predict_tags) */
     int connect;              /* mms_connect; MMS_CONNECT_IMAGE when absent */
     int concept;              /* mms_concept; MMS_CONCEPT_TAGS when absent */
+    const char *const *negative_tags; /* nnegative_tags keywords to subtract from the concept
+                                 (same rules as tags); never a query on their own */
+    int nnegative_tags;
     mms_arena_t *arena_;      /* owns the decoded data; NULL for a caller-built request */
 } mms_request_t;
 

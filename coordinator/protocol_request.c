@@ -33,11 +33,11 @@ void mms_request_free(mms_request_t *r) {
 
 enum {
     F_ID, F_OP, F_IMAGE, F_IMAGE_KNN, F_JPEG, F_TAGS, F_VISUAL, F_K, F_NEIGHBORS, F_EXCLUDE,
-    F_TAG_K, F_PREDICT_TAGS, F_CONNECT, F_CONCEPT, F_COUNT
+    F_TAG_K, F_PREDICT_TAGS, F_CONNECT, F_CONCEPT, F_NEGATIVE_TAGS, F_COUNT
 };
 static const char *const k_req_fields[F_COUNT] = {
     "id", "op", "image", "image_knn", "jpeg", "tags", "visual", "k", "neighbors", "exclude",
-    "tag_k", "predict_tags", "connect", "concept"};
+    "tag_k", "predict_tags", "connect", "concept", "negative_tags"};
 
 /* An integer field in [lo, hi]; range failures give range_code. */
 static int get_int_field(const msgpack_object *o, const char *name, int64_t lo, int64_t hi,
@@ -220,38 +220,45 @@ static int decode_modes(const msgpack_object *const *f, mms_request_t *r, char *
     return MMS_PERR_OK;
 }
 
-/* The strings, copied into the arena: exclude, tags. */
+/* An array of at most MMS_PROTO_MAX_TAGS strings (tags, negative_tags), copied
+ * into the arena; an empty array leaves *out NULL and *n 0. */
+static int get_str_array(const msgpack_object *o, const char *name, mms_arena_t **arena,
+                         const char *const **out, int *n_out, char *err, size_t errlen) {
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return proto_seterr(err, errlen, MMS_PERR_FIELD_TYPE, "'%s' must be an array of strings, got %s",
+                            name, proto_obj_type_name(o));
+    uint32_t n = o->via.array.size;
+    if (n > MMS_PROTO_MAX_TAGS)
+        return proto_seterr(err, errlen, MMS_PERR_INVALID, "'%s' has %u entries (limit %d)", name, n,
+                            MMS_PROTO_MAX_TAGS);
+    if (n == 0) return MMS_PERR_OK;
+    const char **t = proto_arena_alloc(arena, n * sizeof *t, sizeof(void *), 0);
+    if (!t) return proto_seterr(err, errlen, MMS_PERR_INTERNAL, "out of memory decoding '%s'", name);
+    for (uint32_t i = 0; i < n; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "'%s'[%u]", name, i);
+        int c = get_str_field(&o->via.array.ptr[i], what, arena, &t[i], err, errlen);
+        if (c) return c;
+    }
+    *out = t;
+    *n_out = (int)n;
+    return MMS_PERR_OK;
+}
+
+/* The strings, copied into the arena: exclude, tags, negative_tags. */
 static int decode_strings(const msgpack_object *const *f, mms_request_t *r, char *err,
                           size_t errlen) {
     int c;
     if (f[F_EXCLUDE] && (c = get_str_field(f[F_EXCLUDE], "'exclude'", &r->arena_, &r->exclude,
                                            err, errlen)))
         return c;
-    if (f[F_TAGS]) {
-        const msgpack_object *o = f[F_TAGS];
-        if (o->type != MSGPACK_OBJECT_ARRAY)
-            return proto_seterr(err, errlen, MMS_PERR_FIELD_TYPE,
-                                "'tags' must be an array of strings, got %s",
-                                proto_obj_type_name(o));
-        uint32_t n = o->via.array.size;
-        if (n > MMS_PROTO_MAX_TAGS)
-            return proto_seterr(err, errlen, MMS_PERR_INVALID, "'tags' has %u entries (limit %d)",
-                                n, MMS_PROTO_MAX_TAGS);
-        if (n > 0) {
-            const char **t = proto_arena_alloc(&r->arena_, n * sizeof *t, sizeof(void *), 0);
-            if (!t)
-                return proto_seterr(err, errlen, MMS_PERR_INTERNAL,
-                                    "out of memory decoding 'tags'");
-            for (uint32_t i = 0; i < n; i++) {
-                char what[32];
-                snprintf(what, sizeof what, "'tags'[%u]", i);
-                if ((c = get_str_field(&o->via.array.ptr[i], what, &r->arena_, &t[i], err, errlen)))
-                    return c;
-            }
-            r->tags = t;
-            r->ntags = (int)n;
-        }
-    }
+    if (f[F_TAGS] && (c = get_str_array(f[F_TAGS], "tags", &r->arena_, &r->tags, &r->ntags,
+                                        err, errlen)))
+        return c;
+    if (f[F_NEGATIVE_TAGS] &&
+        (c = get_str_array(f[F_NEGATIVE_TAGS], "negative_tags", &r->arena_, &r->negative_tags,
+                           &r->nnegative_tags, err, errlen)))
+        return c;
     return MMS_PERR_OK;
 }
 
@@ -294,14 +301,16 @@ static int check_request(mms_request_t *r, char *err, size_t errlen) {
     int has_image = r->image || r->jpeg;
     if (r->op == MMS_OP_SEARCH && !has_image && r->ntags == 0)
         return proto_seterr(err, errlen, MMS_PERR_NO_INPUT,
-                            "a search needs 'image', 'jpeg' or 'tags' (none given)");
+                            r->nnegative_tags ? "'negative_tags' alone is no query: give 'image', 'jpeg' or 'tags'"
+                                              : "a search needs 'image', 'jpeg' or 'tags' (none given)");
     if (r->op == MMS_OP_PREDICT_TAGS) {
         if (!has_image)
             return proto_seterr(err, errlen, MMS_PERR_NO_INPUT,
                                 "predict_tags needs 'image' or 'jpeg'");
         r->predict_tags = 1;
     }
-    if (!r->visual_given) r->visual = has_image && r->ntags ? 0.5f : has_image ? 1.0f : 0.0f;
+    int concept = r->ntags > 0 || r->nnegative_tags > 0;
+    if (!r->visual_given) r->visual = has_image && concept ? 0.5f : has_image ? 1.0f : 0.0f;
     return MMS_PERR_OK;
 }
 
@@ -364,11 +373,12 @@ mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     int has_image = r->image && r->image_dim > 0, has_knn = r->image_knn && r->image_knn_dim > 0;
     int has_jpeg = r->jpeg && r->jpeg_len > 0, has_tags = r->tags && r->ntags > 0;
+    int has_neg = r->negative_tags && r->nnegative_tags > 0;
     uint32_t n = 6 + (uint32_t)has_image + (uint32_t)has_knn + (uint32_t)has_jpeg +
                  (uint32_t)has_tags + (uint32_t)(r->visual_given != 0) +
                  (uint32_t)(r->exclude != NULL) + (uint32_t)(r->predict_tags != 0) +
                  (uint32_t)(r->connect != MMS_CONNECT_IMAGE) +
-                 (uint32_t)(r->concept != MMS_CONCEPT_TAGS);
+                 (uint32_t)(r->concept != MMS_CONCEPT_TAGS) + (uint32_t)has_neg;
     int rc = msgpack_pack_map(&pk, n);
     rc |= proto_pack_cstr(&pk, "id") | msgpack_pack_uint64(&pk, r->id);
     rc |= proto_pack_cstr(&pk, "op") | proto_pack_cstr(&pk, mms_op_name(r->op));
@@ -387,6 +397,10 @@ mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
     if (has_tags) {
         rc |= proto_pack_cstr(&pk, "tags") | msgpack_pack_array(&pk, (size_t)r->ntags);
         for (int i = 0; i < r->ntags; i++) rc |= proto_pack_cstr(&pk, r->tags[i]);
+    }
+    if (has_neg) {
+        rc |= proto_pack_cstr(&pk, "negative_tags") | msgpack_pack_array(&pk, (size_t)r->nnegative_tags);
+        for (int i = 0; i < r->nnegative_tags; i++) rc |= proto_pack_cstr(&pk, r->negative_tags[i]);
     }
     if (r->visual_given) rc |= proto_pack_cstr(&pk, "visual") | msgpack_pack_double(&pk, r->visual);
     if (r->exclude) rc |= proto_pack_cstr(&pk, "exclude") | proto_pack_cstr(&pk, r->exclude);

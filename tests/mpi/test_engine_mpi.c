@@ -188,6 +188,8 @@ typedef struct {
     mms_request_t req[NREQ];
     uint8_t connect[NREQ];
     const char *tagbuf[NREQ][8];
+    const char *negbuf[NREQ][2];
+    const char *negword; /* a tag not among the first 4 of the first test image */
     char what[NREQ][64];
     float bad_image[NREQ][64];
     int expect_error[NREQ]; /* protocol code, 0 = ok */
@@ -291,6 +293,26 @@ static void build_requests(reqset_t *rs, const mms_catalog_t *c) {
     q->concept = MMS_CONCEPT_NODE;
     q = add(rs, c, t0, 0, -1, MMS_ENGINE_CONNECT_IMAGE, "concept 7");                 /* 26 */
     q->concept = 7, rs->expect_error[26] = MMS_PERR_INVALID;
+    /* negative keywords: E_t = mean(E_tags) - mean(E_negative) */
+    q = add(rs, c, t0, 4, 0.0f, MMS_ENGINE_CONNECT_IMAGE, "negative: tags minus a tag"); /* 27 */
+    for (int32_t t = 0; t < c->ntags && !rs->negword; t++) {
+        int in = 0;
+        for (int j = 0; j < q->ntags; j++) in |= !strcmp(q->tags[j], c->tag_names[t]);
+        if (!in) rs->negword = c->tag_names[t];
+    }
+    q->image = NULL, q->image_knn = NULL;
+    rs->negbuf[27][0] = rs->negword, q->negative_tags = rs->negbuf[27], q->nnegative_tags = 1;
+    q = add(rs, c, t0, 4, 0.0f, MMS_ENGINE_CONNECT_IMAGE, "negative: the same tags alone"); /* 28 */
+    q->image = NULL, q->image_knn = NULL;
+    q = add(rs, c, t0, 0, 0.5f, MMS_ENGINE_CONNECT_IMAGE, "negative: image minus a tag"); /* 29 */
+    rs->negbuf[29][0] = rs->negword, q->negative_tags = rs->negbuf[29], q->nnegative_tags = 1;
+    q = add(rs, c, -1, 0, 0.0f, MMS_ENGINE_CONNECT_IMAGE, "negative alone");            /* 30 */
+    rs->negbuf[30][0] = rs->negword, q->negative_tags = rs->negbuf[30], q->nnegative_tags = 1;
+    rs->expect_error[30] = MMS_PERR_NO_INPUT;
+    q = add(rs, c, t0, 4, 0.0f, MMS_ENGINE_CONNECT_IMAGE, "negative: a wanted tag");  /* 31 */
+    q->image = NULL, q->image_knn = NULL;
+    rs->negbuf[31][0] = q->tags[0], rs->negbuf[31][1] = rs->negword;
+    q->negative_tags = rs->negbuf[31], q->nnegative_tags = 2;
 }
 
 typedef struct {
@@ -539,6 +561,22 @@ static void check_answers(const mms_index_t *full, reqset_t *rs, answer_t *a, co
         T_CHECK(worst < 1e-6);
         T_CHECK(dn > 1e-3); /* the node differs from the mean of the tag embeddings */
     }
+    if (E) { /* negative keywords subtract the stored embedding of the tag */
+        int32_t nt = mms_index_tag_lookup(full, rs->negword);
+        T_CHECK(nt >= 0);
+        double w27 = 0, w29 = 0;
+        for (int32_t d = 0; d < H2 && nt >= 0; d++) {
+            double neg = full->tag_emb[(size_t)nt * H2 + d];
+            w27 = fmax(w27, fabs(E[(size_t)27 * H2 + d] - (E[(size_t)28 * H2 + d] - neg)));
+            w29 = fmax(w29, fabs(E[(size_t)29 * H2 + d] - (0.25 * E[(size_t)0 * H2 + d] - 0.25 * neg)));
+        }
+        if (w27 > 1e-6 || w29 > 1e-6) fprintf(stderr, "FAIL negative: %g %g\n", w27, w29);
+        T_CHECK(w27 <= 1e-6);
+        T_CHECK(w29 <= 1e-6);
+        /* a word both wanted and subtracted is kept as wanted (and warned) */
+        T_CHECK(!memcmp(E + (size_t)31 * H2, E + (size_t)27 * H2, (size_t)H2 * sizeof(float)));
+    }
+    T_EQ_INT(a[31].nwarn, 1);
     T_CHECK(a[6].nwarn == 1);   /* unknown keyword */
     T_EQ_INT(a[6].ntags, 4);    /* tag_k 4 */
     T_CHECK(a[8].ntags == 5 && a[8].n == 0);
@@ -623,6 +661,8 @@ int main(int argc, char **argv) {
             one.expect_error[0] = rs->expect_error[i];
             memcpy(one.tagbuf[0], rs->tagbuf[i], sizeof one.tagbuf[0]);
             one.req[0].tags = one.tagbuf[0];
+            memcpy(one.negbuf[0], rs->negbuf[i], sizeof one.negbuf[0]);
+            if (one.req[0].negative_tags) one.req[0].negative_tags = one.negbuf[0];
             answer(e, full, &one, &B[i], NULL, NULL, NULL, 0);
         }
         compare_answers("one by one vs batched", rs, A, B);

@@ -106,7 +106,13 @@ static void test_request_roundtrip(void) {
     q.predict_tags = 1;
     q.connect = MMS_CONNECT_BOTH;
     q.concept = MMS_CONCEPT_NODE;
+    const char *neg[] = {"computer", "night sky"};
+    q.negative_tags = neg;
+    q.nnegative_tags = 2;
     T_EQ_INT(roundtrip(&q, &d), MMS_PERR_OK);
+    T_EQ_INT(d.nnegative_tags, 2);
+    if (d.nnegative_tags == 2)
+        for (int i = 0; i < 2; i++) T_STREQ(d.negative_tags[i], neg[i]);
     T_CHECK(d.id == q.id);
     T_EQ_INT(d.op, MMS_OP_SEARCH);
     T_EQ_INT(d.image_dim, 8);
@@ -214,6 +220,22 @@ static void test_request_defaults(void) {
     T_EQ_INT(roundtrip(&q, &d), MMS_PERR_OK);
     T_NEAR(d.visual, 0.5, 0);
     T_EQ_INT(d.visual_given, 0);
+    mms_request_free(&d);
+    /* an image and negative keywords only: a conceptual side, so 0.5 too */
+    const char *negs[] = {"b"};
+    q.tags = NULL;
+    q.ntags = 0;
+    q.negative_tags = negs;
+    q.nnegative_tags = 1;
+    T_EQ_INT(roundtrip(&q, &d), MMS_PERR_OK);
+    T_NEAR(d.visual, 0.5, 0);
+    T_EQ_INT(d.nnegative_tags, 1);
+    mms_request_free(&d);
+    /* negative keywords alone are no query */
+    q.image = NULL;
+    q.image_dim = 0;
+    T_EQ_INT(roundtrip(&q, &d), MMS_PERR_NO_INPUT);
+    T_CHECK(strstr(g_err, "'negative_tags' alone") != NULL);
     mms_request_free(&d);
 
     /* minimal hand-made map: only tags; op absent = search; id absent = 0;
@@ -371,6 +393,11 @@ static void test_request_errors(void) {
     mp_key(&m, "tags");
     mp_str(&m, "a,b");
     T_EQ_INT(decode_mp(&m, &d), MMS_PERR_FIELD_TYPE);
+    /* negative_tags: the same rules, named as such */
+    ONE_FIELD(MMS_PERR_FIELD_TYPE, "'negative_tags' must be an array of strings",
+              mp_key(&m_, "negative_tags"); mp_str(&m_, "computer"));
+    ONE_FIELD(MMS_PERR_INVALID, "'negative_tags'[1] is an empty string", mp_key(&m_, "negative_tags");
+              msgpack_pack_array(&m_.pk, 2); mp_str(&m_, "ok"); mp_str(&m_, ""));
     /* negative id: field_type, id not echoed */
     mp_begin(&m, 2);
     mp_key(&m, "id");

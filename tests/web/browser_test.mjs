@@ -211,7 +211,13 @@ try {
   console.log(`slider latency (browser resource timing, ${lat.length} searches): ` +
     `p50 ${q(0.5).toFixed(1)} ms, p90 ${q(0.9).toFixed(1)} ms, max ${lat[lat.length - 1].toFixed(1)} ms`);
 
-  // ---- a negative keyword
+  // ---- a negative keyword: at the conceptual end, subtracting the most
+  // frequent tag must not raise the share of results that carry it
+  await page.focus('#slider');
+  await page.keyboard.press('Home');
+  await settle();
+  const negShare = (rs) => rs.length ? rs.filter((r) => r.tags.includes(args.negative)).length / rs.length : 0;
+  const rNegBefore = await results();
   await page.focus('#kw-input');
   await page.type('#kw-input', '-' + args.negative);
   await page.keyboard.press('Escape');
@@ -222,6 +228,11 @@ try {
   const nb = searches[searches.length - 1];
   ok(nb && Array.isArray(nb.negative_tags) && nb.negative_tags.includes(args.negative) && !nb.tags.includes(args.negative),
     'the search request carries negative_tags', JSON.stringify(nb && nb.negative_tags));
+  const rNegAfter = await results();
+  ok(negShare(rNegAfter) <= negShare(rNegBefore) &&
+     JSON.stringify(rNegAfter.map((r) => r.id)) !== JSON.stringify(rNegBefore.map((r) => r.id)),
+    `subtracting '${args.negative}' changes the results and does not raise its share`,
+    `${negShare(rNegBefore).toFixed(2)} -> ${negShare(rNegAfter).toFixed(2)}`);
   const parsed = await page.evaluate(() => window.mmsage.parseKeywords('apple -computer'));
   ok(JSON.stringify(parsed) === '{"pos":["apple"],"neg":["computer"]}', 'parse "apple -computer"', JSON.stringify(parsed));
   await shot(page, 'negative');
