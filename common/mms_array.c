@@ -4,9 +4,16 @@
 #include <stdint.h>
 
 mms_status mms_grow(void *arr_ptr, size_t elem, size_t need, size_t *cap) {
+    return mms_grow_max(arr_ptr, elem, need, SIZE_MAX, cap);
+}
+
+mms_status mms_grow_max(void *arr_ptr, size_t elem, size_t need, size_t max, size_t *cap) {
     if (need <= *cap) return MMS_OK;
+    MMS_CHECK(need <= max, MMS_ERR_INTERNAL, "an array capped at %zu elements asked for %zu", max,
+              need);
     size_t c = *cap > MMS_GROW_MIN ? *cap : MMS_GROW_MIN;
     while (c < need) c = c > SIZE_MAX / 2 ? need : 2 * c;
+    if (c > max) c = max;
     MMS_CHECK(elem == 0 || c <= SIZE_MAX / elem, MMS_ERR_NOMEM,
               "an array of %zu x %zu bytes overflows", c, elem);
     MMS_CALL(mms_realloc(c * elem, arr_ptr));

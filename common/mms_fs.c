@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "mms_array.h"
+
 mms_status mms_path_join(char *out, size_t cap, const char *a, const char *b) {
     int n = snprintf(out, cap, "%s/%s", a, b);
     MMS_CHECK(n >= 0 && (size_t)n < cap, MMS_ERR_ARG, "path too long: %s/%s", a, b);
@@ -134,15 +136,12 @@ mms_status mms_fclose(FILE **f, const char *path) {
 mms_status mms_read_file(const char *path, char **out, size_t *len) {
     FILE *f;
     MMS_CALL(mms_fopen(path, "rb", &f));
-    size_t cap = 1 << 16, n = 0;
+    size_t cap = 0, n = 0;
     char *buf = NULL;
-    mms_status s = mms_malloc(cap, &buf);
+    mms_status s = mms_grow(&buf, 1, 1 << 16, &cap);
     while (s == MMS_OK) {
-        if (n + 1 >= cap) {
-            cap *= 2;
-            s = mms_realloc(cap, &buf);
-            if (s != MMS_OK) break;
-        }
+        s = mms_grow(&buf, 1, n + 2, &cap); /* room to read a byte, and the NUL */
+        if (s != MMS_OK) break;
         size_t r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
         if (r == 0) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "mms_addr.h"
+#include "mms_array.h"
 #include "mms_log.h"
 
 struct mms_netclient {
@@ -146,15 +147,9 @@ static int read_some(mms_netclient_t *c) {
             c->in_len -= c->in_off;
             c->in_off = 0;
         }
-        if (c->in_cap - c->in_len < 65536) {
-            size_t nc = c->in_cap ? 2 * c->in_cap : 131072;
-            unsigned char *p = realloc(c->in, nc);
-            if (!p) {
-                errno = ENOMEM;
-                return -1;
-            }
-            c->in = p;
-            c->in_cap = nc;
+        if (mms_grow(&c->in, 1, c->in_len + 65536, &c->in_cap) != MMS_OK) {
+            errno = ENOMEM;
+            return -1;
         }
     }
     for (;;) {

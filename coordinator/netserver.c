@@ -306,16 +306,9 @@ static void read_client(mms_netserver_t *s, client_t *c, double now) {
             c->in_len -= c->in_off;
             c->in_off = 0;
         }
-        if (c->in_len + ask > c->in_cap) {
-            size_t nc = c->in_cap ? c->in_cap : READ_CHUNK;
-            while (nc < c->in_len + ask) nc *= 2;
-            unsigned char *p = realloc(c->in, nc);
-            if (!p) {
-                c->dead = 1;
-                return;
-            }
-            c->in = p;
-            c->in_cap = nc;
+        if (mms_grow(&c->in, 1, c->in_len + ask, &c->in_cap) != MMS_OK) {
+            c->dead = 1;
+            return;
         }
         ssize_t r = recv(c->fd, c->in + c->in_len, ask, 0);
         if (r > 0) {

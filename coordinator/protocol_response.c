@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_array.h"
 #include "protocol_internal.h"
 
 /* ---- building ---------------------------------------------------------- */
@@ -38,14 +39,14 @@ void mms_response_free(mms_response_t *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Grow a malloc'd array *arr of *cap items of size sz to hold need items. */
+/* Grow a malloc'd array *arr of *cap items of size sz to hold need items
+ * (mms_grow; the response keeps its counts and capacities as int). */
 static mms_status grow(void *arr, int *cap, int need, size_t sz) {
     if (need <= *cap) return MMS_OK;
     MMS_CHECK(need > 0 && need <= INT_MAX / 2, MMS_ERR_ARG, "response array of %d items", need);
-    int nc = *cap ? *cap : 8;
-    while (nc < need) nc *= 2;
-    MMS_CALL(mms_realloc((size_t)nc * sz, arr));
-    *cap = nc;
+    size_t c = (size_t)*cap; /* < 2 * need <= INT_MAX after the growth */
+    MMS_CALL(mms_grow(arr, sz, (size_t)need, &c));
+    *cap = (int)c;
     return MMS_OK;
 }
 

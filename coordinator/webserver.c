@@ -28,6 +28,7 @@
 /* after stdio.h: libjpeg's header needs FILE and size_t */
 #include <jpeglib.h>
 
+#include "mms_array.h"
 #include "mms_catalog.h"
 #include "mms_descriptor.h"
 #include "mms_fs.h"
@@ -97,7 +98,8 @@ struct mms_webserver {
 
     pthread_mutex_t th_mu;
     thumb_t *th;
-    int th_cap, th_head, th_tail, th_free;
+    size_t th_cap;
+    int th_head, th_tail, th_free;
     int32_t *th_of_row; /* cat->n entries: thumbnail entry or -1 */
     size_t th_bytes;
 };
@@ -913,21 +915,18 @@ static void thumb_insert_locked(mms_webserver_t *w, int64_t row, unsigned char *
         w->th[v].next = w->th_free;
         w->th_free = v;
     }
-    if (w->th_free < 0) {
-        int nc = w->th_cap ? 2 * w->th_cap : 256;
-        thumb_t *nt = realloc(w->th, (size_t)nc * sizeof *nt);
-        if (!nt) {
+    if (w->th_free < 0) { /* every entry in use: grow, the new ones become free */
+        size_t old = w->th_cap;
+        if (mms_grow(&w->th, sizeof *w->th, old + 1, &w->th_cap) != MMS_OK) {
             free(data);
             return;
         }
-        w->th = nt;
-        for (int i = nc - 1; i >= w->th_cap; i--) {
+        for (size_t i = w->th_cap; i-- > old;) {
             w->th[i].row = -1;
             w->th[i].data = NULL;
             w->th[i].next = w->th_free;
-            w->th_free = i;
+            w->th_free = (int)i;
         }
-        w->th_cap = nc;
     }
     int i = w->th_free;
     w->th_free = w->th[i].next;
@@ -1183,15 +1182,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             q->len = q->cap = 0;
             return MHD_YES;
         }
-        if (q->len + n > q->cap) {
-            size_t nc = q->cap ? q->cap : 65536;
-            while (nc < q->len + n) nc *= 2;
-            if (nc > q->limit) nc = q->limit;
-            unsigned char *nb = realloc(q->body, nc);
-            if (!nb) return MHD_NO;
-            q->body = nb;
-            q->cap = nc;
-        }
+        /* never more than the limit: an upload keeps this buffer */
+        if (mms_grow_max(&q->body, 1, q->len + n, q->limit, &q->cap) != MMS_OK) return MHD_NO;
         memcpy(q->body + q->len, upload_data, n);
         q->len += n;
         return MHD_YES;
@@ -1412,7 +1404,7 @@ void mms_webserver_destroy(mms_webserver_t **wp) {
         }
     }
     free(w->uploads);
-    for (int i = 0; i < w->th_cap; i++) free(w->th[i].data);
+    for (size_t i = 0; i < w->th_cap; i++) free(w->th[i].data);
     free(w->th);
     free(w->th_of_row);
     for (int sp = 0; sp < 3; sp++) free(w->split_rows[sp]);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "judge_internal.h"
+#include "mms_array.h"
 #include "mms_strmap.h"
 #include "mms_text.h"
 
@@ -38,11 +39,6 @@ const char *mms_judge_kind_name(int kind) {
 
 mms_judge_kind mms_judge_kind_of(const mms_judge_t *j) {
     return j->kind;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -110,17 +106,15 @@ typedef struct {
     mms_strmap_t *vocab;
     mms_strmap_t *stop;
     int32_t *ids;
-    int64_t n, cap;
+    int64_t n;
+    size_t cap;
 } word_sink_t;
 
 static mms_status sink_word(void *arg, const char *w) {
     word_sink_t *k = arg;
     int64_t id;
     MMS_CALL(mms_strmap_put(k->vocab, w, strlen(w), (int64_t)mms_strmap_size(k->vocab), NULL, &id));
-    if (k->n == k->cap) {
-        k->cap = k->cap ? 2 * k->cap : 32;
-        MMS_CALL(mms_realloc((size_t)k->cap * sizeof *k->ids, &k->ids));
-    }
+    MMS_CALL(mms_grow(&k->ids, sizeof *k->ids, (size_t)k->n + 1, &k->cap));
     k->ids[k->n++] = (int32_t)id;
     return MMS_OK;
 }
@@ -169,19 +163,18 @@ static mms_status build_coco(mms_judge_t *j) {
             mms_strmap_put(j->cvocab, c->cat_names[k], strlen(c->cat_names[k]), k, NULL, NULL));
     MMS_CHECK(mms_strmap_size(j->cvocab) == (size_t)c->ncats, MMS_ERR_INTERNAL,
               "judge: duplicate category names");
-    int64_t cap = ne + 1, at = 0;
+    int64_t at = 0;
+    size_t cap = 0; /* of j->concepts.idx */
     MMS_CALL_GOTO(s, out, mms_malloc((size_t)(n + 1) * sizeof *j->concepts.ptr, &j->concepts.ptr));
-    MMS_CALL_GOTO(s, out, mms_malloc((size_t)cap * sizeof *j->concepts.idx, &j->concepts.idx));
+    MMS_CALL_GOTO(s, out,
+                  mms_grow(&j->concepts.idx, sizeof *j->concepts.idx, (size_t)ne + 1, &cap));
     sink.vocab = j->cvocab;
     j->concepts.ptr[0] = 0;
     for (int64_t r = 0; r < n; r++) {
         MMS_CALL_GOTO(s, out, caption_concepts(c, r, &sink));
         int64_t len = (j->optr[r + 1] - j->optr[r]) + sink.n;
-        if (at + len > cap) {
-            cap = 2 * cap + len;
-            MMS_CALL_GOTO(s, out,
-                          mms_realloc((size_t)cap * sizeof *j->concepts.idx, &j->concepts.idx));
-        }
+        MMS_CALL_GOTO(s, out,
+                      mms_grow(&j->concepts.idx, sizeof *j->concepts.idx, (size_t)(at + len), &cap));
         int32_t *dst = j->concepts.idx + at;
         int64_t m = 0;
         for (int64_t e = j->optr[r]; e < j->optr[r + 1]; e++)
@@ -378,7 +371,7 @@ mms_status judge_gather_postings(const int64_t *sptr, const int32_t *sidx, int64
         memcpy(*rows + at, prow + b, (size_t)len * sizeof **rows);
         at += len;
     }
-    qsort(*rows, (size_t)at, sizeof **rows, cmp_i64);
+    qsort(*rows, (size_t)at, sizeof **rows, mms_cmp_i64);
     *nrows = at;
     return MMS_OK;
 }

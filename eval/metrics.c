@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "judge_internal.h"
+#include "mms_array.h"
 #include "mms_strmap.h"
 
 /* ================================================================ nDCG */
@@ -62,15 +63,18 @@ typedef struct {
     char name[MMS_EVAL_NAME_MAX + 1];
     int k_overlap, keep;
     qrec_t *q;
-    int64_t nq, capq;
+    int64_t nq;
+    size_t capq;
     mms_strmap_t *qmap; /* query row (8 bytes) -> record */
     int64_t *rows;
     float *scores;
     int8_t *grades;
-    int64_t nres, capres;
+    int64_t nres;
+    size_t cap_rows, cap_scores, cap_grades;
     int any_scores;
     int32_t *tags;
-    int64_t ntag, captag;
+    int64_t ntag;
+    size_t captag;
 } method_t;
 
 struct mms_eval {
@@ -78,10 +82,12 @@ struct mms_eval {
     const mms_judge_t *j;
     char dataset[MMS_EVAL_NAME_MAX + 1];
     method_t *m;
-    int nm, capm;
+    int nm;
+    size_t capm;
     mms_strmap_t *ideal_map; /* query row -> index into ideal */
     double (*ideal)[2];      /* gallery ideal DCG@3, @5 */
-    int64_t nideal, capideal;
+    int64_t nideal;
+    size_t capideal;
     double *norm; /* |x_r| of the features, NAN until computed */
 };
 
@@ -154,11 +160,7 @@ mms_status mms_eval_method(mms_eval_t *e, const char *name, int k_overlap, int *
               name);
     MMS_CHECK(k_overlap >= 1 && k_overlap <= MMS_EVAL_MAX_K, MMS_ERR_ARG,
               "eval: k_overlap must be in [1, %d], got %d", MMS_EVAL_MAX_K, k_overlap);
-    if (e->nm == e->capm) {
-        int cap = e->capm ? 2 * e->capm : 8;
-        MMS_CALL(mms_realloc((size_t)cap * sizeof *e->m, &e->m));
-        e->capm = cap;
-    }
+    MMS_CALL(mms_grow(&e->m, sizeof *e->m, (size_t)e->nm + 1, &e->capm));
     method_t *m = &e->m[e->nm];
     memset(m, 0, sizeof *m);
     snprintf(m->name, sizeof m->name, "%s", name);
@@ -176,11 +178,7 @@ static mms_status get_record(method_t *m, int64_t q, qrec_t **out) {
         *out = &m->q[at];
         return MMS_OK;
     }
-    if (m->nq == m->capq) {
-        int64_t cap = m->capq ? 2 * m->capq : 256;
-        MMS_CALL(mms_realloc((size_t)cap * sizeof *m->q, &m->q));
-        m->capq = cap;
-    }
+    MMS_CALL(mms_grow(&m->q, sizeof *m->q, (size_t)m->nq + 1, &m->capq));
     MMS_CALL(mms_strmap_put(m->qmap, (const char *)&q, sizeof q, m->nq, NULL, NULL));
     qrec_t *r = &m->q[m->nq++];
     memset(r, 0, sizeof *r);
@@ -218,11 +216,7 @@ static mms_status gallery_ideal(mms_eval_t *e, int64_t q, double out[2]) {
     if (!mms_strmap_get(e->ideal_map, (const char *)&q, sizeof q, &at)) {
         int64_t counts[4];
         MMS_CALL(mms_judge_gallery_counts(e->j, q, counts));
-        if (e->nideal == e->capideal) {
-            int64_t cap = e->capideal ? 2 * e->capideal : 256;
-            MMS_CALL(mms_realloc((size_t)cap * sizeof *e->ideal, &e->ideal));
-            e->capideal = cap;
-        }
+        MMS_CALL(mms_grow(&e->ideal, sizeof *e->ideal, (size_t)e->nideal + 1, &e->capideal));
         at = e->nideal++;
         e->ideal[at][0] = mms_dcg_ideal_gallery(counts, 3);
         e->ideal[at][1] = mms_dcg_ideal_gallery(counts, 5);
@@ -261,13 +255,10 @@ mms_status mms_eval_add_results(mms_eval_t *e, int method, int64_t query, const 
     MMS_CALL(get_record(m, query, &r));
     MMS_CHECK(!r->has_results, MMS_ERR_ARG, "eval %s: query %s recorded twice", m->name,
               c->ids[query]);
-    if (m->nres + keep > m->capres) {
-        int64_t cap = 2 * m->capres + keep + 1024;
-        MMS_CALL(mms_realloc((size_t)cap * sizeof *m->rows, &m->rows));
-        MMS_CALL(mms_realloc((size_t)cap * sizeof *m->scores, &m->scores));
-        MMS_CALL(mms_realloc((size_t)cap * sizeof *m->grades, &m->grades));
-        m->capres = cap;
-    }
+    size_t need = (size_t)(m->nres + keep);
+    MMS_CALL(mms_grow(&m->rows, sizeof *m->rows, need, &m->cap_rows));
+    MMS_CALL(mms_grow(&m->scores, sizeof *m->scores, need, &m->cap_scores));
+    MMS_CALL(mms_grow(&m->grades, sizeof *m->grades, need, &m->cap_grades));
     int g5[MMS_EVAL_K] = {0};
     const sets_t *t = &e->j->tags;
     int64_t nqt = t->ptr[query + 1] - t->ptr[query];
@@ -328,11 +319,7 @@ mms_status mms_eval_add_tags(mms_eval_t *e, int method, int64_t query, const int
     MMS_CALL(get_record(m, query, &r));
     MMS_CHECK(r->ntags == 0 && r->toff == 0, MMS_ERR_ARG,
               "eval %s: tags of query %s recorded twice", m->name, c->ids[query]);
-    if (m->ntag + keep + 1 > m->captag) {
-        int64_t cap = 2 * m->captag + keep + 1024;
-        MMS_CALL(mms_realloc((size_t)cap * sizeof *m->tags, &m->tags));
-        m->captag = cap;
-    }
+    MMS_CALL(mms_grow(&m->tags, sizeof *m->tags, (size_t)(m->ntag + keep + 1), &m->captag));
     /* slot 0 of a query's run is a marker so "recorded with zero tags" is seen */
     m->tags[m->ntag] = -1;
     r->toff = m->ntag + 1;

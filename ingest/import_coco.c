@@ -46,6 +46,7 @@ typedef struct {
     size_t capcap;
     const char **tags;
     int ntags;
+    size_t captags;
     const char **obj_names;
     int *obj_counts;
     int nobj;
@@ -443,7 +444,7 @@ static mms_status add_word_tag(void *arg, const char *w) {
     int64_t at;
     MMS_CALL(mms_strmap_put(t->c->words, w, strlen(w), (int64_t)mms_strmap_size(t->c->words), NULL,
                             &at));
-    MMS_CALL(mms_realloc((size_t)(m->ntags + 1) * sizeof *m->tags, &m->tags));
+    MMS_CALL(mms_grow(&m->tags, sizeof *m->tags, (size_t)m->ntags + 1, &m->captags));
     m->tags[m->ntags++] = mms_strmap_key(t->c->words, (size_t)at);
     return MMS_OK;
 }
@@ -480,7 +481,7 @@ static mms_status finish_image(mms_coco_t *c, img_t *m, int caption_tags, const 
                                uint8_t *cat_used) {
     sort_cc(c, m);
     int n = m->ncc > 0 ? m->ncc : 1;
-    MMS_CALL(mms_malloc((size_t)n * sizeof *m->tags, &m->tags));
+    MMS_CALL(mms_grow(&m->tags, sizeof *m->tags, (size_t)n, &m->captags));
     MMS_CALL(mms_malloc((size_t)n * sizeof *m->obj_names, &m->obj_names));
     MMS_CALL(mms_malloc((size_t)n * sizeof *m->obj_counts, &m->obj_counts));
     for (int k = 0; k < m->ncc; k++) {

@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "import_mulan_internal.h"
+#include "mms_array.h"
 #include "mms_fs.h"
 #include "mms_strmap.h"
 
@@ -33,7 +34,8 @@ struct mms_arff {
     char *name;
     char *relation;
     mms_arff_attr_t *attr;
-    int32_t nattr, cap;
+    int32_t nattr;
+    size_t cap; /* of attr */
     mms_strmap_t *byname; /* attribute name -> index */
     char *buf;            /* current line, NUL-terminated */
     size_t bufcap;
@@ -197,11 +199,7 @@ static mms_status add_attribute(mms_arff_t *a, char *p) {
               (long long)a->line);
     MMS_CHECK(a->nattr < ARFF_MAX_ATTR, MMS_ERR_FORMAT, "%s:%lld: more than %d attributes", a->name,
               (long long)a->line, ARFF_MAX_ATTR);
-    if (a->nattr == a->cap) {
-        int32_t c = a->cap ? 2 * a->cap : 64;
-        MMS_CALL(mms_realloc((size_t)c * sizeof *a->attr, &a->attr));
-        a->cap = c;
-    }
+    MMS_CALL(mms_grow(&a->attr, sizeof *a->attr, (size_t)a->nattr + 1, &a->cap));
     int inserted;
     int64_t first;
     MMS_CALL(mms_strmap_put(a->byname, tok, len, a->nattr, &inserted, &first));
@@ -226,7 +224,7 @@ static mms_status add_attribute(mms_arff_t *a, char *p) {
         at->kind = MMS_ARFF_NOMINAL;
         size_t tt = 0;
         at->type_text[tt++] = '{';
-        int32_t cap = 0;
+        size_t cap = 0; /* of at->values */
         p++;
         for (;;) {
             p = skip_ws(p);
@@ -244,10 +242,7 @@ static mms_status add_attribute(mms_arff_t *a, char *p) {
                       "numeric attributes and nominal ones with numeric values such as {0,1}",
                       a->name, (long long)a->line, at->name, show_len(len), tok,
                       r == 0 ? "not a number" : "out of range");
-            if (at->nvalues == cap) {
-                cap = cap ? 2 * cap : 4;
-                MMS_CALL(mms_realloc((size_t)cap * sizeof *at->values, &at->values));
-            }
+            MMS_CALL(mms_grow(&at->values, sizeof *at->values, (size_t)at->nvalues + 1, &cap));
             if (at->nvalues == 0) at->sparse_zero = v; /* Weka: index 0 = first declared value */
             at->values[at->nvalues++] = v;
             /* short type text for messages */

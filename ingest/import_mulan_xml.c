@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "import_mulan_internal.h"
+#include "mms_array.h"
 #include "mms_strmap.h"
 
 /* ------------------------------------------------------------------- XML */
@@ -105,17 +106,17 @@ static mms_status xml_decode(xml_t *x, size_t at, const char *v, size_t len, cha
     return MMS_OK;
 }
 
-static mms_status labels_push(mms_mulan_labels_t *l, int32_t *cap, char *name, int64_t line) {
-    if (l->n == *cap) {
-        int32_t c = *cap ? 2 * *cap : 64;
-        mms_status s = mms_realloc((size_t)c * sizeof *l->names, &l->names);
-        if (s == MMS_OK) s = mms_realloc((size_t)c * sizeof *l->lines, &l->lines);
-        if (s != MMS_OK) {
-            free(name);
-            return s;
-        }
-        *cap = c;
+/* Append (name, line) to l (takes name, freed on failure). *cap is the
+ * capacity of both l->names and l->lines: they grow together. */
+static mms_status labels_push(mms_mulan_labels_t *l, size_t *cap, char *name, int64_t line) {
+    size_t cn = *cap, cl = *cap;
+    mms_status s = mms_grow(&l->names, sizeof *l->names, (size_t)l->n + 1, &cn);
+    if (s == MMS_OK) s = mms_grow(&l->lines, sizeof *l->lines, (size_t)l->n + 1, &cl);
+    if (s != MMS_OK) {
+        free(name);
+        return s;
     }
+    *cap = cn; /* == cl: the same growth from the same capacity */
     l->names[l->n] = name;
     l->lines[l->n] = line;
     l->n++;
@@ -124,7 +125,7 @@ static mms_status labels_push(mms_mulan_labels_t *l, int32_t *cap, char *name, i
 
 /* Parse the element starting at p (just after '<'); a <label> adds its name.
  * *end gets the position after the tag's '>'. */
-static mms_status xml_element(xml_t *x, size_t p, mms_mulan_labels_t *l, int32_t *cap,
+static mms_status xml_element(xml_t *x, size_t p, mms_mulan_labels_t *l, size_t *cap,
                               mms_strmap_t *seen, size_t *end) {
     size_t tag = p - 1, q = p;
     while (q < x->n && xml_namechar(x->s[q])) q++;
@@ -224,7 +225,7 @@ mms_status mms_mulan_labels_parse(const char *name, const char *xml, size_t len,
     xml_t x = {name, xml, len, 0, 1};
     mms_strmap_t *seen;
     MMS_CALL(mms_strmap_create(512, &seen));
-    int32_t cap = 0;
+    size_t cap = 0;
     mms_status s = MMS_OK;
     size_t p = 0;
     while (p < len) {
