@@ -15,6 +15,13 @@ void mms_topk_pad(int64_t *ids, float *scores, size_t n) {
     }
 }
 
+void mms_topk_pad_f64(int64_t *ids, double *scores, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = -1;
+        scores[i] = -INFINITY;
+    }
+}
+
 /* ---------------------------------------------------------------- merge */
 
 mms_status mms_topk_merge(const int64_t *const *ids, const float *const *scores, int nl,

@@ -10,7 +10,9 @@
  *   ordering      mms_topk_before / mms_topk_cmp
  *   sorted lists  k entries best first, padded (faiss style): mms_topk_pad,
  *                 mms_topk_insert (bounded insertion), mms_topk_merge (k-way
- *                 merge of sorted lists, with where each entry came from)
+ *                 merge of sorted lists, with where each entry came from);
+ *                 the same order and insertion on double scores for callers
+ *                 that decide in double (the eval baselines): *_f64
  *   keyed heaps   a candidate as one 64-bit key (score bits, then the
  *                 complement of a 32-bit id), so one unsigned compare ranks
  *                 two candidates: mms_topk_heap_* (one bounded heap, worst at
@@ -56,6 +58,28 @@ static inline void mms_topk_insert(int64_t *ids, float *sc, int32_t k, float s, 
     if (!mms_topk_before(s, id, sc[k - 1], ids[k - 1])) return;
     int32_t j = k - 1;
     while (j > 0 && mms_topk_before(s, id, sc[j - 1], ids[j - 1])) {
+        sc[j] = sc[j - 1];
+        ids[j] = ids[j - 1];
+        j--;
+    }
+    sc[j] = s;
+    ids[j] = id;
+}
+
+/* The same on double scores: the order of mms_topk_before, a padded list of
+ * doubles (padding: id -1, score -INFINITY). For callers whose scores are
+ * decided in double, where rounding them to float would turn some distinct
+ * scores into ties and reorder them by id. */
+static inline int mms_topk_before_f64(double sa, int64_t ia, double sb, int64_t ib) {
+    return sa > sb || (sa == sb && ia >= 0 && (ib < 0 || ia < ib));
+}
+
+void mms_topk_pad_f64(int64_t *ids, double *scores, size_t n);
+
+static inline void mms_topk_insert_f64(int64_t *ids, double *sc, int32_t k, double s, int64_t id) {
+    if (!mms_topk_before_f64(s, id, sc[k - 1], ids[k - 1])) return;
+    int32_t j = k - 1;
+    while (j > 0 && mms_topk_before_f64(s, id, sc[j - 1], ids[j - 1])) {
         sc[j] = sc[j - 1];
         ids[j] = ids[j - 1];
         j--;

@@ -16,32 +16,48 @@
 #include <string.h>
 
 #include "judge_internal.h"
+#include "mms_array.h"
 #include "mms_log.h"
 #include "mms_rng.h"
+#include "mms_topk.h"
 
 /* Random baseline stream. */
 #define BASELINE_STREAM_RANDOM ((uint32_t)MMS_STREAM_EVAL)
 
-/* A query's running top-k, best first: (score descending, row ascending). */
+/* A query's running top-k in the order of mms_topk.h (score descending, row
+ * ascending), kept in double: the scores are decided in double, and rounding
+ * them to float would turn some distinct scores into ties broken by row. k
+ * entries best first, padded with row -1 and score -INFINITY (never offered:
+ * cosines and oracle keys are finite). */
 typedef struct {
     double *s;
     int64_t *r;
-    int n, k;
+    int k;
 } best_t;
 
-static int better(double s1, int64_t r1, double s2, int64_t r2) {
-    return s1 > s2 || (s1 == s2 && r1 < r2);
+static best_t best_empty(double *s, int64_t *r, int k) {
+    mms_topk_pad_f64(r, s, (size_t)k);
+    return (best_t){s, r, k};
 }
 
 static void best_offer(best_t *b, double s, int64_t r) {
-    if (b->n == b->k && !better(s, r, b->s[b->k - 1], b->r[b->k - 1])) return;
-    int i = b->n < b->k ? b->n++ : b->k - 1;
-    for (; i > 0 && better(s, r, b->s[i - 1], b->r[i - 1]); i--) {
-        b->s[i] = b->s[i - 1];
-        b->r[i] = b->r[i - 1];
-    }
-    b->s[i] = s;
-    b->r[i] = r;
+    mms_topk_insert_f64(b->r, b->s, b->k, s, r);
+}
+
+/* Entries held (those before the padding). */
+static int best_count(const best_t *b) {
+    int n = 0;
+    while (n < b->k && b->r[n] >= 0) n++;
+    return n;
+}
+
+/* out[0..d) = row r of X (n x d) scaled to unit length by its norm (a zero
+ * row stays zero): one row of an sgemm panel. */
+static void unit_row(const float *X, int32_t d, const double *norm, int64_t r, float *out) {
+    const float *x = X + (size_t)r * (size_t)d;
+    float inv = norm[r] > 0 ? (float)(1.0 / norm[r]) : 0.0f;
+    for (int32_t t = 0; t < d; t++)
+        out[t] = x[t] * inv;
 }
 
 #define VIS_QCHUNK 256  /* queries per sgemm panel */
@@ -90,22 +106,13 @@ mms_status mms_baseline_visual(const mms_catalog_t *c, int use_knn, const int64_
         int qn = (int)(nq - q0 < VIS_QCHUNK ? nq - q0 : VIS_QCHUNK);
         best_t best[VIS_QCHUNK];
         for (int i = 0; i < qn; i++) {
-            int64_t q = qrows[q0 + i];
-            const float *x = X + (size_t)q * (size_t)d;
-            float inv = norm[q] > 0 ? (float)(1.0 / norm[q]) : 0.0f;
-            for (int32_t t = 0; t < d; t++)
-                Q[(size_t)i * d + t] = x[t] * inv;
-            best[i] = (best_t){bs + (size_t)i * k, br + (size_t)i * k, 0, k};
+            unit_row(X, d, norm, qrows[q0 + i], Q + (size_t)i * d);
+            best[i] = best_empty(bs + (size_t)i * k, br + (size_t)i * k, k);
         }
         for (int64_t g0 = 0; g0 < nt; g0 += VIS_GBLOCK) {
             int gn = (int)(nt - g0 < VIS_GBLOCK ? nt - g0 : VIS_GBLOCK);
-            for (int i = 0; i < gn; i++) {
-                int64_t r = train[g0 + i];
-                const float *x = X + (size_t)r * (size_t)d;
-                float inv = norm[r] > 0 ? (float)(1.0 / norm[r]) : 0.0f;
-                for (int32_t t = 0; t < d; t++)
-                    G[(size_t)i * d + t] = x[t] * inv;
-            }
+            for (int i = 0; i < gn; i++)
+                unit_row(X, d, norm, train[g0 + i], G + (size_t)i * d);
             /* S (qn x gn) = Q (qn x d) G^T (d x gn) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qn, gn, d, 1.0f, Q, d, G, d, 0.0f,
                         S, gn);
@@ -116,8 +123,8 @@ mms_status mms_baseline_visual(const mms_catalog_t *c, int use_knn, const int64_
                 for (int t = 0; t < gn; t++) {
                     int64_t r = train[g0 + t];
                     if (r == q) continue;
-                    if (b->n == b->k && (double)S[(size_t)i * gn + t] < b->s[b->k - 1] - margin)
-                        continue;
+                    /* below the k-th by more than the margin (never while padded) */
+                    if ((double)S[(size_t)i * gn + t] < b->s[b->k - 1] - margin) continue;
                     double cs = 0;
                     if (norm[q] > 0 && norm[r] > 0) {
                         const float *xr = X + (size_t)r * (size_t)d;
@@ -133,9 +140,9 @@ mms_status mms_baseline_visual(const mms_catalog_t *c, int use_knn, const int64_
         for (int i = 0; i < qn; i++) {
             int64_t *ro = rows_out + (size_t)(q0 + i) * k;
             float *so = sims_out + (size_t)(q0 + i) * k;
-            for (int t = 0; t < k; t++) {
-                ro[t] = t < best[i].n ? best[i].r[t] : -1;
-                so[t] = t < best[i].n ? (float)best[i].s[t] : -INFINITY;
+            for (int t = 0; t < k; t++) { /* padding: -1, -INFINITY */
+                ro[t] = best[i].r[t];
+                so[t] = (float)best[i].s[t];
             }
         }
         if (show) mms_progress_update(&prog, q0 + qn);
@@ -212,7 +219,8 @@ mms_status mms_baseline_tag_vote(const mms_catalog_t *c, const int64_t *nbr, con
     int32_t *order = NULL;
     vote_t *v = NULL;
     mms_status s;
-    int cap = 0, nv;
+    size_t cap = 0; /* of v */
+    int nv;
     MMS_CALL_GOTO(s, out, train_tag_freq(c, &freq));
     MMS_CALL_GOTO(s, out, prior_order(c, freq, &order));
     vote_ctx_t ctx = {freq};
@@ -230,10 +238,7 @@ mms_status mms_baseline_tag_vote(const mms_catalog_t *c, const int64_t *nbr, con
                 while (at < nv && v[at].tag != t)
                     at++;
                 if (at == nv) {
-                    if (nv == cap) {
-                        cap = cap ? 2 * cap : 64;
-                        MMS_CALL_GOTO(s, out, mms_realloc((size_t)cap * sizeof *v, &v));
-                    }
+                    MMS_CALL_GOTO(s, out, mms_grow(&v, sizeof *v, (size_t)nv + 1, &cap));
                     v[nv++] = (vote_t){t, 0.0};
                 }
                 /* a tag repeated on one image votes once */
@@ -319,7 +324,7 @@ mms_status mms_baseline_tag_oracle(const mms_catalog_t *c, const int64_t *qrows,
         int64_t q = qrows[i], nrows;
         MMS_CHECK_GOTO(s, out, q >= 0 && q < c->n, MMS_ERR_ARG,
                        "baseline: query row %lld out of range", (long long)q);
-        best_t b = {bs, br, 0, k};
+        best_t b = best_empty(bs, br, k);
         MMS_CALL_GOTO(s, out,
                       judge_gather_postings(j->tags.ptr, j->tags.idx, q, j->tpost_ptr,
                                             j->tpost_row, &rows, &nrows));
@@ -339,17 +344,19 @@ mms_status mms_baseline_tag_oracle(const mms_catalog_t *c, const int64_t *qrows,
         free(rows);
         rows = NULL;
         /* fewer than k rows share a tag: the lowest other training rows follow at 0 */
-        for (int64_t r = 0; r < c->n && b.n < k; r++) {
+        for (int64_t r = 0, n = best_count(&b); r < c->n && n < k; r++) {
             if (c->split[r] != MMS_SPLIT_TRAIN || r == q) continue;
             int taken = 0;
-            for (int t = 0; t < b.n && !taken; t++)
+            for (int t = 0; t < n && !taken; t++)
                 taken = b.r[t] == r;
-            if (!taken) best_offer(&b, 0.0, r);
+            if (!taken) {
+                best_offer(&b, 0.0, r);
+                n = best_count(&b);
+            }
         }
-        for (int t = 0; t < k; t++) {
-            rows_out[(size_t)i * k + t] = t < b.n ? b.r[t] : -1;
-            if (scores_out)
-                scores_out[(size_t)i * k + t] = t < b.n ? (float)floor(b.s[t]) : -INFINITY;
+        for (int t = 0; t < k; t++) { /* padding: -1, floor(-INFINITY) = -INFINITY */
+            rows_out[(size_t)i * k + t] = b.r[t];
+            if (scores_out) scores_out[(size_t)i * k + t] = (float)floor(b.s[t]);
         }
     }
 out:
