@@ -153,12 +153,12 @@ mms_status mms_cmd_web(int argc, char **argv) {
         MMS_CALL_GOTO(s, done, mms_write_file_atomic(pid_file, pb, (size_t)len));
     }
     {
-        char host[300];
-        snprintf(host, sizeof host, "%s", listen);
-        char *colon = strrchr(host, ':');
-        if (colon && (host[0] != '[' || colon > strchr(host, ']'))) *colon = '\0';
-        fprintf(stderr, "ready: http://%s:%d/ (catalog %s, query server %s, page from %s%s)\n", host,
-                mms_webserver_port(w), catalog, server, cfg.static_dir,
+        mms_addr_t la = {"", 0}; /* the server accepted it: the same strict parse cannot fail */
+        (void)mms_addr_parse_ex(listen, "web: --listen", 0, 8080, MMS_ADDR_STRICT | MMS_ADDR_QUIET,
+                                &la);
+        const char *lb = listen[0] == '[' ? "[" : "", *rb = listen[0] == '[' ? "]" : "";
+        fprintf(stderr, "ready: http://%s%s%s:%d/ (catalog %s, query server %s, page from %s%s)\n",
+                lb, la.host, rb, mms_webserver_port(w), catalog, server, cfg.static_dir,
                 cfg.token ? ", token required" : "");
         fflush(stderr);
     }

@@ -1,5 +1,6 @@
 /* mms_addr.h: the query server's address: the default port and the one parser
- * of "host:port" strings (`serve --listen`, `query --server`, the client).
+ * of "host:port" strings (`serve --listen`, `query --server`, the client; with
+ * the strict flag `web --listen` and the Host header the web page checks).
  *
  * Accepted forms: "host:port", "[v6addr]:port", "host" and "[v6addr]" (port
  * MMS_DEFAULT_PORT). The host is not resolved here and may come back empty
@@ -30,5 +31,22 @@ typedef struct {
  * number in port_min..65535 (a server may take 0, "any free port"; a client
  * needs 1 or more). */
 mms_status mms_addr_parse(const char *s, const char *what, int port_min, mms_addr_t *out);
+
+/* Flags of mms_addr_parse_ex. */
+enum {
+    /* The web server's form: a host is required (not "", ":80" or "[]"), an
+     * IPv6 address needs its brackets ("::1" is refused, not read as host
+     * "::" and port 1), and the port is decimal digits only (no sign or blank). */
+    MMS_ADDR_STRICT = 1u,
+    /* On failure return MMS_ERR_ARG without logging or setting the error
+     * message: for untrusted input (an HTTP Host header) or a caller that
+     * words its own message. */
+    MMS_ADDR_QUIET = 2u
+};
+
+/* mms_addr_parse with def_port for a string that names no port, and flags
+ * (MMS_ADDR_*; 0 = mms_addr_parse's rules). s NULL is taken as "". */
+mms_status mms_addr_parse_ex(const char *s, const char *what, int port_min, int def_port,
+                             unsigned flags, mms_addr_t *out);
 
 #endif

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_addr.h"
+
 int mms_web_err(mms_web_err_t *e, int status, const char *code, const char *fmt, ...) {
     if (e) {
         e->status = status;
@@ -560,40 +562,12 @@ int mms_web_is_loopback(const char *host) {
     return 0;
 }
 
-int mms_web_split_hostport(const char *s, char *host, size_t cap, int def, int *port) {
-    const char *colon = NULL;
-    if (!s || !s[0] || cap == 0) return -1;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || (size_t)(close - s - 1) >= cap || close == s + 1) return -1;
-        memcpy(host, s + 1, (size_t)(close - s - 1));
-        host[close - s - 1] = '\0';
-        if (close[1] != '\0' && close[1] != ':') return -1;
-        colon = close[1] == ':' ? close + 1 : NULL;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon && strchr(s, ':') != colon) return -1; /* a bare IPv6 address needs [] */
-        size_t hl = colon ? (size_t)(colon - s) : strlen(s);
-        if (hl == 0 || hl >= cap) return -1;
-        memcpy(host, s, hl);
-        host[hl] = '\0';
-    }
-    *port = def;
-    if (colon) {
-        char *end;
-        if (colon[1] < '0' || colon[1] > '9') return -1;
-        long p = strtol(colon + 1, &end, 10);
-        if (*end || p < 0 || p > 65535) return -1;
-        *port = (int)p;
-    }
-    return 0;
-}
-
 int mms_web_host_header_ok(const char *host_header) {
-    char h[300];
-    int port;
-    if (!host_header || mms_web_split_hostport(host_header, h, sizeof h, 80, &port)) return 0;
-    return mms_web_is_loopback(h);
+    mms_addr_t a; /* untrusted: the strict form, and quiet */
+    if (!host_header || mms_addr_parse_ex(host_header, "Host header", 0, 80,
+                                          MMS_ADDR_STRICT | MMS_ADDR_QUIET, &a) != MMS_OK)
+        return 0;
+    return mms_web_is_loopback(a.host);
 }
 
 /* ---- why this result ------------------------------------------------------------------- */

@@ -189,13 +189,10 @@ const char *mms_web_cookie(const char *hdr, const char *name, size_t *len);
  * "[::1]". Anything else (0.0.0.0, a name, another address) is 0. */
 int mms_web_is_loopback(const char *host);
 
-/* 1 when a Host header names a loopback host (with or without a port): the
- * page's defence against DNS rebinding when it runs without a token. */
+/* 1 when a Host header names a loopback host (with or without a port; parsed
+ * by mms_addr_parse_ex, strict and quiet): the page's defence against DNS
+ * rebinding when it runs without a token. */
 int mms_web_host_header_ok(const char *host_header);
-
-/* Split "HOST:PORT", "[V6]:PORT" or "HOST" (port def) into host and port.
- * Returns 0, or -1 for a malformed address or a port outside 0..65535. */
-int mms_web_split_hostport(const char *s, char *host, size_t cap, int def, int *port);
 
 /* ---- why this result ------------------------------------------------------------------ */
 

@@ -28,6 +28,7 @@
 /* after stdio.h: libjpeg's header needs FILE and size_t */
 #include <jpeglib.h>
 
+#include "mms_addr.h"
 #include "mms_array.h"
 #include "mms_catalog.h"
 #include "mms_descriptor.h"
@@ -1252,21 +1253,25 @@ static void read_manifest(mms_webserver_t *w) {
         !strcmp(w->descriptor, MMS_DESCRIPTOR_NAME) && w->cat->dim == MMS_DESCRIPTOR_DIM;
 }
 
+/* --listen (the strict form of mms_addr.h, port 8080 when none) as a socket
+ * address; *la gets the host and port. */
 static mms_status make_sockaddr(const char *listen, struct sockaddr_storage *ss, int *v6,
-                                char *host, size_t cap, int *port) {
-    MMS_CHECK(mms_web_split_hostport(listen, host, cap, 8080, port) == 0, MMS_ERR_ARG,
+                                mms_addr_t *la) {
+    MMS_CHECK(mms_addr_parse_ex(listen, "web: --listen", 0, 8080, MMS_ADDR_STRICT | MMS_ADDR_QUIET,
+                                la) == MMS_OK,
+              MMS_ERR_ARG,
               "web: --listen '%s': expected HOST:PORT (IPv6 as [ADDR]:PORT), port 0..65535", listen);
     memset(ss, 0, sizeof *ss);
-    const char *h = !strcasecmp(host, "localhost") ? "127.0.0.1" : host;
+    const char *h = !strcasecmp(la->host, "localhost") ? "127.0.0.1" : la->host;
     struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
     if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)*port);
+        a4->sin_port = htons((uint16_t)la->port);
         *v6 = 0;
     } else if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)*port);
+        a6->sin6_port = htons((uint16_t)la->port);
         *v6 = 1;
     } else {
         MMS_CHECK(0, MMS_ERR_ARG, "web: --listen '%s': the host must be a numeric address or "
@@ -1297,10 +1302,10 @@ mms_status mms_webserver_create(const mms_webserver_config_t *cfg, mms_webserver
                   "web: the auth token must be printable ASCII without spaces, ';', ',', '\"' or "
                   "'\\' (it travels in a cookie)");
     struct sockaddr_storage ss;
-    int v6 = 0, port = 0;
-    char host[256];
-    MMS_CALL(make_sockaddr(cfg->listen, &ss, &v6, host, sizeof host, &port));
-    MMS_CHECK(cfg->token || mms_web_is_loopback(host), MMS_ERR_ARG,
+    int v6 = 0;
+    mms_addr_t la;
+    MMS_CALL(make_sockaddr(cfg->listen, &ss, &v6, &la));
+    MMS_CHECK(cfg->token || mms_web_is_loopback(la.host), MMS_ERR_ARG,
               "web: refusing to listen on %s without --auth-token-file: the page and the API "
               "would be open to anyone who can reach this address (loopback addresses need no "
               "token)",
@@ -1352,7 +1357,7 @@ mms_status mms_webserver_create(const mms_webserver_config_t *cfg, mms_webserver
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-    w->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, w,
+    w->d = MHD_start_daemon(flags, (uint16_t)la.port, NULL, NULL, on_request, w,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_clients,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
@@ -1362,7 +1367,7 @@ mms_status mms_webserver_create(const mms_webserver_config_t *cfg, mms_webserver
                    "web: cannot listen on %s (address in use, or not an address of this machine)",
                    cfg->listen);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_BIND_PORT);
-    w->port = di ? di->port : port;
+    w->port = di ? di->port : la.port;
     *out = w;
     return MMS_OK;
 fail:

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_addr.h"
 #include "webapi.h"
 
 #define CHECK(c)                                                                                   \
@@ -138,10 +139,13 @@ static void fuzz_auth(const char *d, size_t n) {
     if (zl > 1) CHECK(!mms_web_token_equal(z, zl - 1, z, zl) && !mms_web_token_equal(z, zl, z, zl - 1));
     (void)mms_web_is_loopback(z);
     (void)mms_web_host_header_ok(z);
-    char host[64];
-    int port = -1;
-    if (mms_web_split_hostport(z, host, sizeof host, 80, &port) == 0)
-        CHECK(port >= 0 && port <= 65535 && memchr(host, 0, sizeof host));
+    for (unsigned f = 0; f < 2; f++) { /* the web's strict form, then serve's and query's */
+        mms_addr_t a;
+        unsigned flags = MMS_ADDR_QUIET | (f == 0 ? MMS_ADDR_STRICT : 0);
+        if (mms_addr_parse_ex(z, "fuzz", 0, 80, flags, &a) == MMS_OK)
+            CHECK(a.port >= 0 && a.port <= 65535 && memchr(a.host, 0, sizeof a.host) &&
+                  (f == 1 || a.host[0]));
+    }
     json_t *u = mms_web_unknown_keyword(z);
     json_decref(u);
     free(z);
