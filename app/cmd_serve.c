@@ -36,18 +36,6 @@ static void on_signal(int sig) {
     if (g_server) mms_netserver_stop(g_server); /* async-signal-safe */
 }
 
-/* Workers ignore SIGTERM/SIGINT (mpirun forwards them to every rank): they
- * leave their loop when the coordinator, which drains first, stops them. */
-static void install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-}
-
 /* --listen: mms_addr_parse's forms; a host is required unless bracketed
  * ("[]:P" binds MMS_DEFAULT_HOST); port 0 = any free port. */
 static mms_status parse_listen(const char *s, mms_addr_t *a) {
@@ -122,7 +110,10 @@ mms_status mms_cmd_serve(int argc, char **argv) {
     if (help) return MMS_OK;
     mms_opts_echo("serve", opts, nopt);
     int rank = mms_log_rank(), nranks = mms_log_nranks();
-    install_signals();
+    /* Workers ignore SIGTERM/SIGINT (mpirun forwards them to every rank; their
+     * g_server is NULL): they leave their loop when the coordinator, which
+     * drains first, stops them. */
+    mms_cmd_on_stop_signals(on_signal);
 
     mms_engine_params_t ep;
     mms_engine_params_default(&ep);

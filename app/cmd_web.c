@@ -140,13 +140,7 @@ mms_status mms_cmd_web(int argc, char **argv) {
     }
     MMS_CALL(s);
     g_web = w;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    mms_cmd_on_stop_signals(on_signal);
     if (pid_file) {
         char pb[32];
         int len = snprintf(pb, sizeof pb, "%ld\n", (long)getpid());

@@ -32,4 +32,8 @@ mms_status mms_cmd_serve(int argc, char **argv);
 mms_status mms_cmd_search(int argc, char **argv);
 mms_status mms_cmd_web(int argc, char **argv);
 
+/* SIGTERM and SIGINT call handler (SA_RESTART, nothing blocked): how the
+ * long-running commands (serve, web) learn to drain and stop. In main.c. */
+void mms_cmd_on_stop_signals(void (*handler)(int));
+
 #endif

@@ -1,8 +1,11 @@
 /* main.c: `mmsage <command> [options]`. Dispatches to the subcommands of
  * commands.h, initialising MPI only for the commands that use it, and turns the
- * returned status into the exit code (0 = success). */
+ * returned status into the exit code (0 = success). Also the one helper the
+ * long-running commands share (mms_cmd_on_stop_signals). */
+#define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,16 @@ static void usage(void) {
         printf("  %-10s %s%s\n", k_commands[i].name, k_commands[i].summary,
                k_commands[i].uses_mpi ? " [MPI]" : "");
     printf("\nSee README.md and docs/ for the pipeline and file formats.\n");
+}
+
+void mms_cmd_on_stop_signals(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
 }
 
 static mms_log_level env_level(void) {
