@@ -259,6 +259,50 @@ static mms_status push_str(char ***arr, size_t *n, size_t *cap, const char *s, s
     return MMS_OK;
 }
 
+/* Free a[0..n) and a (NULL a: nothing). */
+static void free_strs(char **a, int64_t n) {
+    if (!a) return;
+    for (int64_t i = 0; i < n; i++) free(a[i]);
+    free(a);
+}
+
+/* A line "id<TAB>rest" of a per-image file (objects, captions, paths): *row
+ * gets the image's row, *rest the text after the tab. form is the line's
+ * expected shape for the message ("id<TAB>caption"). */
+static mms_status line_row(const priv_t *pv, const char *path, int64_t lineno, char *line,
+                           const char *form, int64_t *row, char **rest) {
+    char *t = strchr(line, '\t');
+    MMS_CHECK(t, MMS_ERR_FORMAT, "%s:%lld: expected '%s'", path, (long long)lineno, form);
+    MMS_CHECK(mms_strmap_get(pv->idmap, line, (size_t)(t - line), row), MMS_ERR_FORMAT,
+              "%s:%lld: unknown image id '%.*s'", path, (long long)lineno, (int)(t - line), line);
+    *rest = t + 1;
+    return MMS_OK;
+}
+
+/* Entries 0..ne-1 of rows row[] (in 0..n) grouped by row: the CSR row pointer
+ * *ptr_out (n + 1) and each entry's slot in the grouped order *slot_out (ne;
+ * stable: an image's entries keep their file order). */
+static mms_status rows_csr(int64_t n, const int64_t *row, size_t ne, int64_t **ptr_out,
+                           int64_t **slot_out) {
+    int64_t *ptr = NULL, *slot = NULL, *fill = NULL;
+    mms_status s;
+    MMS_CALL_GOTO(s, fail, mms_calloc((size_t)n + 1, sizeof *ptr, &ptr));
+    MMS_CALL_GOTO(s, fail, mms_malloc((ne ? ne : 1) * sizeof *slot, &slot));
+    MMS_CALL_GOTO(s, fail, mms_calloc((size_t)n, sizeof *fill, &fill));
+    for (size_t i = 0; i < ne; i++) ptr[row[i] + 1]++;
+    for (int64_t r = 0; r < n; r++) ptr[r + 1] += ptr[r];
+    for (size_t i = 0; i < ne; i++) slot[i] = ptr[row[i]] + fill[row[i]]++;
+    free(fill);
+    *ptr_out = ptr;
+    *slot_out = slot;
+    return MMS_OK;
+fail:
+    free(ptr);
+    free(slot);
+    free(fill);
+    return s;
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -391,10 +435,7 @@ static mms_status read_images(mms_catalog_t *c, priv_t *pv, const char *path) {
     }
     free(remap);
 out:
-    if (tnames) {
-        for (size_t i = 0; i < tn; i++) free(tnames[i]);
-        free(tnames);
-    }
+    free_strs(tnames, (int64_t)tn);
     free(line);
     fclose(f);
     return s;
@@ -409,7 +450,7 @@ static mms_status read_objects(mms_catalog_t *c, priv_t *pv, const char *path) {
     mms_status s = MMS_OK;
     int64_t lineno = 0;
     mms_strmap_t *cm = NULL;
-    int64_t *cnt_ptr = NULL; /* per-image entry lists, built as (row, cat, count) triples */
+    int64_t *slot = NULL; /* per-image entry lists, built as (row, cat, count) triples */
     int64_t *erow = NULL;
     int32_t *ecat = NULL, *ecnt = NULL;
     int32_t *remap = NULL;
@@ -418,14 +459,10 @@ static mms_status read_objects(mms_catalog_t *c, priv_t *pv, const char *path) {
     while ((rc = mms_getline(&line, &cap, f)) == 1) {
         lineno++;
         if (!line[0]) continue;
-        char *t = strchr(line, '\t');
-        MMS_CHECK_GOTO(s, out, t, MMS_ERR_FORMAT, "%s:%lld: expected 'id<TAB>category:count,...'",
-                       path, (long long)lineno);
         int64_t row;
-        MMS_CHECK_GOTO(s, out, mms_strmap_get(pv->idmap, line, (size_t)(t - line), &row),
-                       MMS_ERR_FORMAT, "%s:%lld: unknown image id '%.*s'", path, (long long)lineno,
-                       (int)(t - line), line);
-        char *p = t + 1;
+        char *p;
+        MMS_CALL_GOTO(s, out,
+                      line_row(pv, path, lineno, line, "id<TAB>category:count,...", &row, &p));
         while (*p) {
             char *e = strchr(p, ',');
             size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -458,20 +495,16 @@ static mms_status read_objects(mms_catalog_t *c, priv_t *pv, const char *path) {
     MMS_CHECK_GOTO(s, out, rc == 0, MMS_ERR_IO, "%s: read error", path);
     c->ncats = (int32_t)ncat;
     MMS_CALL_GOTO(s, out, sort_vocab(c->cat_names, c->ncats, &remap));
-    MMS_CALL_GOTO(s, out, mms_calloc((size_t)c->n + 1, sizeof *c->obj_ptr, &c->obj_ptr));
+    MMS_CALL_GOTO(s, out, rows_csr(c->n, erow, ne, &c->obj_ptr, &slot));
     MMS_CALL_GOTO(s, out, mms_malloc((ne ? ne : 1) * sizeof *c->obj_cat, &c->obj_cat));
     MMS_CALL_GOTO(s, out, mms_malloc((ne ? ne : 1) * sizeof *c->obj_count, &c->obj_count));
-    for (size_t i = 0; i < ne; i++) c->obj_ptr[erow[i] + 1]++;
-    for (int64_t r = 0; r < c->n; r++) c->obj_ptr[r + 1] += c->obj_ptr[r];
-    MMS_CALL_GOTO(s, out, mms_calloc((size_t)c->n, sizeof *cnt_ptr, &cnt_ptr));
     for (size_t i = 0; i < ne; i++) {
-        int64_t at = c->obj_ptr[erow[i]] + cnt_ptr[erow[i]]++;
-        c->obj_cat[at] = remap[ecat[i]];
-        c->obj_count[at] = ecnt[i];
+        c->obj_cat[slot[i]] = remap[ecat[i]];
+        c->obj_count[slot[i]] = ecnt[i];
     }
 out:
     free(remap);
-    free(cnt_ptr);
+    free(slot);
     free(erow);
     free(ecat);
     free(ecnt);
@@ -486,7 +519,7 @@ static mms_status read_captions(mms_catalog_t *c, priv_t *pv, const char *path) 
     MMS_CALL(mms_fopen(path, "r", &f));
     char *line = NULL;
     size_t cap = 0, n = 0, ncap = 0, rcap = 0;
-    int64_t *rows = NULL;
+    int64_t *rows = NULL, *slot = NULL;
     char **tmp = NULL;
     int64_t lineno = 0;
     mms_status s = MMS_OK;
@@ -494,37 +527,24 @@ static mms_status read_captions(mms_catalog_t *c, priv_t *pv, const char *path) 
     while ((rc = mms_getline(&line, &cap, f)) == 1) {
         lineno++;
         if (!line[0]) continue;
-        char *t = strchr(line, '\t');
-        MMS_CHECK_GOTO(s, out, t, MMS_ERR_FORMAT, "%s:%lld: expected 'id<TAB>caption'", path,
-                       (long long)lineno);
         int64_t row;
-        MMS_CHECK_GOTO(s, out, mms_strmap_get(pv->idmap, line, (size_t)(t - line), &row),
-                       MMS_ERR_FORMAT, "%s:%lld: unknown image id '%.*s'", path, (long long)lineno,
-                       (int)(t - line), line);
+        char *text;
+        MMS_CALL_GOTO(s, out, line_row(pv, path, lineno, line, "id<TAB>caption", &row, &text));
         MMS_CALL_GOTO(s, out, mms_grow(&rows, sizeof *rows, n + 1, &rcap));
         rows[n] = row;
-        MMS_CALL_GOTO(s, out, push_str(&tmp, &n, &ncap, t + 1, strlen(t + 1)));
+        MMS_CALL_GOTO(s, out, push_str(&tmp, &n, &ncap, text, strlen(text)));
     }
     MMS_CHECK_GOTO(s, out, rc == 0, MMS_ERR_IO, "%s: read error", path);
-    MMS_CALL_GOTO(s, out, mms_calloc((size_t)c->n + 1, sizeof *c->cap_ptr, &c->cap_ptr));
+    MMS_CALL_GOTO(s, out, rows_csr(c->n, rows, n, &c->cap_ptr, &slot));
     MMS_CALL_GOTO(s, out, mms_malloc((n ? n : 1) * sizeof *c->captions, &c->captions));
-    for (size_t i = 0; i < n; i++) c->cap_ptr[rows[i] + 1]++;
-    for (int64_t r = 0; r < c->n; r++) c->cap_ptr[r + 1] += c->cap_ptr[r];
-    {
-        int64_t *fill;
-        MMS_CALL_GOTO(s, out, mms_calloc((size_t)c->n, sizeof *fill, &fill));
-        for (size_t i = 0; i < n; i++) {
-            c->captions[c->cap_ptr[rows[i]] + fill[rows[i]]++] = tmp[i];
-            tmp[i] = NULL;
-        }
-        free(fill);
+    for (size_t i = 0; i < n; i++) {
+        c->captions[slot[i]] = tmp[i];
+        tmp[i] = NULL;
     }
 out:
-    if (tmp) {
-        for (size_t i = 0; i < n; i++) free(tmp[i]);
-        free(tmp);
-    }
+    free_strs(tmp, (int64_t)n);
     free(rows);
+    free(slot);
     free(line);
     fclose(f);
     return s;
@@ -542,15 +562,11 @@ static mms_status read_paths(mms_catalog_t *c, priv_t *pv, const char *path) {
     while ((rc = mms_getline(&line, &cap, f)) == 1) {
         lineno++;
         if (!line[0]) continue;
-        char *t = strchr(line, '\t');
-        MMS_CHECK_GOTO(s, out, t, MMS_ERR_FORMAT, "%s:%lld: expected 'id<TAB>path'", path,
-                       (long long)lineno);
         int64_t row;
-        MMS_CHECK_GOTO(s, out, mms_strmap_get(pv->idmap, line, (size_t)(t - line), &row),
-                       MMS_ERR_FORMAT, "%s:%lld: unknown image id '%.*s'", path, (long long)lineno,
-                       (int)(t - line), line);
+        char *p;
+        MMS_CALL_GOTO(s, out, line_row(pv, path, lineno, line, "id<TAB>path", &row, &p));
         free(c->paths[row]);
-        c->paths[row] = strdup(t + 1);
+        c->paths[row] = strdup(p);
         MMS_CHECK_GOTO(s, out, c->paths[row], MMS_ERR_NOMEM, "out of memory");
     }
     MMS_CHECK_GOTO(s, out, rc == 0, MMS_ERR_IO, "%s: read error", path);
@@ -638,12 +654,6 @@ mms_status mms_catalog_open(const char *dir, mms_catalog_t **out) {
 fail:
     mms_catalog_close(&c);
     return s;
-}
-
-static void free_strs(char **a, int64_t n) {
-    if (!a) return;
-    for (int64_t i = 0; i < n; i++) free(a[i]);
-    free(a);
 }
 
 void mms_catalog_close(mms_catalog_t **cp) {
