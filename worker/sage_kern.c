@@ -139,55 +139,8 @@ static inline void mask_bytes(const sk_drop_t *d, uint64_t rk, int c0, int nb, u
 #endif
 }
 
-/* y[0..n) = a * mask(rk) (.) x; the mask bytes are also stored when store != NULL */
-static void drop_set_s(const sk_drop_t *d, uint64_t rk, int n, sk_real a, const sk_real *x,
-                       sk_real *y, uint8_t *store) {
-    if (!d->on) {
-        for (int i = 0; i < n; i++) y[i] = a * x[i];
-        return;
-    }
-    uint8_t m[16 * PB];
-    const uint8_t thr = (uint8_t)d->thr;
-    for (int c0 = 0; c0 < n; c0 += 16 * PB) {
-        int w = n - c0 < 16 * PB ? n - c0 : 16 * PB;
-        mask_bytes(d, rk, c0, (w + 15) >> 4, m);
-        if (store) memcpy(store + c0, m, (size_t)w);
-        const sk_real *xc = x + c0;
-        sk_real *yc = y + c0;
-        for (int i = 0; i < w; i++) yc[i] = m[i] >= thr ? a * xc[i] : (sk_real)0;
-    }
-}
-
-/* y[0..n) += a * mask(rk) (.) x; the mask bytes are also stored when store != NULL */
-static void drop_axpy_s(const sk_drop_t *d, uint64_t rk, int n, sk_real a, const sk_real *x,
-                        sk_real *y, uint8_t *store) {
-    if (!d->on) {
-        for (int i = 0; i < n; i++) y[i] += a * x[i];
-        return;
-    }
-    uint8_t m[16 * PB];
-    const uint8_t thr = (uint8_t)d->thr;
-    for (int c0 = 0; c0 < n; c0 += 16 * PB) {
-        int w = n - c0 < 16 * PB ? n - c0 : 16 * PB;
-        mask_bytes(d, rk, c0, (w + 15) >> 4, m);
-        if (store) memcpy(store + c0, m, (size_t)w);
-        const sk_real *xc = x + c0;
-        sk_real *yc = y + c0;
-        for (int i = 0; i < w; i++) yc[i] += m[i] >= thr ? a * xc[i] : (sk_real)0;
-    }
-}
-
-static inline void drop_set(const sk_drop_t *d, uint64_t rk, int n, sk_real a, const sk_real *x,
-                            sk_real *y) {
-    drop_set_s(d, rk, n, a, x, y, NULL);
-}
-
-static inline void drop_axpy(const sk_drop_t *d, uint64_t rk, int n, sk_real a,
-                             const sk_real *x, sk_real *y) {
-    drop_axpy_s(d, rk, n, a, x, y, NULL);
-}
-
-/* The same with mask bytes kept by the forward (m[0..n)). */
+/* y[0..n) = a * mask (.) x with mask bytes m[0..n) kept by the forward (m is
+ * not read when dropout is off). */
 static void kept_set(const sk_drop_t *d, const uint8_t *m, int n, sk_real a, const sk_real *x,
                      sk_real *y) {
     if (!d->on) {
@@ -198,6 +151,7 @@ static void kept_set(const sk_drop_t *d, const uint8_t *m, int n, sk_real a, con
     for (int i = 0; i < n; i++) y[i] = m[i] >= thr ? a * x[i] : (sk_real)0;
 }
 
+/* The same, y[0..n) += a * mask (.) x. */
 static void kept_axpy(const sk_drop_t *d, const uint8_t *m, int n, sk_real a, const sk_real *x,
                       sk_real *y) {
     if (!d->on) {
@@ -206,6 +160,50 @@ static void kept_axpy(const sk_drop_t *d, const uint8_t *m, int n, sk_real a, co
     }
     const uint8_t thr = (uint8_t)d->thr;
     for (int i = 0; i < n; i++) y[i] += m[i] >= thr ? a * x[i] : (sk_real)0;
+}
+
+/* y[0..n) = a * mask(rk) (.) x (acc 0) or y += it (acc 1): the mask drawn in
+ * blocks of 16 PB bytes, each block applied as kept_set / kept_axpy; the mask
+ * bytes are also stored when store != NULL. */
+static void drop_apply(const sk_drop_t *d, uint64_t rk, int n, sk_real a, const sk_real *x,
+                       sk_real *y, uint8_t *store, int acc) {
+    if (!d->on) {
+        if (acc)
+            kept_axpy(d, NULL, n, a, x, y);
+        else
+            kept_set(d, NULL, n, a, x, y);
+        return;
+    }
+    uint8_t m[16 * PB];
+    for (int c0 = 0; c0 < n; c0 += 16 * PB) {
+        int w = n - c0 < 16 * PB ? n - c0 : 16 * PB;
+        mask_bytes(d, rk, c0, (w + 15) >> 4, m);
+        if (store) memcpy(store + c0, m, (size_t)w);
+        if (acc)
+            kept_axpy(d, m, w, a, x + c0, y + c0);
+        else
+            kept_set(d, m, w, a, x + c0, y + c0);
+    }
+}
+
+static inline void drop_set_s(const sk_drop_t *d, uint64_t rk, int n, sk_real a,
+                              const sk_real *x, sk_real *y, uint8_t *store) {
+    drop_apply(d, rk, n, a, x, y, store, 0);
+}
+
+static inline void drop_axpy_s(const sk_drop_t *d, uint64_t rk, int n, sk_real a,
+                               const sk_real *x, sk_real *y, uint8_t *store) {
+    drop_apply(d, rk, n, a, x, y, store, 1);
+}
+
+static inline void drop_set(const sk_drop_t *d, uint64_t rk, int n, sk_real a, const sk_real *x,
+                            sk_real *y) {
+    drop_apply(d, rk, n, a, x, y, NULL, 0);
+}
+
+static inline void drop_axpy(const sk_drop_t *d, uint64_t rk, int n, sk_real a,
+                             const sk_real *x, sk_real *y) {
+    drop_apply(d, rk, n, a, x, y, NULL, 1);
 }
 
 /* Multipliers of the non-zeros of one sparse row: mult[e] = a v_e keep(cols[e])
