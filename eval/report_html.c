@@ -251,9 +251,7 @@ mms_status report_write_examples(const rep_t *r, mms_report_info_t *info) {
     }
     fputs("</body></html>\n", f);
     free(pick);
-    s = report_out_commit(&o);
-    if (s != MMS_OK) report_out_abort(&o);
-    MMS_CALL(s);
+    MMS_CALL(report_out_commit(&o));
     info->examples = total;
     return MMS_OK;
 }

@@ -25,7 +25,8 @@ typedef struct {
 
 /* Open dir/name under a temporary name. */
 mms_status report_out_open(outfile_t *o, const char *dir, const char *name);
-/* Close and rename into place. */
+/* Close and rename into place. The file is closed whatever happens, so a
+ * failed commit leaves nothing for report_out_abort to do. */
 mms_status report_out_commit(outfile_t *o);
 /* Close (if open) and remove the temporary file. */
 void report_out_abort(outfile_t *o);

@@ -336,8 +336,6 @@ mms_status report_write_md(const rep_t *r, const mms_report_info_t *info, int ha
     md_notes(f, info);
     md_settings(f, r);
     md_files(f, info);
-    mms_status s = report_out_commit(&o);
-    if (s != MMS_OK) report_out_abort(&o);
-    MMS_CALL(s);
+    MMS_CALL(report_out_commit(&o));
     return MMS_OK;
 }

@@ -69,9 +69,7 @@ static mms_status plot_grades(const rep_t *r, const ds_t *d, FILE *gp, plots_t *
             fprintf(o.f, "%s %.4f %.4f %.4f %.4f\n", mms_eval_method_name(d->e, m),
                     d->sum[m].grade_pct[3], d->sum[m].grade_pct[2], d->sum[m].grade_pct[1],
                     d->sum[m].grade_pct[0]);
-    mms_status s = report_out_commit(&o);
-    if (s != MMS_OK) report_out_abort(&o);
-    MMS_CALL(s);
+    MMS_CALL(report_out_commit(&o));
     MMS_CALL(gp_begin(gp, pl, r->o->out_dir, png));
     fprintf(gp,
             "set title '%s: grade of the top-%d results (judge: %s)'\n"
@@ -103,9 +101,7 @@ static mms_status plot_slider(const rep_t *r, const ds_t *d, FILE *gp, plots_t *
         fprintf(o.f, "%.4f %.6f %.6f %.6f %.6f\n", d->slider_w[i], s->tag_overlap, s->visual_sim,
                 s->ndcg_gallery[1], s->ndcg_excellent[1]);
     }
-    mms_status s = report_out_commit(&o);
-    if (s != MMS_OK) report_out_abort(&o);
-    MMS_CALL(s);
+    MMS_CALL(report_out_commit(&o));
     int k = d->sum[d->slider[0]].k_overlap;
     MMS_CALL(gp_begin(gp, pl, r->o->out_dir, png));
     fprintf(
@@ -136,9 +132,7 @@ static mms_status plot_loss(const rep_t *r, const ds_t *d, FILE *gp, plots_t *pl
         const double *v = d->loss + (size_t)i * 6;
         fprintf(o.f, "%.0f %.6g %.6g %.6g %.6g %.6g\n", v[0], v[1], v[2], v[3], v[4], v[5]);
     }
-    mms_status s = report_out_commit(&o);
-    if (s != MMS_OK) report_out_abort(&o);
-    MMS_CALL(s);
+    MMS_CALL(report_out_commit(&o));
     MMS_CALL(gp_begin(gp, pl, r->o->out_dir, png));
     fprintf(gp,
             "set title '%s: training loss'\nset xlabel 'step'\nset ylabel 'loss'\nset grid\n"

@@ -53,9 +53,7 @@ mms_status report_write_metrics(const rep_t *r) {
             }
         }
     }
-    mms_status s = report_out_commit(&o);
-    if (s != MMS_OK) report_out_abort(&o);
-    MMS_CALL(s);
+    MMS_CALL(report_out_commit(&o));
     return MMS_OK;
 }
 
