@@ -1,4 +1,4 @@
-/* fuzz_request.c: the request decoder (coordinator/protocol.c) on arbitrary
+/* fuzz_request.c: the request decoder (coordinator/protocol_request.c) on arbitrary
  * bytes, as one frame payload and as a stream of length-prefixed frames. It
  * must never crash or read out of bounds; a request it accepts must satisfy
  * the documented invariants and survive encode + decode unchanged. */

@@ -1,4 +1,4 @@
-/* fuzz_response.c: the client's response decoder (coordinator/protocol.c) on
+/* fuzz_response.c: the client's response decoder (coordinator/protocol_response.c) on
  * arbitrary bytes (a server may be broken or hostile). It must never crash or
  * read out of bounds; a response it accepts must re-encode and decode to the
  * same content. */
