@@ -366,11 +366,7 @@ static enum MHD_Result api_info(mms_webserver_t *w, struct MHD_Connection *con) 
     json_object_set_new(o, "max_upload_bytes", json_integer((json_int_t)w->cfg.max_upload));
     json_object_set_new(o, "k_max", json_integer(MMS_WEB_K_MAX));
     json_object_set_new(o, "auth", json_boolean(w->token != NULL));
-#ifdef MMS_PROTO_HAS_NEGATIVE_TAGS
     json_object_set_new(o, "negative_tags", json_true());
-#else
-    json_object_set_new(o, "negative_tags", json_false());
-#endif
     json_t *srv = json_object();
     json_object_set_new(srv, "address", json_string(w->server));
     json_object_set_new(srv, "reachable", json_boolean(st == 0));
@@ -622,15 +618,8 @@ static enum MHD_Result api_search(mms_webserver_t *w, struct MHD_Connection *con
         req.visual_given = 1;
     }
     json_t *warnings = json_array();
-#ifdef MMS_PROTO_HAS_NEGATIVE_TAGS
     req.negative_tags = p.negative_tags;
     req.nnegative_tags = p.nnegative;
-#else
-    if (p.nnegative > 0)
-        json_array_append_new(warnings,
-                              json_string("negative keywords are not applied yet: this build's "
-                                          "query protocol has no negative_tags field"));
-#endif
     int64_t qrow = -1;
     upload_t *up = NULL;
     const float *qvec = NULL; /* the query image in the catalog's feature space, for "why" */

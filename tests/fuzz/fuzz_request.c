@@ -15,13 +15,16 @@ static int same(const mms_request_t *a, const mms_request_t *b) {
         a->tag_k != b->tag_k || a->predict_tags != b->predict_tags ||
         memcmp(&a->visual, &b->visual, sizeof a->visual) || a->image_dim != b->image_dim ||
         a->image_knn_dim != b->image_knn_dim || a->jpeg_len != b->jpeg_len || a->ntags != b->ntags ||
-        a->connect != b->connect || a->concept != b->concept)
+        a->connect != b->connect || a->concept != b->concept ||
+        a->nnegative_tags != b->nnegative_tags)
         return 0;
     if (a->image_dim && memcmp(a->image, b->image, (size_t)a->image_dim * 4)) return 0;
     if (a->image_knn_dim && memcmp(a->image_knn, b->image_knn, (size_t)a->image_knn_dim * 4)) return 0;
     if (a->jpeg_len && memcmp(a->jpeg, b->jpeg, a->jpeg_len)) return 0;
     for (int i = 0; i < a->ntags; i++)
         if (strcmp(a->tags[i], b->tags[i])) return 0;
+    for (int i = 0; i < a->nnegative_tags; i++)
+        if (strcmp(a->negative_tags[i], b->negative_tags[i])) return 0;
     if (!a->exclude != !b->exclude || (a->exclude && strcmp(a->exclude, b->exclude))) return 0;
     return 1;
 }
@@ -35,6 +38,8 @@ static void check_invariants(const mms_request_t *r) {
               (r->image && ((uintptr_t)r->image % 64) != 0) || !r->arena_;
     for (int i = 0; i < r->image_dim && !bad; i++) bad = !isfinite(r->image[i]);
     for (int i = 0; i < r->ntags && !bad; i++) bad = !r->tags[i][0];
+    bad |= r->nnegative_tags > MMS_PROTO_MAX_TAGS || (r->op == MMS_OP_SEARCH && !r->image && !r->jpeg && !r->ntags);
+    for (int i = 0; i < r->nnegative_tags && !bad; i++) bad = !r->negative_tags[i][0];
     if (bad) __builtin_trap();
 }
 
