@@ -48,25 +48,6 @@ static mms_status status_of(int code) {
     }
 }
 
-/* Split s (modified in place) at commas into trimmed, non-empty tags. */
-static mms_status split_tags(char *s, const char **tags, int cap, int *n) {
-    *n = 0;
-    char *p = s;
-    while (p) {
-        char *comma = strchr(p, ',');
-        if (comma) *comma = '\0';
-        while (*p == ' ') p++;
-        size_t len = strlen(p);
-        while (len > 0 && p[len - 1] == ' ') p[--len] = '\0';
-        if (len > 0) {
-            MMS_CHECK(*n < cap, MMS_ERR_ARG, "query: more than %d tags", cap);
-            tags[(*n)++] = p;
-        }
-        p = comma ? comma + 1 : NULL;
-    }
-    return MMS_OK;
-}
-
 /* ---- JSON ---------------------------------------------------------------- */
 
 /* One JSON line on stdout (extra keys may be added by the caller first). */
@@ -209,7 +190,7 @@ static int batch_next(void *ctx, mms_request_t *q) {
         }
     }
     if (!bad && col[1] && strcmp(col[1], "-") &&
-        split_tags(col[1], bq->tags, MMS_PROTO_MAX_TAGS, &bq->ntags) != MMS_OK)
+        mms_cmd_split_tags(col[1], bq->tags, MMS_PROTO_MAX_TAGS, &bq->ntags, "query") != MMS_OK)
         bad = batch_fail(b, "%s:%ld: %s", "too many tags");
     q->tags = bq->tags;
     q->ntags = bq->ntags;
@@ -462,14 +443,15 @@ static mms_status load_inputs(const query_opts_t *o, query_inputs_t *in, mms_req
         MMS_CALL(mms_calloc(MMS_PROTO_MAX_TAGS, sizeof *in->tags, &in->tags));
         in->tagbuf = strdup(o->tags_s);
         MMS_CHECK(in->tagbuf, MMS_ERR_NOMEM, "out of memory");
-        MMS_CALL(split_tags(in->tagbuf, in->tags, MMS_PROTO_MAX_TAGS, &q->ntags));
+        MMS_CALL(mms_cmd_split_tags(in->tagbuf, in->tags, MMS_PROTO_MAX_TAGS, &q->ntags, "query"));
         q->tags = in->tags;
     }
     if (o->neg_s) {
         MMS_CALL(mms_calloc(MMS_PROTO_MAX_TAGS, sizeof *in->neg, &in->neg));
         in->negbuf = strdup(o->neg_s);
         MMS_CHECK(in->negbuf, MMS_ERR_NOMEM, "out of memory");
-        MMS_CALL(split_tags(in->negbuf, in->neg, MMS_PROTO_MAX_TAGS, &q->nnegative_tags));
+        MMS_CALL(mms_cmd_split_tags(in->negbuf, in->neg, MMS_PROTO_MAX_TAGS, &q->nnegative_tags,
+                                    "query"));
         q->negative_tags = in->neg;
     }
     return MMS_OK;

@@ -85,24 +85,6 @@ typedef struct {
     int64_t produced;
 } source_t;
 
-/* Split s (modified) at commas into trimmed, non-empty tags (as `mmsage query`). */
-static mms_status split_tags(char *s, const char **tags, int cap, int *n, const char *where) {
-    *n = 0;
-    for (char *p = s; p;) {
-        char *comma = strchr(p, ',');
-        if (comma) *comma = '\0';
-        while (*p == ' ') p++;
-        size_t len = strlen(p);
-        while (len > 0 && p[len - 1] == ' ') p[--len] = '\0';
-        if (len > 0) {
-            MMS_CHECK(*n < cap, MMS_ERR_ARG, "%s: more than %d tags", where, cap);
-            tags[(*n)++] = p;
-        }
-        p = comma ? comma + 1 : NULL;
-    }
-    return MMS_OK;
-}
-
 /* The next query into req/sq. Returns 1 with a query, 0 at the end. */
 static mms_status source_next(source_t *src, mms_request_t *req, squery_t *sq, int *got) {
     const search_opts_t *o = src->o;
@@ -169,7 +151,7 @@ static mms_status source_next(source_t *src, mms_request_t *req, squery_t *sq, i
             }
         }
         if (col[1] && strcmp(col[1], "-"))
-            MMS_CALL(split_tags(col[1], sq->tags, MMS_PROTO_MAX_TAGS, &sq->ntags, where));
+            MMS_CALL(mms_cmd_split_tags(col[1], sq->tags, MMS_PROTO_MAX_TAGS, &sq->ntags, where));
         if (col[2] && col[2][0] && strcmp(col[2], "-")) {
             char *end;
             double v = strtod(col[2], &end);

@@ -32,6 +32,12 @@ mms_status mms_cmd_serve(int argc, char **argv);
 mms_status mms_cmd_search(int argc, char **argv);
 mms_status mms_cmd_web(int argc, char **argv);
 
+/* Split s (modified in place) at commas into trimmed (blanks), non-empty
+ * tags: tags[0..*n) point into s. MMS_ERR_ARG "<where>: more than <cap>
+ * tags" past cap. The --tags of query and search and their batch files. In
+ * main.c. */
+mms_status mms_cmd_split_tags(char *s, const char **tags, int cap, int *n, const char *where);
+
 /* SIGTERM and SIGINT call handler (SA_RESTART, nothing blocked): how the
  * long-running commands (serve, web) learn to drain and stop. In main.c. */
 void mms_cmd_on_stop_signals(void (*handler)(int));

@@ -1,7 +1,7 @@
 /* main.c: `mmsage <command> [options]`. Dispatches to the subcommands of
  * commands.h, initialising MPI only for the commands that use it, and turns the
- * returned status into the exit code (0 = success). Also the one helper the
- * long-running commands share (mms_cmd_on_stop_signals). */
+ * returned status into the exit code (0 = success). Also the helpers several
+ * commands share (mms_cmd_split_tags, mms_cmd_on_stop_signals). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <mpi.h>
@@ -37,6 +37,23 @@ static void usage(void) {
         printf("  %-10s %s%s\n", k_commands[i].name, k_commands[i].summary,
                k_commands[i].uses_mpi ? " [MPI]" : "");
     printf("\nSee README.md and docs/ for the pipeline and file formats.\n");
+}
+
+mms_status mms_cmd_split_tags(char *s, const char **tags, int cap, int *n, const char *where) {
+    *n = 0;
+    for (char *p = s; p;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        while (*p == ' ') p++;
+        size_t len = strlen(p);
+        while (len > 0 && p[len - 1] == ' ') p[--len] = '\0';
+        if (len > 0) {
+            MMS_CHECK(*n < cap, MMS_ERR_ARG, "%s: more than %d tags", where, cap);
+            tags[(*n)++] = p;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return MMS_OK;
 }
 
 void mms_cmd_on_stop_signals(void (*handler)(int)) {
