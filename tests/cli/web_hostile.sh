@@ -25,21 +25,13 @@ SRC=${MMS_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 command -v curl >/dev/null || { echo "web_hostile: skipped: no curl (run scripts/setup.sh)"; exit 77; }
 command -v jq >/dev/null || { echo "web_hostile: skipped: no jq (run scripts/setup.sh)"; exit 77; }
 T=$(mktemp -d)
+# shellcheck source=tests/cli/lib/web.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib/web.bash"
 serve_pid= web_pid= web2_pid=
-# stop PID [PIDFILE]: SIGTERM (to the serve coordinator too, which stops its
-# workers), SIGKILL after 10 s
-stop() {
-    [ -n "$1" ] || return 0
-    [ -n "${2:-}" ] && [ -s "$2" ] && kill -TERM "$(cat "$2")" 2>/dev/null
-    kill -TERM "$1" 2>/dev/null
-    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
 cleanup() {
-    stop "$web_pid"
-    stop "$web2_pid"
-    stop "$serve_pid" "$T/serve.pid"
+    web_stop_pid "$web_pid"
+    web_stop_pid "$web2_pid"
+    web_stop_pid "$serve_pid" "$T/serve.pid"
     rm -rf "$T"
 }
 trap cleanup EXIT
