@@ -130,6 +130,11 @@ typedef struct {
     int64_t exch_bytes;
     double flops;
     double phase[8]; /* seconds per step phase, summed (see k_phase) */
+    /* rank 0: where this run writes. --resume: the model directory itself; a
+     * fresh run: "<out>.tmp.<pid>", renamed over --out only when the run
+     * ends well, so a failed run never touches an existing model */
+    char dir[MMS_PATH_MAX];
+    int staging;
 } trainer_t;
 
 /* Named stages of a step, for the profile printed at the end. */
@@ -501,7 +506,7 @@ static int ckpt_sections(trainer_t *t, mms_ckpt_section_t sec[4]) {
 static mms_status write_checkpoint(trainer_t *t, int64_t step, double smooth) {
     if (t->rank != 0) return MMS_OK;
     char path[MMS_PATH_MAX];
-    MMS_CALL(mms_path_join(path, sizeof path, t->p->out, "checkpoint.bin"));
+    MMS_CALL(mms_path_join(path, sizeof path, t->dir, "checkpoint.bin"));
     mms_manifest_t *m;
     MMS_CALL(model_manifest(t, step, smooth, &m));
     /* the header is a manifest of kind "checkpoint" with the same fields */
@@ -526,7 +531,7 @@ static mms_status load_checkpoint(trainer_t *t, int64_t *step, double *smooth) {
         mms_manifest_t *m = NULL;
         mms_ckpt_section_t sec[4];
         int n = ckpt_sections(t, sec);
-        s = mms_path_join(path, sizeof path, t->p->out, "checkpoint.bin");
+        s = mms_path_join(path, sizeof path, t->dir, "checkpoint.bin");
         if (s == MMS_OK) s = mms_ckpt_load(path, &m, sec, n);
         uint64_t gsum = 0;
         if (s == MMS_OK) s = mms_manifest_get_uint(m, "graph_checksum", &gsum);
@@ -560,7 +565,7 @@ static mms_status export_model(trainer_t *t, int64_t step, double smooth) {
     if (t->rank != 0) return MMS_OK;
     mms_manifest_t *m;
     MMS_CALL(model_manifest(t, step, smooth, &m));
-    mms_status s = mms_model_write(t->p->out, t->model, m);
+    mms_status s = mms_model_write(t->dir, t->model, m);
     mms_manifest_destroy(&m);
     return s;
 }
@@ -570,7 +575,7 @@ static mms_status open_loss_log(const trainer_t *t, int64_t from, FILE **out) {
     *out = NULL;
     if (t->rank != 0) return MMS_OK;
     char p[MMS_PATH_MAX];
-    MMS_CALL(mms_path_join(p, sizeof p, t->p->out, "loss.tsv"));
+    MMS_CALL(mms_path_join(p, sizeof p, t->dir, "loss.tsv"));
     char *old = NULL;
     size_t len = 0;
     if (from > 0 && mms_path_exists(p)) MMS_CALL(mms_read_file(p, &old, &len));
@@ -670,18 +675,24 @@ static mms_status open_inputs(trainer_t *t) {
                           "train: --resume but '%s' has no checkpoint.bin", p->out);
             s = MMS_ERR_ARG;
         }
-        if (s == MMS_OK && !p->resume && mms_path_exists(p->out)) {
-            if (!p->force) {
-                mms_error_set(MMS_ERR_EXISTS, __FILE__, __LINE__, __func__,
-                              "train: output '%s' already exists (pass --force to replace it, or "
-                              "--resume to continue it)",
-                              p->out);
-                s = MMS_ERR_EXISTS;
-            } else {
-                s = mms_rm_rf(p->out);
-            }
+        if (s == MMS_OK && !p->resume && mms_path_exists(p->out) && !p->force) {
+            mms_error_set(MMS_ERR_EXISTS, __FILE__, __LINE__, __func__,
+                          "train: output '%s' already exists (pass --force to replace it, or "
+                          "--resume to continue it)",
+                          p->out);
+            s = MMS_ERR_EXISTS;
         }
-        if (s == MMS_OK) s = mms_mkdir_p(p->out);
+        if (s == MMS_OK && p->resume) {
+            int n = snprintf(t->dir, sizeof t->dir, "%s", p->out);
+            if (n < 0 || (size_t)n >= sizeof t->dir) {
+                mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "train: path too long: %s", p->out);
+                s = MMS_ERR_ARG;
+            }
+        } else if (s == MMS_OK) {
+            /* an existing model (--force) is replaced only when this run ends well */
+            s = mms_outdir_begin(p->out, p->force, t->dir, sizeof t->dir);
+            t->staging = s == MMS_OK;
+        }
     }
     return mms_mpi_agree(s, t->comm);
 }
@@ -690,6 +701,19 @@ static mms_status open_inputs(trainer_t *t) {
  * tag edges of some images hidden if asked. Collective. */
 static mms_status load_shard(trainer_t *t) {
     MMS_CALL(mms_shard_load(t->g, t->pt, t->comm, &t->sh));
+    /* non-finite inputs would only show as a NaN loss steps later: name them */
+    mms_status s = MMS_OK;
+    const size_t D = (size_t)t->sh.dim;
+    for (int64_t i = 0; i < t->sh.n_local && s == MMS_OK; i++)
+        for (size_t j = 0; j < D; j++)
+            if (!isfinite(t->sh.x[(size_t)i * D + j])) {
+                mms_error_set(MMS_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                              "train: '%s/x.npy' has a non-finite value (%g) at node %lld, column %zu",
+                              t->p->graph, (double)t->sh.x[(size_t)i * D + j], (long long)t->sh.gid[i], j);
+                s = MMS_ERR_NUMERIC;
+                break;
+            }
+    MMS_CALL(mms_mpi_agree(s, t->comm));
     if (t->p->hide_tags > 0) hide_tag_edges(t, t->p->hide_tags);
     char b1[32], b2[32];
     mms_log_rankinfo("shard %d: %lld owned, %lld + %lld halo nodes; halo features in %s, out %s",
@@ -841,10 +865,20 @@ static mms_status run_steps(trainer_t *t, run_t *r, mms_train_summary_t *sum) {
         double loss = 0;
         int64_t gp = 0;
         MMS_CALL(train_step(t, r->step, &loss, &gp));
-        MMS_CHECK(isfinite(loss), MMS_ERR_NUMERIC,
-                  "train: loss is %g at step %lld; stopping. The last good checkpoint is "
-                  "kept in '%s' (lower --lr?)",
-                  loss, (long long)r->step, p->out);
+        if (!isfinite(loss)) {
+            if (p->resume)
+                mms_error_set(MMS_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                              "train: loss is %g at step %lld; stopping. The last good checkpoint "
+                              "is kept in '%s' (lower --lr?)",
+                              loss, (long long)r->step, p->out);
+            else
+                mms_error_set(MMS_ERR_NUMERIC, __FILE__, __LINE__, __func__,
+                              "train: loss is %g at step %lld; stopping. No model is written "
+                              "(%s '%s' is left as it was; lower --lr?)",
+                              loss, (long long)r->step, mms_path_exists(p->out) ? "the existing" : "no",
+                              p->out);
+            return MMS_ERR_NUMERIC;
+        }
         double ta = mms_now();
         MMS_CALL(mms_adam_step(t->adam, t->model->params, t->grad->dparams));
         if (!p->freeze_tags)
@@ -881,6 +915,14 @@ static mms_status run_steps(trainer_t *t, run_t *r, mms_train_summary_t *sum) {
 static mms_status finish(trainer_t *t, const run_t *r, mms_train_summary_t *sum) {
     MMS_CALL(mms_mpi_agree(write_checkpoint(t, r->step, r->smooth), t->comm));
     MMS_CALL(mms_mpi_agree(export_model(t, r->step, r->smooth), t->comm));
+    if (t->rank == 0 && t->staging) {
+        if (r->losslog) fflush(r->losslog);
+        mms_status cs = mms_outdir_commit(t->dir, t->p->out, t->p->force);
+        if (cs == MMS_OK) t->staging = 0;
+        MMS_CALL(mms_mpi_agree(cs, t->comm));
+    } else {
+        MMS_CALL(mms_mpi_agree(MMS_OK, t->comm));
+    }
     double fl = t->flops, fsum = 0;
     MMS_MPI_CALL(MPI_Allreduce(&fl, &fsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
     const int64_t done = r->step - r->step0;
@@ -923,6 +965,7 @@ mms_status mms_train(const mms_train_params_t *p, MPI_Comm comm, mms_train_summa
     MMS_CALL_GOTO(s, done, finish(t, &r, sum));
 done:
     if (r.losslog) fclose(r.losslog);
+    if (t->staging) mms_outdir_abort(t->dir); /* a failed fresh run leaves nothing */
     trainer_free(t);
     return s;
 }

@@ -7,6 +7,8 @@
 #   - --tag-init mean: tag inputs are their images' mean input, the same at any rank count
 #   - bad input: ranks != parts, resume without checkpoint, corrupt checkpoint,
 #     model dir of another graph, lr <= 0, a diverging run (NaN loss) stops with the step
+#   - a failed run (bad halo or owned file, NaN in x.npy, NaN loss) leaves an
+#     existing model byte for byte and publishes nothing under --out
 set -u
 MMSAGE=${MMSAGE:?}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -103,7 +105,44 @@ run 1 build --catalog "$tmp/cat2" --out "$tmp/g2" --threshold -1
 "$MMSAGE" partition --graph "$tmp/g2" --parts 2 >/dev/null 2>&1
 cp -r "$tmp/r" "$tmp/other"
 expect_fail "model of another graph" "another graph" 2 "$MMSAGE" train --graph "$tmp/g2" --out "$tmp/other" --resume --max-steps 12
-expect_fail "diverging run" "loss is" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/nan" --lr 1e30 --max-steps 200
-[ -f "$tmp/nan/loss.tsv" ] || fail "diverging run: no loss log kept"
+expect_fail "diverging run" "No model is written" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/nan" --lr 1e30 --max-steps 200
+[ -e "$tmp/nan" ] && fail "diverging run: '$tmp/nan' exists (a failed run must publish nothing)"
+# A failed run never touches an existing model, and never publishes half a one
+# (each of these failed before: --force deleted the model first; a bad input
+# left --out behind, empty or with only loss.tsv).
+no_debris() { # WHAT: no <name>.tmp.* left in $tmp
+    if compgen -G "$tmp/*.tmp.*" >/dev/null; then fail "$1: temporary left: $(ls -d "$tmp"/*.tmp.*)"; rm -rf "$tmp"/*.tmp.*; fi
+}
+cp -r "$tmp/g" "$tmp/gbad"
+cp -r "$tmp/m2" "$tmp/keep" && cp -r "$tmp/m2" "$tmp/keep.orig"
+truncate -s 100 "$tmp/gbad/parts-2/part-1/halo1.npy"
+expect_fail "--force over a model, bad halo file" "halo1.npy" 2 "$MMSAGE" train --graph "$tmp/gbad" --out "$tmp/keep" --force --max-steps 3 --lr 1e-3
+for f in params.npy tags.npy checkpoint.bin manifest.msgpack loss.tsv; do
+    cmp -s "$tmp/keep/$f" "$tmp/keep.orig/$f" || fail "--force with a bad input changed or removed $f of the existing model"
+done
+no_debris "--force over a model, bad halo file"
+cp "$tmp/g/parts-2/part-1/halo1.npy" "$tmp/gbad/parts-2/part-1/halo1.npy"
+truncate -s 100 "$tmp/gbad/parts-2/part-0/owned.npy"
+expect_fail "bad owned file" "owned.npy" 2 "$MMSAGE" train --graph "$tmp/gbad" --out "$tmp/half" --max-steps 3 --lr 1e-3
+[ -e "$tmp/half" ] && fail "bad owned file: '$tmp/half' exists"
+no_debris "bad owned file"
+cp "$tmp/g/parts-2/part-0/owned.npy" "$tmp/gbad/parts-2/part-0/owned.npy"
+python3 - "$tmp/gbad/x.npy" <<'PY'
+import struct, sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+hl = struct.unpack('<H', b[8:10])[0]
+off = 10 + hl + 4 * 48 * 7 + 4 * 3  # node 7, column 3 (float32, 48 columns)
+b[off:off + 4] = struct.pack('<f', float('nan'))
+open(p, 'wb').write(bytes(b))
+PY
+expect_fail "NaN in the graph's x.npy" "x.npy' has a non-finite value" 2 "$MMSAGE" train --graph "$tmp/gbad" --out "$tmp/keep" --force --max-steps 3 --lr 1e-3
+cmp -s "$tmp/keep/params.npy" "$tmp/keep.orig/params.npy" || fail "NaN input changed the existing model"
+no_debris "NaN in the graph's x.npy"
+# and a good --force run does replace it
+run 2 train "${common[@]}" --out "$tmp/keep" --force --max-steps 3
+[ "$rc" -eq 0 ] || { tail -3 "$tmp/out"; fail "--force with good inputs exited $rc"; }
+[ "$(awk 'END { print NR }' "$tmp/keep/loss.tsv")" -eq 4 ] || fail "--force did not replace the model (loss.tsv has $(wc -l <"$tmp/keep/loss.tsv") lines)"
+no_debris "--force with good inputs"
 echo "$fails failures"
 [ "$fails" -eq 0 ]
