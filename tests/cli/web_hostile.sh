@@ -68,17 +68,7 @@ start_web() {
     [ -n "$port" ]
 }
 start_serve() { # PORT (0 = any)
-    : >"$T/serve.err"
-    "${MPIRUN[@]}" -np 3 "$MMSAGE" serve --index "$T/I" --listen "127.0.0.1:$1" --pid-file "$T/serve.pid" \
-        >/dev/null 2>"$T/serve.err" &
-    serve_pid=$!
-    for _ in $(seq 600); do
-        grep -q "^ready: listening on" "$T/serve.err" && [ -s "$T/serve.pid" ] && break
-        kill -0 "$serve_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    sport=$(sed -n 's/^ready: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$T/serve.err")
-    [ -n "$sport" ]
+    web_start_serve "$T/I" "$1"
 }
 stop_serve() {
     kill -TERM "$(cat "$T/serve.pid")" 2>/dev/null

@@ -47,9 +47,12 @@ web_cleanup() {
 # free loopback ports; sets serve_pid, sport, web_pid, wport. Exits 1 on failure.
 # MMS_WEB_BIN runs another binary as the web server (e.g. build/app/mmsage-asan,
 # with ASAN_OPTIONS=detect_leaks=1: the sanitizer's report fails the test).
-web_start() {
+# web_start_serve INDEX PORT: `serve` on 3 ranks at 127.0.0.1:PORT (0: any),
+# waiting up to 60 s for its ready line; sets serve_pid and sport (empty and
+# status 1 if it did not start; its stderr is in $T/serve.err).
+web_start_serve() {
     : >"$T/serve.err"
-    "${WEB_MPIRUN[@]}" -np 3 "$MMSAGE" serve --index "$1" --listen 127.0.0.1:0 --pid-file "$T/serve.pid" \
+    "${WEB_MPIRUN[@]}" -np 3 "$MMSAGE" serve --index "$1" --listen "127.0.0.1:$2" --pid-file "$T/serve.pid" \
         >"$T/serve.out" 2>"$T/serve.err" &
     serve_pid=$!
     for _ in $(seq 600); do
@@ -58,7 +61,11 @@ web_start() {
         sleep 0.1
     done
     sport=$(sed -n 's/^ready: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$T/serve.err")
-    [ -n "$sport" ] || { cat "$T/serve.err"; echo "FAIL: the query server did not start"; exit 1; }
+    [ -n "$sport" ]
+}
+
+web_start() {
+    web_start_serve "$1" 0 || { cat "$T/serve.err"; echo "FAIL: the query server did not start"; exit 1; }
     : >"$T/web.err"
     "${MMS_WEB_BIN:-$MMSAGE}" web --server "127.0.0.1:$sport" --catalog "$2" --listen 127.0.0.1:0 --pid-file "$T/web.pid" \
         2>"$T/web.err" &
