@@ -87,7 +87,8 @@ char *proto_arena_strndup(mms_arena_t **ap, const char *s, size_t n) {
 static const char *const k_err_names[MMS_PERR_COUNT] = {
     "ok",       "malformed", "field_type", "vector_length", "non_finite",
     "k_range",  "visual_range", "frame_too_large", "timeout", "jpeg",
-    "no_input", "unsupported", "internal", "unavailable", "invalid"};
+    "no_input", "unsupported", "internal", "unavailable", "invalid",
+    "unauthorized"};
 
 const char *mms_proto_error_name(int code) {
     return code >= 0 && code < MMS_PERR_COUNT ? k_err_names[code] : "unknown";

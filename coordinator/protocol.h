@@ -41,7 +41,7 @@
 #define MMS_PROTO_NEIGHBORS_MAX 1000
 #define MMS_PROTO_TAG_K_MAX 1000
 #define MMS_PROTO_MAX_TAGS 1024    /* tags in one request */
-#define MMS_PROTO_MAX_STR 1024     /* bytes of one tag or of exclude */
+#define MMS_PROTO_MAX_STR 1024     /* bytes of one tag, of exclude or of auth */
 #define MMS_PROTO_MAX_VALUES 65536 /* MessagePack values in one request (a map entry counts 2) */
 #define MMS_PROTO_K_DEFAULT 10
 #define MMS_PROTO_NEIGHBORS_DEFAULT 5
@@ -65,6 +65,8 @@ typedef enum {
     MMS_PERR_INTERNAL = 12,       /* "internal": a server-side failure (a bug or out of memory) */
     MMS_PERR_UNAVAILABLE = 13,    /* "unavailable": the server is at its client limit */
     MMS_PERR_INVALID = 14,        /* "invalid": a well-typed value that is not allowed (see docs) */
+    MMS_PERR_UNAUTHORIZED = 15,   /* "unauthorized": the server wants a token and 'auth' is
+                                     missing or differs */
     MMS_PERR_COUNT
 } mms_proto_error;
 
@@ -134,6 +136,9 @@ typedef struct {
     const char *const *negative_tags; /* nnegative_tags keywords to subtract from the concept
                                  (same rules as tags); never a query on their own */
     int nnegative_tags;
+    const char *auth;         /* the shared-secret token (1..MMS_PROTO_MAX_STR bytes, no NUL),
+                                 or NULL when absent; the server compares it with its own
+                                 token (when it has one) before the handler sees the request */
     mms_arena_t *arena_;      /* owns the decoded data; NULL for a caller-built request */
 } mms_request_t;
 

@@ -33,11 +33,11 @@ void mms_request_free(mms_request_t *r) {
 
 enum {
     F_ID, F_OP, F_IMAGE, F_IMAGE_KNN, F_JPEG, F_TAGS, F_VISUAL, F_K, F_NEIGHBORS, F_EXCLUDE,
-    F_TAG_K, F_PREDICT_TAGS, F_CONNECT, F_CONCEPT, F_NEGATIVE_TAGS, F_COUNT
+    F_TAG_K, F_PREDICT_TAGS, F_CONNECT, F_CONCEPT, F_NEGATIVE_TAGS, F_AUTH, F_COUNT
 };
 static const char *const k_req_fields[F_COUNT] = {
     "id", "op", "image", "image_knn", "jpeg", "tags", "visual", "k", "neighbors", "exclude",
-    "tag_k", "predict_tags", "connect", "concept", "negative_tags"};
+    "tag_k", "predict_tags", "connect", "concept", "negative_tags", "auth"};
 
 /* An integer field in [lo, hi]; range failures give range_code. */
 static int get_int_field(const msgpack_object *o, const char *name, int64_t lo, int64_t hi,
@@ -245,10 +245,14 @@ static int get_str_array(const msgpack_object *o, const char *name, mms_arena_t 
     return MMS_PERR_OK;
 }
 
-/* The strings, copied into the arena: exclude, tags, negative_tags. */
+/* The strings, copied into the arena: auth, exclude, tags, negative_tags. The
+ * token's value never appears in a message. */
 static int decode_strings(const msgpack_object *const *f, mms_request_t *r, char *err,
                           size_t errlen) {
     int c;
+    if (f[F_AUTH] &&
+        (c = get_str_field(f[F_AUTH], "'auth'", &r->arena_, &r->auth, err, errlen)))
+        return c;
     if (f[F_EXCLUDE] && (c = get_str_field(f[F_EXCLUDE], "'exclude'", &r->arena_, &r->exclude,
                                            err, errlen)))
         return c;
@@ -378,7 +382,8 @@ mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
                  (uint32_t)has_tags + (uint32_t)(r->visual_given != 0) +
                  (uint32_t)(r->exclude != NULL) + (uint32_t)(r->predict_tags != 0) +
                  (uint32_t)(r->connect != MMS_CONNECT_IMAGE) +
-                 (uint32_t)(r->concept != MMS_CONCEPT_TAGS) + (uint32_t)has_neg;
+                 (uint32_t)(r->concept != MMS_CONCEPT_TAGS) + (uint32_t)has_neg +
+                 (uint32_t)(r->auth != NULL);
     int rc = msgpack_pack_map(&pk, n);
     rc |= proto_pack_cstr(&pk, "id") | msgpack_pack_uint64(&pk, r->id);
     rc |= proto_pack_cstr(&pk, "op") | proto_pack_cstr(&pk, mms_op_name(r->op));
@@ -409,5 +414,6 @@ mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
         rc |= proto_pack_cstr(&pk, "connect") | proto_pack_cstr(&pk, mms_connect_name(r->connect));
     if (r->concept != MMS_CONCEPT_TAGS)
         rc |= proto_pack_cstr(&pk, "concept") | proto_pack_cstr(&pk, mms_concept_name(r->concept));
+    if (r->auth) rc |= proto_pack_cstr(&pk, "auth") | proto_pack_cstr(&pk, r->auth);
     return proto_frame_end(sb, start, rc, "request");
 }

@@ -26,6 +26,7 @@ static int same(const mms_request_t *a, const mms_request_t *b) {
     for (int i = 0; i < a->nnegative_tags; i++)
         if (strcmp(a->negative_tags[i], b->negative_tags[i])) return 0;
     if (!a->exclude != !b->exclude || (a->exclude && strcmp(a->exclude, b->exclude))) return 0;
+    if (!a->auth != !b->auth || (a->auth && strcmp(a->auth, b->auth))) return 0;
     return 1;
 }
 
@@ -40,6 +41,7 @@ static void check_invariants(const mms_request_t *r) {
     for (int i = 0; i < r->ntags && !bad; i++) bad = !r->tags[i][0];
     bad |= r->nnegative_tags > MMS_PROTO_MAX_TAGS || (r->op == MMS_OP_SEARCH && !r->image && !r->jpeg && !r->ntags);
     for (int i = 0; i < r->nnegative_tags && !bad; i++) bad = !r->negative_tags[i][0];
+    if (r->auth && !bad) bad = !r->auth[0] || strlen(r->auth) > MMS_PROTO_MAX_STR;
     if (bad) __builtin_trap();
 }
 

@@ -109,7 +109,9 @@ static void test_request_roundtrip(void) {
     const char *neg[] = {"computer", "night sky"};
     q.negative_tags = neg;
     q.nnegative_tags = 2;
+    q.auth = "s3cret token";
     T_EQ_INT(roundtrip(&q, &d), MMS_PERR_OK);
+    T_STREQ(d.auth, "s3cret token");
     T_EQ_INT(d.nnegative_tags, 2);
     if (d.nnegative_tags == 2)
         for (int i = 0; i < 2; i++) T_STREQ(d.negative_tags[i], neg[i]);
@@ -205,6 +207,7 @@ static void test_request_defaults(void) {
     T_EQ_INT(d.tag_k, 5);
     T_EQ_INT(d.predict_tags, 0);
     T_CHECK(d.exclude == NULL && d.tags == NULL && d.ntags == 0 && d.image_knn == NULL);
+    T_CHECK(d.auth == NULL);
     mms_request_free(&d);
     /* tags only: visual 0 */
     mms_request_init(&q);
@@ -348,6 +351,11 @@ static void test_request_errors(void) {
               mp_bin(&m_, ok2, sizeof ok2));
     ONE_FIELD(MMS_PERR_INVALID, "'exclude' is an empty string", mp_key(&m_, "exclude");
               mp_str(&m_, ""));
+    ONE_FIELD(MMS_PERR_INVALID, "'auth' is an empty string", mp_key(&m_, "auth"); mp_str(&m_, ""));
+    ONE_FIELD(MMS_PERR_FIELD_TYPE, "'auth' must be a string", mp_key(&m_, "auth");
+              mp_bin(&m_, "tok", 3));
+    ONE_FIELD(MMS_PERR_INVALID, "'auth' contains a NUL byte", mp_key(&m_, "auth");
+              msgpack_pack_str(&m_.pk, 3); msgpack_pack_str_body(&m_.pk, "a\0b", 3));
     ONE_FIELD(MMS_PERR_INVALID, "'exclude' contains a NUL byte", mp_key(&m_, "exclude");
               msgpack_pack_str(&m_.pk, 3); msgpack_pack_str_body(&m_.pk, "a\0b", 3));
     {
@@ -473,11 +481,13 @@ static void test_request_errors(void) {
     /* every code has a stable name */
     static const char *names[] = {"ok", "malformed", "field_type", "vector_length", "non_finite",
                                   "k_range", "visual_range", "frame_too_large", "timeout", "jpeg",
-                                  "no_input", "unsupported", "internal", "unavailable", "invalid"};
+                                  "no_input", "unsupported", "internal", "unavailable", "invalid",
+                                  "unauthorized"};
     for (int i = 0; i < MMS_PERR_COUNT; i++) T_STREQ(mms_proto_error_name(i), names[i]);
     T_STREQ(mms_proto_error_name(99), "unknown");
     T_STREQ(mms_proto_error_name(-1), "unknown");
-    T_EQ_INT(MMS_PERR_COUNT, 15);
+    T_EQ_INT(MMS_PERR_UNAUTHORIZED, 15);
+    T_EQ_INT(MMS_PERR_COUNT, 16);
 }
 
 /* The payload at an odd address: the decoder must copy, not cast. */
