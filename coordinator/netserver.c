@@ -1,12 +1,19 @@
 /* netserver.c: see netserver.h. One poll(2) round:
- *   1. accept new connections (or refuse them beyond max_clients);
+ *   1. accept new connections (or refuse them beyond max_clients, beyond
+ *      max_clients_per_address, or when out of descriptors);
  *   2. read what every readable client has (bounded per client and round);
- *   3. cut complete frames, round-robin over clients, up to max_batch: decode
- *      each; valid requests go to the batch, decode errors get their response;
+ *   3. cut complete frames, one per client per pass, round-robin, up to
+ *      max_batch and the round's cost budget: decode each; valid requests with
+ *      the right token go to the batch, the others get their error response;
+ *      frames that do not fit the budget stay queued for the next round;
  *   4. call the handler once with the batch;
  *   5. encode the responses into each client's output buffer in request order
  *      and write as much as the sockets take;
- *   6. time out stalled frames and idle connections; close finished ones.
+ *   6. time out stalled frames, silent new connections, readers that take no
+ *      output and idle connections; close finished ones.
+ * Time stamps: reads are stamped with the round's poll time, writes with the
+ * time they happen (never a time from before the handler ran), so a slow round
+ * is not mistaken for a client that stopped reading or sending.
  */
 #define _GNU_SOURCE
 #include "netserver.h"
@@ -21,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +41,8 @@
 #define IN_SOFT_LIMIT (1u << 20)        /* buffered input beyond a whole frame */
 #define SHRINK_ABOVE (1u << 20)         /* free idle buffers larger than this */
 #define ACCEPT_PER_ROUND 64
+#define ACCEPT_BACKOFF 0.25             /* seconds the listening socket rests after a failure */
+#define LOG_INTERVAL 10.0               /* seconds between two accept-failure log lines */
 
 typedef struct {
     int fd;
@@ -43,6 +53,11 @@ typedef struct {
     double frame_start;  /* first byte of the incomplete frame at the head of in, or 0 */
     double last_active;  /* last byte read or written */
     double last_written; /* last time the socket took output (or output was queued) */
+    double accepted_at;  /* when the connection was accepted */
+    unsigned char addr[16]; /* the peer's IP address (IPv4: 4 bytes, also when v4-mapped) */
+    int addr_len;
+    int got_frame;       /* a complete frame has arrived on this connection */
+    int skip;            /* this round: its next frame did not fit the budget */
     int closing;         /* send what is queued, then close; read no more */
     int dead;            /* close now, discard everything */
     int eof;             /* the peer closed its sending side */
@@ -75,6 +90,12 @@ struct mms_netserver {
     mms_request_t *reqs;
     mms_response_t *resps;
     int rr; /* round-robin start for frame extraction */
+    unsigned char *token; /* cfg.auth_token's copy (token_len bytes), or NULL */
+    size_t token_len;
+    int spare_fd;         /* /dev/null, given up at EMFILE to accept and refuse one client */
+    double accept_pause_until; /* the listening socket is not polled before this */
+    double accept_logged_at;   /* last accept-failure log line (0: none yet) */
+    uint64_t accept_unlogged;  /* refusals and failures since that line */
     mms_netserver_stats_t st;
 };
 
@@ -89,6 +110,74 @@ void mms_netserver_config_default(mms_netserver_config_t *c) {
     c->max_clients = 1024;
     c->max_batch = 256;
     c->max_output = (size_t)64 << 20;
+    c->max_clients_per_address = 64;
+    c->first_frame_timeout = 10.0;
+    c->max_round_cost = MMS_NETSERVER_ROUND_COST_DEFAULT;
+}
+
+uint64_t mms_netserver_request_cost(const mms_request_t *q) {
+    uint64_t c = MMS_NETSERVER_COST_BASE;
+    if (q->op == MMS_OP_SEARCH && q->k > 0) c += (uint64_t)q->k;
+    if (q->predict_tags && q->tag_k > 0) c += (uint64_t)q->tag_k;
+    return c;
+}
+
+/* Is this resolved address a loopback one? */
+static int sockaddr_is_loopback(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+int mms_netserver_is_loopback(const char *host) {
+    if (!host || !host[0]) return 1; /* MMS_DEFAULT_HOST */
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0) return 0;
+    int loop = ai != NULL;
+    for (struct addrinfo *p = ai; p; p = p->ai_next)
+        if (!sockaddr_is_loopback(p->ai_addr)) loop = 0;
+    freeaddrinfo(ai);
+    return loop;
+}
+
+/* The peer's IP address as a comparable key (IPv4-mapped IPv6 as IPv4). */
+static int addr_key(const struct sockaddr_storage *sa, unsigned char key[16]) {
+    if (sa->ss_family == AF_INET) {
+        memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            memcpy(key, &a->s6_addr[12], 4);
+            return 4;
+        }
+        memcpy(key, a, 16);
+        return 16;
+    }
+    return 0; /* unknown family: not capped */
+}
+
+/* 1 when the request carries exactly the token. Constant time in the token's
+ * bytes: every byte is compared whatever differs first, and the lengths are
+ * folded into the same accumulator (the length of what the client sent is the
+ * client's own knowledge). */
+static int token_ok(const mms_netserver_t *s, const char *auth) {
+    if (!auth) return 0;
+    size_t n = strlen(auth);
+    volatile unsigned char acc = (unsigned char)(n != s->token_len);
+    for (size_t i = 0; i < s->token_len; i++)
+        acc |= (unsigned char)(s->token[i] ^ (unsigned char)(i < n ? auth[i] : 0));
+    return acc == 0;
 }
 
 static int set_nonblock(int fd) {
@@ -108,18 +197,41 @@ mms_status mms_netserver_create(const mms_netserver_config_t *cfg, mms_netserver
               MMS_ERR_ARG, "netserver: timeouts must be positive");
     MMS_CHECK(cfg->max_clients >= 1 && cfg->max_batch >= 1 && cfg->max_batch <= 1 << 20,
               MMS_ERR_ARG, "netserver: max_clients and max_batch must be positive");
+    MMS_CHECK(cfg->max_clients_per_address >= 0 && cfg->first_frame_timeout >= 0, MMS_ERR_ARG,
+              "netserver: max_clients_per_address and first_frame_timeout must not be negative");
     const char *host = cfg->host && cfg->host[0] ? cfg->host : MMS_DEFAULT_HOST;
     MMS_CHECK(strlen(host) < 128, MMS_ERR_ARG, "netserver: host name too long");
+    if (cfg->auth_token) {
+        MMS_CHECK(cfg->auth_token_len >= 1 && cfg->auth_token_len <= MMS_PROTO_MAX_STR &&
+                      !memchr(cfg->auth_token, 0, cfg->auth_token_len),
+                  MMS_ERR_ARG,
+                  "netserver: the auth token must be 1..%d bytes without a NUL byte (it has %zu)",
+                  MMS_PROTO_MAX_STR, cfg->auth_token_len);
+    }
+    MMS_CHECK(cfg->auth_token || mms_netserver_is_loopback(host), MMS_ERR_ARG,
+              "netserver: refusing to listen on '%s' without an auth token: it is not a loopback "
+              "address, so anyone who can reach the port could query the index; give a token "
+              "(mmsage serve --auth-token-file FILE) or listen on 127.0.0.1",
+              host);
     mms_netserver_t *s;
     MMS_CALL(mms_calloc(1, sizeof *s, &s));
     s->cfg = *cfg;
     snprintf(s->host, sizeof s->host, "%s", host);
     s->cfg.host = s->host;
     if (s->cfg.max_output < (1u << 16)) s->cfg.max_output = 1u << 16;
-    s->lfd = s->pipe_r = s->pipe_w = -1;
+    s->lfd = s->pipe_r = s->pipe_w = s->spare_fd = -1;
     s->handler = handler;
     s->ctx = ctx;
+    s->cfg.auth_token = NULL;
     mms_status st = MMS_OK;
+    if (cfg->auth_token) {
+        MMS_CALL_GOTO(st, fail, mms_calloc(cfg->auth_token_len, 1, &s->token));
+        memcpy(s->token, cfg->auth_token, cfg->auth_token_len);
+        s->token_len = cfg->auth_token_len;
+    }
+    if (s->cfg.max_round_cost == 0) s->cfg.max_round_cost = MMS_NETSERVER_ROUND_COST_DEFAULT;
+    /* the spare descriptor that lets the loop refuse a client at EMFILE */
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     MMS_CALL_GOTO(st, fail, mms_calloc((size_t)s->cfg.max_batch, sizeof *s->slots, &s->slots));
     MMS_CALL_GOTO(st, fail, mms_calloc((size_t)s->cfg.max_batch, sizeof *s->reqs, &s->reqs));
     MMS_CALL_GOTO(st, fail, mms_calloc((size_t)s->cfg.max_batch, sizeof *s->resps, &s->resps));
@@ -169,6 +281,12 @@ mms_status mms_netserver_create(const mms_netserver_config_t *cfg, mms_netserver
                    "netserver: getsockname: %s", strerror(errno));
     s->port = sa.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
                                        : ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)s->cfg.max_clients + 16 > rl.rlim_cur)
+        mms_log_warn("netserver: max_clients %d is above what the descriptor limit allows "
+                     "(ulimit -n %llu): connections beyond it will be told 'unavailable'",
+                     s->cfg.max_clients, (unsigned long long)rl.rlim_cur);
     *out = s;
     return MMS_OK;
 fail:
@@ -216,6 +334,11 @@ void mms_netserver_destroy(mms_netserver_t **sp) {
     if (s->lfd >= 0) close(s->lfd);
     if (s->pipe_r >= 0) close(s->pipe_r);
     if (s->pipe_w >= 0) close(s->pipe_w);
+    if (s->spare_fd >= 0) close(s->spare_fd);
+    if (s->token) {
+        explicit_bzero(s->token, s->token_len);
+        free(s->token);
+    }
     free(s);
     *sp = NULL;
 }
@@ -255,18 +378,23 @@ static void queue_error(mms_netserver_t *s, client_t *c, uint64_t id, int code, 
     queue_response(s, c, &e);
 }
 
-static void flush_client(client_t *c, double now) {
+/* Write what the socket takes. Progress is stamped with the time of the write
+ * (not the round's start: the handler may have run for a while since), which
+ * is what the write-stall timeout compares against. */
+static void flush_client(client_t *c) {
+    int wrote = 0;
     while (!c->dead && out_pending(c) > 0) {
         ssize_t w = send(c->fd, c->out.data + c->out_off, out_pending(c), MSG_NOSIGNAL);
         if (w > 0) {
             c->out_off += (size_t)w;
-            c->last_active = c->last_written = now;
+            wrote = 1;
             continue;
         }
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         c->dead = 1; /* EPIPE, ECONNRESET: the client is gone */
     }
+    if (wrote) c->last_active = c->last_written = mms_now();
     if (out_pending(c) == 0) {
         c->out.size = 0;
         c->out_off = 0;
@@ -331,34 +459,118 @@ static void read_client(mms_netserver_t *s, client_t *c, double now) {
 
 /* ---- the round ----------------------------------------------------------- */
 
+/* One best-effort unavailable frame to a connection the loop will not serve,
+ * then close. What the client already sent is read away first, so the close
+ * sends FIN, not RST (which could destroy the frame before it is read). */
+static void refuse_fd(int fd, const char *msg) {
+    mms_response_t e;
+    mms_response_init(&e, NULL);
+    mms_response_set_error(&e, MMS_PERR_UNAVAILABLE, "%s", msg);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (mms_response_encode(&e, &sb) == MMS_OK) {
+        ssize_t w = send(fd, sb.data, sb.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    shutdown(fd, SHUT_WR);
+    char junk[4096];
+    for (int i = 0; i < 16 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++) {
+    }
+    close(fd);
+}
+
+/* Accept failures and refusals for lack of descriptors: one log line per
+ * LOG_INTERVAL, counting what happened since the last one. */
+static void log_accept_trouble(mms_netserver_t *s, double now, int err) {
+    s->accept_unlogged++;
+    if (s->accept_logged_at > 0 && now - s->accept_logged_at < LOG_INTERVAL) return;
+    struct rlimit rl;
+    unsigned long long lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
+    if (err == EMFILE || err == ENFILE)
+        mms_log_warn("netserver: accept: %s: %llu connection(s) refused or delayed since the last "
+                     "message (%d clients open, ulimit -n %llu); raise ulimit -n or lower "
+                     "--max-clients (next message in %.0f s at the earliest)",
+                     strerror(err), (unsigned long long)s->accept_unlogged, s->nclients, lim,
+                     LOG_INTERVAL);
+    else
+        mms_log_warn("netserver: accept: %s (%llu failure(s) since the last message; accepting "
+                     "pauses %.2f s after each)",
+                     strerror(err), (unsigned long long)s->accept_unlogged, ACCEPT_BACKOFF);
+    s->accept_logged_at = now;
+    s->accept_unlogged = 0;
+}
+
+/* Out of descriptors with connections waiting: give up the spare, accept one,
+ * tell it "unavailable", close it, take the spare back. 1: one refused (try
+ * again), 0: nothing was waiting, -1: not possible (back off). */
+static int refuse_with_spare(mms_netserver_t *s, double now, int err) {
+    if (s->spare_fd < 0) s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (s->spare_fd < 0) return -1;
+    close(s->spare_fd);
+    s->spare_fd = -1;
+    int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int e = errno;
+    if (fd >= 0) {
+        refuse_fd(fd, "the server is out of file descriptors; retry later");
+        s->st.refused_fd++;
+        s->st.refused++;
+        log_accept_trouble(s, now, err);
+    }
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) return 1;
+    return e == EAGAIN || e == EWOULDBLOCK ? 0 : -1;
+}
+
 static void accept_clients(mms_netserver_t *s, double now) {
     for (int i = 0; i < ACCEPT_PER_ROUND; i++) {
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage sa;
+        socklen_t sl = sizeof sa;
+        int fd = accept4(s->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-                mms_log_warn("netserver: accept: %s", strerror(errno));
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED) continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) return;
+            if (e == EMFILE || e == ENFILE) {
+                int r = refuse_with_spare(s, now, e);
+                if (r > 0) continue;
+                if (r == 0) return;
+            }
+            /* the listening socket stays readable while the failure lasts:
+             * rest it instead of spinning on it */
+            s->accept_pause_until = now + ACCEPT_BACKOFF;
+            s->st.accept_errors++;
+            log_accept_trouble(s, now, e);
             return;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        char msg[160];
         if (s->nclients >= s->cfg.max_clients) {
-            /* one best-effort error frame so the client learns why, then close */
-            mms_response_t e;
-            mms_response_init(&e, NULL);
-            mms_response_set_error(&e, MMS_PERR_UNAVAILABLE,
-                                   "the server has %d clients, its limit; retry later",
-                                   s->cfg.max_clients);
-            msgpack_sbuffer sb;
-            msgpack_sbuffer_init(&sb);
-            if (mms_response_encode(&e, &sb) == MMS_OK) {
-                ssize_t w = send(fd, sb.data, sb.size, MSG_NOSIGNAL);
-                (void)w;
-            }
-            msgpack_sbuffer_destroy(&sb);
-            close(fd);
+            snprintf(msg, sizeof msg, "the server has %d clients, its limit; retry later",
+                     s->cfg.max_clients);
+            refuse_fd(fd, msg);
             s->st.refused++;
             continue;
+        }
+        unsigned char key[16];
+        int klen = addr_key(&sa, key);
+        if (s->cfg.max_clients_per_address > 0 && klen > 0) {
+            int same = 0;
+            for (int j = 0; j < s->nclients; j++) {
+                const client_t *o = s->clients[j];
+                same += !o->dead && o->addr_len == klen && !memcmp(o->addr, key, (size_t)klen);
+            }
+            if (same >= s->cfg.max_clients_per_address) {
+                snprintf(msg, sizeof msg,
+                         "your address already has %d connections, the server's per-address "
+                         "limit; retry later",
+                         same);
+                refuse_fd(fd, msg);
+                s->st.refused++;
+                s->st.refused_address++;
+                continue;
+            }
         }
         client_t *c = calloc(1, sizeof *c);
         if (!c || mms_grow(&s->clients, sizeof *s->clients, (size_t)s->nclients + 1,
@@ -369,31 +581,42 @@ static void accept_clients(mms_netserver_t *s, double now) {
         }
         c->fd = fd;
         msgpack_sbuffer_init(&c->out);
-        c->last_active = c->last_written = now;
+        c->last_active = c->last_written = c->accepted_at = now;
+        memcpy(c->addr, key, sizeof key);
+        c->addr_len = klen;
         s->clients[s->nclients++] = c;
         s->st.accepted++;
     }
 }
 
-/* Cut complete frames round-robin over clients into slots; returns the count. */
+/* Cut complete frames into slots: one per client per pass, round-robin from
+ * s->rr, until max_batch, until nothing is left, or until the next request
+ * does not fit the round's cost budget (that client is skipped for the rest of
+ * the round, its frame stays queued, and it goes first next round). The first
+ * request of a round always goes, whatever its cost. Returns the slot count. */
 static int collect_frames(mms_netserver_t *s, double now, int *nvalid) {
-    int nslots = 0, nv = 0, progress = 1;
+    int nslots = 0, nv = 0, progress = 1, n = s->nclients, first_skipped = -1;
+    uint64_t cost = 0;
     char err[512];
+    for (int j = 0; j < n; j++) s->clients[j]->skip = 0;
     while (progress && nslots < s->cfg.max_batch) {
         progress = 0;
-        for (int j = 0; j < s->nclients && nslots < s->cfg.max_batch; j++) {
-            client_t *c = s->clients[(s->rr + j) % s->nclients];
-            if (c->dead || c->closing) continue;
+        for (int j = 0; j < n && nslots < s->cfg.max_batch; j++) {
+            int ci = (s->rr + j) % n;
+            client_t *c = s->clients[ci];
+            if (c->dead || c->closing || c->skip) continue;
+            if (out_pending(c) >= s->cfg.max_output) continue; /* it reads its answers first */
             size_t plen = 0;
             int f = head_frame(s, c, &plen);
             if (f == 0) continue;
-            progress = 1;
-            slot_t *sl = &s->slots[nslots++];
+            slot_t *sl = &s->slots[nslots];
             memset(sl, 0, sizeof *sl);
             sl->c = c;
             sl->t_complete = now;
             sl->hidx = -1;
             if (f < 0) {
+                nslots++;
+                progress = 1;
                 mms_response_init(&sl->err, NULL);
                 mms_response_set_error(&sl->err, MMS_PERR_FRAME_TOO_LARGE,
                                        "frame of %zu bytes exceeds the server's limit of %zu bytes",
@@ -405,11 +628,27 @@ static int collect_frames(mms_netserver_t *s, double now, int *nvalid) {
                 continue;
             }
             const unsigned char *payload = c->in + c->in_off + 4;
-            c->in_off += 4 + plen;
-            c->frame_start = in_pending(c) > 0 ? now : 0;
             mms_request_t *rq = &s->reqs[nv];
             uint64_t id = 0;
             int code = mms_request_decode(payload, plen, rq, &id, err, sizeof err);
+            int authorized = code == MMS_PERR_OK && (!s->token || token_ok(s, rq->auth));
+            if (authorized) {
+                uint64_t qc = mms_netserver_request_cost(rq);
+                if (nv > 0 && cost + qc > s->cfg.max_round_cost) {
+                    /* not this round: the frame stays where it is */
+                    mms_request_free(rq);
+                    c->skip = 1;
+                    if (first_skipped < 0) first_skipped = ci;
+                    s->st.deferred++;
+                    continue;
+                }
+                cost += qc;
+            }
+            nslots++;
+            progress = 1;
+            c->in_off += 4 + plen;
+            c->frame_start = in_pending(c) > 0 ? now : 0;
+            c->got_frame = 1;
             if (code != MMS_PERR_OK) {
                 mms_response_init(&sl->err, NULL);
                 sl->err.id = id;
@@ -417,10 +656,27 @@ static int collect_frames(mms_netserver_t *s, double now, int *nvalid) {
                 s->st.decode_errors++;
                 continue;
             }
+            if (!authorized) {
+                mms_response_init(&sl->err, NULL);
+                sl->err.id = rq->id;
+                if (rq->auth)
+                    mms_response_set_error(&sl->err, MMS_PERR_UNAUTHORIZED,
+                                           "'auth' does not match the server's token");
+                else
+                    mms_response_set_error(&sl->err, MMS_PERR_UNAUTHORIZED,
+                                           "this server requires a token: send it in 'auth' "
+                                           "(mmsage query --auth-token-file FILE)");
+                mms_request_free(rq);
+                s->st.unauthorized++;
+                continue;
+            }
             sl->hidx = nv++;
         }
     }
-    if (s->nclients > 0) s->rr = (s->rr + 1) % s->nclients;
+    /* the client that had to wait goes first next round; otherwise rotate */
+    if (first_skipped >= 0) s->rr = first_skipped;
+    else if (n > 0) s->rr = (s->rr + 1) % n;
+    if (cost > s->st.max_round_cost_seen) s->st.max_round_cost_seen = cost;
     *nvalid = nv;
     return nslots;
 }
@@ -460,10 +716,33 @@ static void remove_closed(mms_netserver_t *s) {
     s->nclients = w;
 }
 
-static void check_timeouts(mms_netserver_t *s, double now) {
+/* now: the round's poll time (the last time every client was read), for the
+ * deadlines of what clients send; tw: the time after the last flush, for the
+ * write-stall deadline (a client that took output since has a fresher stamp). */
+static void check_timeouts(mms_netserver_t *s, double now, double tw) {
     for (int i = 0; i < s->nclients; i++) {
         client_t *c = s->clients[i];
         if (c->dead) continue;
+        size_t hplen = 0;
+        /* a new connection that has not completed a frame within first_frame_timeout */
+        if (!c->got_frame && !c->closing && s->cfg.first_frame_timeout > 0 &&
+            now - c->accepted_at >= s->cfg.first_frame_timeout &&
+            head_frame(s, c, &hplen) == 0) {
+            s->st.timeouts++;
+            if (in_pending(c) == 0) { /* never said a word: close quietly */
+                c->dead = 1;
+                continue;
+            }
+            char msg[160];
+            snprintf(msg, sizeof msg, "the first request was not completed within %.3g s of "
+                     "connecting (%zu bytes received)", s->cfg.first_frame_timeout, in_pending(c));
+            queue_error(s, c, 0, MMS_PERR_TIMEOUT, msg);
+            c->closing = 1;
+            c->in_off = c->in_len = 0;
+            c->frame_start = 0;
+            flush_client(c);
+            continue;
+        }
         /* a frame started and not finished in time (unless we stopped reading it) */
         if (!c->closing && c->frame_start > 0 && out_pending(c) < s->cfg.max_output &&
             now - c->frame_start >= s->cfg.request_timeout) {
@@ -477,12 +756,12 @@ static void check_timeouts(mms_netserver_t *s, double now) {
                 c->in_off = c->in_len = 0;
                 c->frame_start = 0;
                 s->st.timeouts++;
-                flush_client(c, now);
+                flush_client(c);
                 continue;
             }
         }
         /* output nobody reads: drop after the request timeout without progress */
-        if (out_pending(c) > 0 && now - c->last_written >= s->cfg.request_timeout) {
+        if (out_pending(c) > 0 && tw - c->last_written >= s->cfg.request_timeout) {
             c->dead = 1;
             s->st.timeouts++;
             continue;
@@ -501,8 +780,12 @@ static int next_timeout_ms(const mms_netserver_t *s, double now, int cap_ms) {
     for (int i = 0; i < s->nclients; i++) {
         const client_t *c = s->clients[i];
         size_t plen;
-        if (!c->closing && head_frame(s, c, &plen) != 0)
-            return 0; /* a complete frame is waiting (the last round's batch was full) */
+        if (!c->closing && out_pending(c) < s->cfg.max_output && head_frame(s, c, &plen) != 0)
+            return 0; /* a complete frame is waiting (the last round was full) */
+        if (!c->got_frame && !c->closing && s->cfg.first_frame_timeout > 0) {
+            double d = c->accepted_at + s->cfg.first_frame_timeout - now;
+            if (d < t) t = d;
+        }
         if (c->frame_start > 0 && !c->closing) {
             double d = c->frame_start + s->cfg.request_timeout - now;
             if (d < t) t = d;
@@ -518,6 +801,10 @@ static int next_timeout_ms(const mms_netserver_t *s, double now, int cap_ms) {
     }
     if (s->draining) {
         double d = s->drain_deadline - now;
+        if (d < t) t = d;
+    }
+    if (s->lfd >= 0 && s->accept_pause_until > now) {
+        double d = s->accept_pause_until - now;
         if (d < t) t = d;
     }
     if (t <= 0) return 0;
@@ -547,8 +834,10 @@ mms_status mms_netserver_step(mms_netserver_t *s, int timeout_ms, int *stopped) 
     struct pollfd *p = s->pfds;
     p[0].fd = s->pipe_r;
     p[0].events = POLLIN;
-    p[1].fd = s->lfd; /* -1 while draining: poll ignores it */
+    /* -1 while draining or resting after an accept failure: poll ignores it */
+    p[1].fd = now >= s->accept_pause_until ? s->lfd : -1;
     p[1].events = POLLIN;
+    p[1].revents = 0;
     for (int i = 0; i < s->nclients; i++) {
         client_t *c = s->clients[i];
         p[i + 2].fd = c->fd;
@@ -558,6 +847,7 @@ mms_status mms_netserver_step(mms_netserver_t *s, int timeout_ms, int *stopped) 
     int tmo = next_timeout_ms(s, now, timeout_ms);
     int pr = poll(p, (nfds_t)need, tmo);
     MMS_CHECK(pr >= 0 || errno == EINTR, MMS_ERR_IO, "netserver: poll: %s", strerror(errno));
+    s->st.polls++;
     now = mms_now();
     if (pr > 0 && (p[0].revents & POLLIN)) {
         char buf[64];
@@ -577,10 +867,10 @@ mms_status mms_netserver_step(mms_netserver_t *s, int timeout_ms, int *stopped) 
         }
         if (re & (POLLIN | POLLHUP)) read_client(s, c, now);
         if ((re & POLLHUP) && !(re & POLLIN)) c->eof = 1; /* both directions are gone */
-        if (re & POLLOUT) flush_client(c, now);
+        if (re & POLLOUT) flush_client(c);
     }
     if (s->draining) s->drain_reads_done = 1;
-    if (pr > 0 && s->lfd >= 0 && (p[1].revents & POLLIN)) accept_clients(s, now);
+    if (pr > 0 && s->lfd >= 0 && p[1].fd >= 0 && (p[1].revents & POLLIN)) accept_clients(s, now);
 
     /* 3-5. frames -> handler -> responses */
     int nv = 0;
@@ -598,7 +888,7 @@ mms_status mms_netserver_step(mms_netserver_t *s, int timeout_ms, int *stopped) 
     }
     for (int i = 0; i < s->nclients; i++) {
         client_t *c = s->clients[i];
-        if (out_pending(c) > 0) flush_client(c, now);
+        if (out_pending(c) > 0) flush_client(c);
         if (in_pending(c) == 0 && c->in_cap > SHRINK_ABOVE) {
             free(c->in);
             c->in = NULL;
@@ -607,7 +897,7 @@ mms_status mms_netserver_step(mms_netserver_t *s, int timeout_ms, int *stopped) 
     }
 
     /* 6. timeouts, closes, drain completion */
-    check_timeouts(s, mms_now());
+    check_timeouts(s, now, mms_now());
     remove_closed(s);
     if (s->draining) {
         int busy = 0;

@@ -10,12 +10,31 @@
  * order). Frames that do not decode are answered by the loop itself with the
  * protocol error code (the handler never sees them).
  *
+ * Fairness: a round's work is bounded. Each request has a cost (
+ * mms_netserver_request_cost: a base plus the results and tags it asks for);
+ * frames are cut one per client per pass, round-robin, until max_batch or the
+ * round's cost budget (max_round_cost) is reached, and what does not fit stays
+ * queued in its client's input for the next rounds (the client skipped first
+ * goes first next round). So a client pipelining 256 k=10000 queries is served
+ * in slices, and another client's query waits at most for the round in
+ * progress plus one slice. A client whose unsent output is above max_output
+ * gets no new frames cut until it reads (its answers are not computed ahead).
+ *
  * What the loop enforces: a frame length limit (frame_too_large, then the
  * connection is closed because the stream cannot be resynchronised), a
  * per-request timeout from the first byte of a frame to its last (timeout,
- * then close), an idle timeout, a cap on clients (beyond it a new connection
- * gets one unavailable error and is closed) and a cap on unsent output per
- * client (beyond it the loop stops reading that client until it drains).
+ * then close), a shorter deadline for a new connection to complete its first
+ * frame (first_frame_timeout), an idle timeout, a cap on clients and on
+ * clients per address (beyond either a new connection gets one unavailable
+ * error and is closed), a cap on unsent output per client (beyond it the loop
+ * stops reading that client until it drains; a client that takes no output for
+ * request_timeout is dropped, one that keeps taking some never is), and, when
+ * configured, a shared-secret token every request must carry in 'auth'
+ * (constant-time compare; unauthorized otherwise, the handler never sees it;
+ * required to listen beyond loopback). Out of file descriptors (EMFILE) it
+ * keeps one spare descriptor to accept, answer unavailable and close the
+ * waiting connection, backs off the listening socket when even that fails,
+ * and logs at most one line per 10 s.
  *
  * It knows nothing of indexes, MPI or embeddings: that is the handler's.
  * Not thread-safe except mms_netserver_stop(), which may be called from a
@@ -44,7 +63,35 @@ typedef struct {
     int max_batch;          /* most requests per handler call; default 256 */
     size_t max_output;      /* unsent bytes per client above which the loop stops reading
                                that client; default 64 MiB */
+    int max_clients_per_address; /* concurrent connections from one IP address; 0 = no
+                               cap; default 64 */
+    double first_frame_timeout; /* seconds a new connection has to complete its first
+                               frame (one that sent nothing is closed quietly, one that
+                               sent part of a frame gets timeout); 0 = no such limit;
+                               default 10 */
+    uint64_t max_round_cost; /* cost budget of one handler call (mms_netserver_request_cost
+                               summed); the first request of a round always goes, so a
+                               budget below one request's cost means one per round;
+                               default MMS_NETSERVER_ROUND_COST_DEFAULT */
+    const void *auth_token; /* the shared secret every request's 'auth' must equal, or NULL
+                               for none (copied at create); required when host is not
+                               loopback (mms_netserver_is_loopback) */
+    size_t auth_token_len;  /* its bytes: 1..MMS_PROTO_MAX_STR, no NUL byte */
 } mms_netserver_config_t;
+
+/* A request's cost for the round budget: MMS_NETSERVER_COST_BASE, plus k for a
+ * search, plus tag_k when tags are predicted (the engine's work and the
+ * response's size grow with the results asked for). */
+#define MMS_NETSERVER_COST_BASE 64
+/* two k=10000 searches, or a full batch of 256 k=10 ones */
+#define MMS_NETSERVER_ROUND_COST_DEFAULT (2 * (MMS_NETSERVER_COST_BASE + MMS_PROTO_K_MAX))
+uint64_t mms_netserver_request_cost(const mms_request_t *q);
+
+/* 1 when every address host resolves to is a loopback address (127.0.0.0/8,
+ * ::1, or IPv4-mapped 127.x), or host is NULL/"" (the default host); 0 for
+ * anything else ("0.0.0.0", "::", a LAN address) and for names that do not
+ * resolve. */
+int mms_netserver_is_loopback(const char *host);
 
 /* Fill c with the defaults above. */
 void mms_netserver_config_default(mms_netserver_config_t *c);
@@ -79,6 +126,13 @@ typedef struct {
     uint64_t timeouts;      /* connections closed by the request or idle timeout */
     uint64_t oversized;     /* frames refused as too large */
     uint64_t rounds;        /* handler calls */
+    uint64_t refused_address; /* connections answered "unavailable" (max_clients_per_address) */
+    uint64_t refused_fd;    /* connections answered "unavailable" for lack of descriptors */
+    uint64_t accept_errors; /* accept(2) failures that paused accepting (EMFILE, ENOBUFS, ...) */
+    uint64_t unauthorized;  /* requests answered "unauthorized" */
+    uint64_t deferred;      /* times a complete frame was left for a later round (budget) */
+    uint64_t polls;         /* poll rounds (mms_netserver_step calls that polled) */
+    uint64_t max_round_cost_seen; /* largest cost of one handler call */
     int max_batch_seen;     /* largest n passed to the handler */
     int clients;            /* connections open now */
 } mms_netserver_stats_t;
@@ -86,7 +140,8 @@ typedef struct {
 /* Bind and listen on cfg->host:cfg->port (SO_REUSEADDR), then return: the
  * caller can print "listening on ..." (mms_netserver_address) before calling
  * mms_netserver_run. handler and ctx are borrowed for the server's lifetime.
- * Fails with MMS_ERR_IO naming the address when the port is taken. */
+ * Fails with MMS_ERR_IO naming the address when the port is taken, and with
+ * MMS_ERR_ARG when host is not loopback and there is no auth_token. */
 mms_status mms_netserver_create(const mms_netserver_config_t *cfg, mms_netserver_handler_fn handler,
                                 void *ctx, mms_netserver_t **out);
 

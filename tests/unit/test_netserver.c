@@ -6,14 +6,24 @@
  * clients that vanish mid-request or never read do not hurt the server; an
  * oversized frame gets frame_too_large and is closed; malformed MessagePack and
  * bad fields get their codes on a connection that stays usable; max_clients
- * gives unavailable; a handler failure gives internal; stop() drains. Every
- * wait is bounded (a few seconds at most).
+ * gives unavailable; a handler failure gives internal; stop() drains. Issue 12:
+ * a pipelined batch of k=10000 requests is served in slices and another
+ * client's query goes in within a few slices; a client reading a large answer
+ * slowly but steadily is never dropped, one that does not read is; out of
+ * descriptors (RLIMIT_NOFILE lowered) extra clients get unavailable or a close,
+ * the loop does not spin and logs at most a line or two; a second server checks
+ * the token (unauthorized), the per-address cap and the first-frame timeout,
+ * and a non-loopback address without a token is refused. Every wait is bounded
+ * (a few seconds at most); nothing asserts on speed beyond generous bounds
+ * (orders of slices, CPU time a fraction of wall time).
  *
  * `test_netserver --serve [--port P] [--dim D]` runs the same fake server until
  * SIGTERM/SIGINT, printing "listening on 127.0.0.1:PORT" once ready (used by
  * tests/cli/query_client.sh). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "mms_log.h"
@@ -618,6 +630,459 @@ static void test_drain(pthread_t th) {
     mms_log_set_level(MMS_LOG_WARN);
 }
 
+/* ---- fairness: a pipelined batch is served in slices (issue 12 item 6) ------ */
+
+/* Requests tagged "cost" make the fake handler sleep g_cost_us microseconds per
+ * result asked for (k) and answer with one result; "costbig" sleeps the same
+ * and answers all k. "probe" records how many cost requests were done before
+ * it. Counters are atomics: the test's threads read them. */
+static _Atomic int g_cost_done;
+static _Atomic int g_probe_saw = -1;
+static int g_cost_us = 1;
+
+static mms_status cost_handler(void *ctx, const mms_request_t *reqs, int n, mms_response_t *resps) {
+    int special = 0;
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < reqs[i].ntags; t++)
+            special |= !strncmp(reqs[i].tags[t], "cost", 4) || !strcmp(reqs[i].tags[t], "probe");
+    if (!special) return fake_handler(ctx, reqs, n, resps); /* one call: it reports n */
+    for (int i = 0; i < n; i++) {
+        const mms_request_t *q = &reqs[i];
+        for (int t = 0; t < q->ntags; t++) {
+            if (!strcmp(q->tags[t], "probe")) g_probe_saw = g_cost_done;
+            if (strncmp(q->tags[t], "cost", 4)) continue;
+            usleep((useconds_t)(q->k * g_cost_us));
+            g_cost_done++;
+            if (strcmp(q->tags[t], "costbig")) {
+                resps[i].results[0] = (mms_result_t){g_ids[0], 1.0f, g_rtags, 2, NULL};
+                resps[i].nresults = 1;
+                goto next;
+            }
+        }
+        MMS_CALL(fake_handler(ctx, q, 1, &resps[i]));
+    next:;
+    }
+    return MMS_OK;
+}
+
+static void cost_req(mms_request_t *q, uint64_t id, int k, const char *const *tag) {
+    mms_request_init(q);
+    q->id = id;
+    q->tags = tag;
+    q->ntags = 1;
+    q->k = k;
+}
+
+/* Client A pipelines NB requests of k=10000 (10 ms of handler time each); once
+ * its first answer is back, client B sends one small query. B must be answered
+ * while A's batch is still being served (before: the whole batch was one
+ * handler round, and B waited for all of it). */
+static void test_fair_batch(void) {
+    enum { NB = 128 };
+    static const char *cost[] = {"cost"}, *probe[] = {"probe"};
+    g_cost_done = 0;
+    g_probe_saw = -1;
+    mms_netclient_t *a = connect_or_die();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    mms_request_t q;
+    for (int j = 0; j < NB; j++) {
+        cost_req(&q, (uint64_t)j + 1, 10000, cost);
+        frame_into(&sb, &q);
+    }
+    T_OK(mms_netclient_send_raw(a, sb.data, sb.size, W(2.0)));
+    msgpack_sbuffer_destroy(&sb);
+    mms_response_t r;
+    T_OK(mms_netclient_recv(a, &r, W(10.0)));
+    T_EQ_INT(r.id, 1);
+    mms_response_free(&r);
+    int done_at_first = g_cost_done;
+    mms_netclient_t *b = connect_or_die();
+    cost_req(&q, 7, 5, probe);
+    double t0 = mms_now();
+    T_OK(mms_netclient_call(b, &q, &r, W(10.0)));
+    double wait = mms_now() - t0;
+    T_EQ_INT(r.ok, 1);
+    mms_response_free(&r);
+    int saw = g_probe_saw;
+    int got = 1;
+    for (int j = 1; j < NB; j++) {
+        if (mms_netclient_recv(a, &r, W(10.0)) != MMS_OK) break;
+        got += r.ok && r.id == (uint64_t)j + 1;
+        mms_response_free(&r);
+    }
+    T_EQ_INT(got, NB);
+    /* the batch's answers started before it was all done, and B went in
+     * within a few slices (two k=10000 requests per slice by default) */
+    T_CHECK(done_at_first < NB / 2);
+    T_CHECK(saw >= 0 && saw <= done_at_first + 16 && saw < NB / 2);
+    fprintf(stderr, "  fair batch: %d x k=10000 pipelined (10 ms each); A's first answer after %d "
+                    "of them, B's small query answered in %.1f ms after %d (bound: the slice in "
+                    "progress + one, %d per slice)\n",
+            NB, done_at_first, wait * 1e3, saw,
+            (int)(MMS_NETSERVER_ROUND_COST_DEFAULT / (MMS_NETSERVER_COST_BASE + 10000)));
+    mms_netclient_close(&a);
+    mms_netclient_close(&b);
+}
+
+/* A client reading a large answer slowly but steadily is never timed out, even
+ * when the work behind it takes longer than request_timeout in all (before: a
+ * long handler round stamped its writes with the time from before the round,
+ * and the client was dropped as one that does not read). One that does not
+ * read at all is still dropped. */
+static void test_steady_reader(double request_timeout) {
+    enum { NS = 64 };
+    static const char *costbig[] = {"costbig"};
+    g_cost_us = 2; /* 20 ms per request: 1.3 s in all, more than request_timeout */
+    mms_netclient_t *c = connect_or_die();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    mms_request_t q;
+    for (int j = 0; j < NS; j++) {
+        cost_req(&q, (uint64_t)j + 1, 10000, costbig);
+        frame_into(&sb, &q);
+    }
+    T_OK(mms_netclient_send_raw(c, sb.data, sb.size, W(2.0)));
+    msgpack_sbuffer_destroy(&sb);
+    int got = 0;
+    double t0 = mms_now();
+    mms_log_set_level(MMS_LOG_QUIET);
+    for (int j = 0; j < NS; j++) {
+        mms_response_t r;
+        if (mms_netclient_recv(c, &r, W(10.0)) != MMS_OK) break;
+        got += r.ok && r.nresults == 10000 && r.id == (uint64_t)j + 1;
+        mms_response_free(&r);
+        usleep(15000); /* ~450 KB per 15 ms: slow, but steady */
+    }
+    mms_log_set_level(MMS_LOG_WARN);
+    g_cost_us = 1;
+    T_EQ_INT(got, NS);
+    fprintf(stderr, "  steady reader: %d of %d answers of 10000 results (29 MB) read at ~30 MB/s "
+                    "in %.2f s with request_timeout %.2f s\n",
+            got, NS, mms_now() - t0, request_timeout);
+    mms_netclient_close(&c);
+
+    /* the one that never reads: its 14 MB of answers do not fit the socket
+     * buffers, it makes no progress and is dropped after request_timeout */
+    mms_netclient_t *n = connect_or_die();
+    msgpack_sbuffer_init(&sb);
+    for (int j = 0; j < 32; j++) {
+        search_req(&q, (uint64_t)j + 1, 10000);
+        frame_into(&sb, &q);
+    }
+    T_OK(mms_netclient_send_raw(n, sb.data, sb.size, W(2.0)));
+    msgpack_sbuffer_destroy(&sb);
+    usleep((useconds_t)((request_timeout + W(1.5)) * 1e6));
+    int read_back = 0;
+    mms_log_set_level(MMS_LOG_QUIET);
+    for (int j = 0; j < 32; j++) {
+        mms_response_t r;
+        if (mms_netclient_recv(n, &r, W(2.0)) != MMS_OK) break;
+        read_back++;
+        mms_response_free(&r);
+    }
+    mms_log_set_level(MMS_LOG_WARN);
+    T_CHECK(read_back < 32);
+    fprintf(stderr, "  non-reader: dropped; %d of 32 answers were already in the kernel's "
+                    "buffers\n", read_back);
+    mms_netclient_close(&n);
+}
+
+/* ---- out of descriptors (issue 12 item 7) ---------------------------------- */
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e-6;
+}
+
+/* With RLIMIT_NOFILE lowered so that the server can accept only a few more
+ * connections, NX clients connect and ping: every one is answered (pong or
+ * unavailable) or closed, none hangs, the loop does not spin (CPU time) and
+ * the log has at most a couple of lines (before: ~80,000 lines per second
+ * of "accept: Too many open files", 100 % CPU, and the extra clients hung). */
+static void test_emfile(void) {
+    enum { NX = 16, FREE = 3 };
+    mms_netclient_t *warm = connect_served(); /* the earlier clients are gone */
+    mms_netclient_close(&warm);
+    usleep(50000);
+    int fds[NX];
+    for (int i = 0; i < NX; i++) fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char logpath[] = "/tmp/test_netserver_log.XXXXXX";
+    int logfd = mkstemp(logpath);
+    int saved_err = dup(2);
+    T_CHECK(fds[NX - 1] >= 0 && logfd >= 0 && saved_err >= 0);
+    int fill[4096], nfill = 0, top = saved_err;
+    for (int i = 0; i < NX; i++)
+        if (fds[i] > top) top = fds[i];
+    if (logfd > top) top = logfd;
+    /* take every free number below top, so that exactly FREE are left */
+    for (;;) {
+        int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (f < 0) break;
+        if (f > top || nfill == 4096) {
+            close(f);
+            break;
+        }
+        fill[nfill++] = f;
+    }
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_NOFILE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)top + 1 + FREE;
+    fflush(stderr);
+    dup2(logfd, 2);
+    T_CHECK(setrlimit(RLIMIT_NOFILE, &lim) == 0);
+
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)mms_netserver_port(g_srv));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    mms_request_t q;
+    mms_request_init(&q);
+    q.op = MMS_OP_PING;
+    q.id = 3;
+    mms_request_encode(&q, &sb);
+    double cpu0 = cpu_seconds(), t0 = mms_now();
+    int connected = 0;
+    for (int i = 0; i < NX; i++) {
+        if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) != 0) continue;
+        connected++;
+        ssize_t w = send(fds[i], sb.data, sb.size, MSG_NOSIGNAL);
+        (void)w;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    /* collect one answer (or EOF) per client within a bounded time */
+    enum { PENDING, PONG, UNAVAILABLE, CLOSED, OTHER };
+    int state[NX], nstate[5] = {0};
+    unsigned char buf[NX][512];
+    size_t have[NX];
+    for (int i = 0; i < NX; i++) state[i] = PENDING, have[i] = 0;
+    int left = NX;
+    while (left > 0 && mms_now() - t0 < W(4.0)) {
+        struct pollfd p[NX];
+        for (int i = 0; i < NX; i++) {
+            p[i].fd = state[i] == PENDING ? fds[i] : -1;
+            p[i].events = POLLIN;
+            p[i].revents = 0;
+        }
+        if (poll(p, NX, 50) <= 0) continue;
+        for (int i = 0; i < NX; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t r = recv(fds[i], buf[i] + have[i], sizeof buf[i] - have[i], 0);
+            if (r <= 0) {
+                state[i] = CLOSED;
+                left--;
+                continue;
+            }
+            have[i] += (size_t)r;
+            size_t plen = 0;
+            if (mms_frame_peek(buf[i], have[i], sizeof buf[i], &plen) != 1) continue;
+            mms_response_t resp;
+            char err[128];
+            if (mms_response_decode(buf[i] + 4, plen, &resp, err, sizeof err) != MMS_PERR_OK)
+                state[i] = OTHER;
+            else
+                state[i] = resp.ok ? PONG : resp.error_code == MMS_PERR_UNAVAILABLE ? UNAVAILABLE
+                                                                                    : OTHER;
+            mms_response_free(&resp);
+            left--;
+        }
+    }
+    double answer_s = mms_now() - t0;
+    /* then a quiet second with the served clients still connected */
+    usleep((useconds_t)(W(1.0) * 1e6));
+    double cpu = cpu_seconds() - cpu0, wall = mms_now() - t0;
+
+    setrlimit(RLIMIT_NOFILE, &old);
+    fflush(stderr);
+    dup2(saved_err, 2);
+    close(saved_err);
+    for (int i = 0; i < NX; i++) nstate[state[i]]++;
+    for (int i = 0; i < NX; i++) close(fds[i]);
+    for (int i = 0; i < nfill; i++) close(fill[i]);
+    /* the log: count the accept lines */
+    int lines = 0;
+    FILE *lf = fdopen(logfd, "r");
+    char line[1024];
+    rewind(lf);
+    while (fgets(line, sizeof line, lf))
+        if (strstr(line, "accept")) {
+            if (lines < 3) fprintf(stderr, "  (log) %s", line);
+            lines++;
+        }
+    fclose(lf);
+    unlink(logpath);
+    T_EQ_INT(connected, NX);
+    T_EQ_INT(nstate[PENDING], 0);
+    T_EQ_INT(nstate[OTHER], 0);
+    T_CHECK(nstate[PONG] >= 1 && nstate[PONG] <= FREE + 2);
+    T_CHECK(nstate[UNAVAILABLE] + nstate[CLOSED] >= NX - FREE - 2);
+    T_CHECK(lines <= 2);
+    T_CHECK(cpu < 0.3 * wall);
+    fprintf(stderr, "  EMFILE: %d clients with %d descriptors free: %d served, %d told "
+                    "unavailable, %d closed, %d hung; all answered in %.0f ms; %.3f s CPU in "
+                    "%.2f s; %d log line(s)\n",
+            NX, FREE, nstate[PONG], nstate[UNAVAILABLE], nstate[CLOSED], nstate[PENDING],
+            answer_s * 1e3, cpu, wall, lines);
+    /* and the server serves again */
+    warm = connect_served();
+    mms_netclient_close(&warm);
+}
+
+/* ---- access: per-address cap, first-frame timeout, token (issue 12 item 12) - */
+
+static mms_netserver_t *g_srv2;
+static void *server2_main(void *arg) {
+    *(mms_status *)arg = mms_netserver_run(g_srv2);
+    return NULL;
+}
+
+static int ping_with(mms_netclient_t *c, const char *auth, uint64_t id, mms_response_t *r) {
+    mms_request_t q;
+    mms_request_init(&q);
+    q.op = MMS_OP_PING;
+    q.id = id;
+    q.auth = auth;
+    mms_log_level lv = mms_log_get_level();
+    mms_log_set_level(MMS_LOG_QUIET);
+    mms_status st = mms_netclient_call(c, &q, r, W(3.0));
+    mms_log_set_level(lv);
+    return st == MMS_OK;
+}
+
+static void test_access(void) {
+    static const char token[] = "s3cret-Token_42";
+    /* where a token is needed */
+    T_EQ_INT(mms_netserver_is_loopback("127.0.0.1"), 1);
+    T_EQ_INT(mms_netserver_is_loopback("127.3.2.1"), 1);
+    T_EQ_INT(mms_netserver_is_loopback("::1"), 1);
+    T_EQ_INT(mms_netserver_is_loopback("localhost"), 1);
+    T_EQ_INT(mms_netserver_is_loopback(""), 1);
+    T_EQ_INT(mms_netserver_is_loopback("0.0.0.0"), 0);
+    T_EQ_INT(mms_netserver_is_loopback("::"), 0);
+    T_EQ_INT(mms_netserver_is_loopback("10.1.2.3"), 0);
+    T_EQ_INT(mms_netserver_is_loopback("::ffff:127.0.0.1"), 1);
+    mms_netserver_config_t cfg;
+    mms_netserver_config_default(&cfg);
+    cfg.port = 0;
+    cfg.host = "0.0.0.0";
+    mms_netserver_t *open_srv = NULL;
+    mms_log_set_level(MMS_LOG_QUIET);
+    T_FAILS(mms_netserver_create(&cfg, fake_handler, &g_fake, &open_srv), MMS_ERR_ARG);
+    mms_log_set_level(MMS_LOG_WARN);
+    T_MSG_HAS("without an auth token");
+    cfg.auth_token = token;
+    cfg.auth_token_len = strlen(token);
+    T_OK(mms_netserver_create(&cfg, fake_handler, &g_fake, &open_srv));
+    mms_netserver_destroy(&open_srv);
+    cfg.auth_token_len = 0;
+    mms_log_set_level(MMS_LOG_QUIET);
+    T_FAILS(mms_netserver_create(&cfg, fake_handler, &g_fake, &open_srv), MMS_ERR_ARG);
+    mms_log_set_level(MMS_LOG_WARN);
+
+    /* a loopback server with a token, 3 connections per address, 0.5 s to send a first frame */
+    cfg.host = "127.0.0.1";
+    cfg.auth_token_len = strlen(token);
+    cfg.max_clients_per_address = 3;
+    cfg.first_frame_timeout = W(0.5);
+    cfg.request_timeout = W(5.0);
+    T_OK(mms_netserver_create(&cfg, fake_handler, &g_fake, &g_srv2));
+    if (!g_srv2) return;
+    char addr[64];
+    mms_netserver_address(g_srv2, addr, sizeof addr);
+    mms_status run_st = -1;
+    pthread_t th;
+    pthread_create(&th, NULL, server2_main, &run_st);
+
+    /* auth: missing, wrong, a prefix, longer, right; a malformed frame is still answered */
+    mms_netclient_t *c = NULL;
+    T_OK(mms_netclient_connect(addr, W(2.0), &c));
+    static const char *const tries[] = {NULL, "s3cret-Token_43", "s3cret-Token_4",
+                                        "s3cret-Token_42x", "x"};
+    mms_response_t r;
+    for (int i = 0; i < 5; i++) {
+        T_CHECK(ping_with(c, tries[i], 20 + (uint64_t)i, &r));
+        T_EQ_INT(r.ok, 0);
+        T_EQ_INT(r.error_code, MMS_PERR_UNAUTHORIZED);
+        T_EQ_INT(r.id, 20 + i);
+        T_CHECK(strstr(r.error_message, i == 0 ? "requires a token" : "does not match") != NULL);
+        T_CHECK(strstr(r.error_message, token) == NULL);
+        mms_response_free(&r);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    raw_frame(&sb, "\xc1", 1);
+    T_OK(mms_netclient_send_raw(c, sb.data, sb.size, W(1.0)));
+    msgpack_sbuffer_destroy(&sb);
+    T_OK(mms_netclient_recv(c, &r, W(3.0)));
+    T_EQ_INT(r.error_code, MMS_PERR_MALFORMED);
+    mms_response_free(&r);
+    T_CHECK(ping_with(c, token, 30, &r)); /* the connection is still usable */
+    T_EQ_INT(r.ok, 1);
+    T_EQ_INT(r.id, 30);
+    mms_response_free(&r);
+
+    /* per-address cap: c and two more are served, the next two are not */
+    mms_netclient_t *more[4] = {NULL};
+    int ok = 0, unavailable = 0;
+    for (int i = 0; i < 4; i++) {
+        T_OK(mms_netclient_connect(addr, W(2.0), &more[i]));
+        if (!more[i]) continue;
+        if (!ping_with(more[i], token, 40 + (uint64_t)i, &r)) continue;
+        if (r.ok) ok++;
+        else if (r.error_code == MMS_PERR_UNAVAILABLE && strstr(r.error_message, "per-address"))
+            unavailable++;
+        mms_response_free(&r);
+    }
+    T_EQ_INT(ok, 2);
+    T_EQ_INT(unavailable, 2);
+    for (int i = 0; i < 4; i++) mms_netclient_close(&more[i]);
+
+    /* first-frame timeout: a silent connection is closed quietly after 0.5 s, one
+     * with half a frame gets timeout; c, which completed frames, stays */
+    mms_netclient_t *silent = NULL, *half = NULL;
+    usleep(100000); /* the server sees the closes above (per-address count) */
+    T_OK(mms_netclient_connect(addr, W(2.0), &silent));
+    T_OK(mms_netclient_connect(addr, W(2.0), &half));
+    double t0 = mms_now();
+    static const unsigned char halfp[] = {0, 0, 0, 20, 0x82, 0xa2, 'o', 'p'};
+    if (half) T_OK(mms_netclient_send_raw(half, halfp, sizeof halfp, W(1.0)));
+    if (silent) T_CHECK(closed_by_server(silent, W(3.0)));
+    double silent_s = mms_now() - t0;
+    if (half) {
+        T_OK(mms_netclient_recv(half, &r, W(3.0)));
+        T_EQ_INT(r.error_code, MMS_PERR_TIMEOUT);
+        T_CHECK(strstr(r.error_message, "first request") != NULL);
+        mms_response_free(&r);
+        T_CHECK(closed_by_server(half, W(2.0)));
+    }
+    T_CHECK(silent_s >= W(0.4)); /* not before its deadline */
+    T_CHECK(ping_with(c, token, 50, &r));
+    T_EQ_INT(r.ok, 1);
+    mms_response_free(&r);
+    fprintf(stderr, "  access: 5 requests without the right token refused; %d of 4 extra "
+                    "connections refused by the per-address cap of 3; a silent connection closed "
+                    "after %.2f s (first_frame_timeout %.2f s)\n",
+            unavailable, silent_s, W(0.5));
+    mms_netclient_close(&silent);
+    mms_netclient_close(&half);
+    mms_netclient_close(&c);
+    mms_netserver_stop(g_srv2);
+    pthread_join(th, NULL);
+    T_OK(run_st);
+    mms_netserver_stats_t st;
+    mms_netserver_stats(g_srv2, &st);
+    T_EQ_INT(st.unauthorized, 5);
+    T_EQ_INT(st.refused_address, 2);
+    T_CHECK(st.timeouts >= 2);
+    mms_netserver_destroy(&g_srv2);
+}
+
 /* ---- --serve mode ------------------------------------------------------------ */
 
 static volatile sig_atomic_t g_sig;
@@ -672,7 +1137,7 @@ int main(int argc, char **argv) {
     cfg.max_frame = max_frame;
     cfg.max_clients = max_clients;
     cfg.drain_timeout = W(3.0);
-    T_OK(mms_netserver_create(&cfg, fake_handler, &g_fake, &g_srv));
+    T_OK(mms_netserver_create(&cfg, cost_handler, &g_fake, &g_srv));
     if (!g_srv) return mms_test_finish("test_netserver");
     T_CHECK(mms_netserver_port(g_srv) > 0);
     mms_netserver_address(g_srv, g_addr, sizeof g_addr);
@@ -698,6 +1163,10 @@ int main(int argc, char **argv) {
     test_oversized(max_frame);
     test_malformed();
     test_max_clients(max_clients);
+    test_fair_batch();
+    test_steady_reader(request_timeout);
+    test_emfile();
+    test_access();
     test_drain(th);
     mms_netserver_stats_t st;
     mms_netserver_stats(g_srv, &st);
