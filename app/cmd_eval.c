@@ -10,7 +10,11 @@
  *   slider-node-W       the same with E_t = z of a new node connected to the tags only
  *   gnn-knn-vote        tag prediction by voting over gnn-image's top-10 results
  *   gnn-knn-vote-debiased  the same votes divided by sqrt(tag frequency)
- * Tag prediction of gnn-image ranks tag embeddings against z(q) (the paper's). */
+ * Tag prediction of gnn-image ranks tag embeddings against z(q) (the paper's).
+ * The report directory is written whole and renamed into place (eval/report.h):
+ * an existing one is refused unless --force, checked before any work. The
+ * default --dataset is the catalog directory's name made valid
+ * (mms_report_dataset_name: "my photos" -> "my-photos"), logged at start. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -130,22 +134,34 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
 
 mms_status mms_cmd_eval(int argc, char **argv) {
     const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL;
-    int k = 10, neighbors = 5, max_q = 0, plots = 1;
+    int k = 10, neighbors = 5, max_q = 0, plots = 1, force = 0;
     mms_opt_t opts[] = {
         {"catalog", MMS_OPT_STR, &catalog, "catalog whose test images are the queries", 1, 0, 0, 0},
         {"index", MMS_OPT_STR, &index, "index written by mmsage embed from that catalog", 1, 0, 0, 0},
         {"report", MMS_OPT_STR, &report, "report directory (report.md, metrics.tsv, plots, examples.html)", 0, 0, 0, 0},
-        {"dataset", MMS_OPT_STR, &dataset, "data set name in the report (default: catalog directory name)", 0, 0, 0, 0},
+        {"dataset", MMS_OPT_STR, &dataset, "data set name in the report: letters, digits, ._+- (default: the catalog directory's name, other bytes as '-')", 0, 0, 0, 0},
         {"loss", MMS_OPT_STR, &loss, "training loss log to plot (default: the index's model/loss.tsv)", 0, 0, 0, 0},
         {"k", MMS_OPT_INT, &k, "results per query (grades use the top 5, overlap the slider's top 10)", 0, 1, 5, 64},
         {"neighbors", MMS_OPT_INT, &neighbors, "visual neighbours a query image connects to", 0, 1, 1, 1000},
         {"max-queries", MMS_OPT_INT, &max_q, "evaluate only the first N test images (0: all)", 0, 1, 0, 1e9},
         {"plots", MMS_OPT_INT, &plots, "1: draw plots with gnuplot, 0: data only", 0, 1, 0, 1},
+        {"force", MMS_OPT_FLAG, &force, "replace an existing --report directory (once the new one is complete)", 0, 0, 0, 0},
     };
     const int nopt = (int)(sizeof opts / sizeof opts[0]);
     int help = 0;
     mms_status s = mms_opts_parse("eval", "Evaluate retrieval and tag prediction on a catalog's test images (collective).",
                                   opts, nopt, argc, argv, &help);
+    /* refuse an existing report now, not after every query has run */
+    if (s == MMS_OK && !help && mms_log_rank() == 0) {
+        if (!report[0]) {
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "eval: --report is empty");
+            s = MMS_ERR_ARG;
+        } else if (!force && mms_path_exists(report)) {
+            mms_error_set(MMS_ERR_EXISTS, __FILE__, __LINE__, __func__,
+                          "eval: report '%s' already exists (pass --force to replace it)", report);
+            s = MMS_ERR_EXISTS;
+        }
+    }
     MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
     if (help) return MMS_OK;
     mms_opts_echo("eval", opts, nopt);
@@ -169,15 +185,9 @@ mms_status mms_cmd_eval(int argc, char **argv) {
     char lossbuf[MMS_PATH_MAX] = "";
     char name[256];
     if (!dataset) {
-        const char *b = strrchr(c->dir, '/');
-        snprintf(name, sizeof name, "%s", b && b[1] ? b + 1 : c->dir);
-        /* a catalog called "catalog" inside a run directory: name it after the run */
-        if (!strcmp(name, "catalog") && b && b > c->dir) {
-            const char *a = b - 1;
-            while (a > c->dir && a[-1] != '/') a--;
-            snprintf(name, sizeof name, "%.*s", (int)(b - a), a);
-        }
-        dataset = name;
+        dataset = mms_report_dataset_name(c->dir, name, sizeof name);
+        mms_log_info("eval: dataset name '%s' (from the catalog directory '%s'; --dataset sets "
+                     "another)", dataset, c->dir);
     }
     s = mms_judge_create(c, &j);
     if (s == MMS_OK) s = mms_eval_create(c, j, dataset, &ev);
@@ -231,6 +241,7 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         mms_report_opts_t ro;
         mms_report_opts_default(&ro);
         ro.out_dir = report;
+        ro.force = force;
         ro.datasets = &ds;
         ro.ndatasets = 1;
         ro.title = "mmsage evaluation";

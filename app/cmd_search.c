@@ -16,8 +16,15 @@
  * "query" (catalog mode: the image id) or "line" (Q.tsv line). With
  * --summary S.json (catalog mode) it also writes the mean tag overlap and
  * mean visual cosine of the results with their queries.
+ *
+ * Outputs: --out and --summary are written under "<name>.tmp.<host>.<pid>",
+ * checked to the last byte (fclose and fsync), and renamed into place only
+ * when the search ends well; an existing file is refused unless --force. A
+ * failed run leaves nothing under either name. --out - writes to stdout and
+ * fails if stdout cannot take it (a full disk, /dev/full).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <mpi.h>
@@ -40,7 +47,7 @@ typedef struct {
     const char *connect, *concept, *out, *summary;
     double visual;
     int concept_code;
-    int k, neighbors, tag_k, predict, exclude_self, batch, float_scan;
+    int k, neighbors, tag_k, predict, exclude_self, batch, float_scan, force;
     int64_t limit;
 } search_opts_t;
 
@@ -60,9 +67,12 @@ static mms_status write_json(FILE *f, json_t *o, const char *path) {
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(o);
     MMS_CHECK(s, MMS_ERR_INTERNAL, "search: cannot format a response as JSON (invalid UTF-8?)");
+    errno = 0;
     int bad = fputs(s, f) < 0 || fputc('\n', f) == EOF;
+    int err = errno;
     free(s);
-    MMS_CHECK(!bad, MMS_ERR_IO, "search: cannot write %s", path);
+    MMS_CHECK(!bad, MMS_ERR_IO, "search: cannot write '%s': %s", path,
+              err ? strerror(err) : "write error");
     return MMS_OK;
 }
 
@@ -225,6 +235,16 @@ static void summarise(summary_t *sm, const mms_index_t *ix, const mms_request_t 
 
 /* ---- driver -------------------------------------------------------------------- */
 
+/* An output file that exists is refused unless force; a directory always. */
+static mms_status check_output(const char *opt, const char *path, int force) {
+    if (!path) return MMS_OK;
+    MMS_CHECK(path[0], MMS_ERR_ARG, "search: %s is empty", opt);
+    MMS_CHECK(!mms_path_is_dir(path), MMS_ERR_ARG, "search: %s '%s' is a directory", opt, path);
+    MMS_CHECK(force || !mms_path_exists(path), MMS_ERR_EXISTS,
+              "search: %s '%s' already exists (pass --force to replace it)", opt, path);
+    return MMS_OK;
+}
+
 static mms_status open_source(source_t *src, const search_opts_t *o) {
     if (o->catalog) {
         MMS_CALL(mms_catalog_open(o->catalog, &src->cat));
@@ -259,6 +279,9 @@ static mms_status coordinate(mms_engine_t *e, const search_opts_t *o, int connec
     src.o = o;
     src.ix = ix;
     FILE *out = NULL;
+    const int to_stdout = !strcmp(o->out, "-");
+    char out_tmp[MMS_PATH_MAX] = "", sum_tmp[MMS_PATH_MAX] = "";
+    const char *out_name = to_stdout ? "standard output" : out_tmp;
     const int B = o->batch;
     mms_request_t *reqs = calloc((size_t)B, sizeof *reqs);
     mms_response_t *resps = calloc((size_t)B, sizeof *resps);
@@ -268,8 +291,9 @@ static mms_status coordinate(mms_engine_t *e, const search_opts_t *o, int connec
     memset(&sm, 0, sizeof sm);
     mms_status s = reqs && resps && sqs && conn ? MMS_OK : MMS_ERR_NOMEM;
     if (s == MMS_OK) s = open_source(&src, o);
-    if (s == MMS_OK) s = strcmp(o->out, "-") ? mms_fopen(o->out, "w", &out) : MMS_OK;
-    if (s == MMS_OK && !strcmp(o->out, "-")) out = stdout;
+    if (s == MMS_OK && !to_stdout) s = mms_file_begin(o->out, o->force, out_tmp, sizeof out_tmp);
+    if (s == MMS_OK && !to_stdout) s = mms_fopen(out_tmp, "w", &out);
+    if (s == MMS_OK && to_stdout) out = stdout;
     mms_progress_t pr;
     mms_progress_begin(&pr, "search", src.cat ? src.cat->n_split[src.split] : 0, "queries");
     double t0 = mms_now(), engine_s = 0;
@@ -303,7 +327,7 @@ static mms_status coordinate(mms_engine_t *e, const search_opts_t *o, int connec
                 json_object_set_new(j, "line", json_integer(sqs[i].lineno));
             }
             errors += !resps[i].ok;
-            s = write_json(out, j, o->out);
+            s = write_json(out, j, out_name);
         }
         for (int i = 0; i < n; i++) {
             mms_response_free(&resps[i]);
@@ -315,10 +339,10 @@ static mms_status coordinate(mms_engine_t *e, const search_opts_t *o, int connec
     mms_progress_end(&pr);
     double secs = mms_now() - t0;
     if (out && out != stdout) {
-        mms_status cs = mms_fclose(&out, o->out);
+        mms_status cs = mms_fclose(&out, out_tmp); /* closed whatever happens */
         if (s == MMS_OK) s = cs;
-    } else if (out) {
-        fflush(out);
+    } else if (out && s == MMS_OK) {
+        s = mms_stdout_flush(out_name);
     }
     if (s == MMS_OK)
         mms_log_info("search: %lld queries in %.2f s (engine %.2f s, %.1f queries/s), %lld "
@@ -338,9 +362,25 @@ static mms_status coordinate(mms_engine_t *e, const search_opts_t *o, int connec
                             mms_json_number(sm.n_cosine ? sm.cosine / (double)sm.n_cosine : NAN));
         char *txt = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
         json_decref(j);
-        s = txt ? mms_write_file_atomic(o->summary, txt, strlen(txt)) : MMS_ERR_NOMEM;
+        FILE *sf = NULL;
+        s = txt ? mms_file_begin(o->summary, o->force, sum_tmp, sizeof sum_tmp) : MMS_ERR_NOMEM;
+        if (s == MMS_OK) s = mms_fopen(sum_tmp, "w", &sf);
+        if (s == MMS_OK && fputs(txt, sf) < 0) {
+            mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "search: cannot write '%s': %s",
+                          sum_tmp, strerror(errno));
+            s = MMS_ERR_IO;
+        }
+        mms_status cs = mms_fclose(&sf, sum_tmp);
+        if (s == MMS_OK) s = cs;
         if (s == MMS_OK) mms_log_info("search: summary: %s", txt);
         free(txt);
+    }
+    /* publish both only now that both are complete */
+    if (s == MMS_OK && out_tmp[0]) s = mms_file_commit(out_tmp, o->out);
+    if (s == MMS_OK && sum_tmp[0]) s = mms_file_commit(sum_tmp, o->summary);
+    if (s != MMS_OK) {
+        mms_file_abort(out_tmp);
+        mms_file_abort(sum_tmp);
     }
     close_source(&src);
     free(reqs);
@@ -385,6 +425,7 @@ mms_status mms_cmd_search(int argc, char **argv) {
         {"predict-tags", MMS_OPT_FLAG, &o.predict, "also predict tags for every query", 0, 0, 0, 0},
         {"tag-k", MMS_OPT_INT, &o.tag_k, "tags to predict", 0, 1, 1, MMS_PROTO_TAG_K_MAX},
         {"out", MMS_OPT_STR, &o.out, "JSON lines output, one per query ('-' = stdout)", 1, 0, 0, 0},
+        {"force", MMS_OPT_FLAG, &o.force, "replace an existing --out or --summary (once the new one is complete)", 0, 0, 0, 0},
         {"summary", MMS_OPT_STR, &o.summary,
          "catalog mode: write mean tag overlap and visual cosine of the results to this JSON file", 0, 0, 0, 0},
         {"batch", MMS_OPT_INT, &o.batch, "queries answered together (one MPI round each)", 0, 1, 1, 65536},
@@ -418,6 +459,14 @@ mms_status mms_cmd_search(int argc, char **argv) {
             mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
                           "search: --summary needs --catalog (the queries' tags and features)");
             s = MMS_ERR_ARG;
+        } else if (o.summary && !strcmp(o.summary, o.out)) {
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                          "search: --summary and --out are the same file '%s'", o.out);
+            s = MMS_ERR_ARG;
+        } else if (mms_log_rank() == 0) {
+            /* refuse an existing output now, not after loading the index */
+            s = check_output("--out", strcmp(o.out, "-") ? o.out : NULL, o.force);
+            if (s == MMS_OK) s = check_output("--summary", o.summary, o.force);
         }
     }
     MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));

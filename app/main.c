@@ -1,6 +1,7 @@
 /* main.c: `mmsage <command> [options]`. Dispatches to the subcommands of
  * commands.h, initialising MPI only for the commands that use it, and turns the
- * returned status into the exit code (0 = success). Also the helpers several
+ * returned status into the exit code (0 = success; a command whose results
+ * could not be written to stdout fails). Also the helpers several
  * commands share (mms_cmd_split_tags, mms_cmd_on_stop_signals). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
@@ -12,6 +13,7 @@
 
 #include "commands.h"
 #include "mms_blas.h"
+#include "mms_fs.h"
 #include "mms_log.h"
 
 static const mms_command_t k_commands[] = {
@@ -112,6 +114,9 @@ int main(int argc, char **argv) {
         mms_log_info("BLAS core %s", mms_blas_describe(blas, sizeof blas));
     }
     mms_status s = cmd->fn(argc - 2, argv + 2);
+    /* Results written to stdout must have arrived: a full disk or a closed
+     * device is an error, not exit 0 with the output lost. */
+    if (s == MMS_OK) s = mms_stdout_flush("standard output");
     if (cmd->uses_mpi) MPI_Finalize();
     return s == MMS_OK ? 0 : (int)s;
 }

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -13,6 +14,7 @@
 #include <xxhash.h>
 
 #include "mms_array.h"
+#include "mms_log.h"
 
 mms_status mms_path_join(char *out, size_t cap, const char *a, const char *b) {
     int n = snprintf(out, cap, "%s/%s", a, b);
@@ -72,28 +74,154 @@ mms_status mms_rm_rf(const char *path) {
     return MMS_OK;
 }
 
+/* ---- temporary names and stale ones ------------------------------------------ */
+
+void mms_tmp_host(char *out, size_t cap) {
+    char h[256];
+    if (cap == 0) return;
+    if (gethostname(h, sizeof h) != 0) h[0] = '\0';
+    h[sizeof h - 1] = '\0';
+    size_t n = 0;
+    for (const char *p = h; *p && *p != '.' && n + 1 < cap; p++) {
+        char c = *p;
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        out[n++] = ok ? c : '-';
+    }
+    out[n] = '\0';
+    if (n == 0) snprintf(out, cap, "host");
+}
+
+/* path without its trailing slashes ("/" stays "/"), into out. */
+static mms_status strip_slashes(const char *path, char *out, size_t cap) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    MMS_CHECK(n > 0 && n < cap, MMS_ERR_ARG, "bad or too long path '%s'", path);
+    memcpy(out, path, n);
+    out[n] = '\0';
+    return MMS_OK;
+}
+
+/* "<path>.tmp.<host>.<pid>" without reaping. */
+static mms_status tmp_name(const char *path, char *out, size_t cap) {
+    char base[MMS_PATH_MAX], host[72];
+    MMS_CALL(strip_slashes(path, base, sizeof base));
+    mms_tmp_host(host, sizeof host);
+    int n = snprintf(out, cap, "%s.tmp.%s.%ld", base, host, (long)getpid());
+    MMS_CHECK(n > 0 && (size_t)n < cap, MMS_ERR_ARG, "path too long: %s", path);
+    return MMS_OK;
+}
+
+/* A pid written as 1..9 digits and nothing else; 0 if not. */
+static long parse_pid(const char *p) {
+    size_t n = strlen(p);
+    if (n == 0 || n > 9) return 0; /* pid_max is at most 2^22 */
+    long pid = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return 0;
+        pid = pid * 10 + (*p - '0');
+    }
+    return pid;
+}
+
+/* The pid of a temporary's suffix (what follows "<base>.tmp."): legacy
+ * "<digits>", or "<host>.<digits>" with host this host. 0 if neither. */
+static long tmp_suffix_pid(const char *suf, const char *host) {
+    long pid = parse_pid(suf);
+    if (pid > 0) return pid;
+    size_t hl = strlen(host);
+    if (strncmp(suf, host, hl) || suf[hl] != '.') return 0;
+    return parse_pid(suf + hl + 1);
+}
+
+int mms_tmp_reap(const char *final) {
+    char path[MMS_PATH_MAX], dir[MMS_PATH_MAX], host[72];
+    if (!final || !final[0] || strip_slashes(final, path, sizeof path) != MMS_OK) {
+        mms_error_clear();
+        return 0;
+    }
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!base[0]) return 0; /* "/" */
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    mms_tmp_host(host, sizeof host);
+    char prefix[MMS_PATH_MAX];
+    int pn = snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    if (pn <= 0 || (size_t)pn >= sizeof prefix) return 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0; /* no parent yet: nothing to reap */
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, (size_t)pn)) continue;
+        long pid = tmp_suffix_pid(e->d_name + pn, host);
+        if (pid <= 0 || pid == (long)getpid()) continue;
+        errno = 0;
+        if (!(kill((pid_t)pid, 0) == -1 && errno == ESRCH)) continue; /* alive, or not ours to judge */
+        char victim[MMS_PATH_MAX];
+        if (mms_path_join(victim, sizeof victim, dir, e->d_name) != MMS_OK) {
+            mms_error_clear();
+            continue;
+        }
+        if (mms_rm_rf(victim) == MMS_OK) {
+            mms_log_rankinfo("removed '%s', left by an earlier run (pid %ld) that is gone", victim,
+                             pid);
+            removed++;
+        } else {
+            mms_log_warn("cannot remove the stale temporary '%s': %s", victim, mms_error_message());
+            mms_error_clear();
+        }
+    }
+    closedir(d);
+    return removed;
+}
+
+/* ---- output directories and files -------------------------------------------- */
+
 mms_status mms_outdir_begin(const char *final_dir, int force, char *tmp_out, size_t cap) {
     MMS_CHECK(final_dir && final_dir[0], MMS_ERR_ARG, "no output directory given");
     MMS_CHECK(force || !mms_path_exists(final_dir), MMS_ERR_EXISTS,
               "output '%s' already exists (pass --force to replace it)", final_dir);
-    int n = snprintf(tmp_out, cap, "%s.tmp.%ld", final_dir, (long)getpid());
-    MMS_CHECK(n > 0 && (size_t)n < cap, MMS_ERR_ARG, "path too long: %s", final_dir);
+    MMS_CALL(tmp_name(final_dir, tmp_out, cap));
+    (void)mms_tmp_reap(final_dir);
     MMS_CALL(mms_rm_rf(tmp_out));
     MMS_CALL(mms_mkdir_p(tmp_out));
     return MMS_OK;
 }
 
 mms_status mms_outdir_commit(const char *tmp_dir, const char *final_dir, int force) {
-    if (mms_path_exists(final_dir)) {
+    struct stat st;
+    if (lstat(final_dir, &st) == 0) {
         MMS_CHECK(force, MMS_ERR_EXISTS, "output '%s' appeared while writing (pass --force)",
                   final_dir);
+        /* Swap in one step, so the final name is never missing; the old output
+         * is then under the temporary name (reaped later if we die now). */
+        if (renameat2(AT_FDCWD, tmp_dir, AT_FDCWD, final_dir, RENAME_EXCHANGE) == 0) {
+            if (mms_rm_rf(tmp_dir) != MMS_OK) {
+                mms_log_warn("cannot remove the replaced output now at '%s': %s", tmp_dir,
+                             mms_error_message());
+                mms_error_clear();
+            }
+            return MMS_OK;
+        }
+        MMS_CHECK(errno == EINVAL || errno == ENOSYS || errno == ENOTSUP, MMS_ERR_IO,
+                  "cannot replace '%s' by '%s': %s", final_dir, tmp_dir, strerror(errno));
+        /* a filesystem without RENAME_EXCHANGE: move aside, rename, remove */
         char old[MMS_PATH_MAX];
         int n = snprintf(old, sizeof old, "%s.old.%ld", final_dir, (long)getpid());
         MMS_CHECK(n > 0 && (size_t)n < sizeof old, MMS_ERR_ARG, "path too long");
         MMS_CHECK(rename(final_dir, old) == 0, MMS_ERR_IO, "cannot move '%s' aside: %s",
                   final_dir, strerror(errno));
-        MMS_CHECK(rename(tmp_dir, final_dir) == 0, MMS_ERR_IO, "cannot rename '%s' to '%s': %s",
-                  tmp_dir, final_dir, strerror(errno));
+        if (rename(tmp_dir, final_dir) != 0) {
+            int err = errno;
+            (void)rename(old, final_dir); /* put the old output back */
+            MMS_CHECK(0, MMS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp_dir, final_dir,
+                      strerror(err));
+        }
         MMS_CALL(mms_rm_rf(old));
         return MMS_OK;
     }
@@ -107,8 +235,18 @@ void mms_outdir_abort(const char *tmp_dir) {
 }
 
 mms_status mms_file_tmpname(const char *path, char *out, size_t cap) {
-    int n = snprintf(out, cap, "%s.tmp.%ld", path, (long)getpid());
-    MMS_CHECK(n > 0 && (size_t)n < cap, MMS_ERR_ARG, "path too long: %s", path);
+    MMS_CALL(tmp_name(path, out, cap));
+    (void)mms_tmp_reap(path);
+    return MMS_OK;
+}
+
+mms_status mms_file_begin(const char *path, int force, char *tmp_out, size_t cap) {
+    MMS_CHECK(path && path[0], MMS_ERR_ARG, "no output file given");
+    MMS_CHECK(!mms_path_is_dir(path), MMS_ERR_EXISTS,
+              "output '%s' is a directory (give a file name)", path);
+    MMS_CHECK(force || !mms_path_exists(path), MMS_ERR_EXISTS,
+              "output '%s' already exists (pass --force to replace it)", path);
+    MMS_CALL(mms_file_tmpname(path, tmp_out, cap));
     return MMS_OK;
 }
 
@@ -118,18 +256,65 @@ mms_status mms_file_commit(const char *tmp_path, const char *final_path) {
     return MMS_OK;
 }
 
+void mms_file_abort(const char *tmp_path) {
+    if (tmp_path && tmp_path[0]) (void)unlink(tmp_path);
+}
+
 mms_status mms_fopen(const char *path, const char *mode, FILE **out) {
     *out = fopen(path, mode);
     MMS_CHECK(*out != NULL, MMS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     return MMS_OK;
 }
 
+/* Flush, check and (regular files opened for writing) fsync f. Returns 0 or
+ * the errno of the first failure; -1 if a write failed earlier and the retry
+ * did not say why. */
+static int flush_sync(FILE *f) {
+    int bad = ferror(f);
+    /* an earlier buffered write failed: its errno is long gone, so retry what
+     * is still buffered for a fresh one (ENOSPC, EIO, ...) */
+    if (bad) clearerr(f);
+    errno = 0;
+    if (fflush(f) != 0) return errno ? errno : EIO;
+    if (bad) return -1;
+    int fd = fileno(f);
+    struct stat st;
+    int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+    if (fd >= 0 && fl != -1 && (fl & O_ACCMODE) != O_RDONLY && fstat(fd, &st) == 0 &&
+        S_ISREG(st.st_mode) && fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP)
+        return errno;
+    return 0;
+}
+
+static void write_error(const char *path, int err) {
+    if (err == -1)
+        mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__,
+                      "error writing '%s': a write failed (disk full or an I/O error)", path);
+    else
+        mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "error writing '%s': %s", path,
+                      strerror(err));
+}
+
 mms_status mms_fclose(FILE **f, const char *path) {
     if (!f || !*f) return MMS_OK;
-    int bad = ferror(*f);
-    int rc = fclose(*f);
+    FILE *fp = *f;
     *f = NULL;
-    MMS_CHECK(!bad && rc == 0, MMS_ERR_IO, "error writing '%s': %s", path, strerror(errno));
+    int err = flush_sync(fp);
+    errno = 0;
+    if (fclose(fp) != 0 && err == 0) err = errno ? errno : EIO;
+    if (err) {
+        write_error(path, err);
+        return MMS_ERR_IO;
+    }
+    return MMS_OK;
+}
+
+mms_status mms_stdout_flush(const char *what) {
+    int err = flush_sync(stdout);
+    if (err) {
+        write_error(what ? what : "standard output", err);
+        return MMS_ERR_IO;
+    }
     return MMS_OK;
 }
 

@@ -1,7 +1,9 @@
 /* report.c: mms_report_write (see report.h): checks the options, builds each
  * dataset's state once (summaries, slider order, the loss log), then calls the
- * writers in order: the tsv files, the plots, examples.html, report.md. Also
- * the output files' temporary-name-then-rename helpers the writers share.
+ * writers in order: the tsv files, the plots, examples.html, report.md, all
+ * into a temporary directory that is renamed over the report directory only
+ * when all succeeded. Also the output files' temporary-name-then-rename
+ * helpers the writers share, and the default dataset name.
  *
  * Does not: format any output itself (report_tsv.c, report_plots.c,
  * report_html.c, report_md.c) or compute a metric (metrics.c).
@@ -45,9 +47,10 @@ mms_status report_out_open(outfile_t *o, const char *dir, const char *name) {
 }
 
 mms_status report_out_commit(outfile_t *o) {
-    MMS_CALL(mms_fclose(&o->f, o->tmp));
-    MMS_CALL(mms_file_commit(o->tmp, o->final));
-    return MMS_OK;
+    mms_status s = mms_fclose(&o->f, o->tmp);
+    if (s == MMS_OK) s = mms_file_commit(o->tmp, o->final);
+    if (s != MMS_OK) unlink(o->tmp); /* no metrics.tsv.tmp.* left by a full disk */
+    return s;
 }
 
 void report_out_abort(outfile_t *o) {
@@ -56,6 +59,36 @@ void report_out_abort(outfile_t *o) {
         o->f = NULL;
         unlink(o->tmp);
     }
+}
+
+const char *mms_report_dataset_name(const char *catalog_dir, char *out, size_t cap) {
+    if (cap == 0) return out;
+    char path[MMS_PATH_MAX];
+    snprintf(path, sizeof path, "%s", catalog_dir ? catalog_dir : "");
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') path[--n] = '\0';
+    char *b = strrchr(path, '/');
+    const char *name = b ? b + 1 : path;
+    /* a catalog called "catalog" inside a run directory: name it after the run */
+    if (!strcmp(name, "catalog") && b && b > path) {
+        *b = '\0';
+        char *a = strrchr(path, '/');
+        name = a ? a + 1 : path;
+    }
+    size_t max = cap - 1 < MMS_EVAL_NAME_MAX ? cap - 1 : MMS_EVAL_NAME_MAX, k = 0;
+    for (const char *p = name; *p && k < max; p++) {
+        char c = *p;
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        if (ok)
+            out[k++] = c;
+        else if (k > 0 && out[k - 1] != '-')
+            out[k++] = '-';
+    }
+    while (k > 0 && out[k - 1] == '-') k--;
+    out[k] = '\0';
+    if (k == 0 || !strcmp(out, ".") || !strcmp(out, "..")) snprintf(out, cap, "dataset");
+    return out;
 }
 
 /* ---------------------------------------------------------------- state */
@@ -146,9 +179,10 @@ mms_status mms_report_write(const mms_report_opts_t *o, mms_report_info_t *info_
                       MMS_ERR_ARG, "report: dataset '%s' given twice",
                       mms_eval_dataset(o->datasets[i].eval));
     }
-    MMS_CALL(mms_mkdir_p(o->out_dir));
+    char tmp[MMS_PATH_MAX] = "";
+    MMS_CALL(mms_outdir_begin(o->out_dir, o->force, tmp, sizeof tmp));
     mms_report_info_t info = {0};
-    rep_t r = {o, NULL, o->ndatasets};
+    rep_t r = {o, NULL, o->ndatasets, tmp};
     int(*has_plot)[3] = NULL;
     mms_status s;
     MMS_CALL_GOTO(s, out, mms_calloc((size_t)r.nds, sizeof *r.ds, &r.ds));
@@ -160,8 +194,11 @@ mms_status mms_report_write(const mms_report_opts_t *o, mms_report_info_t *info_
     MMS_CALL_GOTO(s, out, report_write_plots(&r, &info, has_plot));
     MMS_CALL_GOTO(s, out, report_write_examples(&r, &info));
     MMS_CALL_GOTO(s, out, report_write_md(&r, &info, has_plot));
+    MMS_CALL_GOTO(s, out, mms_outdir_commit(tmp, o->out_dir, o->force));
+    tmp[0] = '\0';
     if (info_out) *info_out = info;
 out:
+    if (tmp[0]) mms_outdir_abort(tmp); /* a failed report leaves nothing */
     if (r.ds)
         for (int i = 0; i < r.nds; i++)
             ds_free(&r.ds[i]);

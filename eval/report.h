@@ -1,7 +1,8 @@
 /* report.h: the evaluation report of `mmsage eval` (docs/evaluation.md,
  * "Report files"), written from accumulated metrics (judge.h).
  *
- * Into one directory, each file written under a temporary name and renamed:
+ * Into one directory, written whole under a temporary name and renamed into
+ * place at the end (an existing one is refused unless force):
  *   report.md        tables like the paper's Table 1 (grade distribution) and
  *                    Table 2 (nDCG, on both ideals), tag prediction with the
  *                    Corel5k literature rows, the slider table, training loss,
@@ -36,7 +37,8 @@ typedef struct {
 } mms_report_dataset_t;
 
 typedef struct {
-    const char *out_dir;                  /* created if missing */
+    const char *out_dir;                  /* written as a whole: see mms_report_write */
+    int force;                            /* replace an existing out_dir */
     const mms_report_dataset_t *datasets; /* ndatasets entries, distinct dataset names */
     int ndatasets;
     const char *title;    /* NULL: "mmsage evaluation" */
@@ -54,8 +56,19 @@ typedef struct {
     int examples;      /* example queries in examples.html (0: no page written) */
 } mms_report_info_t;
 
-/* Write the report (info may be NULL). */
+/* Write the report (info may be NULL). The directory is written under
+ * "<out_dir>.tmp.<host>.<pid>" (common/mms_fs.h) and renamed into place when
+ * every file is complete; an existing out_dir is refused (MMS_ERR_EXISTS)
+ * unless o->force, and then replaced only at that rename. On failure nothing
+ * is left: neither out_dir nor a temporary. */
 mms_status mms_report_write(const mms_report_opts_t *o, mms_report_info_t *info);
+
+/* The default dataset name of a catalog directory: its last path component
+ * (a catalog named "catalog" takes its parent's name: run/catalog -> run),
+ * with every run of bytes outside [A-Za-z0-9._-] turned into one '-', leading
+ * and trailing '-' dropped, cut to MMS_EVAL_NAME_MAX; "dataset" if nothing is
+ * left. Always a valid mms_eval_create name. Returns out. */
+const char *mms_report_dataset_name(const char *catalog_dir, char *out, size_t cap);
 
 /* 1 and *w if name is "slider-<w>" with w a number in [0, 1]; else 0. */
 int mms_report_slider_weight(const char *name, double *w);

@@ -204,7 +204,7 @@ mms_status report_write_examples(const rep_t *r, mms_report_info_t *info) {
         return MMS_OK;
     }
     outfile_t o;
-    mms_status s = report_out_open(&o, r->o->out_dir, "examples.html");
+    mms_status s = report_out_open(&o, r->dir, "examples.html");
     if (s != MMS_OK) {
         free(pick);
         MMS_CALL(s);

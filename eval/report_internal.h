@@ -25,8 +25,9 @@ typedef struct {
 
 /* Open dir/name under a temporary name. */
 mms_status report_out_open(outfile_t *o, const char *dir, const char *name);
-/* Close and rename into place. The file is closed whatever happens, so a
- * failed commit leaves nothing for report_out_abort to do. */
+/* Close (checking every write reached the disk) and rename into place. The
+ * file is closed and, on failure, its temporary removed whatever happens, so
+ * a failed commit leaves nothing for report_out_abort to do. */
 mms_status report_out_commit(outfile_t *o);
 /* Close (if open) and remove the temporary file. */
 void report_out_abort(outfile_t *o);
@@ -52,6 +53,7 @@ typedef struct {
     const mms_report_opts_t *o;
     ds_t *ds;
     int nds;
+    const char *dir; /* where the writers write: the report's temporary directory */
 } rep_t;
 
 /* report_tsv.c */

@@ -324,7 +324,7 @@ static void md_files(FILE *f, const mms_report_info_t *info) {
 
 mms_status report_write_md(const rep_t *r, const mms_report_info_t *info, int has_plot[][3]) {
     outfile_t o;
-    MMS_CALL(report_out_open(&o, r->o->out_dir, "report.md"));
+    MMS_CALL(report_out_open(&o, r->dir, "report.md"));
     FILE *f = o.f;
     md_intro(f, r);
     md_datasets(f, r);

@@ -1,6 +1,8 @@
 /* report_plots.c: plots.gp and its data files (grades-<d>.dat, slider-<d>.dat,
- * loss-<d>.dat), and the PNGs: gnuplot is run once, without a shell, drawing
- * into temporary names that are renamed only when it succeeds. A missing or
+ * loss-<d>.dat), and the PNGs: gnuplot is run once, without a shell, in the
+ * report directory (plots.gp names its files relative to it, so it still works
+ * after the directory is renamed into place), drawing into temporary names that
+ * are renamed only when it succeeds. A missing or
  * failing gnuplot is a warning and the report goes on without plots.
  *
  * Does not: decide which plots report.md links (it reads has_plot).
@@ -43,6 +45,12 @@ typedef struct {
     int n;
 } plots_t;
 
+/* The last component of path (the script runs in the report directory). */
+static const char *base_name(const char *path) {
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
 /* Register a plot and start it in the script: output to its temporary name. */
 static mms_status gp_begin(FILE *gp, plots_t *pl, const char *dir, const char *png) {
     MMS_CHECK(pl->n < MAX_PLOTS, MMS_ERR_ARG, "report: more than %d plots", MAX_PLOTS);
@@ -50,7 +58,7 @@ static mms_status gp_begin(FILE *gp, plots_t *pl, const char *dir, const char *p
     MMS_CALL(mms_path_join(p->final, sizeof p->final, dir, png));
     MMS_CALL(mms_file_tmpname(p->final, p->tmp, sizeof p->tmp));
     fprintf(gp, "reset\nset output ");
-    gp_str(gp, p->tmp);
+    gp_str(gp, base_name(p->tmp));
     fputc('\n', gp);
     return MMS_OK;
 }
@@ -61,7 +69,7 @@ static mms_status plot_grades(const rep_t *r, const ds_t *d, FILE *gp, plots_t *
     snprintf(name, sizeof name, "grades-%s.dat", d->name);
     snprintf(png, sizeof png, "grades-%s.png", d->name);
     outfile_t o;
-    MMS_CALL(report_out_open(&o, r->o->out_dir, name));
+    MMS_CALL(report_out_open(&o, r->dir, name));
     fprintf(o.f, "# method Excellent Good Acceptable Unacceptable (%% of top-%d results)\n",
             MMS_EVAL_K);
     for (int m = 0; m < d->nm; m++)
@@ -70,7 +78,7 @@ static mms_status plot_grades(const rep_t *r, const ds_t *d, FILE *gp, plots_t *
                     d->sum[m].grade_pct[3], d->sum[m].grade_pct[2], d->sum[m].grade_pct[1],
                     d->sum[m].grade_pct[0]);
     MMS_CALL(report_out_commit(&o));
-    MMS_CALL(gp_begin(gp, pl, r->o->out_dir, png));
+    MMS_CALL(gp_begin(gp, pl, r->dir, png));
     fprintf(gp,
             "set title '%s: grade of the top-%d results (judge: %s)'\n"
             "set style data histograms\nset style histogram clustered gap 1\n"
@@ -79,7 +87,7 @@ static mms_status plot_grades(const rep_t *r, const ds_t *d, FILE *gp, plots_t *
             "set xtics rotate by -25 nomirror\nset key outside right top\n",
             d->name, MMS_EVAL_K, mms_judge_kind_name(mms_judge_kind_of(mms_eval_judge(d->e))));
     fprintf(gp, "plot ");
-    gp_str(gp, o.final);
+    gp_str(gp, name);
     fprintf(gp,
             " using 2:xtic(1) title 'Excellent' lc rgb '#1a9850', '' using 3 title 'Good' lc rgb "
             "'#91cf60', '' using 4 title 'Acceptable' lc rgb '#fc8d59', '' using 5 title "
@@ -92,7 +100,7 @@ static mms_status plot_slider(const rep_t *r, const ds_t *d, FILE *gp, plots_t *
     snprintf(name, sizeof name, "slider-%s.dat", d->name);
     snprintf(png, sizeof png, "slider-%s.png", d->name);
     outfile_t o;
-    MMS_CALL(report_out_open(&o, r->o->out_dir, name));
+    MMS_CALL(report_out_open(&o, r->dir, name));
     fprintf(
         o.f,
         "# w_visual tag_overlap visual_sim ndcg@5 ndcg@5_ideal_excellent (over top-k_overlap)\n");
@@ -103,7 +111,7 @@ static mms_status plot_slider(const rep_t *r, const ds_t *d, FILE *gp, plots_t *
     }
     MMS_CALL(report_out_commit(&o));
     int k = d->sum[d->slider[0]].k_overlap;
-    MMS_CALL(gp_begin(gp, pl, r->o->out_dir, png));
+    MMS_CALL(gp_begin(gp, pl, r->dir, png));
     fprintf(
         gp,
         "set title '%s: the slider, visual weight w (1 = image only, 0 = tags only)'\n"
@@ -111,7 +119,7 @@ static mms_status plot_slider(const rep_t *r, const ds_t *d, FILE *gp, plots_t *
         "set yrange [0:*]\nset grid\nset key outside right top\n",
         d->name);
     fprintf(gp, "plot ");
-    gp_str(gp, o.final);
+    gp_str(gp, name);
     fprintf(gp,
             " using 1:2 with linespoints lw 2 pt 7 title 'tag overlap@%d', '' using 1:3 with "
             "linespoints lw 2 pt 5 title 'visual similarity@%d', '' using 1:4 with linespoints dt "
@@ -126,32 +134,33 @@ static mms_status plot_loss(const rep_t *r, const ds_t *d, FILE *gp, plots_t *pl
     snprintf(name, sizeof name, "loss-%s.dat", d->name);
     snprintf(png, sizeof png, "loss-%s.png", d->name);
     outfile_t o;
-    MMS_CALL(report_out_open(&o, r->o->out_dir, name));
+    MMS_CALL(report_out_open(&o, r->dir, name));
     fprintf(o.f, "# step epoch loss smoothed pairs_per_s elapsed_s (from %s)\n", d->loss_path);
     for (int64_t i = 0; i < d->loss_n; i++) {
         const double *v = d->loss + (size_t)i * 6;
         fprintf(o.f, "%.0f %.6g %.6g %.6g %.6g %.6g\n", v[0], v[1], v[2], v[3], v[4], v[5]);
     }
     MMS_CALL(report_out_commit(&o));
-    MMS_CALL(gp_begin(gp, pl, r->o->out_dir, png));
+    MMS_CALL(gp_begin(gp, pl, r->dir, png));
     fprintf(gp,
             "set title '%s: training loss'\nset xlabel 'step'\nset ylabel 'loss'\nset grid\n"
             "set key top right\n",
             d->name);
     fprintf(gp, "plot ");
-    gp_str(gp, o.final);
+    gp_str(gp, name);
     fprintf(gp,
             " using 1:3 with points pt 7 ps 0.3 lc rgb '#9ecae1' title 'loss', '' using 1:4 with "
             "lines lw 2 lc rgb '#08519c' title 'smoothed'\n");
     return MMS_OK;
 }
 
-/* Run prog with one argument, stdin from /dev/null and stdout onto stderr (no
- * shell). Returns 0 and *code (exit status, 128 + signal) or an errno value
- * when it could not be started. */
-static int run_program(const char *prog, const char *arg, int *code) {
+/* Run prog with one argument in directory dir, stdin from /dev/null and stdout
+ * onto stderr (no shell). Returns 0 and *code (exit status, 128 + signal) or
+ * an errno value when it could not be started. */
+static int run_program(const char *prog, const char *arg, const char *dir, int *code) {
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa)) return ENOMEM;
+    posix_spawn_file_actions_addchdir_np(&fa, dir);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, 2, 1);
     char *argv[3] = {(char *)prog, (char *)arg, NULL};
@@ -172,7 +181,7 @@ mms_status report_write_plots(const rep_t *r, mms_report_info_t *info, int has_p
     outfile_t o;
     mms_status s;
     MMS_CALL(mms_calloc(MAX_PLOTS, sizeof *pl.p, &pl.p));
-    MMS_CALL_GOTO(s, fail, report_out_open(&o, r->o->out_dir, "plots.gp"));
+    MMS_CALL_GOTO(s, fail, report_out_open(&o, r->dir, "plots.gp"));
     fprintf(o.f,
             "# plots.gp: the report's plots (written by mmsage eval); gnuplot plots.gp redraws "
             "them\n# under temporary names that mmsage renames to the final .png names.\n");
@@ -199,7 +208,15 @@ mms_status report_write_plots(const rep_t *r, mms_report_info_t *info, int has_p
         free(pl.p); /* no plots wanted ("") or none to draw */
         return MMS_OK;
     }
-    int code = 0, rc = run_program(prog, o.final, &code);
+    /* a relative prog ("./gp") names a file of the caller's directory */
+    char progbuf[MMS_PATH_MAX];
+    if (strchr(prog, '/') && prog[0] != '/') {
+        char cwd[MMS_PATH_MAX];
+        if (getcwd(cwd, sizeof cwd) && mms_path_join(progbuf, sizeof progbuf, cwd, prog) == MMS_OK)
+            prog = progbuf;
+        mms_error_clear();
+    }
+    int code = 0, rc = run_program(prog, "plots.gp", r->dir, &code);
     int ok = rc == 0 && code == 0;
     for (int k = 0; k < pl.n && ok; k++)
         ok = mms_path_exists(pl.p[k].tmp);
@@ -211,12 +228,12 @@ mms_status report_write_plots(const rep_t *r, mms_report_info_t *info, int has_p
         if (rc == ENOENT || (rc == 0 && code == 127))
             mms_log_warn(
                 "report: '%s' not found (install gnuplot-nox): plots skipped; the data and "
-                "%s are in the report directory",
-                prog, o.final);
+                "plots.gp are in the report directory",
+                prog);
         else if (rc)
             mms_log_warn("report: cannot run '%s' (%s): plots skipped", prog, strerror(rc));
         else
-            mms_log_warn("report: '%s %s' failed (exit %d): plots skipped", prog, o.final, code);
+            mms_log_warn("report: '%s plots.gp' failed (exit %d): plots skipped", prog, code);
         for (int k = 0; k < pl.n; k++)
             unlink(pl.p[k].tmp);
         for (int i = 0; i < r->nds; i++)

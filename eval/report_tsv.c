@@ -21,7 +21,7 @@ static void put_metric_i(FILE *f, const ds_t *d, int m, const char *metric, int6
 
 mms_status report_write_metrics(const rep_t *r) {
     outfile_t o;
-    MMS_CALL(report_out_open(&o, r->o->out_dir, "metrics.tsv"));
+    MMS_CALL(report_out_open(&o, r->dir, "metrics.tsv"));
     FILE *f = o.f;
     fprintf(f, "dataset\tmethod\tmetric\tvalue\n");
     for (int i = 0; i < r->nds; i++) {
@@ -59,13 +59,13 @@ mms_status report_write_metrics(const rep_t *r) {
 
 mms_status report_write_queries(const rep_t *r) {
     outfile_t o, p, qm;
-    MMS_CALL(report_out_open(&o, r->o->out_dir, "queries.tsv"));
-    mms_status s = report_out_open(&p, r->o->out_dir, "predictions.tsv");
+    MMS_CALL(report_out_open(&o, r->dir, "queries.tsv"));
+    mms_status s = report_out_open(&p, r->dir, "predictions.tsv");
     if (s != MMS_OK) {
         report_out_abort(&o);
         MMS_CALL(s);
     }
-    s = report_out_open(&qm, r->o->out_dir, "query-metrics.tsv");
+    s = report_out_open(&qm, r->dir, "query-metrics.tsv");
     if (s != MMS_OK) {
         report_out_abort(&o);
         report_out_abort(&p);

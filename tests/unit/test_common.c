@@ -1,8 +1,14 @@
 /* test_common.c: status/log/fs/rng/strmap/opts/manifest units of common/. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "mms_fs.h"
 #include "mms_log.h"
@@ -247,6 +253,136 @@ static void test_fs(const char *dir) {
     T_STREQ(mms_fmt_bytes(1536.0, fmt, sizeof fmt), "1.5 KiB");
 }
 
+/* A pid that is gone: a child that exited and was waited for. */
+static long dead_pid(void) {
+    pid_t c = fork();
+    if (c == 0) _exit(0);
+    waitpid(c, NULL, 0);
+    return (long)c;
+}
+
+static void mkdir_at(const char *dir, const char *name) {
+    char p[MMS_PATH_MAX];
+    T_OK(mms_path_join(p, sizeof p, dir, name));
+    T_OK(mms_mkdir_p(p));
+    char f[MMS_PATH_MAX];
+    T_OK(mms_path_join(f, sizeof f, p, "x.npy"));
+    T_OK(mms_write_file_atomic(f, "x", 1));
+}
+
+static int exists_at(const char *dir, const char *name) {
+    char p[MMS_PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return mms_path_exists(p);
+}
+
+/* Issue 12 item 10: stale "<name>.tmp.*" of dead runs of this host (and legacy
+ * "<name>.tmp.<pid>") are removed by the next run; live pids, other hosts and
+ * other names are kept. */
+static void test_fs_reap(const char *dir) {
+    char d[MMS_PATH_MAX], out[MMS_PATH_MAX], tmp[MMS_PATH_MAX], host[72], n[512];
+    snprintf(d, sizeof d, "%s/reap", dir);
+    T_OK(mms_mkdir_p(d));
+    snprintf(out, sizeof out, "%s/model", d);
+    mms_tmp_host(host, sizeof host);
+    T_CHECK(host[0] && !strchr(host, '.') && !strchr(host, '/'));
+    long dead = dead_pid(), dead2 = dead_pid();
+    T_CHECK(kill((pid_t)dead, 0) == -1 && errno == ESRCH);
+    pid_t live = fork(); /* a live pid that is not ours */
+    if (live == 0) {
+        pause();
+        _exit(0);
+    }
+    const char *keep[16], *gone[8];
+    int nk = 0, ng = 0;
+    static char names[24][512];
+    int ni = 0;
+#define NAME(...) (snprintf(names[ni], sizeof names[ni], __VA_ARGS__), names[ni++])
+    gone[ng++] = NAME("model.tmp.%ld", dead);                  /* legacy */
+    gone[ng++] = NAME("model.tmp.%s.%ld", host, dead2);         /* this host */
+    keep[nk++] = NAME("model.tmp.%ld", (long)live);             /* alive */
+    keep[nk++] = NAME("model.tmp.%s.%ld", host, (long)live);    /* alive */
+    keep[nk++] = NAME("model.tmp.otherhost-%s.%ld", host, dead); /* another host */
+    keep[nk++] = NAME("model.tmp.%ldx", dead);                  /* not digits */
+    keep[nk++] = NAME("model.tmp.%s.%ld.old", host, dead);
+    keep[nk++] = NAME("model.tmp.");
+    keep[nk++] = NAME("model.tmp.0");
+    keep[nk++] = NAME("model2.tmp.%ld", dead);                  /* another output */
+    keep[nk++] = NAME("xmodel.tmp.%ld", dead);
+    keep[nk++] = NAME("model.old.%ld", dead);
+#undef NAME
+    for (int i = 0; i < ng; i++) mkdir_at(d, gone[i]);
+    for (int i = 0; i < nk; i++) mkdir_at(d, keep[i]);
+    T_OK(mms_outdir_begin(out, 0, tmp, sizeof tmp));
+    snprintf(n, sizeof n, "%s.tmp.%s.%ld", out, host, (long)getpid());
+    T_STREQ(tmp, n); /* "<final>.tmp.<host>.<pid>" */
+    for (int i = 0; i < ng; i++) {
+        if (exists_at(d, gone[i])) fprintf(stderr, "not reaped: %s\n", gone[i]);
+        T_CHECK(!exists_at(d, gone[i]));
+    }
+    for (int i = 0; i < nk; i++) {
+        if (!exists_at(d, keep[i])) fprintf(stderr, "wrongly reaped: %s\n", keep[i]);
+        T_CHECK(exists_at(d, keep[i]));
+    }
+    T_OK(mms_outdir_commit(tmp, out, 0));
+    /* a trailing slash names the same output */
+    snprintf(n, sizeof n, "%s/", out);
+    T_FAILS(mms_outdir_begin(n, 0, tmp, sizeof tmp), MMS_ERR_EXISTS);
+    T_OK(mms_outdir_begin(n, 1, tmp, sizeof tmp));
+    T_CHECK(strstr(tmp, "/model.tmp.") != NULL);
+    T_OK(mms_outdir_commit(tmp, n, 1));
+    T_CHECK(mms_path_is_dir(out) && !mms_path_exists(tmp));
+    /* files: the same for "<file>.tmp.*" */
+    char f[MMS_PATH_MAX], ft[MMS_PATH_MAX];
+    snprintf(f, sizeof f, "%s/results.jsonl", d);
+    snprintf(n, sizeof n, "%s.tmp.%s.%ld", f, host, dead);
+    T_OK(mms_write_file_atomic(n, "half", 4));
+    snprintf(ft, sizeof ft, "%s.tmp.%s.%ld", f, host, (long)live);
+    T_OK(mms_write_file_atomic(ft, "busy", 4));
+    T_OK(mms_file_begin(f, 0, tmp, sizeof tmp));
+    T_CHECK(!mms_path_exists(n));
+    T_CHECK(mms_path_exists(ft));
+    kill(live, SIGKILL);
+    waitpid(live, NULL, 0);
+    T_OK(mms_rm_rf(d));
+}
+
+/* Issue 12 items 8 and 9: every write checked to the end, with its real cause;
+ * single files refused when they exist unless force. */
+static void test_fs_write_errors(const char *dir) {
+    FILE *f = fopen("/dev/full", "w");
+    if (!f) {
+        fprintf(stderr, "test_common: no /dev/full here: write errors not checked\n");
+    } else {
+        for (int i = 0; i < 100; i++) fputs("a line that will not fit\n", f);
+        T_FAILS(mms_fclose(&f, "/dev/full"), MMS_ERR_IO);
+        T_CHECK(f == NULL);
+        T_MSG_HAS("No space left on device");
+        /* a write that failed long before the close, then a successful flush */
+        f = fopen("/dev/full", "w");
+        setvbuf(f, NULL, _IONBF, 0);
+        fputs("x", f);
+        T_CHECK(ferror(f));
+        T_FAILS(mms_fclose(&f, "/dev/full"), MMS_ERR_IO);
+        T_CHECK(!strstr(mms_error_message(), "Inappropriate ioctl"));
+    }
+    char p[MMS_PATH_MAX], tmp[MMS_PATH_MAX];
+    snprintf(p, sizeof p, "%s/out.jsonl", dir);
+    T_OK(mms_file_begin(p, 0, tmp, sizeof tmp));
+    T_CHECK(strstr(tmp, "/out.jsonl.tmp.") != NULL);
+    T_OK(mms_fopen(tmp, "w", &f));
+    fputs("new\n", f);
+    T_OK(mms_fclose(&f, tmp));
+    T_OK(mms_file_commit(tmp, p));
+    T_FAILS(mms_file_begin(p, 0, tmp, sizeof tmp), MMS_ERR_EXISTS);
+    T_MSG_HAS("--force");
+    T_OK(mms_file_begin(p, 1, tmp, sizeof tmp));
+    mms_file_abort(tmp);
+    T_CHECK(!mms_path_exists(tmp));
+    T_FAILS(mms_file_begin(dir, 1, tmp, sizeof tmp), MMS_ERR_EXISTS); /* a directory */
+    T_OK(mms_rm_rf(p));
+}
+
 int main(void) {
     mms_log_init(0, 1, MMS_LOG_QUIET);
     const char *dir = mms_test_tmpdir("common");
@@ -255,6 +391,8 @@ int main(void) {
     test_opts();
     test_manifest(dir);
     test_fs(dir);
+    test_fs_reap(dir);
+    test_fs_write_errors(dir);
     mms_rm_rf(dir);
     return mms_test_finish("test_common");
 }

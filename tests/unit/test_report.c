@@ -251,6 +251,12 @@ int main(void) {
     T_CHECK(!strstr(md, ".png)"));
     T_EQ_INT(tmp_leftovers(out), 0);
 
+    /* an existing report is refused without force, untouched */
+    T_FAILS(mms_report_write(&o, &info), MMS_ERR_EXISTS);
+    T_MSG_HAS("--force");
+    T_CHECK(file_exists(out, "metrics.tsv") && file_exists(out, "report.md"));
+    o.force = 1; /* and replaced with it */
+    T_EQ_INT(tmp_leftovers(root), 0); /* no report.tmp.* beside it either */
     /* a "gnuplot" that fails: the same */
     o.gnuplot = "false";
     T_OK(mms_report_write(&o, &info));
