@@ -277,6 +277,35 @@ int main(void) {
     o.ndatasets = 0;
     T_FAILS(mms_report_write(&o, &info), MMS_ERR_ARG);
 
+    /* the default dataset name of any catalog path is a valid one (issue 12 item 11) */
+    char nm[128];
+    const char *names[][2] = {{"/data/my cat", "my-cat"},
+                              {"my cat/", "my-cat"},
+                              {"/runs/run 1/catalog", "run-1"},
+                              {"/runs/run 1/catalog/", "run-1"},
+                              {"catalog", "catalog"},
+                              {"/x/donn\xc3\xa9" "es  (v2)", "donn-es-v2"},
+                              {"/x/a+b", "a-b"},
+                              {"corel5k", "corel5k"},
+                              {"/x/.hidden_1", ".hidden_1"},
+                              {"/x/ !! ", "dataset"},
+                              {"/", "dataset"},
+                              {"", "dataset"},
+                              {"/x/..", "dataset"}};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        mms_report_dataset_name(names[k][0], nm, sizeof nm);
+        if (strcmp(nm, names[k][1]))
+            fprintf(stderr, "dataset name of '%s': '%s', expected '%s'\n", names[k][0], nm, names[k][1]);
+        T_STREQ(nm, names[k][1]);
+    }
+    char longp[300];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    T_EQ_INT(strlen(mms_report_dataset_name(longp, nm, sizeof nm)), MMS_EVAL_NAME_MAX);
+    mms_eval_t *e2 = NULL;
+    T_OK(mms_eval_create(c, j, mms_report_dataset_name("/d/my cat", nm, sizeof nm), &e2));
+    mms_eval_destroy(&e2);
+
     double w;
     T_CHECK(mms_report_slider_weight("slider-0.75", &w) && w == 0.75);
     T_CHECK(!mms_report_slider_weight("slider-1.5", &w));
