@@ -15,14 +15,29 @@
  *               default); EXCLUDE an image id or "-".
  *   --op info / --op ping   the server's description / a round trip.
  *
+ * Retries (--retry-for, default 30 s; docs/query.md): a connection refused,
+ * reset or closed, no answer within --timeout, or an `unavailable` answer is
+ * retried with exponential back-off and jitter (coordinator/netclient.h),
+ * re-sending the requests not yet answered, which is safe because every op is
+ * read-only; a refused request (k_range, ...) is never retried. --server-file
+ * reads the address from a file (jobs/serve.sbatch writes one) before every
+ * connection, so a server restarted on another port or node is found again.
+ *
+ * Output: stdout, or --out FILE written under a temporary name and renamed
+ * only when the command succeeds. Every write is checked through the final
+ * flush: a full disk is an error ("writing to standard output: No space left
+ * on device"), never a silent exit 0.
+ *
  * Not an MPI command: a plain TCP client (coordinator/netclient.h).
  */
 #define _GNU_SOURCE /* strdup */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "mms_addr.h"
@@ -48,30 +63,93 @@ static mms_status status_of(int code) {
     }
 }
 
+/* ---- the output ------------------------------------------------------------ */
+
+/* Where the answers go: stdout, or --out FILE through a temporary name. */
+typedef struct {
+    FILE *f;
+    const char *path; /* NULL = standard output */
+    char tmp[MMS_PATH_MAX];
+    int err; /* errno of the first failed write; 0 = none seen */
+} query_out_t;
+
+static const char *out_name(const query_out_t *w) { return w->path ? w->path : "standard output"; }
+
+/* --out FILE (refused when it exists unless force) or stdout ("-" or NULL). */
+static mms_status out_open(query_out_t *w, const char *path, int force) {
+    memset(w, 0, sizeof *w);
+    w->f = stdout;
+    if (!path || !strcmp(path, "-")) return MMS_OK;
+    w->path = path;
+    w->f = NULL;
+    MMS_CALL(mms_file_begin(path, force, w->tmp, sizeof w->tmp));
+    MMS_CALL(mms_fopen(w->tmp, "w", &w->f));
+    return MMS_OK;
+}
+
+/* After writes: MMS_ERR_IO naming the output and the reason once a write has
+ * failed (e_now: errno right after the writes), so a batch stops at the first
+ * lost answer. */
+static mms_status out_check(query_out_t *w, int e_now) {
+    if (!ferror(w->f)) return MMS_OK;
+    if (!w->err) w->err = e_now ? e_now : EIO;
+    MMS_CHECK(0, MMS_ERR_IO, "query: writing to %s: %s", out_name(w), strerror(w->err));
+}
+
+/* The end of the output: stdout flushed and checked; a file closed through
+ * mms_fclose (every write, flush, fsync) and renamed into place only when
+ * everything succeeded (st), else removed. Returns st, or the output's failure
+ * when st was OK. */
+static mms_status out_close(query_out_t *w, mms_status st) {
+    if (!w->f) return st;
+    if (!w->path) {
+        w->f = NULL;
+        errno = 0;
+        int bad = fflush(stdout) != 0 ? (errno ? errno : EIO) : 0;
+        if (!bad && ferror(stdout)) bad = w->err ? w->err : EIO;
+        if (bad && st == MMS_OK) {
+            mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__,
+                          "query: writing to standard output: %s", strerror(bad));
+            st = MMS_ERR_IO;
+        }
+        return st;
+    }
+    if (st == MMS_OK) st = mms_fclose(&w->f, w->path);
+    if (w->f) fclose(w->f); /* already failed: the output is dropped, no second message */
+    w->f = NULL;
+    if (st == MMS_OK) st = mms_file_commit(w->tmp, w->path);
+    if (st != MMS_OK) {
+        mms_file_abort(w->tmp);
+        mms_log_warn("query: nothing written to %s", w->path);
+    }
+    return st;
+}
+
 /* ---- JSON ---------------------------------------------------------------- */
 
-/* One JSON line on stdout (extra keys may be added by the caller first). */
-static mms_status print_json(json_t *o) {
+/* One JSON line (extra keys may be added by the caller first). */
+static mms_status print_json(query_out_t *w, json_t *o) {
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7));
     json_decref(o);
     MMS_CHECK(s, MMS_ERR_INTERNAL, "query: cannot format a response as JSON (invalid UTF-8?)");
-    fputs(s, stdout);
-    fputc('\n', stdout);
+    int e = 0;
+    if (fputs(s, w->f) == EOF || fputc('\n', w->f) == EOF) e = errno;
     free(s);
-    return MMS_OK;
+    return out_check(w, e);
 }
 
 /* ---- human-readable output ------------------------------------------------- */
 
-static void print_human(const mms_response_t *r, mms_op op, double seconds, const char *server) {
+static void print_human(FILE *out, const mms_response_t *r, mms_op op, double seconds,
+                        const char *server) {
     if (op == MMS_OP_PING) {
-        printf("pong from %s in %.3f ms\n", server, seconds * 1e3);
+        fprintf(out, "pong from %s in %.3f ms\n", server, seconds * 1e3);
     } else if (op == MMS_OP_INFO) {
         for (int i = 0; i < r->ninfo; i++) {
             const mms_info_t *e = &r->info[i];
-            if (e->type == MMS_INFO_INT) printf("%-20s %lld\n", e->key, (long long)e->i);
-            else if (e->type == MMS_INFO_REAL) printf("%-20s %g\n", e->key, e->r);
-            else printf("%-20s %s\n", e->key, e->s ? e->s : "");
+            if (e->type == MMS_INFO_INT) fprintf(out, "%-20s %lld\n", e->key, (long long)e->i);
+            else if (e->type == MMS_INFO_REAL) fprintf(out, "%-20s %g\n", e->key, e->r);
+            else fprintf(out, "%-20s %s\n", e->key, e->s ? e->s : "");
         }
     }
     if (r->nresults > 0) {
@@ -82,32 +160,35 @@ static void print_human(const mms_response_t *r, mms_op op, double seconds, cons
             if (l > w) w = l;
             any_path |= r->results[i].path != NULL;
         }
-        printf("%4s  %-9s  %-*s  %s\n", "rank", "score", w, "id", any_path ? "tags | path" : "tags");
+        fprintf(out, "%4s  %-9s  %-*s  %s\n", "rank", "score", w, "id",
+                any_path ? "tags | path" : "tags");
         for (int i = 0; i < r->nresults; i++) {
             const mms_result_t *x = &r->results[i];
-            printf("%4d  %-9.5f  %-*s  ", i + 1, (double)x->score, w, x->id ? x->id : "");
-            for (int j = 0; j < x->ntags; j++) printf("%s%s", j ? ", " : "", x->tags[j]);
-            if (x->path) printf(" | %s", x->path);
-            printf("\n");
+            fprintf(out, "%4d  %-9.5f  %-*s  ", i + 1, (double)x->score, w,
+                    x->id ? x->id : "");
+            for (int j = 0; j < x->ntags; j++) fprintf(out, "%s%s", j ? ", " : "", x->tags[j]);
+            if (x->path) fprintf(out, " | %s", x->path);
+            fprintf(out, "\n");
         }
     } else if (op == MMS_OP_SEARCH) {
-        printf("no results\n");
+        fprintf(out, "no results\n");
     }
     if (r->ntags > 0) {
-        printf("%spredicted tags:\n", r->nresults ? "\n" : "");
+        fprintf(out, "%spredicted tags:\n", r->nresults ? "\n" : "");
         for (int i = 0; i < r->ntags; i++)
-            printf("%4d  %-9.5f  %s\n", i + 1, (double)r->tags[i].score, r->tags[i].tag);
+            fprintf(out, "%4d  %-9.5f  %s\n", i + 1, (double)r->tags[i].score,
+                    r->tags[i].tag);
     }
     if (r->nwarnings > 0) {
-        printf("\nwarnings:\n");
-        for (int i = 0; i < r->nwarnings; i++) printf("  %s\n", r->warnings[i]);
+        fprintf(out, "\nwarnings:\n");
+        for (int i = 0; i < r->nwarnings; i++) fprintf(out, "  %s\n", r->warnings[i]);
     }
     if (op != MMS_OP_PING) {
-        printf("\nround trip %.3f ms", seconds * 1e3);
+        fprintf(out, "\nround trip %.3f ms", seconds * 1e3);
         for (int i = 0; i < r->ntiming; i++)
-            printf("%s%s %llu", i ? ", " : " (timing_us: ", r->timing[i].stage,
+            fprintf(out, "%s%s %llu", i ? ", " : " (timing_us: ", r->timing[i].stage,
                    (unsigned long long)r->timing[i].us);
-        printf("%s\n", r->ntiming ? ")" : "");
+        fprintf(out, "%s\n", r->ntiming ? ")" : "");
     }
 }
 
@@ -125,6 +206,7 @@ typedef struct {
     const char *path;
     const mms_npy_t *feat, *knn;
     const mms_request_t *tmpl; /* op, k, neighbors, tag_k, predict_tags, connect, concept */
+    query_out_t *out;
     bquery_t **fifo;           /* queries in flight, in order (responses come in order) */
     int depth, head, n;
     long lineno;
@@ -233,7 +315,7 @@ static mms_status batch_done(void *ctx, mms_request_t *q, const mms_response_t *
     free(bq->line);
     free(bq);
     (void)q;
-    return print_json(o);
+    return print_json(b->out, o); /* a failed write stops the batch */
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -241,10 +323,12 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static mms_status run_batch(mms_netclient_t *c, const char *path, int depth, double timeout,
-                            const mms_npy_t *feat, const mms_npy_t *knn, const mms_request_t *tmpl) {
+static mms_status run_batch(mms_netclient_t *c, query_out_t *out, const char *path, int depth,
+                            double timeout, const mms_npy_t *feat, const mms_npy_t *knn,
+                            const mms_request_t *tmpl) {
     batch_t b;
     memset(&b, 0, sizeof b);
+    b.out = out;
     b.path = path;
     b.feat = feat;
     b.knn = knn;
@@ -255,7 +339,6 @@ static mms_status run_batch(mms_netclient_t *c, const char *path, int depth, dou
     double t0 = mms_now();
     if (st == MMS_OK) st = mms_netclient_pipeline(c, depth, timeout, batch_next, batch_done, &b);
     double secs = mms_now() - t0;
-    fflush(stdout);
     for (int i = 0; i < b.n; i++) { /* in flight when the pipeline failed */
         bquery_t *bq = b.fifo[(b.head + i) % b.depth];
         free(bq->line);
@@ -267,9 +350,9 @@ static mms_status run_batch(mms_netclient_t *c, const char *path, int depth, dou
         double p50 = b.lat[(b.nlat - 1) / 2], p99 = b.lat[(size_t)((double)(b.nlat - 1) * 0.99)];
         fprintf(stderr,
                 "query: %zu queries in %.3f s, %.1f QPS (pipeline %d), latency p50 %.3f ms, "
-                "p99 %.3f ms, max %.3f ms; %ld answered with an error\n",
+                "p99 %.3f ms, max %.3f ms; %ld answered with an error%s\n",
                 b.nlat, secs, secs > 0 ? (double)b.nlat / secs : 0.0, depth, p50 * 1e3, p99 * 1e3,
-                b.lat[b.nlat - 1] * 1e3, b.errors);
+                b.lat[b.nlat - 1] * 1e3, b.errors, out->err ? " (output lost)" : "");
     } else {
         fprintf(stderr, "query: no queries answered\n");
     }
@@ -291,11 +374,11 @@ static const char k_summary[] =
 
 /* The command line of `query`. */
 typedef struct {
-    const char *server, *op_s, *features, *knn_path, *jpeg_path, *tags_s, *neg_s, *exclude, *batch,
-        *connect_s, *concept_s;
+    const char *server, *server_file, *op_s, *features, *knn_path, *jpeg_path, *tags_s, *neg_s,
+        *exclude, *batch, *connect_s, *concept_s, *out;
     int64_t row;
-    double visual, timeout;
-    int k, neighbors, tag_k, predict, json, depth;
+    double visual, timeout, retry_for;
+    int k, neighbors, tag_k, predict, json, depth, force;
 } query_opts_t;
 
 static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *help) {
@@ -305,12 +388,16 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
                         .concept_s = "tags",
                         .visual = -1,
                         .timeout = 30,
+                        .retry_for = 30,
                         .k = MMS_PROTO_K_DEFAULT,
                         .neighbors = MMS_PROTO_NEIGHBORS_DEFAULT,
                         .tag_k = MMS_PROTO_TAG_K_DEFAULT,
                         .depth = 32};
     mms_opt_t opts[] = {
         {"server", MMS_OPT_STR, &o->server, "query server address HOST:PORT", 0, 0, 0, 0},
+        {"server-file", MMS_OPT_STR, &o->server_file,
+         "read HOST:PORT from this file before every connection (jobs/serve.sbatch writes one); "
+         "overrides --server", 0, 0, 0, 0},
         {"op", MMS_OPT_STR, &o->op_s, "search, predict_tags, info or ping", 0, 0, 0, 0},
         {"image-features", MMS_OPT_STR, &o->features,
          "float32 .npy whose row --row is the query image (node-feature space)", 0, 0, 0, 0},
@@ -342,6 +429,14 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
         {"pipeline", MMS_OPT_INT, &o->depth, "requests in flight in --batch mode", 0, 1, 1, 65536},
         {"timeout", MMS_OPT_DOUBLE, &o->timeout, "seconds to wait for the server (no progress)", 0,
          1, 0.001, 86400},
+        {"retry-for", MMS_OPT_DOUBLE, &o->retry_for,
+         "seconds to keep retrying after a connection refused/reset/closed, a timeout or an "
+         "'unavailable' answer (back-off with jitter; every op is read-only, so re-sending is "
+         "safe); 0 = no retries", 0, 1, 0, 86400},
+        {"out", MMS_OPT_STR, &o->out,
+         "write the answers to this file (renamed into place only on success; '-' = stdout)", 0, 0,
+         0, 0},
+        {"force", MMS_OPT_FLAG, &o->force, "replace an existing --out file", 0, 0, 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     return mms_opts_parse("query", k_summary, opts, nopts, argc, argv, help);
@@ -459,13 +554,14 @@ static mms_status load_inputs(const query_opts_t *o, query_inputs_t *in, mms_req
 
 /* One request, its answer printed (JSON or human); a server-side error
  * becomes the exit status. */
-static mms_status ask_once(mms_netclient_t *c, const query_opts_t *o, const mms_request_t *q) {
+static mms_status ask_once(mms_netclient_t *c, query_out_t *out, const query_opts_t *o,
+                           const mms_request_t *q) {
     mms_response_t r;
     mms_response_init(&r, NULL);
     double t0 = mms_now();
     mms_status st = mms_netclient_call(c, q, &r, o->timeout);
     double secs = mms_now() - t0;
-    if (st == MMS_OK && o->json) st = print_json(mms_response_json(&r));
+    if (st == MMS_OK && o->json) st = print_json(out, mms_response_json(&r));
     if (st == MMS_OK && !r.ok) {
         fprintf(stderr, "query: the server answered with error %s (%d): %s\n",
                 mms_proto_error_name(r.error_code), r.error_code, r.error_message);
@@ -473,7 +569,8 @@ static mms_status ask_once(mms_netclient_t *c, const query_opts_t *o, const mms_
             fprintf(stderr, "query: warning: %s\n", r.warnings[i]);
         st = status_of(r.error_code);
     } else if (st == MMS_OK && !o->json) {
-        print_human(&r, q->op, secs, o->server);
+        print_human(out->f, &r, q->op, secs, mms_netclient_address(c));
+        st = out_check(out, errno);
     }
     mms_response_free(&r);
     return st;
@@ -489,9 +586,16 @@ mms_status mms_cmd_query(int argc, char **argv) {
     query_inputs_t in;
     memset(&in, 0, sizeof in);
     mms_netclient_t *c = NULL;
+    query_out_t out = {.f = NULL};
+    mms_netclient_retry_t rp;
+    mms_netclient_retry_default(&rp);
+    rp.retry_for_s = o.retry_for;
+    rp.addr_file = o.server_file;
+    rp.who = "query";
     mms_status st;
     MMS_CALL_GOTO(st, done, load_inputs(&o, &in, &q));
-    MMS_CALL_GOTO(st, done, mms_netclient_connect(o.server, o.timeout, &c));
+    MMS_CALL_GOTO(st, done, out_open(&out, o.out, o.force));
+    MMS_CALL_GOTO(st, done, mms_netclient_open(o.server, o.timeout, &rp, &c));
     if (o.batch) {
         q.image = NULL;
         q.image_dim = 0;
@@ -499,13 +603,13 @@ mms_status mms_cmd_query(int argc, char **argv) {
         q.image_knn_dim = 0;
         q.tags = NULL;
         q.ntags = 0;
-        st = run_batch(c, o.batch, o.depth, o.timeout, in.have_feat ? &in.feat : NULL,
+        st = run_batch(c, &out, o.batch, o.depth, o.timeout, in.have_feat ? &in.feat : NULL,
                        in.have_knn ? &in.knn : NULL, &q);
     } else {
-        st = ask_once(c, &o, &q);
+        st = ask_once(c, &out, &o, &q);
     }
 done:
-    fflush(stdout);
+    st = out_close(&out, st);
     mms_netclient_close(&c);
     inputs_free(&in);
     return st;

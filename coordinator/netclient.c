@@ -1,5 +1,8 @@
 /* netclient.c: see netclient.h. The socket is non-blocking; every wait is a
- * poll(2) bounded by a deadline. */
+ * poll(2) bounded by a deadline. A failure is first recorded in the client
+ * (set_fail: status, message, transient or not) without logging; it becomes
+ * the error (logged once, REPORT) only when it is final, so a failure that is
+ * retried prints just its retry line. */
 #define _GNU_SOURCE
 #include "netclient.h"
 
@@ -9,23 +12,62 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mms_addr.h"
 #include "mms_array.h"
 #include "mms_log.h"
+#include "mms_rng.h"
 
 struct mms_netclient {
-    int fd;
-    char addr[300];
+    int fd;         /* -1 between connections (after a transient failure) */
+    char addr[300]; /* the address of the current or last connection */
     unsigned char *in; /* [in_off, in_len) unread */
     size_t in_off, in_len, in_cap;
     size_t max_frame;
+    double timeout_s; /* of a (re)connection */
+    /* the retry policy (netclient.h) and the current outage */
+    double retry_for_s, first_delay_s, max_delay_s;
+    char *hostport, *addr_file, *who;
+    uint64_t seed;    /* of the jitter */
+    int attempt;      /* retries in the current outage */
+    double outage_t0; /* its first failure; 0 = none */
+    long retries;     /* over the client's life */
+    /* the last failure */
+    mms_status fail_st;
+    int transient;
+    char why[640];
 };
+
+static void set_fail(mms_netclient_t *c, mms_status st, int transient, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_fail(mms_netclient_t *c, mms_status st, int transient, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, sizeof c->why, fmt, ap);
+    va_end(ap);
+    c->fail_st = st;
+    c->transient = transient;
+}
+
+/* The recorded failure becomes the error (logged once); returns its status. */
+#define REPORT(c) report_fail((c), __FILE__, __LINE__, __func__)
+static mms_status report_fail(mms_netclient_t *c, const char *file, int line, const char *func) {
+    mms_error_set(c->fail_st, file, line, func, "%s", c->why);
+    return c->fail_st;
+}
+
+/* The socket errors that a server going away or coming back produces (0 = EOF). */
+static int transient_errno(int e) {
+    return e == 0 || e == ECONNREFUSED || e == ECONNRESET || e == ECONNABORTED || e == EPIPE ||
+           e == ETIMEDOUT;
+}
 
 static int ms_until(double deadline) {
     double d = deadline - mms_now();
@@ -33,11 +75,58 @@ static int ms_until(double deadline) {
     return d > 86400.0 ? 86400000 : (int)(d * 1000.0) + 1;
 }
 
-mms_status mms_netclient_connect(const char *hostport, double timeout_s, mms_netclient_t **out) {
-    *out = NULL;
-    MMS_CHECK(hostport && hostport[0], MMS_ERR_ARG, "no server address given");
+/* Close the connection (if any) and forget unread input. */
+static void drop(mms_netclient_t *c) {
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->in_off = c->in_len = 0;
+}
+
+/* The first line of the address file, blanks trimmed, into out. A missing or
+ * empty file is transient (the server is starting and has not written it). */
+static mms_status read_addr_file(mms_netclient_t *c, char *out, size_t cap) {
+    FILE *f = fopen(c->addr_file, "r");
+    if (!f) {
+        int e = errno;
+        set_fail(c, MMS_ERR_IO, e == ENOENT, "cannot read the server address file %s: %s",
+                 c->addr_file, strerror(e));
+        return MMS_ERR_IO;
+    }
+    char line[300] = "";
+    if (!fgets(line, sizeof line, f)) line[0] = '\0';
+    fclose(f);
+    char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    size_t n = strcspn(p, "\r\n");
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+    p[n] = '\0';
+    if (n == 0) {
+        set_fail(c, MMS_ERR_IO, 1, "the server address file %s is empty (server not ready?)",
+                 c->addr_file);
+        return MMS_ERR_IO;
+    }
+    snprintf(out, cap, "%s", p);
+    return MMS_OK;
+}
+
+/* (Re)connect within timeout_s, to the address file's address when there is
+ * one. The failure is recorded, not logged. */
+static mms_status dial(mms_netclient_t *c, double timeout_s) {
+    drop(c);
+    char fromfile[300];
+    const char *hostport = c->hostport;
+    if (c->addr_file) {
+        if (read_addr_file(c, fromfile, sizeof fromfile) != MMS_OK) return c->fail_st;
+        hostport = fromfile;
+    }
+    snprintf(c->addr, sizeof c->addr, "%s", hostport);
     mms_addr_t a;
-    MMS_CALL(mms_addr_parse(hostport, "server address", 1, &a));
+    if (mms_addr_parse_ex(hostport, "server address", 1, MMS_DEFAULT_PORT, MMS_ADDR_QUIET, &a) !=
+        MMS_OK) {
+        set_fail(c, MMS_ERR_ARG, 0, "bad server address '%s'%s%s (expected HOST:PORT)", hostport,
+                 c->addr_file ? " in " : "", c->addr_file ? c->addr_file : "");
+        return MMS_ERR_ARG;
+    }
     const char *host = a.host[0] ? a.host : MMS_DEFAULT_HOST;
     char port[16];
     snprintf(port, sizeof port, "%d", a.port);
@@ -47,7 +136,10 @@ mms_status mms_netclient_connect(const char *hostport, double timeout_s, mms_net
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     int gai = getaddrinfo(host, port, &hints, &ai);
-    MMS_CHECK(gai == 0, MMS_ERR_IO, "cannot resolve server '%s': %s", host, gai_strerror(gai));
+    if (gai != 0) {
+        set_fail(c, MMS_ERR_IO, 0, "cannot resolve server '%s': %s", host, gai_strerror(gai));
+        return MMS_ERR_IO;
+    }
     double deadline = mms_now() + timeout_s;
     int fd = -1, err = ETIMEDOUT;
     for (struct addrinfo *p = ai; p && fd < 0; p = p->ai_next) {
@@ -81,27 +173,125 @@ mms_status mms_netclient_connect(const char *hostport, double timeout_s, mms_net
         fd = s;
     }
     freeaddrinfo(ai);
-    MMS_CHECK(fd >= 0, MMS_ERR_IO, "cannot connect to %s: %s", hostport,
-              err == ETIMEDOUT ? "timed out" : strerror(err));
+    if (fd < 0) {
+        set_fail(c, MMS_ERR_IO, transient_errno(err), "cannot connect to %s: %s", hostport,
+                 err == ETIMEDOUT ? "timed out" : strerror(err));
+        return MMS_ERR_IO;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    mms_netclient_t *c = calloc(1, sizeof *c);
-    if (!c) close(fd);
-    MMS_CHECK(c, MMS_ERR_NOMEM, "out of memory");
     c->fd = fd;
+    return MMS_OK;
+}
+
+/* After a failure recorded by set_fail: 1 when the policy allows another
+ * attempt (the connection is then dropped, the wait logged and slept), 0 when
+ * the failure is final. */
+static int retry_wait(mms_netclient_t *c) {
+    if (!c->transient || c->retry_for_s <= 0) return 0;
+    double now = mms_now();
+    if (c->outage_t0 == 0) {
+        c->outage_t0 = now;
+        c->attempt = 0;
+    }
+    double d = c->first_delay_s;
+    for (int i = 0; i < c->attempt && d < c->max_delay_s; i++) d *= 2;
+    if (d > c->max_delay_s) d = c->max_delay_s;
+    double u = mms_rng_unit(mms_rng_hash(c->seed, 0, (uint64_t)c->retries, 0));
+    double wait = d * (0.5 + 0.5 * u);
+    double left = c->outage_t0 + c->retry_for_s - now;
+    if (left <= 0) {
+        mms_log_warn("%s: giving up after %d retries in %.1f s", c->who, c->attempt,
+                     now - c->outage_t0);
+        c->outage_t0 = 0;
+        return 0;
+    }
+    if (wait > left) wait = left; /* one last attempt at the end of the window */
+    c->attempt++;
+    c->retries++;
+    mms_log_warn("%s: %s; retry %d in %.2f s", c->who, c->why, c->attempt, wait);
+    drop(c);
+    struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    return 1;
+}
+
+void mms_netclient_retry_default(mms_netclient_retry_t *r) {
+    *r = (mms_netclient_retry_t){.retry_for_s = 0,
+                                 .first_delay_s = 0.1,
+                                 .max_delay_s = 5,
+                                 .addr_file = NULL,
+                                 .who = "client"};
+}
+
+mms_status mms_netclient_open(const char *hostport, double timeout_s,
+                              const mms_netclient_retry_t *r, mms_netclient_t **out) {
+    *out = NULL;
+    mms_netclient_retry_t def;
+    if (!r) {
+        mms_netclient_retry_default(&def);
+        r = &def;
+    }
+    if (!r->addr_file) {
+        MMS_CHECK(hostport && hostport[0], MMS_ERR_ARG, "no server address given");
+        mms_addr_t a;
+        MMS_CALL(mms_addr_parse(hostport, "server address", 1, &a));
+    }
+    MMS_CHECK(r->retry_for_s >= 0 && r->first_delay_s > 0 && r->max_delay_s >= r->first_delay_s,
+              MMS_ERR_ARG, "netclient: bad retry policy (%g s, delays %g..%g s)", r->retry_for_s,
+              r->first_delay_s, r->max_delay_s);
+    mms_netclient_t *c;
+    MMS_CALL(mms_calloc(1, sizeof *c, &c));
+    c->fd = -1;
     c->max_frame = MMS_PROTO_MAX_RESPONSE_DEFAULT;
-    snprintf(c->addr, sizeof c->addr, "%s", hostport);
+    c->timeout_s = timeout_s;
+    c->retry_for_s = r->retry_for_s;
+    c->first_delay_s = r->first_delay_s;
+    c->max_delay_s = r->max_delay_s;
+    c->hostport = hostport ? strdup(hostport) : NULL;
+    c->addr_file = r->addr_file ? strdup(r->addr_file) : NULL;
+    c->who = strdup(r->who ? r->who : "client");
+    if ((hostport && !c->hostport) || (r->addr_file && !c->addr_file) || !c->who) {
+        mms_netclient_close(&c);
+        MMS_CHECK(0, MMS_ERR_NOMEM, "out of memory");
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    c->seed = ((uint64_t)getpid() << 32) ^ (uint64_t)now.tv_nsec ^ (uint64_t)now.tv_sec;
+    snprintf(c->addr, sizeof c->addr, "%s", c->addr_file ? c->addr_file : hostport);
+    for (;;) {
+        if (dial(c, timeout_s) == MMS_OK) break;
+        if (!retry_wait(c)) {
+            mms_status st = REPORT(c);
+            mms_netclient_close(&c);
+            return st;
+        }
+    }
+    c->outage_t0 = 0;
     *out = c;
     return MMS_OK;
 }
 
+mms_status mms_netclient_connect(const char *hostport, double timeout_s, mms_netclient_t **out) {
+    return mms_netclient_open(hostport, timeout_s, NULL, out);
+}
+
 void mms_netclient_set_max_frame(mms_netclient_t *c, size_t max_frame) { c->max_frame = max_frame; }
+
+long mms_netclient_retries(const mms_netclient_t *c) { return c->retries; }
+
+const char *mms_netclient_address(const mms_netclient_t *c) { return c->addr; }
 
 void mms_netclient_close(mms_netclient_t **cp) {
     if (!cp || !*cp) return;
-    if ((*cp)->fd >= 0) close((*cp)->fd);
-    free((*cp)->in);
-    free(*cp);
+    mms_netclient_t *c = *cp;
+    drop(c);
+    free(c->in);
+    free(c->hostport);
+    free(c->addr_file);
+    free(c->who);
+    free(c);
     *cp = NULL;
 }
 
@@ -120,21 +310,32 @@ static mms_status write_all(mms_netclient_t *c, const void *buf, size_t len, dou
     const char *p = buf;
     while (len > 0) {
         ssize_t w = send_some(c, p, len);
-        MMS_CHECK(w >= 0, MMS_ERR_IO, "sending to %s: %s", c->addr, strerror(errno));
+        if (w < 0) {
+            int e = errno;
+            set_fail(c, MMS_ERR_IO, transient_errno(e), "sending to %s: %s", c->addr, strerror(e));
+            return MMS_ERR_IO;
+        }
         p += w;
         len -= (size_t)w;
         if (len == 0) break;
         struct pollfd pf = {c->fd, POLLOUT, 0};
         int pr = poll(&pf, 1, ms_until(deadline));
-        MMS_CHECK(pr != 0, MMS_ERR_IO, "sending to %s: timed out", c->addr);
-        MMS_CHECK(pr > 0 || errno == EINTR, MMS_ERR_IO, "poll: %s", strerror(errno));
+        if (pr == 0) {
+            set_fail(c, MMS_ERR_IO, 1, "sending to %s: timed out", c->addr);
+            return MMS_ERR_IO;
+        }
+        if (pr < 0 && errno != EINTR) {
+            set_fail(c, MMS_ERR_IO, 0, "poll: %s", strerror(errno));
+            return MMS_ERR_IO;
+        }
     }
     return MMS_OK;
 }
 
 mms_status mms_netclient_send_raw(mms_netclient_t *c, const void *buf, size_t len,
                                   double timeout_s) {
-    return write_all(c, buf, len, mms_now() + timeout_s);
+    if (write_all(c, buf, len, mms_now() + timeout_s) != MMS_OK) return REPORT(c);
+    return MMS_OK;
 }
 
 /* Read what the socket has into the input buffer. 1 = got bytes, 0 = nothing
@@ -168,17 +369,23 @@ static int read_some(mms_netclient_t *c) {
     }
 }
 
+/* read_some's -1, recorded. */
+static void read_failed(mms_netclient_t *c, int e) {
+    set_fail(c, MMS_ERR_IO, transient_errno(e), "reading from %s: %s", c->addr,
+             e ? strerror(e) : "the server closed the connection");
+}
+
 /* A complete frame at the head of the input buffer: decode it. 1 = decoded
- * into *resp, 0 = not complete yet, else an error status (negated). */
+ * into *resp, 0 = not complete yet, -1 = a failure (recorded; *st its status). */
 static int take_frame(mms_netclient_t *c, mms_response_t *resp, mms_status *st) {
     size_t plen = 0;
     if (c->in_len == c->in_off) return 0; /* (the buffer may not be allocated yet) */
     int f = mms_frame_peek(c->in + c->in_off, c->in_len - c->in_off, c->max_frame, &plen);
     if (f == 0) return 0;
     if (f < 0) {
-        mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
-                      "%s sent a frame of %zu bytes, above the client's limit of %zu", c->addr,
-                      plen, c->max_frame);
+        set_fail(c, MMS_ERR_FORMAT, 0,
+                 "%s sent a frame of %zu bytes, above the client's limit of %zu", c->addr, plen,
+                 c->max_frame);
         *st = MMS_ERR_FORMAT;
         return -1;
     }
@@ -186,17 +393,18 @@ static int take_frame(mms_netclient_t *c, mms_response_t *resp, mms_status *st) 
     int code = mms_response_decode(c->in + c->in_off + 4, plen, resp, err, sizeof err);
     c->in_off += 4 + plen;
     if (code != MMS_PERR_OK) {
-        mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
-                      "%s sent a response that does not decode (%s): %s", c->addr,
-                      mms_proto_error_name(code), err);
+        set_fail(c, MMS_ERR_FORMAT, 0, "%s sent a response that does not decode (%s): %s",
+                 c->addr, mms_proto_error_name(code), err);
         *st = MMS_ERR_FORMAT;
         return -1;
     }
     return 1;
 }
 
-mms_status mms_netclient_recv(mms_netclient_t *c, mms_response_t *resp, double timeout_s) {
-    double deadline = mms_now() + timeout_s;
+/* The next response frame before the deadline (timeout_s names it in the
+ * message); failures recorded, not logged. */
+static mms_status recv_frame(mms_netclient_t *c, mms_response_t *resp, double deadline,
+                             double timeout_s) {
     mms_response_init(resp, NULL);
     for (;;) {
         mms_status st = MMS_OK;
@@ -204,53 +412,97 @@ mms_status mms_netclient_recv(mms_netclient_t *c, mms_response_t *resp, double t
         if (t > 0) return MMS_OK;
         if (t < 0) return st;
         int r = read_some(c);
-        MMS_CHECK(r >= 0, MMS_ERR_IO, "reading from %s: %s", c->addr,
-                  errno ? strerror(errno) : "the server closed the connection");
+        if (r < 0) {
+            read_failed(c, errno);
+            return MMS_ERR_IO;
+        }
         if (r > 0) continue;
         struct pollfd pf = {c->fd, POLLIN, 0};
         int pr = poll(&pf, 1, ms_until(deadline));
-        MMS_CHECK(pr != 0, MMS_ERR_IO, "no response from %s within %.3g s", c->addr, timeout_s);
-        MMS_CHECK(pr > 0 || errno == EINTR, MMS_ERR_IO, "poll: %s", strerror(errno));
+        if (pr == 0) {
+            set_fail(c, MMS_ERR_IO, 1, "no response from %s within %.3g s", c->addr, timeout_s);
+            return MMS_ERR_IO;
+        }
+        if (pr < 0 && errno != EINTR) {
+            set_fail(c, MMS_ERR_IO, 0, "poll: %s", strerror(errno));
+            return MMS_ERR_IO;
+        }
     }
+}
+
+mms_status mms_netclient_recv(mms_netclient_t *c, mms_response_t *resp, double timeout_s) {
+    if (recv_frame(c, resp, mms_now() + timeout_s, timeout_s) != MMS_OK) return REPORT(c);
+    return MMS_OK;
 }
 
 /* A connection-level error (the server refused or timed out the connection,
  * not one request): id 0 and not ok. */
 static int connection_error(const mms_response_t *r) { return !r->ok && r->id == 0; }
 
+static int unavailable(const mms_response_t *r) {
+    return !r->ok && r->error_code == MMS_PERR_UNAVAILABLE;
+}
+
+/* One attempt of mms_netclient_call on the open connection: the encoded
+ * request out, its answer in. Failures recorded, not logged. */
+static mms_status call_once(mms_netclient_t *c, const msgpack_sbuffer *sb,
+                            const mms_request_t *req, mms_response_t *resp, double timeout_s) {
+    double deadline = mms_now() + timeout_s;
+    mms_status st = write_all(c, sb->data, sb->size, deadline);
+    if (st != MMS_OK) {
+        /* the server may have said why before closing (e.g. unavailable) */
+        char why[sizeof c->why];
+        int transient = c->transient;
+        memcpy(why, c->why, sizeof why);
+        mms_response_t r;
+        if (recv_frame(c, &r, mms_now() + 1.0, 1.0) == MMS_OK && connection_error(&r)) {
+            *resp = r;
+            return MMS_OK;
+        }
+        mms_response_free(&r);
+        set_fail(c, st, transient, "%s", why);
+        return st;
+    }
+    double left = deadline - mms_now();
+    st = recv_frame(c, resp, deadline, left > 0 ? left : 0);
+    if (st != MMS_OK) return st;
+    if (resp->id != req->id && !connection_error(resp)) {
+        uint64_t got = resp->id;
+        mms_response_free(resp);
+        set_fail(c, MMS_ERR_FORMAT, 0, "%s answered request %llu with id %llu", c->addr,
+                 (unsigned long long)req->id, (unsigned long long)got);
+        return MMS_ERR_FORMAT;
+    }
+    return MMS_OK;
+}
+
 mms_status mms_netclient_call(mms_netclient_t *c, const mms_request_t *req, mms_response_t *resp,
                               double timeout_s) {
-    double deadline = mms_now() + timeout_s;
     mms_response_init(resp, NULL);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     mms_status st = mms_request_encode(req, &sb);
-    if (st == MMS_OK) {
-        st = write_all(c, sb.data, sb.size, deadline);
-        if (st != MMS_OK) {
-            /* the server may have said why before closing (e.g. unavailable) */
-            mms_response_t r;
-            if (mms_netclient_recv(c, &r, 1.0) == MMS_OK && connection_error(&r)) {
-                *resp = r;
-                st = MMS_OK;
-            } else {
-                mms_response_free(&r);
-            }
-            msgpack_sbuffer_destroy(&sb);
-            return st;
+    for (int first = 1; st == MMS_OK; first = 0) {
+        if (!first) mms_response_free(resp);
+        st = c->fd >= 0 ? MMS_OK : dial(c, c->timeout_s);
+        if (st == MMS_OK) st = call_once(c, &sb, req, resp, timeout_s);
+        if (st == MMS_OK && !unavailable(resp)) {
+            c->outage_t0 = 0;
+            break;
         }
+        if (st == MMS_OK) { /* unavailable: the server closes the connection after it */
+            set_fail(c, MMS_ERR_IO, 1, "%s is unavailable: %s", c->addr, resp->error_message);
+            if (!retry_wait(c)) break; /* the answer is the unavailable response */
+            continue;
+        }
+        if (!retry_wait(c)) {
+            st = REPORT(c);
+            break;
+        }
+        st = MMS_OK;
     }
     msgpack_sbuffer_destroy(&sb);
-    MMS_CALL(st);
-    double left = deadline - mms_now();
-    MMS_CALL(mms_netclient_recv(c, resp, left > 0 ? left : 0));
-    if (resp->id != req->id && !connection_error(resp)) {
-        uint64_t got = resp->id;
-        mms_response_free(resp);
-        MMS_CHECK(0, MMS_ERR_FORMAT, "%s answered request %llu with id %llu", c->addr,
-                  (unsigned long long)req->id, (unsigned long long)got);
-    }
-    return MMS_OK;
+    return st;
 }
 
 typedef struct {
@@ -258,6 +510,23 @@ typedef struct {
     size_t end;    /* stream offset just past the request's last byte */
     double t_sent; /* when that byte went to the kernel; 0 while queued */
 } inflight_t;
+
+/* Encode the n requests in flight from ring[head] into sb (emptied), for a
+ * new connection; their stream offsets restart at 0. */
+static mms_status requeue_inflight(inflight_t *ring, int depth, int head, int n,
+                                   msgpack_sbuffer *sb, size_t *queued_total) {
+    sb->size = 0;
+    *queued_total = 0;
+    for (int i = 0; i < n; i++) {
+        inflight_t *f = &ring[(head + i) % depth];
+        size_t before = sb->size;
+        MMS_CALL(mms_request_encode(&f->req, sb));
+        *queued_total += sb->size - before;
+        f->end = *queued_total;
+        f->t_sent = 0;
+    }
+    return MMS_OK;
+}
 
 mms_status mms_netclient_pipeline(mms_netclient_t *c, int depth, double timeout_s,
                                   mms_netclient_next_fn next, mms_netclient_done_fn done,
@@ -269,13 +538,25 @@ mms_status mms_netclient_pipeline(mms_netclient_t *c, int depth, double timeout_
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     size_t out_off = 0;      /* unsent bytes are sb.data[out_off..size) */
-    size_t queued_total = 0; /* stream bytes queued so far */
-    size_t sent_total = 0;   /* stream bytes sent so far */
+    size_t queued_total = 0; /* stream bytes queued so far (on this connection) */
+    size_t sent_total = 0;   /* stream bytes sent so far (on this connection) */
     int head = 0, n = 0, more = 1, aborted = 0;
     uint64_t seq = 1;
     double last_progress = mms_now();
     mms_status st = MMS_OK;
+    int net_fail = 0; /* st is a failure recorded in c (set_fail), not yet reported */
     while ((more || n > 0) && st == MMS_OK) {
+        if (c->fd < 0) { /* after a transient failure: connect again, send what is in flight */
+            st = dial(c, c->timeout_s);
+            if (st != MMS_OK) {
+                net_fail = 1;
+                goto check;
+            }
+            st = requeue_inflight(ring, depth, head, n, &sb, &queued_total);
+            if (st != MMS_OK) break;
+            out_off = sent_total = 0;
+            last_progress = mms_now();
+        }
         /* fill the window */
         while (more && n < depth) {
             inflight_t *f = &ring[(head + n) % depth];
@@ -300,10 +581,12 @@ mms_status mms_netclient_pipeline(mms_netclient_t *c, int depth, double timeout_
         if (sb.size > out_off) {
             ssize_t w = send_some(c, sb.data + out_off, sb.size - out_off);
             if (w < 0) {
-                mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "sending to %s: %s",
-                              c->addr, strerror(errno));
+                int e = errno;
+                set_fail(c, MMS_ERR_IO, transient_errno(e), "sending to %s: %s", c->addr,
+                         strerror(e));
                 st = MMS_ERR_IO;
-                break;
+                net_fail = 1;
+                goto check;
             }
             if (w > 0) {
                 double now = mms_now();
@@ -314,64 +597,76 @@ mms_status mms_netclient_pipeline(mms_netclient_t *c, int depth, double timeout_
                     inflight_t *f = &ring[(head + i) % depth];
                     if (f->t_sent == 0 && f->end <= sent_total) f->t_sent = now;
                 }
-                if (out_off == sb.size) out_off = sb.size = 0;
+                if (out_off == sb.size) {
+                    /* sb restarts empty; the stream offsets keep counting */
+                    out_off = sb.size = 0;
+                }
             }
         }
         /* read and hand over every complete response */
         int r = read_some(c);
         if (r < 0) {
-            mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "reading from %s: %s",
-                          c->addr, errno ? strerror(errno) : "the server closed the connection");
+            read_failed(c, errno);
             st = MMS_ERR_IO;
-            break;
+            net_fail = 1;
+            goto check;
         }
         if (r > 0) last_progress = mms_now();
         for (;;) {
             mms_response_t resp;
             int t = take_frame(c, &resp, &st);
+            if (t < 0) net_fail = 1;
             if (t <= 0) break;
             double now = mms_now();
-            if (n == 0 || resp.id != ring[head].req.id) {
-                if (connection_error(&resp))
-                    mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "%s: %s: %s", c->addr,
-                                  mms_proto_error_name(resp.error_code), resp.error_message);
+            int expected = n > 0 && resp.id == ring[head].req.id;
+            if (!expected || (unavailable(&resp) && c->retry_for_s > 0)) {
+                if (connection_error(&resp) || (expected && unavailable(&resp)))
+                    set_fail(c, MMS_ERR_IO, unavailable(&resp), "%s: %s: %s", c->addr,
+                             mms_proto_error_name(resp.error_code), resp.error_message);
                 else
-                    mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
-                                  "%s sent response id %llu, expected %llu", c->addr,
-                                  (unsigned long long)resp.id,
-                                  (unsigned long long)(n ? ring[head].req.id : 0));
-                st = connection_error(&resp) ? MMS_ERR_IO : MMS_ERR_FORMAT;
+                    set_fail(c, MMS_ERR_FORMAT, 0, "%s sent response id %llu, expected %llu",
+                             c->addr, (unsigned long long)resp.id,
+                             (unsigned long long)(n ? ring[head].req.id : 0));
+                st = c->fail_st;
+                net_fail = 1;
                 mms_response_free(&resp);
                 break;
             }
             inflight_t *f = &ring[head];
             double lat = now - (f->t_sent > 0 ? f->t_sent : now);
+            c->outage_t0 = 0; /* an answer ends an outage */
             st = done(ctx, &f->req, &resp, lat);
             mms_response_free(&resp);
             head = (head + 1) % depth;
             n--;
             if (st != MMS_OK) break;
         }
-        if (st != MMS_OK) break;
+        if (st != MMS_OK) goto check;
         if (r > 0) continue; /* maybe more to read right away */
         if (!(more && n < depth) && (n > 0 || sb.size > out_off)) {
             struct pollfd pf = {c->fd, (short)(POLLIN | (sb.size > out_off ? POLLOUT : 0)), 0};
             int pr = poll(&pf, 1, ms_until(last_progress + timeout_s));
             if (pr == 0) {
-                mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__,
-                              "no progress from %s for %.3g s (%d requests in flight)", c->addr,
-                              timeout_s, n);
+                set_fail(c, MMS_ERR_IO, 1, "no progress from %s for %.3g s (%d requests in flight)",
+                         c->addr, timeout_s, n);
                 st = MMS_ERR_IO;
+                net_fail = 1;
             } else if (pr < 0 && errno != EINTR) {
-                mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "poll: %s",
-                              strerror(errno));
+                set_fail(c, MMS_ERR_IO, 0, "poll: %s", strerror(errno));
                 st = MMS_ERR_IO;
+                net_fail = 1;
             }
+        }
+    check:
+        if (st != MMS_OK && net_fail && retry_wait(c)) { /* the socket is closed: reconnect */
+            st = MMS_OK;
+            net_fail = 0;
         }
     }
     msgpack_sbuffer_destroy(&sb);
     free(ring);
     if (st != MMS_OK) {
+        if (net_fail) return REPORT(c);
         mms_error_trace(st, __FILE__, __LINE__, __func__);
         return st;
     }

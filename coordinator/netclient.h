@@ -23,14 +23,61 @@ typedef struct mms_netclient mms_netclient_t;
 /* Connect to "host:port" ("[v6addr]:port" for IPv6; a bare host means port
  * MMS_DEFAULT_PORT, an empty one MMS_DEFAULT_HOST: common/mms_addr.h) within
  * timeout_s seconds. MMS_ERR_ARG for an address mms_addr_parse refuses (or
- * port 0); MMS_ERR_IO names the address and the reason it cannot connect. */
+ * port 0); MMS_ERR_IO names the address and the reason it cannot connect.
+ * No retries: mms_netclient_open with a retry policy for those. */
 mms_status mms_netclient_connect(const char *hostport, double timeout_s, mms_netclient_t **out);
+
+/* Retries (docs/query.md, "When the server goes away"). A failure is
+ * TRANSIENT when the server may answer if asked again: connection refused,
+ * reset or closed (EOF) by the server, no answer within the timeout, an
+ * `unavailable` answer, or an address file that does not exist or is empty
+ * yet (a server starting). Everything else (a refused request such as
+ * k_range, a response that does not decode, an unknown host, a bad address)
+ * is final at once. On a transient failure the client closes the connection,
+ * waits, connects again (re-reading the address file) and sends again every
+ * request not yet answered. That is safe only because every op of the
+ * protocol (search, predict_tags, info, ping) is read-only: sending one twice
+ * changes nothing on the server.
+ *
+ * Waits: delay n (n = 0, 1, ...) of an outage is drawn uniformly from
+ * [d/2, d], d = min(max_delay_s, first_delay_s * 2^n) ("equal jitter", so
+ * clients cut off together do not come back together). No new attempt
+ * starts later than retry_for_s seconds after the outage's first failure (an
+ * attempt already started keeps its own timeout); an answer ends the outage.
+ * Each retry is logged once (warning level) as "<who>: <what failed>;
+ * retry N in S s". */
+typedef struct {
+    double retry_for_s;    /* 0 = no retries (the default) */
+    double first_delay_s;  /* default 0.1 */
+    double max_delay_s;    /* default 5 */
+    const char *addr_file; /* NULL, or a file holding "HOST:PORT" (first line), read before
+                              every connection instead of hostport (borrowed; copied by open) */
+    const char *who;       /* prefix of the log lines, e.g. "query" (copied) */
+} mms_netclient_retry_t;
+
+/* The defaults above (no retries, no address file, who "client"). */
+void mms_netclient_retry_default(mms_netclient_retry_t *r);
+
+/* mms_netclient_connect with a retry policy (NULL = none) that the client
+ * keeps for mms_netclient_call and mms_netclient_pipeline. hostport is
+ * ignored when r->addr_file is set. */
+mms_status mms_netclient_open(const char *hostport, double timeout_s,
+                              const mms_netclient_retry_t *r, mms_netclient_t **out);
+
+/* Retries made so far (all outages). */
+long mms_netclient_retries(const mms_netclient_t *c);
+
+/* The address of the current (or last) connection. */
+const char *mms_netclient_address(const mms_netclient_t *c);
 
 /* Largest response payload accepted (default MMS_PROTO_MAX_RESPONSE_DEFAULT). */
 void mms_netclient_set_max_frame(mms_netclient_t *c, size_t max_frame);
 
 /* Send req and wait (at most timeout_s seconds) for its response, decoded into
- * *resp (free with mms_response_free). The request's id is sent as given. */
+ * *resp (free with mms_response_free). The request's id is sent as given.
+ * With a retry policy, transient failures are retried as described above; an
+ * `unavailable` answer still there when the retries end is returned as the
+ * response (MMS_OK). */
 mms_status mms_netclient_call(mms_netclient_t *c, const mms_request_t *req, mms_response_t *resp,
                               double timeout_s);
 
@@ -49,7 +96,10 @@ mms_status mms_netclient_recv(mms_netclient_t *c, mms_response_t *resp, double t
  * order next() produced them; 0 is left to connection-level errors). done() gets each request back with its
  * response and the seconds from the request's last byte sent to its
  * response's last byte read; a non-OK return stops the pipeline with that
- * status. timeout_s bounds the time without any progress. */
+ * status. timeout_s bounds the time without any progress. With a retry
+ * policy a transient failure reconnects and sends the requests in flight
+ * again, in order and with their ids (answers already handed to done() are
+ * not asked again), so done() still sees every request once, in order. */
 typedef int (*mms_netclient_next_fn)(void *ctx, mms_request_t *req);
 typedef mms_status (*mms_netclient_done_fn)(void *ctx, mms_request_t *req,
                                             const mms_response_t *resp, double latency_s);

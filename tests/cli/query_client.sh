@@ -115,7 +115,7 @@ for args in "--k 0" "--visual 2" "--op zebra" "--tags a --jpeg /nonexistent.jpg 
     if q $args >"$T/out" 2>"$T/err"; then fail "query $args exited 0"; fi
     [ -s "$T/err" ] || fail "query $args gave no message"
 done
-if timeout 30 "$MMSAGE" query --server 127.0.0.1:1 --op ping --timeout 2 >"$T/out" 2>"$T/err"; then
+if timeout 30 "$MMSAGE" query --server 127.0.0.1:1 --op ping --timeout 2 --retry-for 0 >"$T/out" 2>"$T/err"; then
     fail "query to a closed port exited 0"
 fi
 grep -q 'cannot connect to 127.0.0.1:1' "$T/err" || { fail "closed port message:"; cat "$T/err"; }
