@@ -1,10 +1,13 @@
 /* mms_mpi.c: see mms_mpi.h. */
+#define _GNU_SOURCE
 #include "mms_mpi.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mms_array.h"
 #include "mms_log.h"
@@ -40,6 +43,41 @@ mms_status mms_mpi_bcast_big(void *buf, size_t bytes, int root, MPI_Comm comm) {
         bytes -= n;
     }
     return MMS_OK;
+}
+
+/* ---------------------------------------------------------------- polite waits */
+
+mms_status mms_mpi_wait_polite(MPI_Request *rq, mms_mpi_wait_t how) {
+    int done = 0;
+    MMS_MPI_CALL(MPI_Test(rq, &done, MPI_STATUS_IGNORE));
+    if (done) return MMS_OK;
+    const double t0 = mms_now();
+    double waited = 0;
+    /* 1. spin: pure at first, then yielding the core between polls */
+    while (waited < how.spin || how.sleep_max <= 0) {
+        if (waited >= MMS_MPI_PURE_SPIN) sched_yield();
+        MMS_MPI_CALL(MPI_Test(rq, &done, MPI_STATUS_IGNORE));
+        if (done) return MMS_OK;
+        waited = mms_now() - t0;
+    }
+    /* 2. sleep: a nap never longer than the time waited so far nor sleep_max */
+    double nap = 10e-6;
+    for (;;) {
+        double n = nap < how.sleep_max ? nap : how.sleep_max;
+        if (n > waited) n = waited;
+        struct timespec ts = {(time_t)n, (long)((n - (double)(time_t)n) * 1e9)};
+        nanosleep(&ts, NULL);
+        MMS_MPI_CALL(MPI_Test(rq, &done, MPI_STATUS_IGNORE));
+        if (done) return MMS_OK;
+        nap *= 2;
+        waited = mms_now() - t0;
+    }
+}
+
+mms_status mms_mpi_arrive(MPI_Comm comm, mms_mpi_wait_t how) {
+    MPI_Request rq;
+    MMS_MPI_CALL(MPI_Ibarrier(comm, &rq));
+    return mms_mpi_wait_polite(&rq, how);
 }
 
 /* ---------------------------------------------------------------- exchange plan */

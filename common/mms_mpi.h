@@ -4,8 +4,9 @@
  * common/ takes (rank, nranks) as integers. It turns MPI error codes into
  * mms_status and lets ranks agree on failure before a collective phase, so that
  * all ranks fail together with one clear message instead of hanging. It also
- * holds the two MPI patterns more than one stage repeats: a broadcast of any
- * size and the exchange plan (ids to their owners, rows back). No math here.
+ * holds the MPI patterns more than one stage repeats: a broadcast of any
+ * size, the exchange plan (ids to their owners, rows back) and the polite
+ * wait (poll, yield, sleep) of a rank waiting for the others. No math here.
  */
 #ifndef MMS_MPI_H
 #define MMS_MPI_H
@@ -38,6 +39,40 @@ void mms_mpi_error(int rc, const char *what, const char *file, int line, const c
 
 /* Byte counts above INT_MAX split into chunks for MPI_Bcast. Collective. */
 mms_status mms_mpi_bcast_big(void *buf, size_t bytes, int root, MPI_Comm comm);
+
+/* ---- polite waits: a waiting rank leaves its core to others ----
+ * Open MPI's blocking calls busy-poll: a rank that waits in a collective for a
+ * slower or descheduled rank holds a whole core (mpi_yield_when_idle only adds
+ * sched_yield between polls, still 100 % CPU). On a shared node that core is
+ * taken from the very rank being waited for. mms_mpi_wait_polite completes a
+ * request by polling MPI_Test in two stages:
+ *   1. spin: MPI_Test in a loop, sched_yield between polls after the first
+ *      MMS_MPI_PURE_SPIN seconds (free on an idle core; on a shared one the
+ *      core goes to a runnable process), for `spin` seconds in all;
+ *   2. sleep: nanosleep between polls, doubling from 10 us up to `sleep_max`
+ *      (0: never sleep, stay in stage 1).
+ * A sleeping rank notices completion at most one nap late, and a nap never
+ * exceeds the time already waited, so the added latency is at most
+ * min(time waited, sleep_max) plus the kernel's timer slack (50 us). */
+#define MMS_MPI_PURE_SPIN 50e-6
+typedef struct {
+    double spin;      /* seconds of polling before the first sleep */
+    double sleep_max; /* seconds, the longest nap between polls; 0 = never sleep */
+} mms_mpi_wait_t;
+
+/* Training sync points: waits are the ranks' imbalance (< 1 ms on a quiet
+ * node) or a descheduled peer (a scheduler slice, several ms). */
+#define MMS_MPI_WAIT_STEP ((mms_mpi_wait_t){.spin = 200e-6, .sleep_max = 200e-6})
+
+/* Complete *rq (MPI_Wait's contract, MPI_STATUS_IGNORE) politely, see above. */
+mms_status mms_mpi_wait_polite(MPI_Request *rq, mms_mpi_wait_t how);
+
+/* Collective. Wait politely until every rank of comm has arrived here
+ * (MPI_Ibarrier + mms_mpi_wait_polite). Called right before a blocking
+ * collective that follows uneven work, the early ranks wait here instead of
+ * spinning inside the collective, which then runs with every rank present:
+ * the same algorithm, reduction order and bits as without the call. */
+mms_status mms_mpi_arrive(MPI_Comm comm, mms_mpi_wait_t how);
 
 /* ---- exchange plan: "send these ids to their owners, get their rows back" ----
  * Every rank asks the owner ranks for the rows of some ids and answers what

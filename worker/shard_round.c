@@ -5,19 +5,19 @@
 #include "shard_round.h"
 
 #include <math.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mms_array.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
 #include "mms_topk.h"
 
-#define SPIN_SECONDS 0.002 /* busy-poll this long after a round before sleeping */
-#define SLEEP_MAX_US 1000  /* longest sleep between polls when idle */
+#define SPIN_SECONDS 0.002    /* worker: poll this long after a round before sleeping */
+#define SLEEP_MAX 1e-3        /* worker: longest sleep between polls when idle */
+#define ROUND_SPIN 0.5e-3     /* inside a round: poll this long, */
+#define ROUND_SLEEP_MAX 50e-6 /* then nap at most this long */
 
 /* ---------------------------------------------------------------- wire layout */
 
@@ -180,14 +180,12 @@ static mms_status local_round(mms_round_t *r, int op, int32_t nq, int32_t k) {
 
 /* ---------------------------------------------------------------- the round */
 
-/* On an idle core sched_yield returns at once: no cost. */
+/* Inside a round every rank is busy or about to be: poll (pure, then
+ * yielding) for 0.5 ms, then nap up to 50 us, so a coordinator waiting for
+ * the shard scans leaves the core to them on a shared node and adds at most
+ * one nap to the round. */
 mms_status mms_round_wait(MPI_Request *rq) {
-    int done = 0;
-    for (int i = 0;; i++) {
-        MMS_MPI_CALL(MPI_Test(rq, &done, MPI_STATUS_IGNORE));
-        if (done) return MMS_OK;
-        if (i > 64) sched_yield();
-    }
+    return mms_mpi_wait_polite(rq, (mms_mpi_wait_t){.spin = ROUND_SPIN, .sleep_max = ROUND_SLEEP_MAX});
 }
 
 /* Root: reply counts and offsets from the status blocks; the first failure
@@ -246,28 +244,15 @@ mms_status mms_round_body(mms_round_t *r, const int64_t *hdr) {
 
 /* ---------------------------------------------------------------- worker loop */
 
-static void sleep_us(long us) {
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
-/* The next header: poll, spin briefly after a round, then sleep with a
- * doubling back-off, so an idle worker costs no CPU. */
+/* The next header: poll for SPIN_SECONDS after the last round (a client's
+ * next request often follows at once), then sleep with a doubling back-off
+ * up to SLEEP_MAX, so an idle worker costs next to no CPU and the first
+ * query after a pause waits at most one nap longer. */
 static mms_status wait_header(mms_round_t *r, int64_t *hdr) {
     MPI_Request rq;
     MMS_MPI_CALL(MPI_Ibcast(hdr, MMS_ROUND_HDR_N, MPI_INT64_T, 0, r->comm, &rq));
-    int done = 0;
-    long nap = 10;
-    for (;;) {
-        MMS_MPI_CALL(MPI_Test(&rq, &done, MPI_STATUS_IGNORE));
-        if (done) return MMS_OK;
-        if (mms_now() - r->last_round < SPIN_SECONDS) {
-            sched_yield();
-            continue;
-        }
-        sleep_us(nap);
-        nap = nap * 2 > SLEEP_MAX_US ? SLEEP_MAX_US : nap * 2;
-    }
+    double spin = SPIN_SECONDS - (mms_now() - r->last_round);
+    return mms_mpi_wait_polite(&rq, (mms_mpi_wait_t){.spin = spin > 0 ? spin : 0, .sleep_max = SLEEP_MAX});
 }
 
 mms_status mms_round_serve(mms_round_t *r) {

@@ -350,7 +350,10 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         negs[j] = negdist_draw(&t->nd, mms_rng_unit(h));
     }
     MMS_CALL(build_requests(t, npairs, negs, nneg, &nreq));
-    /* exchange request lists: t->plan.asked are the nodes others need from here */
+    /* exchange request lists: t->plan.asked are the nodes others need from here
+     * (each sync point after uneven work starts with a polite arrival: a rank
+     * waiting for the others sleeps instead of spinning, mms_mpi.h) */
+    MMS_CALL(mms_mpi_arrive(t->comm, MMS_MPI_WAIT_STEP));
     MMS_CALL(mms_mpi_plan_make(&t->plan, t->req_out, t->scount, H2, t->comm));
     const int64_t nin = t->plan.n_ans;
     const int64_t *req_in = t->plan.asked;
@@ -385,6 +388,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         memcpy(t->zsend + i * H2, t->z + (size_t)t->batch->in_row[first_req + i] * H2,
                (size_t)H2 * sizeof(float));
     MMS_CALL(mms_grow(&t->zrecv, sizeof(float), (size_t)nreq * (size_t)H2 + 1, &t->cap_zrecv));
+    MMS_CALL(mms_mpi_arrive(t->comm, MMS_MPI_WAIT_STEP));
     MMS_CALL(mms_mpi_plan_rows(&t->plan, t->zsend, t->zrecv, MPI_FLOAT, t->comm));
     PHASE(t, 3, tp);
     /* the loss over [local z rows | received rows] */
@@ -436,6 +440,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         lloc *= (double)npairs;
     }
     double lsum = 0;
+    MMS_CALL(mms_mpi_arrive(t->comm, MMS_MPI_WAIT_STEP));
     MMS_MPI_CALL(MPI_Allreduce(&lloc, &lsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
     *loss = gpairs ? lsum / (double)gpairs : 0.0;
     *npairs_out = gpairs;
@@ -454,6 +459,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     MMS_CALL(mms_sage_backward(t->batch, t->model, &t->nodes, t->dzall, t->grad));
     PHASE(t, 5, tp);
     t->flops += t->batch->flops_fwd + t->batch->flops_bwd;
+    MMS_CALL(mms_mpi_arrive(t->comm, MMS_MPI_WAIT_STEP));
     MMS_MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, t->grad->dparams, (int)t->grad->n_params, MPI_FLOAT,
                                MPI_SUM, t->comm));
     int64_t tag_bytes = 0;
@@ -896,6 +902,7 @@ static mms_status run_steps(trainer_t *t, run_t *r, mms_train_summary_t *sum) {
             if (p->time_limit > 0 && now - r->t0 >= p->time_limit) stop = 2;
             if (g_stop_signal) stop = 3;
         }
+        MMS_CALL(mms_mpi_arrive(t->comm, MMS_MPI_WAIT_STEP));
         MMS_MPI_CALL(MPI_Bcast(&stop, 1, MPI_INT, 0, t->comm));
         int log_now = (r->step % p->log_every == 0) || stop || r->step == r->total;
         if (t->rank == 0 && log_now) log_progress(t, r, loss, now);
