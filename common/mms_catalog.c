@@ -198,7 +198,7 @@ mms_status mms_catalog_writer_finish(mms_catalog_writer_t **wp) {
     MMS_CALL_GOTO(s, fail, mms_manifest_set_int(w->man, "dim", w->dim));
     MMS_CALL_GOTO(s, fail, mms_manifest_set_int(w->man, "knn_dim", w->knn_dim));
     MMS_CALL_GOTO(s, fail, mms_manifest_set_uint(w->man, "checksum", sum));
-    MMS_CALL_GOTO(s, fail, mms_manifest_write_dir(w->man, w->tmp_dir));
+    MMS_CALL_GOTO(s, fail, mms_manifest_seal_dir(w->man, w->tmp_dir, NULL));
     MMS_CALL_GOTO(s, fail, mms_outdir_commit(w->tmp_dir, w->final_dir, w->force));
     w->tmp_dir[0] = '\0';
     mms_strmap_destroy(&w->ids);
@@ -605,12 +605,26 @@ mms_status mms_catalog_open(const char *dir, mms_catalog_t **out) {
     c->priv = pv;
     strcpy(c->dir, dir);
     char p[MMS_PATH_MAX];
-    /* manifest: optional, but if present it must be a catalog of a known format */
+    /* manifest: optional (a catalog can be made by hand, docs/formats.md), but if
+     * present it must be a catalog of a known format, and the files it records
+     * must match their checksums */
     MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, MMS_MANIFEST_FILE));
+    int have_sums = 0;
+    uint64_t sums[3] = {0, 0, 0};
+    int64_t man_images = -1, man_dim = -1, man_knn_dim = -1; /* -1: not recorded */
     if (mms_path_exists(p)) {
         mms_manifest_t *m;
         MMS_CALL_GOTO(s, fail, mms_manifest_read_dir(dir, "catalog", MMS_CATALOG_FORMAT, &m));
+        if (mms_manifest_has(m, "images")) (void)mms_manifest_get_int(m, "images", &man_images);
+        if (mms_manifest_has(m, "dim")) (void)mms_manifest_get_int(m, "dim", &man_dim);
+        if (mms_manifest_has(m, "knn_dim")) (void)mms_manifest_get_int(m, "knn_dim", &man_knn_dim);
+        s = mms_manifest_verify_files(m, dir, NULL, NULL);
+        /* the catalog checksum from the verified per-file sums: no second pass */
+        have_sums = s == MMS_OK && mms_manifest_file_sum(m, "features.npy", &sums[0]) &&
+                    mms_manifest_file_sum(m, "images.tsv", &sums[2]);
+        if (have_sums && !mms_manifest_file_sum(m, "knn_features.npy", &sums[1])) sums[1] = 0;
         mms_manifest_destroy(&m);
+        MMS_CALL_GOTO(s, fail, s);
     }
     MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, "features.npy"));
     MMS_CHECK_GOTO(s, fail, mms_path_exists(p), MMS_ERR_FORMAT,
@@ -621,6 +635,12 @@ mms_status mms_catalog_open(const char *dir, mms_catalog_t **out) {
     MMS_CHECK_GOTO(s, fail, pv->fx.rows > 0, MMS_ERR_FORMAT, "%s: catalog is empty (0 rows)", p);
     MMS_CHECK_GOTO(s, fail, pv->fx.cols > 0 && pv->fx.cols <= (1u << 20), MMS_ERR_FORMAT,
                    "%s: feature width %zu is out of range", p, pv->fx.cols);
+    MMS_CHECK_GOTO(s, fail,
+                   (man_images < 0 || (int64_t)pv->fx.rows == man_images) &&
+                       (man_dim < 0 || (int64_t)pv->fx.cols == man_dim),
+                   MMS_ERR_FORMAT, "%s: shape %zu x %zu, but %s/%s says %lld images of width %lld", p,
+                   pv->fx.rows, pv->fx.cols, dir, MMS_MANIFEST_FILE, (long long)man_images,
+                   (long long)man_dim);
     c->n = (int64_t)pv->fx.rows;
     c->dim = (int32_t)pv->fx.cols;
     c->x = pv->fx.data;
@@ -632,6 +652,9 @@ mms_status mms_catalog_open(const char *dir, mms_catalog_t **out) {
                        MMS_ERR_FORMAT, "%s: has %zu rows, features.npy has %lld", p, pv->fk.rows,
                        (long long)c->n);
         MMS_CHECK_GOTO(s, fail, pv->fk.cols > 0, MMS_ERR_FORMAT, "%s: zero width", p);
+        MMS_CHECK_GOTO(s, fail, man_knn_dim <= 0 || (int64_t)pv->fk.cols == man_knn_dim,
+                       MMS_ERR_FORMAT, "%s: width %zu, but %s/%s says %lld", p, pv->fk.cols, dir,
+                       MMS_MANIFEST_FILE, (long long)man_knn_dim);
         c->knn_dim = (int32_t)pv->fk.cols;
         c->knn_x = pv->fk.data;
         MMS_CALL_GOTO(s, fail, check_finite(c->knn_x, c->n, c->knn_dim, p));
@@ -648,7 +671,10 @@ mms_status mms_catalog_open(const char *dir, mms_catalog_t **out) {
     if (mms_path_exists(p)) MMS_CALL_GOTO(s, fail, read_captions(c, pv, p));
     MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, "paths.tsv"));
     if (mms_path_exists(p)) MMS_CALL_GOTO(s, fail, read_paths(c, pv, p));
-    MMS_CALL_GOTO(s, fail, mms_catalog_checksum(dir, &c->checksum));
+    if (have_sums && (sums[1] != 0) == (pv->fk.data != NULL))
+        c->checksum = mms_checksum(sums, sizeof sums, 0);
+    else
+        MMS_CALL_GOTO(s, fail, mms_catalog_checksum(dir, &c->checksum));
     *out = c;
     return MMS_OK;
 fail:

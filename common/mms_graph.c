@@ -152,6 +152,7 @@ mms_status mms_graph_open(const char *dir, mms_graph_t **out) {
     g->n_nodes = g->n_images + g->n_tags;
     MMS_CALL_GOTO(s, fail, mms_calloc(1, sizeof *pv, &pv));
     g->priv = pv;
+    MMS_CALL_GOTO(s, fail, mms_manifest_verify_files(m, dir, NULL, NULL));
     MMS_CALL_GOTO(s, fail, load_csr(dir, "", g->n_nodes, 1, &g->full));
     MMS_CALL_GOTO(s, fail, load_csr(dir, "adj_", g->n_nodes, 0, &g->adj));
     char p[MMS_PATH_MAX];

@@ -1,9 +1,13 @@
 /* mms_manifest.c: see mms_manifest.h. Encoding and decoding go through msgpack-c. */
+#define _POSIX_C_SOURCE 200809L /* lstat */
 #include "mms_manifest.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mms_array.h"
 #include "mms_fs.h"
@@ -343,6 +347,11 @@ mms_status mms_manifest_write_dir(const mms_manifest_t *m, const char *dir) {
     return s;
 }
 
+mms_status mms_manifest_seal_dir(mms_manifest_t *m, const char *dir, const char *const *skip) {
+    MMS_CALL(mms_manifest_record_files(m, dir, skip));
+    return mms_manifest_write_dir(m, dir);
+}
+
 mms_status mms_manifest_read_dir(const char *dir, const char *want_kind, int64_t max_format,
                                  mms_manifest_t **out) {
     char path[MMS_PATH_MAX];
@@ -357,4 +366,159 @@ mms_status mms_manifest_read_dir(const char *dir, const char *want_kind, int64_t
     mms_status s = mms_manifest_decode(buf, len, path, want_kind, max_format, out);
     free(buf);
     return s;
+}
+
+/* ---------------------------------------------------------- payload checksums */
+
+static int has_prefix(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
+
+/* Drop every entry whose key starts with prefix (keeps the others' order). */
+static void remove_prefix(mms_manifest_t *m, const char *prefix) {
+    size_t w = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        if (has_prefix(m->e[i].key, prefix)) {
+            entry_clear(&m->e[i]);
+            continue;
+        }
+        if (w != i) m->e[w] = m->e[i];
+        w++;
+    }
+    m->n = w;
+}
+
+static int skipped(const char *rel, const char *const *skip) {
+    if (!strcmp(rel, MMS_MANIFEST_FILE) || strstr(rel, ".tmp.")) return 1;
+    for (size_t i = 0; skip && skip[i]; i++)
+        if (!strcmp(rel, skip[i])) return 1;
+    return 0;
+}
+
+static mms_status record_one(mms_manifest_t *m, const char *path, const char *rel, off_t size) {
+    char key[MMS_PATH_MAX + 16];
+    uint64_t h;
+    MMS_CALL(mms_file_checksum(path, &h));
+    snprintf(key, sizeof key, MMS_MANIFEST_SUM_PREFIX "%s", rel);
+    MMS_CALL(mms_manifest_set_uint(m, key, h));
+    snprintf(key, sizeof key, MMS_MANIFEST_SIZE_PREFIX "%s", rel);
+    return mms_manifest_set_int(m, key, (int64_t)size);
+}
+
+/* Walk dir/rel (rel "" at the top), depth levels of subdirectories below it. */
+static mms_status record_walk(mms_manifest_t *m, const char *dir, const char *rel, int depth,
+                              const char *const *skip) {
+    char here[MMS_PATH_MAX];
+    MMS_CALL(rel[0] ? mms_path_join(here, sizeof here, dir, rel)
+                    : mms_path_join(here, sizeof here, dir, "."));
+    DIR *d = opendir(here);
+    MMS_CHECK(d, MMS_ERR_IO, "cannot list '%s': %s", here, strerror(errno));
+    mms_status s = MMS_OK;
+    struct dirent *de;
+    while (s == MMS_OK && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char sub[MMS_PATH_MAX], path[MMS_PATH_MAX];
+        if (rel[0])
+            s = mms_path_join(sub, sizeof sub, rel, de->d_name);
+        else if (strlen(de->d_name) < sizeof sub)
+            strcpy(sub, de->d_name);
+        else
+            s = MMS_ERR_ARG;
+        if (s == MMS_OK) s = mms_path_join(path, sizeof path, dir, sub);
+        if (s != MMS_OK) break;
+        struct stat st;
+        if (lstat(path, &st) != 0) {
+            mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "cannot stat '%s': %s", path,
+                          strerror(errno));
+            s = MMS_ERR_IO;
+        } else if (S_ISREG(st.st_mode)) {
+            if (!skipped(sub, skip)) s = record_one(m, path, sub, st.st_size);
+        } else if (S_ISDIR(st.st_mode) && depth > 0 && !strstr(sub, ".tmp.")) {
+            char man[MMS_PATH_MAX];
+            s = mms_path_join(man, sizeof man, path, MMS_MANIFEST_FILE);
+            if (s == MMS_OK && !mms_path_exists(man)) s = record_walk(m, dir, sub, depth - 1, skip);
+        }
+    }
+    closedir(d);
+    return s;
+}
+
+mms_status mms_manifest_record_files(mms_manifest_t *m, const char *dir, const char *const *skip) {
+    remove_prefix(m, MMS_MANIFEST_SUM_PREFIX);
+    remove_prefix(m, MMS_MANIFEST_SIZE_PREFIX);
+    return record_walk(m, dir, "", 1, skip);
+}
+
+size_t mms_manifest_recorded_files(const mms_manifest_t *m) {
+    size_t n = 0;
+    for (size_t i = 0; i < m->n; i++) n += has_prefix(m->e[i].key, MMS_MANIFEST_SUM_PREFIX);
+    return n;
+}
+
+int mms_manifest_file_sum(const mms_manifest_t *m, const char *relpath, uint64_t *sum) {
+    char key[MMS_PATH_MAX + 16];
+    snprintf(key, sizeof key, MMS_MANIFEST_SUM_PREFIX "%s", relpath);
+    const mms_mentry_t *e = find(m, key);
+    if (!e || (e->type != MMS_MV_UINT && e->type != MMS_MV_INT)) return 0;
+    *sum = e->type == MMS_MV_UINT ? e->u : (uint64_t)e->i;
+    return 1;
+}
+
+/* Check one file against its record (want_sum, want_size >= 0 when recorded). */
+static mms_status check_file(const char *dir, const char *rel, uint64_t want_sum,
+                             int64_t want_size, uint64_t *verified) {
+    char path[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(path, sizeof path, dir, rel));
+    struct stat st;
+    MMS_CHECK(stat(path, &st) == 0, MMS_ERR_FORMAT,
+              "'%s' is missing (%s/%s records it): %s", path, dir, MMS_MANIFEST_FILE,
+              strerror(errno));
+    MMS_CHECK(want_size < 0 || (int64_t)st.st_size == want_size, MMS_ERR_FORMAT,
+              "'%s' is %lld bytes, but %s/%s records %lld: the file was truncated, extended or "
+              "replaced after it was written",
+              path, (long long)st.st_size, dir, MMS_MANIFEST_FILE, (long long)want_size);
+    uint64_t h;
+    MMS_CALL(mms_file_checksum(path, &h));
+    MMS_CHECK(h == want_sum, MMS_ERR_FORMAT,
+              "'%s' is corrupt: its checksum is %016llx, %s/%s records %016llx (the bytes changed "
+              "after it was written; rebuild it or restore it from a copy)",
+              path, (unsigned long long)h, dir, MMS_MANIFEST_FILE, (unsigned long long)want_sum);
+    if (verified) *verified += (uint64_t)st.st_size;
+    return MMS_OK;
+}
+
+static int64_t recorded_size(const mms_manifest_t *m, const char *rel) {
+    char key[MMS_PATH_MAX + 16];
+    snprintf(key, sizeof key, MMS_MANIFEST_SIZE_PREFIX "%s", rel);
+    const mms_mentry_t *e = find(m, key);
+    if (e && e->type == MMS_MV_INT) return e->i;
+    if (e && e->type == MMS_MV_UINT && e->u <= (uint64_t)INT64_MAX) return (int64_t)e->u;
+    return -1;
+}
+
+mms_status mms_manifest_verify_files(const mms_manifest_t *m, const char *dir, const char *sub,
+                                     uint64_t *verified) {
+    const size_t pl = strlen(MMS_MANIFEST_SUM_PREFIX);
+    const size_t sl = sub ? strlen(sub) : 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const mms_mentry_t *e = &m->e[i];
+        if (!has_prefix(e->key, MMS_MANIFEST_SUM_PREFIX)) continue;
+        const char *rel = e->key + pl;
+        const char *slash = strrchr(rel, '/');
+        size_t dl = slash ? (size_t)(slash - rel) : 0;
+        if (dl != sl || (sl && strncmp(rel, sub, sl))) continue;
+        MMS_CHECK(e->type == MMS_MV_UINT || e->type == MMS_MV_INT, MMS_ERR_FORMAT,
+                  "%s/%s: field '%s' is not a checksum", dir, MMS_MANIFEST_FILE, e->key);
+        uint64_t want = e->type == MMS_MV_UINT ? e->u : (uint64_t)e->i;
+        MMS_CALL(check_file(dir, rel, want, recorded_size(m, rel), verified));
+    }
+    return MMS_OK;
+}
+
+mms_status mms_manifest_verify_file(const mms_manifest_t *m, const char *dir, const char *relpath) {
+    if (mms_manifest_recorded_files(m) == 0) return MMS_OK;
+    uint64_t want;
+    MMS_CHECK(mms_manifest_file_sum(m, relpath, &want), MMS_ERR_FORMAT,
+              "'%s/%s' is not recorded in %s/%s (a file added after the directory was written, "
+              "or a manifest from another version)",
+              dir, relpath, dir, MMS_MANIFEST_FILE);
+    return check_file(dir, relpath, want, recorded_size(m, relpath), NULL);
 }

@@ -63,8 +63,47 @@ mms_status mms_manifest_encode(const mms_manifest_t *m, char **buf, size_t *len)
 mms_status mms_manifest_decode(const void *buf, size_t len, const char *name, const char *want_kind,
                                int64_t max_format, mms_manifest_t **out);
 
+/* ---- payload checksums ------------------------------------------------------
+ * Every payload file of an mmsage directory is recorded in its manifest as two
+ * keys, "bytes.<relpath>" (size) and "xxh3.<relpath>" (xxHash3-64 of the bytes),
+ * relpath relative to the directory ("emb.npy" style names, "shard-0/emb.npy"
+ * for files one level down). Readers verify what they open, so a flipped byte,
+ * a truncation or a swapped file is refused with a message naming the file
+ * instead of being served. */
+#define MMS_MANIFEST_SUM_PREFIX "xxh3."
+#define MMS_MANIFEST_SIZE_PREFIX "bytes."
+
+/* Record size and checksum of every regular file under dir (two levels deep),
+ * replacing earlier records. Not recorded: the manifest itself, names listed in
+ * skip (NULL-terminated relative paths, or NULL; for logs such as loss.tsv and
+ * files that carry their own checksum), temporary names (containing ".tmp."),
+ * and subdirectories with their own manifest (nested mmsage directories, e.g. a
+ * graph's parts-P/). Reads every byte: cost is one pass over the directory. */
+mms_status mms_manifest_record_files(mms_manifest_t *m, const char *dir, const char *const *skip);
+
+/* Number of files recorded (0 for a manifest written before checksums). */
+size_t mms_manifest_recorded_files(const mms_manifest_t *m);
+
+/* Verify the recorded files that lie directly in dir/sub (sub NULL or "" = dir
+ * itself, e.g. "shard-3" for one shard): each must exist with the recorded size
+ * and checksum. Fails with MMS_ERR_FORMAT naming the file and what differs.
+ * *verified (may be NULL) gets the bytes checked. A manifest with no records
+ * passes (a directory written before checksums; the caller may warn). */
+mms_status mms_manifest_verify_files(const mms_manifest_t *m, const char *dir, const char *sub,
+                                     uint64_t *verified);
+
+/* Verify one recorded file (relpath). A manifest that has records but not this
+ * file fails (the file was added behind mmsage's back or the manifest is old). */
+mms_status mms_manifest_verify_file(const mms_manifest_t *m, const char *dir, const char *relpath);
+
+/* The recorded checksum of relpath into *sum; 0 if it is not recorded. */
+int mms_manifest_file_sum(const mms_manifest_t *m, const char *relpath, uint64_t *sum);
+
 /* <dir>/manifest.msgpack, written atomically / read and checked. */
 mms_status mms_manifest_write_dir(const mms_manifest_t *m, const char *dir);
+/* The last step of writing an mmsage directory: record its payload files
+ * (mms_manifest_record_files with skip) and write the manifest. */
+mms_status mms_manifest_seal_dir(mms_manifest_t *m, const char *dir, const char *const *skip);
 mms_status mms_manifest_read_dir(const char *dir, const char *want_kind, int64_t max_format,
                                  mms_manifest_t **out);
 

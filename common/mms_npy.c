@@ -14,6 +14,11 @@ static const char *k_descr[MMS_DT_COUNT] = {"<f4", "<f8", "<i4", "<i8", "|u1"};
 static const size_t k_size[MMS_DT_COUNT] = {4, 8, 4, 8, 1};
 
 const char *mms_dtype_descr(mms_dtype t) { return (unsigned)t < MMS_DT_COUNT ? k_descr[t] : "?"; }
+const char *mms_dtype_name(mms_dtype t) {
+    static const char *const names[MMS_DT_COUNT] = {"float32", "float64", "int32", "int64", "uint8"};
+    return (unsigned)t < MMS_DT_COUNT ? names[t] : "?";
+}
+
 size_t mms_dtype_size(mms_dtype t) { return (unsigned)t < MMS_DT_COUNT ? k_size[t] : 0; }
 
 /* Find the value that follows 'key': in the dict text. Returns pointer after the colon. */
@@ -142,6 +147,21 @@ mms_status mms_npy_open(const char *path, int want, mms_npy_t *out) {
         mms_unmap(&out->map);
         MMS_CHECK(0, MMS_ERR_FORMAT, "%s: truncated .npy data (%zu x %zu needs %zu bytes, has %zu)",
                   path, out->rows, out->cols, need, have);
+    }
+    if (out->map.len - out->hdr.data_offset != need) {
+        /* a header that under-declares its data (rows x 63 over rows x 64) would
+         * be read with every row shifted: refuse it rather than guess */
+        size_t have = out->map.len - out->hdr.data_offset;
+        char shape[64];
+        if (out->hdr.ndim == 2)
+            snprintf(shape, sizeof shape, "(%zu, %zu)", out->rows, out->cols);
+        else
+            snprintf(shape, sizeof shape, "(%zu,)", out->rows);
+        mms_unmap(&out->map);
+        MMS_CHECK(0, MMS_ERR_FORMAT,
+                  "%s: the data holds %zu bytes but shape %s %s needs %zu: the header's row count "
+                  "or width does not match the data",
+                  path, have, shape, mms_dtype_name(out->hdr.dtype), need);
     }
     out->data = (const char *)out->map.data + out->hdr.data_offset;
     return MMS_OK;

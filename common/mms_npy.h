@@ -27,6 +27,8 @@ typedef enum {
 } mms_dtype;
 
 const char *mms_dtype_descr(mms_dtype t);
+/* numpy's name of the dtype ("float32", ...), for messages. */
+const char *mms_dtype_name(mms_dtype t);
 size_t mms_dtype_size(mms_dtype t);
 
 typedef struct {

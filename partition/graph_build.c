@@ -524,7 +524,7 @@ static mms_status write_manifest(const build_t *b, uint64_t gsum) {
     mms_manifest_set_str(m, "catalog", c->dir);
     mms_manifest_set_uint(m, "catalog_checksum", c->checksum);
     mms_status s = mms_manifest_set_uint(m, "checksum", gsum);
-    if (s == MMS_OK) s = mms_manifest_write_dir(m, b->tmp);
+    if (s == MMS_OK) s = mms_manifest_seal_dir(m, b->tmp, NULL);
     mms_manifest_destroy(&m);
     return s;
 }

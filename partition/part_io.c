@@ -116,7 +116,7 @@ static mms_status write_manifest(const char *dir, const mms_graph_t *g, const mm
                                                    mms_part_method_name(other->method)));
         MMS_CALL_GOTO(s, out, set_sizes(m, "compare.", other));
     }
-    MMS_CALL_GOTO(s, out, mms_manifest_write_dir(m, dir));
+    MMS_CALL_GOTO(s, out, mms_manifest_seal_dir(m, dir, NULL));
 out:
     mms_manifest_destroy(&m);
     return s;
@@ -246,6 +246,7 @@ mms_status mms_partition_open(const char *graph_dir, int parts, mms_partition_t 
     MMS_CALL_GOTO(s, fail, mms_manifest_get_int(m, "edge_cut", &pt->edge_cut));
     MMS_CALL_GOTO(s, fail, mms_manifest_get_real(m, "balance", &pt->balance));
     pt->parts = parts;
+    MMS_CALL_GOTO(s, fail, mms_manifest_verify_files(m, dir, NULL, NULL));
     char p[MMS_PATH_MAX];
     MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, "part.npy"));
     MMS_CALL_GOTO(s, fail, mms_npy_open(p, MMS_DT_I32, &pv->part));
@@ -315,6 +316,7 @@ mms_status mms_partition_load_part(const mms_partition_t *pt, int p, mms_part_no
     char sub[32], dir[MMS_PATH_MAX];
     snprintf(sub, sizeof sub, "part-%d", p);
     MMS_CALL(mms_path_join(dir, sizeof dir, pt->dir, sub));
+    MMS_CALL(mms_manifest_verify_files(pv->m, pt->dir, sub, NULL));
     mms_status s;
     MMS_CALL_GOTO(s, fail, read_list(dir, "owned.npy", n_owned[p], pt->n_nodes, &out->owned));
     out->n_owned = n_owned[p];

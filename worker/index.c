@@ -186,6 +186,18 @@ static void shard_close(mms_index_shard_t *sh) {
     mms_qmat_destroy(&sh->qvis);
 }
 
+/* The int8 copy of dir/name's rows; a failure (a non-finite value) names the file. */
+static mms_status qmat_named(const char *dir, const char *name, const float *x, int64_t n,
+                             int32_t d, mms_qmat_t **out) {
+    mms_status s = mms_qmat_create(x, n, d, out);
+    if (s != MMS_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", mms_error_message());
+        mms_error_set(s, __FILE__, __LINE__, __func__, "index: %s/%s: %s", dir, name, why);
+    }
+    return s;
+}
+
 static mms_status shard_open(const mms_index_t *ix, int s, int filter, mms_index_shard_t *sh) {
     char dir[MMS_PATH_MAX], name[32];
     snprintf(name, sizeof name, MMS_INDEX_SHARD_DIR, s);
@@ -208,8 +220,8 @@ static mms_status shard_open(const mms_index_t *ix, int s, int filter, mms_index
                   MMS_ERR_FORMAT, "index: %s/" MMS_INDEX_IDS_FILE " row %lld: node %lld is not an ascending image node id",
                   dir, (long long)i, (long long)sh->ids[i]);
     if (filter && n > 0) {
-        MMS_CALL(mms_qmat_create(sh->emb, n, ix->emb_dim, &sh->qemb));
-        MMS_CALL(mms_qmat_create(sh->vis, n, ix->knn_dim, &sh->qvis));
+        MMS_CALL(qmat_named(dir, MMS_INDEX_EMB_FILE, sh->emb, n, ix->emb_dim, &sh->qemb));
+        MMS_CALL(qmat_named(dir, MMS_INDEX_VIS_FILE, sh->vis, n, ix->knn_dim, &sh->qvis));
     }
     return MMS_OK;
 }
@@ -244,6 +256,18 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
         mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
                       "index '%s': manifest has impossible sizes", ix->dir);
         s = MMS_ERR_FORMAT;
+    }
+    /* every file this rank reads is checked against the manifest first: the
+     * coordinator the top-level files, a worker its shards' (docs/formats.md) */
+    if (s == MMS_OK && mms_manifest_recorded_files(m) == 0)
+        mms_log_warn("index '%s' records no checksums (written by an older mmsage): its files "
+                     "are not verified", ix->dir);
+    if (s == MMS_OK && o->coordinator) s = mms_manifest_verify_files(m, ix->dir, NULL, NULL);
+    for (int sh = o->worker; s == MMS_OK && o->worker >= 0 && o->nworkers >= 1 && sh < ix->shards;
+         sh += o->nworkers) {
+        char name[32];
+        snprintf(name, sizeof name, MMS_INDEX_SHARD_DIR, sh);
+        s = mms_manifest_verify_files(m, ix->dir, name, NULL);
     }
     if (s == MMS_OK && o->coordinator) s = mms_model_read(ix->dir, m, &ix->model);
     mms_manifest_destroy(&m);
@@ -377,7 +401,7 @@ static mms_status write_manifest(const char *dir, const mms_index_top_t *t) {
     mms_manifest_set_str(mm, "model", t->model);
     mms_manifest_set_int(mm, "embedding_dim", t->emb_dim);
     mms_manifest_set_int(mm, "normalize", t->normalize);
-    mms_status s = mms_manifest_write_dir(mm, dir);
+    mms_status s = mms_manifest_seal_dir(mm, dir, NULL);
     mms_manifest_destroy(&mm);
     return s;
 }

@@ -41,13 +41,14 @@ mms_status mms_model_manifest(const mms_sage_model_t *mod, const mms_model_origi
     return MMS_OK;
 }
 
-mms_status mms_model_write(const char *dir, const mms_sage_model_t *m, const mms_manifest_t *man) {
+mms_status mms_model_write(const char *dir, const mms_sage_model_t *m, mms_manifest_t *man) {
     char p[MMS_PATH_MAX];
     MMS_CALL(mms_path_join(p, sizeof p, dir, MMS_MODEL_PARAMS_FILE));
     MMS_CALL(mms_npy_write(p, MMS_DT_F32, m->params, m->n_params, 0));
     MMS_CALL(mms_path_join(p, sizeof p, dir, MMS_MODEL_TAGS_FILE));
     MMS_CALL(mms_npy_write(p, MMS_DT_F32, m->tags, (size_t)m->n_tags, (size_t)m->cfg.dim));
-    return mms_manifest_write_dir(man, dir);
+    static const char *const unchecked[] = {"loss.tsv", "checkpoint.bin", NULL};
+    return mms_manifest_seal_dir(man, dir, unchecked);
 }
 
 /* An int32 configuration field (0 <= v <= INT32_MAX). */
@@ -116,6 +117,9 @@ mms_status mms_model_read(const char *dir, const mms_manifest_t *man, mms_sage_m
                       man->kind, dir, (long long)np, mod->n_params);
         s = MMS_ERR_FORMAT;
     }
+    if (s == MMS_OK)
+        s = mms_manifest_verify_file(man, dir, MMS_MODEL_PARAMS_FILE);
+    if (s == MMS_OK && tags > 0) s = mms_manifest_verify_file(man, dir, MMS_MODEL_TAGS_FILE);
     if (s == MMS_OK)
         s = read_array(man->kind, dir, MMS_MODEL_PARAMS_FILE, (int64_t)mod->n_params, 0,
                        mod->params);

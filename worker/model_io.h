@@ -48,11 +48,13 @@ mms_status mms_model_manifest(const mms_sage_model_t *m, const mms_model_origin_
                               mms_manifest_t **out);
 
 /* Write params.npy, tags.npy and the manifest man into the existing directory
- * dir, each file atomically. */
-mms_status mms_model_write(const char *dir, const mms_sage_model_t *m, const mms_manifest_t *man);
+ * dir, each file atomically; man gets the payload checksums of the directory
+ * (all but loss.tsv, a log, and checkpoint.bin, which carries its own). */
+mms_status mms_model_write(const char *dir, const mms_sage_model_t *m, mms_manifest_t *man);
 
 /* Build the model described by man (a model's or an index's manifest) with
- * the arrays dir/params.npy and dir/tags.npy. Checks the configuration, the
+ * the arrays dir/params.npy and dir/tags.npy, verified against the checksums
+ * man records (mms_manifest_verify_file). Checks the configuration, the
  * parameter count and the arrays' shapes; messages name man->kind and dir.
  * *out: free with mms_sage_model_destroy. */
 mms_status mms_model_read(const char *dir, const mms_manifest_t *man, mms_sage_model_t **out);

@@ -62,7 +62,11 @@ ls "$tmp" | grep -q '\.tmp\.' && fail "a temporary directory was left behind"
 "$MMSAGE" partition --graph "$tmp/g-exact-1" --parts 2 >/dev/null 2>&1
 run 2 train --graph "$tmp/g-exact-1" --out "$tmp/m" --max-steps 3 --walks 2
 [ "$rc" -eq 0 ] || fail "train on the exact graph exited $rc"
+cp -r "$tmp/cat" "$tmp/cat.orig"
 sed -i '1s/\ttrain\t/\ttest\t/' "$tmp/cat/images.tsv"
+expect_fail "catalog file edited in place" "images.tsv' is [0-9]* bytes, but .*manifest.msgpack records" 2 embed --graph "$tmp/g-exact-1" --model "$tmp/m" --out "$tmp/i"
+"$MMSAGE" synth --images 2600 --dim 40 --knn-dim 64 --tags 70 --seed 5 --out "$tmp/cat" --force >/dev/null 2>&1 || fail "synth --force failed"
 expect_fail "catalog changed since the graph was built" "changed since graph" 2 embed --graph "$tmp/g-exact-1" --model "$tmp/m" --out "$tmp/i"
+rm -rf "$tmp/cat" && mv "$tmp/cat.orig" "$tmp/cat"
 echo "$fails failures (tiny catalog: $ntrain training images)"
 [ "$fails" -eq 0 ]

@@ -136,7 +136,7 @@ off = 10 + hl + 4 * 48 * 7 + 4 * 3  # node 7, column 3 (float32, 48 columns)
 b[off:off + 4] = struct.pack('<f', float('nan'))
 open(p, 'wb').write(bytes(b))
 PY
-expect_fail "NaN in the graph's x.npy" "x.npy' has a non-finite value" 2 "$MMSAGE" train --graph "$tmp/gbad" --out "$tmp/keep" --force --max-steps 3 --lr 1e-3
+expect_fail "NaN in the graph's x.npy (caught by its checksum)" "gbad/x.npy' is corrupt: its checksum is" 2 "$MMSAGE" train --graph "$tmp/gbad" --out "$tmp/keep" --force --max-steps 3 --lr 1e-3
 cmp -s "$tmp/keep/params.npy" "$tmp/keep.orig/params.npy" || fail "NaN input changed the existing model"
 no_debris "NaN in the graph's x.npy"
 # and a good --force run does replace it

@@ -178,10 +178,26 @@ static void test_catalog(const char *dir) {
     T_MSG_HAS("would be empty");
     T_CHECK(!mms_path_exists(out2));
 
-    /* reader errors on hand-edited catalogs */
+    /* an edited file of a written catalog is refused by its checksum, naming
+     * the file; the manifest's shape is checked against features.npy */
     char p[MMS_PATH_MAX];
     snprintf(p, sizeof p, "%s/images.tsv", out);
-    FILE *f = fopen(p, "w");
+    FILE *f = fopen(p, "r+");
+    fputs("A", f); /* same size, one byte changed */
+    fclose(f);
+    T_FAILS(mms_catalog_open(out, &c), MMS_ERR_FORMAT);
+    T_MSG_HAS("images.tsv' is corrupt: its checksum is");
+    f = fopen(p, "a");
+    fputs("d\ttrain\t\n", f);
+    fclose(f);
+    T_FAILS(mms_catalog_open(out, &c), MMS_ERR_FORMAT);
+    T_MSG_HAS("images.tsv' is 49 bytes, but");
+
+    /* reader errors on hand-made catalogs (no manifest, so nothing recorded) */
+    snprintf(p, sizeof p, "%s/manifest.msgpack", out);
+    T_CHECK(remove(p) == 0);
+    snprintf(p, sizeof p, "%s/images.tsv", out);
+    f = fopen(p, "w");
     fputs("a\ttrain\tsky\nb\tholdout\t\nc\ttrain\t\n", f);
     fclose(f);
     T_FAILS(mms_catalog_open(out, &c), MMS_ERR_FORMAT);
