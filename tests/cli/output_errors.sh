@@ -33,7 +33,7 @@ mark=0
 begin() { mark=$fails; }
 ok() { [ "$fails" -eq "$mark" ] && echo "ok   $*"; }
 MPIRUN=(mpirun --oversubscribe --bind-to none)
-host=$(hostname | cut -d. -f1 | sed 's/[^A-Za-z0-9-]/-/g')
+host=$(uname -n | cut -d. -f1 | sed 's/[^A-Za-z0-9-]/-/g')
 [ -n "$host" ] || host=host
 dead_pid() { sh -c 'exit 0' & local p=$!; wait "$p"; echo "$p"; }
 sleep 600 & live=$!
