@@ -23,6 +23,10 @@
  * reads the address from a file (jobs/serve.sbatch writes one) before every
  * connection, so a server restarted on another port or node is found again.
  *
+ * Authentication: --auth-token-file FILE (default: $MMS_AUTH_TOKEN_FILE) sends
+ * the file's token in every request ('auth'), read as `serve --auth-token-file`
+ * reads it (mms_netclient_read_token); `unauthorized` is never retried.
+ *
  * Output: stdout, or --out FILE written under a temporary name and renamed
  * only when the command succeeds. Every write is checked through the final
  * flush: a full disk is an error ("writing to standard output: No space left
@@ -375,7 +379,7 @@ static const char k_summary[] =
 /* The command line of `query`. */
 typedef struct {
     const char *server, *server_file, *op_s, *features, *knn_path, *jpeg_path, *tags_s, *neg_s,
-        *exclude, *batch, *connect_s, *concept_s, *out;
+        *exclude, *batch, *connect_s, *concept_s, *out, *token_file;
     int64_t row;
     double visual, timeout, retry_for;
     int k, neighbors, tag_k, predict, json, depth, force;
@@ -437,6 +441,9 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
          "write the answers to this file (renamed into place only on success; '-' = stdout)", 0, 0,
          0, 0},
         {"force", MMS_OPT_FLAG, &o->force, "replace an existing --out file", 0, 0, 0, 0},
+        {"auth-token-file", MMS_OPT_STR, &o->token_file,
+         "file holding the server's token (serve --auth-token-file), sent with every request; "
+         "default $MMS_AUTH_TOKEN_FILE", 0, 0, 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     return mms_opts_parse("query", k_summary, opts, nopts, argc, argv, help);
@@ -586,6 +593,7 @@ mms_status mms_cmd_query(int argc, char **argv) {
     query_inputs_t in;
     memset(&in, 0, sizeof in);
     mms_netclient_t *c = NULL;
+    char *token = NULL;
     query_out_t out = {.f = NULL};
     mms_netclient_retry_t rp;
     mms_netclient_retry_default(&rp);
@@ -594,6 +602,17 @@ mms_status mms_cmd_query(int argc, char **argv) {
     rp.who = "query";
     mms_status st;
     MMS_CALL_GOTO(st, done, load_inputs(&o, &in, &q));
+    {
+        const char *env = getenv("MMS_AUTH_TOKEN_FILE");
+        const char *tf = o.token_file ? o.token_file : (env && env[0] ? env : NULL);
+        if (tf)
+            MMS_CALL_GOTO(st, done,
+                          mms_netclient_read_token(tf,
+                                                   o.token_file ? "query: --auth-token-file"
+                                                                : "query: MMS_AUTH_TOKEN_FILE",
+                                                   &token));
+        q.auth = token; /* the batch's requests copy q */
+    }
     MMS_CALL_GOTO(st, done, out_open(&out, o.out, o.force));
     MMS_CALL_GOTO(st, done, mms_netclient_open(o.server, o.timeout, &rp, &c));
     if (o.batch) {
@@ -611,6 +630,7 @@ mms_status mms_cmd_query(int argc, char **argv) {
 done:
     st = out_close(&out, st);
     mms_netclient_close(&c);
+    mms_netclient_token_free(&token);
     inputs_free(&in);
     return st;
 }

@@ -1,6 +1,7 @@
 /* cmd_web.c: `mmsage web --server HOST:PORT --catalog C [--listen 127.0.0.1:8080]`:
  * the live search page (docs/web.md). Parses the options, reads the auth
- * token file, starts the HTTP server of coordinator/webserver.h and waits for
+ * token files (the page's own, and the query server's that every forwarded
+ * request carries), starts the HTTP server of coordinator/webserver.h and waits for
  * SIGTERM or SIGINT, then stops it (requests in flight finish) and exits 0.
  * Prints "ready: http://HOST:PORT/ ..." on stderr once it accepts requests.
  *
@@ -25,6 +26,7 @@
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_opts.h"
+#include "netclient.h"
 #include "webserver.h"
 
 #ifndef MMS_WEB_SOURCE_DIR
@@ -82,7 +84,7 @@ static const char k_summary[] =
 
 mms_status mms_cmd_web(int argc, char **argv) {
     const char *server = MMS_DEFAULT_ADDR, *catalog = NULL, *listen = "127.0.0.1:8080",
-               *static_dir = NULL, *token_file = NULL, *pid_file = NULL;
+               *static_dir = NULL, *token_file = NULL, *server_token_file = NULL, *pid_file = NULL;
     mms_webserver_config_t cfg;
     mms_webserver_config_default(&cfg);
     double max_upload_mb = (double)cfg.max_upload / (1 << 20),
@@ -98,6 +100,10 @@ mms_status mms_cmd_web(int argc, char **argv) {
          0, 0, 0},
         {"auth-token-file", MMS_OPT_STR, &token_file,
          "file holding a token (>= 16 printable bytes) every request must carry", 0, 0, 0, 0},
+        {"server-auth-token-file", MMS_OPT_STR, &server_token_file,
+         "file holding the query server's token (serve --auth-token-file), sent with every "
+         "request to it; default $MMS_AUTH_TOKEN_FILE",
+         0, 0, 0, 0},
         {"connections", MMS_OPT_INT, &cfg.connections, "query-server connections kept open", 0, 1,
          1, 256},
         {"timeout", MMS_OPT_DOUBLE, &cfg.timeout_s, "seconds to wait for the query server", 0, 1,
@@ -127,17 +133,27 @@ mms_status mms_cmd_web(int argc, char **argv) {
     cfg.static_dir = static_dir ? static_dir : default_static();
     cfg.max_upload = (size_t)(max_upload_mb * (1 << 20));
     cfg.thumb_cache = (size_t)(thumb_cache_mb * (1 << 20));
-    char *token = NULL;
+    char *token = NULL, *server_token = NULL;
     if (token_file) MMS_CALL(read_token(token_file, &token));
     cfg.token = token;
+    const char *env = getenv("MMS_AUTH_TOKEN_FILE");
+    const char *stf = server_token_file ? server_token_file : (env && env[0] ? env : NULL);
+    mms_status s = MMS_OK;
+    if (stf)
+        s = mms_netclient_read_token(stf,
+                                     server_token_file ? "web: --server-auth-token-file"
+                                                       : "web: MMS_AUTH_TOKEN_FILE",
+                                     &server_token);
+    cfg.server_token = server_token;
 
     signal(SIGPIPE, SIG_IGN);
     mms_webserver_t *w = NULL;
-    mms_status s = mms_webserver_create(&cfg, &w);
+    if (s == MMS_OK) s = mms_webserver_create(&cfg, &w);
     if (token) {
         memset(token, 0, strlen(token));
         free(token);
     }
+    mms_netclient_token_free(&server_token); /* the server keeps its own copy */
     MMS_CALL(s);
     g_web = w;
     mms_cmd_on_stop_signals(on_signal);

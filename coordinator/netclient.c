@@ -17,11 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "mms_addr.h"
 #include "mms_array.h"
+#include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_rng.h"
 
@@ -282,6 +284,38 @@ void mms_netclient_set_max_frame(mms_netclient_t *c, size_t max_frame) { c->max_
 long mms_netclient_retries(const mms_netclient_t *c) { return c->retries; }
 
 const char *mms_netclient_address(const mms_netclient_t *c) { return c->addr; }
+
+mms_status mms_netclient_read_token(const char *path, const char *what, char **tok) {
+    *tok = NULL;
+    struct stat sb;
+    MMS_CHECK(stat(path, &sb) == 0, MMS_ERR_ARG, "%s %s: %s", what, path, strerror(errno));
+    MMS_CHECK(S_ISREG(sb.st_mode), MMS_ERR_ARG, "%s %s is not a regular file", what, path);
+    char *t = NULL;
+    size_t n = 0;
+    MMS_CALL(mms_read_file(path, &t, &n));
+    if (n > 0 && t[n - 1] == '\n') t[--n] = '\0';
+    int bad = n == 0 || n > MMS_PROTO_MAX_STR || memchr(t, 0, n) != NULL;
+    if (bad) {
+        explicit_bzero(t, n);
+        free(t);
+        MMS_CHECK(n > 0, MMS_ERR_ARG, "%s %s is empty", what, path);
+        MMS_CHECK(0, MMS_ERR_ARG,
+                  "%s %s: the token must be 1..%d bytes without a NUL byte (it has %zu bytes)",
+                  what, path, MMS_PROTO_MAX_STR, n);
+    }
+    if (sb.st_mode & (S_IRWXG | S_IRWXO))
+        mms_log_warn("%s %s can be read by its group or by others (mode %03o): chmod 600 it", what,
+                     path, (unsigned)(sb.st_mode & 0777));
+    *tok = t;
+    return MMS_OK;
+}
+
+void mms_netclient_token_free(char **tok) {
+    if (!tok || !*tok) return;
+    explicit_bzero(*tok, strlen(*tok));
+    free(*tok);
+    *tok = NULL;
+}
 
 void mms_netclient_close(mms_netclient_t **cp) {
     if (!cp || !*cp) return;

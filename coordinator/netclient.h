@@ -107,6 +107,17 @@ mms_status mms_netclient_pipeline(mms_netclient_t *c, int depth, double timeout_
                                   mms_netclient_next_fn next, mms_netclient_done_fn done,
                                   void *ctx);
 
+/* The shared-secret token of `serve --auth-token-file`, for a client to send
+ * in every request's 'auth' (docs/protocol.md, "Authentication"). Read the
+ * way the server reads its own (app/cmd_serve.c): the whole file with one
+ * trailing newline stripped, 1..MMS_PROTO_MAX_STR bytes without a NUL byte.
+ * A missing, non-regular or empty file is refused (MMS_ERR_ARG) with what
+ * (e.g. "query: --auth-token-file") and the path in the message; a file that
+ * its group or others may read gets a warning. *tok is malloc'd: release it
+ * with mms_netclient_token_free (which wipes it). */
+mms_status mms_netclient_read_token(const char *path, const char *what, char **tok);
+void mms_netclient_token_free(char **tok);
+
 /* Close the connection and free c; *cp = NULL. NULL is a no-op. */
 void mms_netclient_close(mms_netclient_t **cp);
 

@@ -74,6 +74,7 @@ struct mms_webserver {
     mms_webserver_config_t cfg;
     char *server, *catalog_dir, *listen, *static_dir, *token;
     size_t token_len;
+    char *server_token; /* the query server's token, sent in 'auth'; NULL = none */
     mms_catalog_t *cat;
     char dataset[256], source[1024], descriptor[64];
     int features_are_descriptor; /* cosine of an upload can use its descriptor */
@@ -268,6 +269,7 @@ static int query(mms_webserver_t *w, mms_request_t *req, mms_response_t *resp, c
             fresh = 1;
         }
         req->id = atomic_fetch_add(&w->next_id, 1) + 1;
+        req->auth = w->server_token;
         mms_response_free(resp);
         mms_error_clear();
         mms_status st = mms_netclient_call(s->c, req, resp, w->cfg.timeout_s);
@@ -1324,8 +1326,10 @@ mms_status mms_webserver_create(const mms_webserver_config_t *cfg, mms_webserver
     w->static_dir = dup_or_null(cfg->static_dir);
     w->token = dup_or_null(cfg->token);
     w->token_len = w->token ? strlen(w->token) : 0;
+    w->server_token = dup_or_null(cfg->server_token);
     MMS_CHECK_GOTO(s, fail, w->server && w->catalog_dir && w->listen && w->static_dir &&
-                                (!cfg->token || w->token),
+                                (!cfg->token || w->token) &&
+                                (!cfg->server_token || w->server_token),
                    MMS_ERR_NOMEM, "web: out of memory");
     MMS_CALL_GOTO(s, fail, mms_catalog_open(w->catalog_dir, &w->cat));
     read_manifest(w);
@@ -1415,6 +1419,8 @@ void mms_webserver_destroy(mms_webserver_t **wp) {
         volatile char *t = w->token;
         for (size_t i = 0; i < w->token_len; i++) t[i] = 0;
     }
+    if (w->server_token) explicit_bzero(w->server_token, strlen(w->server_token));
+    free(w->server_token);
     free(w->server);
     free(w->catalog_dir);
     free(w->listen);

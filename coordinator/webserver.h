@@ -33,6 +33,8 @@ typedef struct {
     const char *listen;      /* "HOST:PORT" to listen on; default "127.0.0.1:8080"; port 0 = any */
     const char *static_dir;  /* directory holding index.html, app.js, style.css, favicon.svg */
     const char *token;       /* NULL = no authentication (loopback only); else >= 16 bytes */
+    const char *server_token;/* sent in every request's 'auth' to the query server (serve
+                                --auth-token-file), or NULL; copied, and wiped at destroy */
     int connections;         /* query-server connections kept open; default 4 */
     double timeout_s;        /* per query-server call; default 10 */
     double connect_timeout_s;/* per (re)connection attempt; default 2 */

@@ -29,7 +29,7 @@ if ! command -v python3 >/dev/null 2>&1; then
     exit 77
 fi
 T=$(mktemp -d)
-SP= PP=
+SP='' PP=''
 cleanup() {
     [ -n "$SP" ] && kill "$SP" 2>/dev/null
     [ -n "$PP" ] && kill "$PP" 2>/dev/null
