@@ -5,7 +5,9 @@
 # (cluster/up.sh, free ports, state in a temporary directory), builds a small
 # synthetic index outside SLURM, submits jobs/serve.sbatch (3 ranks on 2 tasks,
 # MMS_SERVE_RESTARTS=1), and:
-#   1. waits for the address file; `mmsage query --server-file` answers
+#   1. waits for the address file; `mmsage query --server-file` answers (when
+#      serve has --auth-token-file, the job serves with MMS_AUTH_TOKEN_FILE on
+#      this host's name and the queries take the token from the same variable)
 #   2. kill -9 of worker rank 1: the job restarts the server in its allocation;
 #      `mmsage query --retry-for 120` started right after the kill answers
 #      again (time measured and printed), the address file names the new run
@@ -140,6 +142,13 @@ old_run_gone() { [ -z "$(leftovers | grep -E ':(slurmstepd|mmsage|mpirun|orterun
 # ---- 1. submit, wait for the address, ask
 mkdir -p "$tmp/submit"
 cd "$tmp/submit" || exit 1
+if "$MMSAGE" serve --help 2>&1 | grep -q -- "--auth-token-file"; then
+    printf 'serve-requeue-%s\n' "$RANDOM$RANDOM$RANDOM" >"$tmp/token"
+    chmod 600 "$tmp/token"
+    export MMS_AUTH_TOKEN_FILE=$tmp/token
+else
+    echo "note: this mmsage serve has no --auth-token-file: served on loopback without a token"
+fi
 jobid=$(MMS_INDEX=$tmp/I MMS_RANKS=3 MMS_OVERSUBSCRIBE=1 MMS_SERVE_RESTARTS=1 MMS_WORK=$tmp/serve \
     sbatch --parsable --ntasks=2 --time=15 "$SRC/jobs/serve.sbatch" 2>"$tmp/sbatch.err")
 jobid=${jobid%%;*}
