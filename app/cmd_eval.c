@@ -229,9 +229,9 @@ mms_status mms_cmd_eval(int argc, char **argv) {
     if (s == MMS_OK) {
         if (!loss) {
             mms_manifest_t *mm = NULL;
-            const char *mdir = NULL;
+            char mdir[MMS_PATH_MAX];
             if (mms_manifest_read_dir(index, "index", 0, &mm) == MMS_OK &&
-                mms_manifest_get_str(mm, "model", &mdir) == MMS_OK &&
+                mms_manifest_find_path(mm, "model", index, mdir, sizeof mdir) &&
                 mms_path_join(lossbuf, sizeof lossbuf, mdir, "loss.tsv") == MMS_OK)
                 loss = lossbuf;
             mms_manifest_destroy(&mm);

@@ -1,8 +1,9 @@
 /* mms_manifest.c: see mms_manifest.h. Encoding and decoding go through msgpack-c. */
-#define _POSIX_C_SOURCE 200809L /* lstat */
+#define _XOPEN_SOURCE 700 /* lstat, realpath */
 #include "mms_manifest.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -521,4 +522,117 @@ mms_status mms_manifest_verify_file(const mms_manifest_t *m, const char *dir, co
               "or a manifest from another version)",
               dir, relpath, dir, MMS_MANIFEST_FILE);
     return check_file(dir, relpath, want, recorded_size(m, relpath), NULL);
+}
+
+/* ------------------------------------------------------ paths to other dirs */
+
+/* The real absolute path of a directory that may not exist yet (its parent must). */
+static mms_status real_future(const char *dir, char *out, size_t cap) {
+    char buf[PATH_MAX];
+    if (realpath(dir, buf)) {
+        MMS_CHECK(strlen(buf) < cap, MMS_ERR_ARG, "path too long: %s", buf);
+        strcpy(out, buf);
+        return MMS_OK;
+    }
+    char parent[MMS_PATH_MAX];
+    MMS_CHECK(strlen(dir) < sizeof parent, MMS_ERR_ARG, "path too long: %s", dir);
+    strcpy(parent, dir);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *base = slash ? slash + 1 : parent;
+    char pdir[MMS_PATH_MAX];
+    if (!slash)
+        strcpy(pdir, ".");
+    else if (slash == parent)
+        strcpy(pdir, "/");
+    else {
+        *slash = '\0';
+        strcpy(pdir, parent);
+    }
+    MMS_CHECK(realpath(pdir, buf), MMS_ERR_IO, "cannot resolve '%s': %s", pdir, strerror(errno));
+    int w = snprintf(out, cap, "%s/%s", strcmp(buf, "/") ? buf : "", base);
+    MMS_CHECK(w > 0 && (size_t)w < cap, MMS_ERR_ARG, "path too long: %s/%s", buf, base);
+    return MMS_OK;
+}
+
+/* rel from absolute normalised directory `from` to absolute path `to`. */
+static mms_status relative(const char *from, const char *to, char *out, size_t cap) {
+    size_t i = 0, common = 0;
+    while (from[i] && from[i] == to[i]) {
+        if (from[i] == '/') common = i;
+        i++;
+    }
+    if (!from[i] && (to[i] == '/' || !to[i])) common = i; /* from is a prefix of to */
+    else if (!to[i] && from[i] == '/') common = i;        /* to is a prefix of from */
+    out[0] = '\0';
+    size_t len = 0;
+    for (const char *p = from + common; *p; p++)
+        if (*p == '/' && p[1]) {
+            MMS_CHECK(len + 3 < cap, MMS_ERR_ARG, "path too long");
+            memcpy(out + len, "../", 3);
+            len += 3;
+            out[len] = '\0';
+        }
+    const char *rest = to + common + (to[common] == '/');
+    MMS_CHECK(len + strlen(rest) + 2 < cap, MMS_ERR_ARG, "path too long");
+    strcpy(out + len, rest);
+    len += strlen(rest);
+    if (len == 0) strcpy(out, ".");
+    else if (out[len - 1] == '/') out[len - 1] = '\0';
+    return MMS_OK;
+}
+
+mms_status mms_manifest_set_path(mms_manifest_t *m, const char *key, const char *target,
+                                 const char *final_dir) {
+    char t[MMS_PATH_MAX], f[MMS_PATH_MAX], rel[MMS_PATH_MAX], abskey[256];
+    MMS_CHECK(strlen(key) + 5 < sizeof abskey, MMS_ERR_ARG, "manifest key too long: %s", key);
+    MMS_CALL(real_future(target, t, sizeof t));
+    MMS_CALL(real_future(final_dir, f, sizeof f));
+    MMS_CALL(relative(f, t, rel, sizeof rel));
+    snprintf(abskey, sizeof abskey, "%s.abs", key);
+    MMS_CALL(mms_manifest_set_str(m, key, rel));
+    return mms_manifest_set_str(m, abskey, t);
+}
+
+/* The candidates for key's path, best first (NULL where there is none). */
+static void path_candidates(const mms_manifest_t *m, const char *key, const char *dir,
+                            char joined[MMS_PATH_MAX], const char *cand[3]) {
+    char abskey[256];
+    snprintf(abskey, sizeof abskey, "%s.abs", key);
+    const mms_mentry_t *e = find(m, key), *a = find(m, abskey);
+    const char *v = e && e->type == MMS_MV_STR ? e->s : NULL;
+    const char *abs = a && a->type == MMS_MV_STR ? a->s : NULL;
+    joined[0] = '\0';
+    if (v && v[0] != '/' && mms_path_join(joined, MMS_PATH_MAX, dir, v) != MMS_OK) joined[0] = '\0';
+    cand[0] = v && v[0] == '/' ? v : joined;
+    cand[1] = abs;
+    cand[2] = abs ? NULL : v; /* an older manifest: the path as it was typed */
+}
+
+int mms_manifest_find_path(const mms_manifest_t *m, const char *key, const char *dir, char *out,
+                           size_t cap) {
+    char joined[MMS_PATH_MAX];
+    const char *cand[3];
+    path_candidates(m, key, dir, joined, cand);
+    for (int i = 0; i < 3; i++) {
+        if (!cand[i] || !cand[i][0] || !mms_path_exists(cand[i]) || strlen(cand[i]) >= cap) continue;
+        strcpy(out, cand[i]);
+        return 1;
+    }
+    return 0;
+}
+
+mms_status mms_manifest_get_path(const mms_manifest_t *m, const char *key, const char *dir,
+                                 char *out, size_t cap) {
+    const char *v;
+    MMS_CALL(mms_manifest_get_str(m, key, &v));
+    if (mms_manifest_find_path(m, key, dir, out, cap)) return MMS_OK;
+    char joined[MMS_PATH_MAX];
+    const char *cand[3];
+    path_candidates(m, key, dir, joined, cand);
+    MMS_CHECK(0, MMS_ERR_ARG,
+              "%s: its %s '%s' is not found (looked for '%s'%s%s%s): it was moved or removed",
+              dir, key, v, cand[0], cand[1] ? " and '" : "", cand[1] ? cand[1] : "",
+              cand[1] ? "'" : "");
 }

@@ -99,6 +99,27 @@ mms_status mms_manifest_verify_file(const mms_manifest_t *m, const char *dir, co
 /* The recorded checksum of relpath into *sum; 0 if it is not recorded. */
 int mms_manifest_file_sum(const mms_manifest_t *m, const char *relpath, uint64_t *sum);
 
+/* ---- paths to other directories -------------------------------------------
+ * A directory that refers to another (an index to its catalog and model, a
+ * graph to its catalog) records the path relative to itself under key, and the
+ * absolute path under "<key>.abs", so that moving both together, moving only
+ * the referring one, or running from any working directory all work. */
+
+/* Record target for a directory that will live at final_dir (it may not exist
+ * yet; its parent must). Relative: from final_dir to target's real path. */
+mms_status mms_manifest_set_path(mms_manifest_t *m, const char *key, const char *target,
+                                 const char *final_dir);
+
+/* The recorded path under key of the directory dir, as a usable path into
+ * out[0..cap): the relative path resolved against dir if it exists there, else
+ * the absolute one, else (a manifest of an older mmsage, which stored the path
+ * as typed) the value itself. Fails naming every candidate when none exists. */
+mms_status mms_manifest_get_path(const mms_manifest_t *m, const char *key, const char *dir,
+                                 char *out, size_t cap);
+/* The same without an error: 1 with the path in out, 0 when none exists. */
+int mms_manifest_find_path(const mms_manifest_t *m, const char *key, const char *dir, char *out,
+                           size_t cap);
+
 /* <dir>/manifest.msgpack, written atomically / read and checked. */
 mms_status mms_manifest_write_dir(const mms_manifest_t *m, const char *dir);
 /* The last step of writing an mmsage directory: record its payload files

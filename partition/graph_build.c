@@ -521,7 +521,7 @@ static mms_status write_manifest(const build_t *b, uint64_t gsum) {
     mms_manifest_set_int(m, "ii_edges", sum->ii_edges);
     mms_manifest_set_int(m, "it_edges", sum->it_edges);
     mms_manifest_set_int(m, "isolated_images", sum->isolated_images);
-    mms_manifest_set_str(m, "catalog", c->dir);
+    mms_manifest_set_path(m, "catalog", c->dir, b->p->out);
     mms_manifest_set_uint(m, "catalog_checksum", c->checksum);
     mms_status s = mms_manifest_set_uint(m, "checksum", gsum);
     if (s == MMS_OK) s = mms_manifest_seal_dir(m, b->tmp, NULL);

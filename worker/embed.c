@@ -65,10 +65,11 @@ static void embed_free(embed_t *e) {
  * owned images), unchanged since, and the graph's kNN space and --normalize. */
 static mms_status open_catalog(embed_t *e) {
     mms_manifest_t *gm = NULL;
-    const char *cdir = NULL, *ks = NULL;
+    const char *ks = NULL;
+    char cdir[MMS_PATH_MAX] = "";
     int64_t nz = 0;
     mms_status s = mms_manifest_read_dir(e->p->graph, "graph", MMS_GRAPH_FORMAT, &gm);
-    if (s == MMS_OK) s = mms_manifest_get_str(gm, "catalog", &cdir);
+    if (s == MMS_OK) s = mms_manifest_get_path(gm, "catalog", e->p->graph, cdir, sizeof cdir);
     if (s == MMS_OK) s = mms_manifest_get_str(gm, "knn_space", &ks);
     if (s == MMS_OK) snprintf(e->knn_space, sizeof e->knn_space, "%s", ks);
     if (s == MMS_OK && mms_manifest_has(gm, "normalize")) s = mms_manifest_get_int(gm, "normalize", &nz);
@@ -207,6 +208,7 @@ static mms_status write_top(const embed_t *e, const float *tag_emb, const float 
                          .knn_dim = cat->knn_x ? cat->knn_dim : cat->dim,
                          .knn_space = e->knn_space,
                          .catalog = cat->dir,
+                         .out = e->p->out,
                          .catalog_checksum = cat->checksum,
                          .emb_dim = e->H2,
                          .normalize = e->normalize,

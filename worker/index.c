@@ -244,8 +244,19 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
     if (s == MMS_OK) s = get_int32(m, "knn_dim", &ix->knn_dim);
     if (s == MMS_OK && (s = mms_manifest_get_str(m, "knn_space", &str)) == MMS_OK)
         ix->knn_separate = !strcmp(str, "knn_features");
-    if (s == MMS_OK && (s = mms_manifest_get_str(m, "catalog", &str)) == MMS_OK)
+    /* recorded relative to the index (and absolute): found from any working
+     * directory, after moving both; needed only where --index-catalog is not given */
+    if (s == MMS_OK && (s = mms_manifest_get_str(m, "catalog", &str)) == MMS_OK &&
+        !mms_manifest_find_path(m, "catalog", ix->dir, ix->catalog_dir, sizeof ix->catalog_dir)) {
         snprintf(ix->catalog_dir, sizeof ix->catalog_dir, "%s", str);
+        if (o->coordinator && !o->catalog) {
+            char unused[MMS_PATH_MAX];
+            s = mms_manifest_get_path(m, "catalog", ix->dir, unused, sizeof unused);
+            if (s != MMS_OK)
+                mms_log_error_at(__FILE__, __LINE__, __func__,
+                                 "name the catalog with --index-catalog DIR (search, serve)");
+        }
+    }
     if (s == MMS_OK && (s = mms_manifest_get_uint(m, "catalog_checksum", &u)) == MMS_OK)
         ix->catalog_checksum = u;
     if (s == MMS_OK && mms_manifest_has(m, "normalize") &&
@@ -396,9 +407,9 @@ static mms_status write_manifest(const char *dir, const mms_index_top_t *t) {
     mms_manifest_set_int(mm, "shards", t->shards);
     mms_manifest_set_int(mm, "knn_dim", t->knn_dim);
     mms_manifest_set_str(mm, "knn_space", t->knn_space);
-    mms_manifest_set_str(mm, "catalog", t->catalog);
+    mms_manifest_set_path(mm, "catalog", t->catalog, t->out);
     mms_manifest_set_uint(mm, "catalog_checksum", t->catalog_checksum);
-    mms_manifest_set_str(mm, "model", t->model);
+    mms_manifest_set_path(mm, "model", t->model, t->out);
     mms_manifest_set_int(mm, "embedding_dim", t->emb_dim);
     mms_manifest_set_int(mm, "normalize", t->normalize);
     mms_status s = mms_manifest_seal_dir(mm, dir, NULL);

@@ -163,6 +163,7 @@ typedef struct {
     int32_t knn_dim;
     const char *knn_space; /* "features" or "knn_features" (the graph's) */
     const char *catalog;
+    const char *out;     /* the index's final directory (paths are recorded relative to it) */
     uint64_t catalog_checksum;
     int32_t emb_dim;
     int normalize;
