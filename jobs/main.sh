@@ -44,7 +44,7 @@ pipeline() { # NAME: catalog in $WORK/NAME/catalog -> graph, partition, model, i
         mms_mpirun "$RANKS" "$MMSAGE" embed --graph "$d/graph" --model "$d/model" --out "$d/index" --force
     mms_stage "$name: serve + example queries" examples "$name"
     mms_stage "$name: evaluate ($RANKS ranks)" \
-        mms_mpirun "$RANKS" "$MMSAGE" eval --catalog "$d/catalog" --index "$d/index" --report "$d/report"
+        mms_mpirun "$RANKS" "$MMSAGE" eval --catalog "$d/catalog" --index "$d/index" --report "$d/report" --force
     reports+=("$d/report/report.md")
 }
 
