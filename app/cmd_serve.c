@@ -9,13 +9,22 @@
  * --pid-file): stop accepting, answer what was received, stop the workers,
  * exit 0. (SIGTERM to Open MPI's mpirun reaches every rank too and the ranks
  * drain the same way, but mpirun itself then reports the job as killed.)
+ *
+ * Access (docs/protocol.md, "Authentication"): --auth-token-file makes every
+ * request carry the file's token in 'auth'; listening on anything but a
+ * loopback address without one is refused before the index is opened (exit
+ * 1, a usage error). Connections per address, the first-frame deadline and
+ * the round's cost budget are the network loop's (netserver.h).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <mpi.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -41,6 +50,45 @@ static void on_signal(int sig) {
 static mms_status parse_listen(const char *s, mms_addr_t *a) {
     MMS_CALL(mms_addr_parse(s, "serve: --listen", 0, a));
     MMS_CHECK(a->host[0] || s[0] == '[', MMS_ERR_ARG, "serve: --listen '%s': no host", s);
+    return MMS_OK;
+}
+
+/* --auth-token-file: the whole file, one trailing newline stripped; 1..1024
+ * bytes without NUL. Warns (rank 0) when group or others may read it. *tok is
+ * malloc'd (the caller wipes and frees it). */
+static mms_status load_token(const char *path, char **tok, size_t *len) {
+    *tok = NULL;
+    *len = 0;
+    struct stat sb;
+    MMS_CHECK(stat(path, &sb) == 0, MMS_ERR_ARG, "serve: --auth-token-file %s: %s", path,
+              strerror(errno));
+    MMS_CHECK(S_ISREG(sb.st_mode), MMS_ERR_ARG, "serve: --auth-token-file %s is not a regular file",
+              path);
+    char *t = NULL;
+    size_t n = 0;
+    MMS_CALL(mms_read_file(path, &t, &n));
+    if (n > 0 && t[n - 1] == '\n') t[--n] = '\0';
+    mms_status s = MMS_OK;
+    if (n == 0)
+        s = MMS_ERR_ARG, mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                                       "serve: --auth-token-file %s is empty", path);
+    else if (n > MMS_PROTO_MAX_STR || memchr(t, 0, n))
+        s = MMS_ERR_ARG,
+        mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                      "serve: --auth-token-file %s: the token must be 1..%d bytes without a NUL "
+                      "byte (it has %zu bytes)",
+                      path, MMS_PROTO_MAX_STR, n);
+    if (s != MMS_OK) {
+        explicit_bzero(t, n);
+        free(t);
+        return s;
+    }
+    if ((sb.st_mode & (S_IRWXG | S_IRWXO)) && mms_log_rank() == 0)
+        mms_log_warn("serve: --auth-token-file %s can be read by its group or by others (mode "
+                     "%03o): anyone on this machine could learn the token; chmod 600 it",
+                     path, (unsigned)(sb.st_mode & 0777));
+    *tok = t;
+    *len = n;
     return MMS_OK;
 }
 
@@ -79,7 +127,9 @@ static mms_status handle(void *ctx, const mms_request_t *reqs, int n, mms_respon
 
 mms_status mms_cmd_serve(int argc, char **argv) {
     const char *index = NULL, *listen = MMS_DEFAULT_ADDR, *catalog = NULL, *pid_file = NULL;
+    const char *token_file = NULL;
     int float_scan = 0;
+    int64_t round_cost = MMS_NETSERVER_ROUND_COST_DEFAULT;
     mms_netserver_config_t nc;
     mms_netserver_config_default(&nc);
     mms_opt_t opts[] = {
@@ -93,6 +143,18 @@ mms_status mms_cmd_serve(int argc, char **argv) {
          "seconds from a request's first byte to its last", 0, 1, 0.001, 86400},
         {"idle-timeout", MMS_OPT_DOUBLE, &nc.idle_timeout,
          "seconds an idle connection stays open (0 = no limit)", 0, 1, 0, 1e9},
+        {"first-frame-timeout", MMS_OPT_DOUBLE, &nc.first_frame_timeout,
+         "seconds a new connection has to send its first whole request (0 = no limit)", 0, 1, 0, 1e9},
+        {"max-clients-per-address", MMS_OPT_INT, &nc.max_clients_per_address,
+         "concurrent connections from one IP address (0 = no limit)", 0, 1, 0, 1e6},
+        {"round-cost", MMS_OPT_INT64, &round_cost,
+         "work per batch: each request costs 64 + k (+ tag_k); one client's pipelined batch is cut "
+         "into rounds of this cost, interleaved with other clients' requests",
+         0, 1, 1, 1e12},
+        {"auth-token-file", MMS_OPT_STR, &token_file,
+         "file holding a shared secret every request must carry ('auth'); required to listen "
+         "beyond loopback",
+         0, 0, 0, 0},
         {"float-scan", MMS_OPT_FLAG, &float_scan,
          "scan the float rows instead of the int8 filter + exact re-rank (same results, slower)", 0, 0, 0, 0},
         {"pid-file", MMS_OPT_STR, &pid_file,
@@ -106,8 +168,25 @@ mms_status mms_cmd_serve(int argc, char **argv) {
                                   opts, nopt, argc, argv, &help);
     mms_addr_t la = {"", 0};
     if (s == MMS_OK && !help) s = parse_listen(listen, &la);
-    MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
-    if (help) return MMS_OK;
+    /* every rank checks (same arguments, same file): the same exit code everywhere */
+    char *token = NULL;
+    size_t token_len = 0;
+    if (s == MMS_OK && !help && token_file) s = load_token(token_file, &token, &token_len);
+    if (s == MMS_OK && !help && !token && !mms_netserver_is_loopback(la.host)) {
+        s = MMS_ERR_ARG;
+        mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                      "serve: --listen %s is not a loopback address: anyone who can reach it "
+                      "could query the index. Give --auth-token-file FILE (clients send the "
+                      "token with `mmsage query --auth-token-file FILE`), or listen on "
+                      "127.0.0.1",
+                      listen);
+    }
+    s = mms_mpi_agree(s, MPI_COMM_WORLD);
+    if (s != MMS_OK || help) {
+        if (token) explicit_bzero(token, token_len);
+        free(token);
+        return s;
+    }
     mms_opts_echo("serve", opts, nopt);
     int rank = mms_log_rank(), nranks = mms_log_nranks();
     /* Workers ignore SIGTERM/SIGINT (mpirun forwards them to every rank; their
@@ -132,8 +211,14 @@ mms_status mms_cmd_serve(int argc, char **argv) {
     if (rank == 0) {
         nc.host = la.host;
         nc.port = la.port;
-        s = mms_netserver_create(&nc, handle, &ctx, &srv);
+        nc.max_round_cost = (uint64_t)round_cost;
+        nc.auth_token = token;
+        nc.auth_token_len = token_len;
+        s = mms_netserver_create(&nc, handle, &ctx, &srv); /* copies the token */
     }
+    if (token) explicit_bzero(token, token_len);
+    free(token);
+    token = NULL;
     s = mms_mpi_agree(s, MPI_COMM_WORLD);
     if (s != MMS_OK) {
         mms_engine_close(&e);
@@ -146,6 +231,13 @@ mms_status mms_cmd_serve(int argc, char **argv) {
         mms_log_info("serve: index %s: %lld images, %lld tags, embeddings %d-d, opened in %.2f s",
                      ix->dir, (long long)ix->n_images, (long long)ix->n_tags, ix->emb_dim,
                      mms_now() - t0);
+        if (token_len)
+            mms_log_info("serve: requests must carry the token of %s (%zu bytes)%s", token_file,
+                         token_len,
+                         mms_netserver_is_loopback(la.host)
+                             ? ""
+                             : "; it travels in the clear: beyond a trusted network, put TLS "
+                               "in front (a tunnel or a proxy)");
         g_server = srv;
         if (g_signalled) mms_netserver_stop(srv); /* a signal during start-up */
         if (pid_file) {
@@ -163,11 +255,16 @@ mms_status mms_cmd_serve(int argc, char **argv) {
         mms_status stop = mms_engine_stop(e);
         if (s == MMS_OK) s = stop;
         if (s == MMS_OK) s = ctx.fatal;
-        mms_log_info("serve: stopped: %llu requests in %llu rounds (largest %d), %llu decode "
-                     "errors, %llu connections",
+        mms_log_info("serve: stopped: %llu requests in %llu rounds (largest %d, cost %llu), "
+                     "%llu decode errors, %llu unauthorized, %llu connections (%llu refused, %llu "
+                     "of them for the per-address cap and %llu for lack of descriptors), %llu "
+                     "timeouts",
                      (unsigned long long)st.requests, (unsigned long long)st.rounds,
-                     st.max_batch_seen, (unsigned long long)st.decode_errors,
-                     (unsigned long long)st.accepted);
+                     st.max_batch_seen, (unsigned long long)st.max_round_cost_seen,
+                     (unsigned long long)st.decode_errors, (unsigned long long)st.unauthorized,
+                     (unsigned long long)st.accepted, (unsigned long long)st.refused,
+                     (unsigned long long)st.refused_address, (unsigned long long)st.refused_fd,
+                     (unsigned long long)st.timeouts);
         mms_netserver_destroy(&srv);
         free(ctx.connect);
         if (pid_file) unlink(pid_file);

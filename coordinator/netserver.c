@@ -589,6 +589,37 @@ static void accept_clients(mms_netserver_t *s, double now) {
     }
 }
 
+/* The cost of a round (the handler's requests so far). The engine answers a
+ * round's searches with the round's largest k for every one of them
+ * (engine.c, chunk_end: top-kmax per shard, kmax per query on the wire), so
+ * the round costs n * (base + kmax), not the sum of the k: one k=10000 search
+ * makes every search of its round a k=10000 one. */
+typedef struct {
+    uint64_t n, nsearch, kmax, tag_k;
+} round_cost_t;
+
+static uint64_t round_cost_with(const round_cost_t *rc, const mms_request_t *q) {
+    uint64_t n = rc->n, ns = rc->nsearch, kmax = rc->kmax, tk = rc->tag_k;
+    if (q) {
+        n++;
+        if (q->op == MMS_OP_SEARCH) {
+            ns++;
+            if ((uint64_t)q->k > kmax) kmax = (uint64_t)q->k;
+        }
+        if (q->predict_tags && q->tag_k > 0) tk += (uint64_t)q->tag_k;
+    }
+    return n * MMS_NETSERVER_COST_BASE + ns * kmax + tk;
+}
+
+static void round_cost_add(round_cost_t *rc, const mms_request_t *q) {
+    rc->n++;
+    if (q->op == MMS_OP_SEARCH) {
+        rc->nsearch++;
+        if ((uint64_t)q->k > rc->kmax) rc->kmax = (uint64_t)q->k;
+    }
+    if (q->predict_tags && q->tag_k > 0) rc->tag_k += (uint64_t)q->tag_k;
+}
+
 /* Cut complete frames into slots: one per client per pass, round-robin from
  * s->rr, until max_batch, until nothing is left, or until the next request
  * does not fit the round's cost budget (that client is skipped for the rest of
@@ -596,7 +627,7 @@ static void accept_clients(mms_netserver_t *s, double now) {
  * request of a round always goes, whatever its cost. Returns the slot count. */
 static int collect_frames(mms_netserver_t *s, double now, int *nvalid) {
     int nslots = 0, nv = 0, progress = 1, n = s->nclients, first_skipped = -1;
-    uint64_t cost = 0;
+    round_cost_t rc = {0, 0, 0, 0};
     char err[512];
     for (int j = 0; j < n; j++) s->clients[j]->skip = 0;
     while (progress && nslots < s->cfg.max_batch) {
@@ -633,8 +664,7 @@ static int collect_frames(mms_netserver_t *s, double now, int *nvalid) {
             int code = mms_request_decode(payload, plen, rq, &id, err, sizeof err);
             int authorized = code == MMS_PERR_OK && (!s->token || token_ok(s, rq->auth));
             if (authorized) {
-                uint64_t qc = mms_netserver_request_cost(rq);
-                if (nv > 0 && cost + qc > s->cfg.max_round_cost) {
+                if (nv > 0 && round_cost_with(&rc, rq) > s->cfg.max_round_cost) {
                     /* not this round: the frame stays where it is */
                     mms_request_free(rq);
                     c->skip = 1;
@@ -642,7 +672,7 @@ static int collect_frames(mms_netserver_t *s, double now, int *nvalid) {
                     s->st.deferred++;
                     continue;
                 }
-                cost += qc;
+                round_cost_add(&rc, rq);
             }
             nslots++;
             progress = 1;
@@ -676,6 +706,7 @@ static int collect_frames(mms_netserver_t *s, double now, int *nvalid) {
     /* the client that had to wait goes first next round; otherwise rotate */
     if (first_skipped >= 0) s->rr = first_skipped;
     else if (n > 0) s->rr = (s->rr + 1) % n;
+    uint64_t cost = round_cost_with(&rc, NULL);
     if (cost > s->st.max_round_cost_seen) s->st.max_round_cost_seen = cost;
     *nvalid = nv;
     return nslots;

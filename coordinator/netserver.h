@@ -10,15 +10,18 @@
  * order). Frames that do not decode are answered by the loop itself with the
  * protocol error code (the handler never sees them).
  *
- * Fairness: a round's work is bounded. Each request has a cost (
- * mms_netserver_request_cost: a base plus the results and tags it asks for);
- * frames are cut one per client per pass, round-robin, until max_batch or the
- * round's cost budget (max_round_cost) is reached, and what does not fit stays
- * queued in its client's input for the next rounds (the client skipped first
- * goes first next round). So a client pipelining 256 k=10000 queries is served
- * in slices, and another client's query waits at most for the round in
- * progress plus one slice. A client whose unsent output is above max_output
- * gets no new frames cut until it reads (its answers are not computed ahead).
+ * Fairness: a round's work is bounded. A round of n requests costs
+ * n * (MMS_NETSERVER_COST_BASE + kmax) + the tags predicted, kmax being the
+ * largest k among its searches (the engine answers every search of a round
+ * with the round's largest k); frames are cut one per client per pass,
+ * round-robin, until max_batch or the round's cost budget (max_round_cost) is
+ * reached, and what does not fit stays queued in its client's input for the
+ * next rounds (the client skipped first goes first next round). With the
+ * default budget a k=10000 search has a round to itself and 256 k=10 searches
+ * share one. So a client pipelining 256 k=10000 queries is served one slice at
+ * a time, and another client's query waits at most for the round in progress
+ * plus one. A client whose unsent output is above max_output gets no new
+ * frames cut until it reads (its answers are not computed ahead).
  *
  * What the loop enforces: a frame length limit (frame_too_large, then the
  * connection is closed because the stream cannot be resynchronised), a
@@ -69,22 +72,25 @@ typedef struct {
                                frame (one that sent nothing is closed quietly, one that
                                sent part of a frame gets timeout); 0 = no such limit;
                                default 10 */
-    uint64_t max_round_cost; /* cost budget of one handler call (mms_netserver_request_cost
-                               summed); the first request of a round always goes, so a
-                               budget below one request's cost means one per round;
-                               default MMS_NETSERVER_ROUND_COST_DEFAULT */
+    uint64_t max_round_cost; /* cost budget of one handler call (n * (COST_BASE + kmax)
+                               + tag_k summed, see above); the first request of a round
+                               always goes, so a budget below one request's cost means one
+                               per round; default MMS_NETSERVER_ROUND_COST_DEFAULT */
     const void *auth_token; /* the shared secret every request's 'auth' must equal, or NULL
                                for none (copied at create); required when host is not
                                loopback (mms_netserver_is_loopback) */
     size_t auth_token_len;  /* its bytes: 1..MMS_PROTO_MAX_STR, no NUL byte */
 } mms_netserver_config_t;
 
-/* A request's cost for the round budget: MMS_NETSERVER_COST_BASE, plus k for a
+/* A request's cost alone in a round: MMS_NETSERVER_COST_BASE, plus k for a
  * search, plus tag_k when tags are predicted (the engine's work and the
  * response's size grow with the results asked for). */
 #define MMS_NETSERVER_COST_BASE 64
-/* two k=10000 searches, or a full batch of 256 k=10 ones */
-#define MMS_NETSERVER_ROUND_COST_DEFAULT (2 * (MMS_NETSERVER_COST_BASE + MMS_PROTO_K_MAX))
+/* A full batch of 256 k=10 searches costs 18,944 and fits; a k=10000 search
+ * (10,064) shares its round with nothing, since two requests at k=10000 cost
+ * 20,128 (measured on a 100k index: a round of one k=10000 search takes ~45 ms
+ * and mixing small queries into it makes each of them as slow as it). */
+#define MMS_NETSERVER_ROUND_COST_DEFAULT 20000
 uint64_t mms_netserver_request_cost(const mms_request_t *q);
 
 /* 1 when every address host resolves to is a loopback address (127.0.0.0/8,
