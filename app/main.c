@@ -15,6 +15,7 @@
 #include "mms_blas.h"
 #include "mms_fs.h"
 #include "mms_log.h"
+#include "mms_version.h"
 
 static const mms_command_t k_commands[] = {
     {"import", mms_cmd_import, 0, "import a real data set into a catalog (mulan, coco, npy)"},
@@ -38,7 +39,36 @@ static void usage(void) {
     for (int i = 0; i < k_ncommands; i++)
         printf("  %-10s %s%s\n", k_commands[i].name, k_commands[i].summary,
                k_commands[i].uses_mpi ? " [MPI]" : "");
-    printf("\nSee README.md and docs/ for the pipeline and file formats.\n");
+    printf("\nother:\n"
+           "  --version            version, git commit and build type\n"
+           "  help exit-codes      what each exit status means\n"
+           "\nEnvironment: MMS_LOG=debug|info|warn|error|quiet (quiet: errors only; default info).\n"
+           "See README.md and docs/ for the pipeline and file formats.\n");
+}
+
+/* The exit statuses: 0, 1 and 2 for the command line itself, then one per
+ * mms_status (common/mms_status.h), the same on every rank of an MPI run. */
+static void exit_codes(void) {
+    static const struct {
+        int code;
+        const char *what;
+    } k[] = {
+        {0, "success"},
+        {MMS_ERR_ARG, "usage or argument: no or an unknown command, a bad option or value"},
+        {MMS_ERR_IO, "io: a file could not be opened, read, written or renamed (disk full included)"},
+        {MMS_ERR_FORMAT, "format: a malformed or corrupt input (file, line or field named)"},
+        {MMS_ERR_NOMEM, "memory: an allocation failed"},
+        {MMS_ERR_NUMERIC, "numeric: NaN/Inf in an input or a diverging computation"},
+        {MMS_ERR_EXISTS, "exists: the output exists and --force was not given"},
+        {MMS_ERR_MISMATCH, "mismatch: inputs made from different sources (another graph, catalog, rank count)"},
+        {MMS_ERR_MPI, "mpi: an MPI call failed"},
+        {MMS_ERR_LIB, "library: METIS, LAPACK, msgpack or another library failed"},
+        {MMS_ERR_INTERNAL, "internal: a broken invariant (a bug: please report it)"},
+    };
+    printf("mmsage exit status (under mpirun, every rank exits with the code of the first\n"
+           "failure the ranks agreed on; mpirun passes it on):\n\n");
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) printf("  %3d  %s\n", k[i].code, k[i].what);
+    printf("  124  (from timeout(1) or SLURM, not mmsage) the time limit was reached\n");
 }
 
 mms_status mms_cmd_split_tags(char *s, const char **tags, int cap, int *n, const char *where) {
@@ -68,25 +98,41 @@ void mms_cmd_on_stop_signals(void (*handler)(int)) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-static mms_log_level env_level(void) {
+/* MMS_LOG: "quiet" keeps errors (a run that fails always says why); an unknown
+ * value is refused rather than silently read as "info". Returns -1 for it. */
+static int env_level(void) {
     const char *v = getenv("MMS_LOG");
-    if (!v) return MMS_LOG_INFO;
+    if (!v || !*v || !strcmp(v, "info")) return MMS_LOG_INFO;
     if (!strcmp(v, "debug")) return MMS_LOG_DEBUG;
     if (!strcmp(v, "warn")) return MMS_LOG_WARN;
-    if (!strcmp(v, "error")) return MMS_LOG_ERROR;
-    if (!strcmp(v, "quiet")) return MMS_LOG_QUIET;
-    return MMS_LOG_INFO;
+    if (!strcmp(v, "error") || !strcmp(v, "quiet")) return MMS_LOG_ERROR;
+    return -1;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        !strcmp(argv[1], "help")) {
+        (!strcmp(argv[1], "help") && argc == 2)) {
         usage();
         return argc < 2 ? 1 : 0;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("mmsage 0.1.0\n");
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("mmsage %s (commit %s, %s build)\n", MMS_VERSION, MMS_GIT_COMMIT, MMS_BUILD_TYPE);
         return 0;
+    }
+    if (argc >= 3 && !strcmp(argv[1], "help")) {
+        if (!strcmp(argv[2], "exit-codes")) {
+            exit_codes();
+            return 0;
+        }
+        fprintf(stderr, "mmsage help: unknown topic '%s' (topics: exit-codes; for a command's "
+                        "options: mmsage %s --help)\n", argv[2], argv[2]);
+        return 1;
+    }
+    int level = env_level();
+    if (level < 0) {
+        fprintf(stderr, "mmsage: MMS_LOG='%s' is not one of debug, info, warn, error, quiet\n",
+                getenv("MMS_LOG"));
+        return MMS_ERR_ARG;
     }
     const mms_command_t *cmd = NULL;
     for (int i = 0; i < k_ncommands; i++)
@@ -106,7 +152,7 @@ int main(int argc, char **argv) {
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     }
-    mms_log_init(rank, nranks, env_level());
+    mms_log_init(rank, nranks, (mms_log_level)level);
     /* Which kernels the dense math runs on: Debian's dynamic OpenBLAS picks them
      * from cpuid, and results and speed depend on the choice (docs/results.md). */
     if (cmd->uses_mpi) {
