@@ -19,7 +19,7 @@ typedef enum {
 static addr_fault addr_split(const char *s, int port_min, int def_port, unsigned flags,
                              mms_addr_t *out) {
     const int strict = (flags & MMS_ADDR_STRICT) != 0;
-    const char *colon = NULL, *host = s;
+    const char *colon = NULL, *ps = NULL, *host = s; /* ps: the port's digits, if any */
     size_t hl;
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
@@ -28,21 +28,28 @@ static addr_fault addr_split(const char *s, int port_min, int def_port, unsigned
         hl = (size_t)(close - host);
         colon = close[1] == ':' ? close + 1 : NULL;
         if (close[1] != '\0' && !colon) return ADDR_AFTER_CLOSE;
+        ps = colon ? colon + 1 : NULL;
+    } else if (!strict && s[0] && strspn(s, "0123456789") == strlen(s)) {
+        /* a port alone ("41017"): the default host; a number is never a host
+         * name here (inet_aton would read "41017" as the IPv4 address 0.0.160.57) */
+        hl = 0;
+        ps = s;
     } else {
         colon = strrchr(s, ':');
         if (strict && colon && strchr(s, ':') != colon) return ADDR_BARE_V6;
         hl = colon ? (size_t)(colon - s) : strlen(s);
+        ps = colon ? colon + 1 : NULL;
     }
     if (hl >= sizeof out->host) return ADDR_TOO_LONG;
     if (strict && hl == 0) return ADDR_NO_HOST;
     memcpy(out->host, host, hl);
     out->host[hl] = '\0';
     out->port = def_port;
-    if (colon) {
-        if (strict && (colon[1] < '0' || colon[1] > '9')) return ADDR_BAD_PORT;
+    if (ps) {
+        if (strict && (ps[0] < '0' || ps[0] > '9')) return ADDR_BAD_PORT;
         char *end;
-        long p = strtol(colon + 1, &end, 10);
-        if (*end != '\0' || end == colon + 1 || p < port_min || p > 65535) return ADDR_BAD_PORT;
+        long p = strtol(ps, &end, 10);
+        if (*end != '\0' || end == ps || p < port_min || p > 65535) return ADDR_BAD_PORT;
         out->port = (int)p;
     }
     return ADDR_OK;

@@ -3,8 +3,10 @@
  * the strict flag `web --listen` and the Host header the web page checks).
  *
  * Accepted forms: "host:port", "[v6addr]:port", "host" and "[v6addr]" (port
- * MMS_DEFAULT_PORT). The host is not resolved here and may come back empty
- * (":7700", "[]"): each caller decides what an empty host means. No sockets.
+ * MMS_DEFAULT_PORT), and (not strict) "port" alone, all digits, which comes
+ * back with an empty host. The host is not resolved here and may come back
+ * empty (":7700", "[]", "7700"): each caller decides what an empty host means
+ * (a client: MMS_DEFAULT_HOST, loopback). No sockets.
  */
 #ifndef MMS_ADDR_H
 #define MMS_ADDR_H

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mms_addr.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_manifest.h"
@@ -383,6 +384,110 @@ static void test_fs_write_errors(const char *dir) {
     T_OK(mms_rm_rf(p));
 }
 
+static void test_addr(void) {
+    mms_addr_t a;
+    T_OK(mms_addr_parse("41017", "t", 1, &a)); /* a port alone: the default (loopback) host */
+    T_CHECK(a.host[0] == '\0' && a.port == 41017);
+    T_OK(mms_addr_parse("example:80", "t", 1, &a));
+    T_CHECK(!strcmp(a.host, "example") && a.port == 80);
+    T_OK(mms_addr_parse("[::1]:9", "t", 1, &a));
+    T_CHECK(!strcmp(a.host, "::1") && a.port == 9);
+    T_OK(mms_addr_parse("example", "t", 1, &a));
+    T_CHECK(a.port == MMS_DEFAULT_PORT);
+    T_FAILS(mms_addr_parse("70000", "t", 1, &a), MMS_ERR_ARG);
+    T_FAILS(mms_addr_parse("0", "t", 1, &a), MMS_ERR_ARG);
+    T_OK(mms_addr_parse_ex("8080", "t", 0, 80, MMS_ADDR_STRICT, &a)); /* strict: always a host */
+    T_CHECK(!strcmp(a.host, "8080") && a.port == 80);
+}
+
+static void put(const char *dir, const char *name, const char *text) {
+    char p[MMS_PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    T_CHECK(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_manifest_files(const char *dir) {
+    char d[MMS_PATH_MAX], p[MMS_PATH_MAX];
+    snprintf(d, sizeof d, "%s/sums", dir);
+    snprintf(p, sizeof p, "%s/shard-0", d);
+    T_OK(mms_mkdir_p(p));
+    snprintf(p, sizeof p, "%s/nested", d);
+    T_OK(mms_mkdir_p(p));
+    put(d, "a.npy", "alpha");
+    put(d, "loss.tsv", "log");
+    put(d, "x.tmp.7", "temporary");
+    put(d, "shard-0/emb.npy", "beta");
+    put(d, "nested/manifest.msgpack", "its own");
+    put(d, "nested/c.npy", "gamma");
+    mms_manifest_t *m;
+    T_OK(mms_manifest_create("index", 1, &m));
+    static const char *const skip[] = {"loss.tsv", NULL};
+    T_OK(mms_manifest_seal_dir(m, d, skip));
+    T_EQ_INT(mms_manifest_recorded_files(m), 2); /* a.npy, shard-0/emb.npy */
+    mms_manifest_destroy(&m);
+    T_OK(mms_manifest_read_dir(d, "index", 1, &m));
+    T_EQ_INT(mms_manifest_recorded_files(m), 2);
+    uint64_t bytes = 0, sum;
+    T_OK(mms_manifest_verify_files(m, d, NULL, &bytes));
+    T_EQ_INT(bytes, 5);
+    T_OK(mms_manifest_verify_files(m, d, "shard-0", &bytes));
+    T_EQ_INT(bytes, 9);
+    T_CHECK(mms_manifest_file_sum(m, "shard-0/emb.npy", &sum) && sum == mms_checksum("beta", 4, 0));
+    T_OK(mms_manifest_verify_file(m, d, "a.npy"));
+    T_FAILS(mms_manifest_verify_file(m, d, "loss.tsv"), MMS_ERR_FORMAT);
+    T_MSG_HAS("is not recorded");
+    put(d, "a.npy", "alphA"); /* same size, one byte changed */
+    T_FAILS(mms_manifest_verify_files(m, d, NULL, NULL), MMS_ERR_FORMAT);
+    T_MSG_HAS("a.npy' is corrupt: its checksum is");
+    put(d, "shard-0/emb.npy", "bet");
+    T_FAILS(mms_manifest_verify_files(m, d, "shard-0", NULL), MMS_ERR_FORMAT);
+    T_MSG_HAS("emb.npy' is 3 bytes, but");
+    snprintf(p, sizeof p, "%s/a.npy", d);
+    T_CHECK(remove(p) == 0);
+    T_FAILS(mms_manifest_verify_files(m, d, NULL, NULL), MMS_ERR_FORMAT);
+    T_MSG_HAS("a.npy' is missing");
+    T_OK(mms_manifest_verify_files(m, d, "nested", NULL)); /* nothing recorded there */
+    mms_manifest_destroy(&m);
+    /* an old manifest (no records) verifies nothing and fails nothing */
+    T_OK(mms_manifest_create("index", 1, &m));
+    T_OK(mms_manifest_verify_files(m, d, NULL, NULL));
+    T_OK(mms_manifest_verify_file(m, d, "gone.npy"));
+    mms_manifest_destroy(&m);
+}
+
+static void test_manifest_paths(const char *dir) {
+    char cat[MMS_PATH_MAX], run[MMS_PATH_MAX], idx[MMS_PATH_MAX], out[MMS_PATH_MAX];
+    snprintf(cat, sizeof cat, "%s/data/cat", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    snprintf(idx, sizeof idx, "%s/run/idx", dir);
+    T_OK(mms_mkdir_p(cat));
+    T_OK(mms_mkdir_p(run));
+    mms_manifest_t *m;
+    T_OK(mms_manifest_create("index", 1, &m));
+    T_OK(mms_manifest_set_path(m, "catalog", cat, idx)); /* idx does not exist yet */
+    const char *rel, *abs;
+    T_OK(mms_manifest_get_str(m, "catalog", &rel));
+    T_CHECK(!strcmp(rel, "../../data/cat"));
+    T_OK(mms_manifest_get_str(m, "catalog.abs", &abs));
+    T_CHECK(abs[0] == '/' && strstr(abs, "/data/cat") != NULL);
+    T_OK(mms_manifest_set_path(m, "self", idx, idx));
+    T_OK(mms_manifest_get_str(m, "self", &rel));
+    T_CHECK(!strcmp(rel, "."));
+    T_OK(mms_mkdir_p(idx));
+    T_OK(mms_manifest_get_path(m, "catalog", idx, out, sizeof out));
+    T_CHECK(mms_path_is_dir(out));
+    T_OK(mms_rm_rf(cat));
+    T_FAILS(mms_manifest_get_path(m, "catalog", idx, out, sizeof out), MMS_ERR_ARG);
+    T_MSG_HAS("is not found");
+    T_CHECK(!mms_manifest_find_path(m, "catalog", idx, out, sizeof out));
+    mms_manifest_destroy(&m);
+}
+
 int main(void) {
     mms_log_init(0, 1, MMS_LOG_QUIET);
     const char *dir = mms_test_tmpdir("common");
@@ -393,6 +498,9 @@ int main(void) {
     test_fs(dir);
     test_fs_reap(dir);
     test_fs_write_errors(dir);
+    test_addr();
+    test_manifest_files(dir);
+    test_manifest_paths(dir);
     mms_rm_rf(dir);
     return mms_test_finish("test_common");
 }
