@@ -50,6 +50,17 @@ for d in C G G/parts-2 M I; do
     [ "$(recorded "$tmp/$d")" = "$want" ] || fail "$d: recorded files differ from the files: $(diff <(recorded "$tmp/$d") <(echo "$want") | tr '\n' ' ')"
 done
 
+# info reads every kind of directory, as text and as JSON, and --verify checks all shards
+for d in C:catalog G:graph G/parts-2:partition M:model I:index; do
+    dir=${d%%:*} kind=${d#*:}
+    "$MMSAGE" info --dir "$tmp/$dir" >"$tmp/info.txt" 2>&1 || fail "info --dir $dir: $(tail -1 "$tmp/info.txt")"
+    "$MMSAGE" info --dir "$tmp/$dir" --json --verify >"$tmp/info.json" 2>"$tmp/info.err" || fail "info --json --verify $dir: $(tail -1 "$tmp/info.err")"
+    jq -e --arg k "$kind" '.kind == $k and .verified == true and (.files | length) > 0' "$tmp/info.json" >/dev/null ||
+        fail "info --json $dir: $(head -c 300 "$tmp/info.json")"
+done
+"$MMSAGE" info --dir "$tmp/I" --json | jq -e '.files["shard-1/emb.npy"].bytes > 0 and .fields.shards == 2' >/dev/null ||
+    fail "info --json of the index lacks its shard files or fields"
+
 flip() { # FILE: overwrite 16 bytes in the middle with their complement
     python3 - "$1" <<'PY'
 import sys
@@ -80,6 +91,7 @@ for f in shard-0/emb.npy shard-1/x.npy shard-0/vis.npy params.npy tags_emb.npy t
 done
 rm -rf "$tmp/Ib" && cp -r "$tmp/I" "$tmp/Ib" && flip "$tmp/Ib/shard-1/emb.npy"
 expect_refused "eval, corrupt shard-1/emb.npy" "Ib/shard-1/emb.npy' is corrupt" eval_once "$tmp/Ib"
+expect_refused "info --verify, corrupt shard-1/emb.npy" "Ib/shard-1/emb.npy' is corrupt" "$MMSAGE" info --dir "$tmp/Ib" --verify
 rm -rf "$tmp/Ib" && cp -r "$tmp/I" "$tmp/Ib" && truncate -s 1000 "$tmp/Ib/shard-1/h1.npy"
 expect_refused "search, truncated shard-1/h1.npy" "Ib/shard-1/h1.npy' is 1000 bytes, but" search_once "$tmp/Ib"
 
