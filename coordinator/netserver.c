@@ -281,12 +281,21 @@ mms_status mms_netserver_create(const mms_netserver_config_t *cfg, mms_netserver
                    "netserver: getsockname: %s", strerror(errno));
     s->port = sa.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
                                        : ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    /* room for max_clients descriptors: raise the soft limit toward the hard
+     * one when needed (the usual soft default, 1024, is max_clients' default) */
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (rlim_t)s->cfg.max_clients + 16 > rl.rlim_cur)
-        mms_log_warn("netserver: max_clients %d is above what the descriptor limit allows "
-                     "(ulimit -n %llu): connections beyond it will be told 'unavailable'",
-                     s->cfg.max_clients, (unsigned long long)rl.rlim_cur);
+    rlim_t want = (rlim_t)s->cfg.max_clients + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+        if (rl.rlim_cur < want)
+            mms_log_warn("netserver: max_clients %d is above what the descriptor limit allows "
+                         "(ulimit -n %llu, hard limit %llu): connections beyond it will be told "
+                         "'unavailable'",
+                         s->cfg.max_clients, (unsigned long long)rl.rlim_cur,
+                         (unsigned long long)rl.rlim_max);
+    }
     *out = s;
     return MMS_OK;
 fail:
