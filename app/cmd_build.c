@@ -3,6 +3,7 @@
  * the summary on rank 0. */
 #include <mpi.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
 #include "graph_build.h"
@@ -35,12 +36,36 @@ static void print_summary(const mms_build_params_t *p, const mms_build_summary_t
     printf("time         %.2f s\n", s->total_seconds);
 }
 
+/* The settings a build starts from (see train's presets): "measured" (the
+ * default) keeps every top-k visual neighbour (--threshold -1) and L2-normalises
+ * the node inputs, the best measured on Corel5k (docs/results.md); "paper" is
+ * the paper's cosine threshold 0.65 on raw inputs. Options override either. */
+static mms_status apply_preset(const char *name, mms_build_params_t *p) {
+    if (!strcmp(name, "measured")) {
+        p->threshold = -1;
+        p->normalize = 1;
+    } else if (!strcmp(name, "paper")) {
+        p->threshold = 0.65;
+        p->normalize = 0;
+    } else {
+        MMS_CHECK(0, MMS_ERR_ARG, "build: --preset must be 'measured' or 'paper', got '%s'", name);
+    }
+    return MMS_OK;
+}
+
 mms_status mms_cmd_build(int argc, char **argv) {
     mms_build_params_t p;
     mms_build_params_default(&p);
+    const char *preset = mms_opts_peek("preset", argc, argv);
+    if (!preset) preset = "measured";
+    mms_status ps = apply_preset(preset, &p);
+    int no_normalize = 0;
     int seed = (int)p.seed, recall = (int)p.recall_sample;
     mms_opt_t opts[] = {
         {"catalog", MMS_OPT_STR, &p.catalog, "catalog directory (mmsage import/synth output)", 1, 0, 0, 0},
+        {"preset", MMS_OPT_STR, &preset,
+         "starting settings: measured (the default: --threshold -1, --normalize) or paper "
+         "(--threshold 0.65, raw inputs); other options override it", 0, 0, 0, 0},
         {"out", MMS_OPT_STR, &p.out, "output graph directory", 1, 0, 0, 0},
         {"force", MMS_OPT_FLAG, &p.force, "replace an existing output directory", 0, 0, 0, 0},
         {"k", MMS_OPT_INT, &p.k, "visual neighbours per image (paper: 5)", 0, 0, 0, 0},
@@ -49,7 +74,8 @@ mms_status mms_cmd_build(int argc, char **argv) {
         {"pca-dim", MMS_OPT_INT, &p.pca_dim,
          "project node features to this many dimensions with PCA (0: no PCA)", 0, 0, 0, 0},
         {"normalize", MMS_OPT_FLAG, &p.normalize,
-         "L2-normalise the node features (queries are normalised the same way)", 0, 0, 0, 0},
+         "L2-normalise the node features (queries are normalised the same way; on by default)", 0, 0, 0, 0},
+        {"no-normalize", MMS_OPT_FLAG, &no_normalize, "keep the node features as they are", 0, 0, 0, 0},
         {"approx", MMS_OPT_FLAG, &p.approx, "approximate kNN (IVF) for 1M+ images", 0, 0, 0, 0},
         {"nlist", MMS_OPT_INT, &p.nlist, "IVF lists (0: automatic)", 0, 1, 0, 1 << 24},
         {"nprobe", MMS_OPT_INT, &p.nprobe, "IVF lists probed per query (0: automatic)", 0, 1, 0, 1 << 24},
@@ -63,8 +89,10 @@ mms_status mms_cmd_build(int argc, char **argv) {
     int help = 0;
     mms_status s = mms_opts_parse("build", "Build the multi-modal graph (collective: run under mpirun).",
                                   opts, n, argc, argv, &help);
+    if (s == MMS_OK) s = ps;
     MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
     if (help) return MMS_OK;
+    if (no_normalize) p.normalize = 0;
     p.seed = (uint64_t)seed;
     p.recall_sample = recall;
     mms_opts_echo("build", opts, n);

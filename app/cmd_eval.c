@@ -132,6 +132,44 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
     return s;
 }
 
+/* "- training: ..." from the index's manifest (the model's configuration as
+ * trained), appended to the report's Settings section; nothing if unreadable. */
+static void training_settings(const char *index, char *out, size_t cap) {
+    static const char *const keys[] = {"lr", "dropout", "tag_init", "batch", "neg", "walks",
+                                       "walk_len", "hide_tags", "temperature", "hidden", "s1",
+                                       "s2", "max_degree", "train_tags", "seed", "normalize"};
+    out[0] = '\0';
+    mms_manifest_t *m = NULL;
+    if (mms_manifest_read_dir(index, "index", 0, &m) != MMS_OK) {
+        mms_error_clear();
+        return;
+    }
+    size_t w = (size_t)snprintf(out, cap, "- training:");
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && w < cap; i++) {
+        const mms_mentry_t *e = NULL;
+        for (size_t j = 0; j < m->n; j++)
+            if (!strcmp(m->e[j].key, keys[i])) e = &m->e[j];
+        if (!e) continue;
+        if (e->type == MMS_MV_STR)
+            w += (size_t)snprintf(out + w, cap - w, " %s `%s`,", keys[i], e->s);
+        else if (e->type == MMS_MV_REAL)
+            w += (size_t)snprintf(out + w, cap - w, " %s %g,", keys[i], e->r);
+        else if (e->type == MMS_MV_INT)
+            w += (size_t)snprintf(out + w, cap - w, " %s %lld,", keys[i], (long long)e->i);
+    }
+    int64_t step = 0, spe = 0;
+    double loss = 0;
+    if (w < cap && mms_manifest_get_int(m, "step", &step) == MMS_OK &&
+        mms_manifest_get_int(m, "steps_per_epoch", &spe) == MMS_OK && spe > 0 &&
+        mms_manifest_get_real(m, "loss", &loss) == MMS_OK)
+        snprintf(out + w, cap - w, " %lld steps (%.2f epochs of %lld steps), final smoothed loss %.4f\n",
+                 (long long)step, (double)step / (double)spe, (long long)spe, loss);
+    else if (w < cap)
+        snprintf(out + w, cap - w, "\n");
+    mms_manifest_destroy(&m);
+    mms_error_clear();
+}
+
 mms_status mms_cmd_eval(int argc, char **argv) {
     const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL;
     int k = 10, neighbors = 5, max_q = 0, plots = 1, force = 0;
@@ -246,11 +284,13 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         ro.ndatasets = 1;
         ro.title = "mmsage evaluation";
         if (!plots) ro.gnuplot = "";
-        char settings[1024];
-        snprintf(settings, sizeof settings,
-                 "- catalog: `%s`\n- index: `%s`\n- queries: %lld test images, %d results each, "
-                 "%d visual neighbours per query image\n",
-                 c->dir, index, (long long)nq, k, neighbors);
+        char settings[4096];
+        int w = snprintf(settings, sizeof settings,
+                         "- catalog: `%s`\n- index: `%s`\n- queries: %lld test images, %d results "
+                         "each, %d visual neighbours per query image\n",
+                         c->dir, index, (long long)nq, k, neighbors);
+        if (w > 0 && (size_t)w < sizeof settings)
+            training_settings(index, settings + w, sizeof settings - (size_t)w);
         ro.settings = settings;
         mms_report_info_t info;
         s = mms_report_write(&ro, &info);

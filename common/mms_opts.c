@@ -155,3 +155,17 @@ void mms_opts_echo(const char *command, const mms_opt_t *opts, int nopts) {
     }
     mms_log_info("%s", line);
 }
+
+const char *mms_opts_peek(const char *name, int argc, char **argv) {
+    size_t nl = strlen(name);
+    const char *v = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) || strncmp(a + 2, name, nl)) continue;
+        if (a[2 + nl] == '=')
+            v = a + 3 + nl;
+        else if (a[2 + nl] == '\0' && i + 1 < argc)
+            v = argv[++i];
+    }
+    return v; /* the last one wins, as for any option */
+}

@@ -45,6 +45,11 @@ mms_status mms_opts_parse(const char *command, const char *summary, const mms_op
                           int nopts, int argc, char **argv, int *help_shown);
 
 /* Print usage (command, summary, each option with its help and default). */
+/* The value of `--name V` or `--name=V` in argv[0..argc), or NULL: for an
+ * option (such as --preset) that sets the defaults the other options then
+ * override, whatever their order. The option must also be in the table. */
+const char *mms_opts_peek(const char *name, int argc, char **argv);
+
 void mms_opts_usage(const char *command, const char *summary, const mms_opt_t *opts, int nopts);
 
 /* Log the effective options once (rank 0). */
