@@ -144,5 +144,16 @@ run 2 train "${common[@]}" --out "$tmp/keep" --force --max-steps 3
 [ "$rc" -eq 0 ] || { tail -3 "$tmp/out"; fail "--force with good inputs exited $rc"; }
 [ "$(awk 'END { print NR }' "$tmp/keep/loss.tsv")" -eq 4 ] || fail "--force did not replace the model (loss.tsv has $(wc -l <"$tmp/keep/loss.tsv") lines)"
 no_debris "--force with good inputs"
+# the command's defaults are the measured settings; --preset paper gives the
+# paper's, and an option overrides the preset whatever the order
+run 2 train --graph "$tmp/g" --out "$tmp/pdef" --max-steps 2 --walks 2
+[ "$rc" -eq 0 ] || fail "train with its defaults exited $rc"
+"$MMSAGE" info --dir "$tmp/pdef" --json | jq -e '.fields.lr == 0.001 and .fields.tag_init == "mean" and .fields.dropout == 0.5' >/dev/null ||
+    fail "train's defaults are not the measured settings: $("$MMSAGE" info --dir "$tmp/pdef" --json | jq -c '.fields | {lr, tag_init, dropout}')"
+run 2 train --graph "$tmp/g" --out "$tmp/ppap" --max-steps 2 --walks 2 --lr 2e-4 --preset paper
+[ "$rc" -eq 0 ] || fail "train --preset paper exited $rc"
+"$MMSAGE" info --dir "$tmp/ppap" --json | jq -e '.fields.lr == 0.0002 and .fields.tag_init == "random" and (.fields.dropout - 0.2 | fabs) < 1e-6' >/dev/null ||
+    fail "--preset paper with --lr: $("$MMSAGE" info --dir "$tmp/ppap" --json | jq -c '.fields | {lr, tag_init, dropout}')"
+expect_fail "unknown preset" "--preset must be 'measured' or 'paper'" 2 "$MMSAGE" train --graph "$tmp/g" --out "$tmp/px" --preset best
 echo "$fails failures"
 [ "$fails" -eq 0 ]
