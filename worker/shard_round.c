@@ -16,8 +16,8 @@
 
 #define SPIN_SECONDS 0.002    /* worker: poll this long after a round before sleeping */
 #define SLEEP_MAX 1e-3        /* worker: longest sleep between polls when idle */
-#define ROUND_SPIN 0.5e-3     /* inside a round: poll this long, */
-#define ROUND_SLEEP_MAX 50e-6 /* then nap at most this long */
+#define ROUND_SPIN 5e-3       /* inside a round: poll (yielding) this long, */
+#define ROUND_SLEEP_MAX 1e-4  /* then nap at most this long */
 
 /* ---------------------------------------------------------------- wire layout */
 
@@ -180,10 +180,11 @@ static mms_status local_round(mms_round_t *r, int op, int32_t nq, int32_t k) {
 
 /* ---------------------------------------------------------------- the round */
 
-/* Inside a round every rank is busy or about to be: poll (pure, then
- * yielding) for 0.5 ms, then nap up to 50 us, so a coordinator waiting for
- * the shard scans leaves the core to them on a shared node and adds at most
- * one nap to the round. */
+/* Inside a round every rank is busy or about to be: poll for ROUND_SPIN
+ * (yielding the core between polls after the first 50 us, which costs
+ * nothing on an idle core), so a normal round never sleeps and keeps its
+ * latency; a longer wait (a descheduled peer on a shared node) naps up to
+ * ROUND_SLEEP_MAX, at most 2 % on top of a wait that already took 5 ms. */
 mms_status mms_round_wait(MPI_Request *rq) {
     return mms_mpi_wait_polite(rq, (mms_mpi_wait_t){.spin = ROUND_SPIN, .sleep_max = ROUND_SLEEP_MAX});
 }
