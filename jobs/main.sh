@@ -48,11 +48,25 @@ pipeline() { # NAME: catalog in $WORK/NAME/catalog -> graph, partition, model, i
     reports+=("$d/report/report.md")
 }
 
+# The query server's ranks: a coordinator plus workers that hold the RANKS
+# shards. Inside a SLURM allocation of RANKS tasks it stays within them: RANKS
+# ranks (RANKS-1 workers, one of them holding two shards), or 2 when RANKS is 1
+# (the coordinator then shares the one slot: it waits politely between
+# queries). Outside SLURM, one worker per shard (RANKS + 1).
+serve_launch() { # ARGS...: mms_mpirun with the server's rank count
+    local np=$((RANKS + 1))
+    if [ -n "${SLURM_JOB_ID:-}" ]; then
+        np=$RANKS
+        if [ "$np" -lt 2 ]; then MMS_OVERSUBSCRIBE=1 mms_mpirun 2 "$@"; return; fi
+    fi
+    mms_mpirun "$np" "$@"
+}
+
 # A query server on an ephemeral loopback port; example queries; SIGTERM.
 examples() {
     local name=$1 d="$WORK/$1" log="$WORK/$1/serve.log" pidf="$WORK/$1/serve.pid" port="" i
     rm -f "$pidf"
-    mms_mpirun "$((RANKS + 1))" "$MMSAGE" serve --index "$d/index" --listen 127.0.0.1:0 \
+    serve_launch "$MMSAGE" serve --index "$d/index" --listen 127.0.0.1:0 \
         --pid-file "$pidf" >"$log" 2>&1 &
     local mpirun_pid=$!
     for i in $(seq 1 600); do

@@ -30,6 +30,11 @@ done
 # A test run inside someone's SLURM job must not talk to that cluster.
 # shellcheck disable=SC2046 # variable names
 unset $(compgen -v SLURM_) 2>/dev/null
+# The jobs are submitted as a user submits them: without the suite's Open MPI
+# settings (its rmaps_base_oversubscribe would hide a job that asks for more
+# ranks than its allocation has; sbatch passes the environment on).
+# shellcheck disable=SC2046
+unset $(compgen -v OMPI_MCA_) 2>/dev/null
 
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
@@ -95,11 +100,12 @@ grep -q " idle " "$tmp/status" || fail "status.sh shows no idle node: $(cat "$tm
 
 mkdir -p "$tmp/submit"
 cd "$tmp/submit" || exit 1
-# submit NAME SBATCH-ARGS... : sbatch --wait; sets jobid, rc and out (the output file).
+# submit NAME SBATCH-ARGS... : sbatch --wait through jobs/submit.sh (its
+# preflight, then sbatch); sets jobid, rc and out (the output file).
 submit() {
     local name=$1
     shift
-    jobid=$(timeout 300 sbatch --wait --parsable "$@" 2>"$tmp/sbatch-$name.err")
+    jobid=$(timeout 300 bash "$SRC/jobs/submit.sh" --wait --parsable "$@" 2>"$tmp/sbatch-$name.err")
     rc=$?
     jobid=${jobid%%;*}
     out=$(compgen -G "$tmp/submit/*-$jobid.out" | head -n 1)
@@ -183,9 +189,20 @@ for s in build partition; do
 done
 [ $ok = 1 ] || { show scaling; cat "$tsv" >&2; }
 
-# ---- 5. the nightly job: publishes, or stops at a stage this build lacks
+# ---- 5. the nightly job as shipped (its own --ntasks): publishes, or stops at
+# a stage this build lacks; first, a request the cluster can never meet is
+# refused by jobs/submit.sh's preflight, with what the cluster has, and nothing
+# is queued (sbatch alone would leave it pending forever: PartitionConfig)
+queued=$(squeue -h | wc -l)
+if bash "$SRC/jobs/submit.sh" --ntasks=64 "$SRC/jobs/nightly.sbatch" >"$tmp/pre.out" 2>"$tmp/pre.err"; then
+    fail "preflight: 64 tasks on this cluster were submitted"
+else
+    grep -q "cannot run this request" "$tmp/pre.err" && grep -q "at most [0-9]* tasks" "$tmp/pre.err" ||
+        fail "preflight: no clear refusal: $(cat "$tmp/pre.err")"
+fi
+[ "$(squeue -h | wc -l)" -eq "$queued" ] || fail "preflight: a job was queued anyway"
 MMS_NIGHTLY_IMAGES=2000 MMS_TRAIN_SECONDS=10 MMS_WORK=$tmp/nightly \
-    submit nightly --ntasks=2 --time=10 "$SRC/jobs/nightly.sbatch"
+    submit nightly --time=10 "$SRC/jobs/nightly.sbatch"
 ok=1
 if grep -q "has no option(s)" "$out"; then
     fail "nightly: jobs/nightly.sbatch passes options this mmsage lacks: update the job script"; ok=0
