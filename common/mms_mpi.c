@@ -28,9 +28,11 @@ mms_status mms_mpi_agree(mms_status local, MPI_Comm comm) {
         return MMS_ERR_MPI;
     }
     if (out == MMS_OK) return MMS_OK;
-    if (local != MMS_OK) return local;
-    mms_log_debug("stopping: another rank failed (%s)", mms_status_name(out));
-    return MMS_ERR_MPI;
+    /* every rank returns the agreed (largest) code, so the job's exit status is
+     * the failure's own (mmsage help exit-codes) whichever rank mpirun sees
+     * exit first; the rank that failed has logged why */
+    if (local == MMS_OK) mms_log_debug("stopping: another rank failed (%s)", mms_status_name(out));
+    return (mms_status)out;
 }
 
 mms_status mms_mpi_bcast_big(void *buf, size_t bytes, int root, MPI_Comm comm) {

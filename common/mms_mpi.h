@@ -18,8 +18,10 @@
 #include "mms_status.h"
 
 /* Collective. Every rank passes its local status; returns MMS_OK on every rank
- * if all were ok, otherwise the local status on failing ranks and MMS_ERR_MPI
- * (with a short "stopping: another rank failed" note) on the others. */
+ * if all were ok, otherwise the same failure code on every rank (the largest
+ * of the ranks' codes), so the process exit status is the failure's own at any
+ * rank count. Ranks that did not fail note "stopping: another rank failed"
+ * (debug). */
 mms_status mms_mpi_agree(mms_status local, MPI_Comm comm);
 
 /* Wrap an MPI return code. */

@@ -110,6 +110,13 @@ expect_refused "train, corrupt graph tags.tsv" "Gb/tags.tsv' is corrupt" \
 rm -rf "$tmp/Gb" && cp -r "$tmp/G" "$tmp/Gb" && flip "$tmp/Gb/parts-2/part-1/halo1.npy"
 expect_refused "train, corrupt halo1.npy" "part-1/halo1.npy' is corrupt" \
     "${MPI[@]}" -np 2 "$MMSAGE" train --graph "$tmp/Gb" --out "$tmp/Mx" --max-steps 3
+# only rank 1 reads part-1: every rank (and so mpirun) exits with the failure's
+# own code, 3 (format), never 8 (mpi) from the rank that only stopped
+for i in 1 2 3; do
+    "${MPI[@]}" -np 2 "$MMSAGE" train --graph "$tmp/Gb" --out "$tmp/Mx" --max-steps 3 >/dev/null 2>&1
+    rc=$?
+    [ "$rc" -eq 3 ] || { fail "train, corrupt halo1.npy: exit $rc, expected 3 (format) on every rank"; break; }
+done
 [ -e "$tmp/Mx" ] && fail "train with a corrupt input published '$tmp/Mx'"
 
 # catalog features into build and info
