@@ -100,7 +100,7 @@ mms_status mms_text_caption_words(const char *const *caps, int ncap, int min_vot
             ntok++;
         }
     }
-    qsort(tok, ntok, sizeof *tok, cmp_tok);
+    if (ntok > 1) qsort(tok, ntok, sizeof *tok, cmp_tok); /* qsort(NULL, 0) is undefined */
     for (size_t i = 0; i < ntok;) {
         size_t j = i;
         int votes = 0;
