@@ -164,28 +164,44 @@ static mms_status catalog_summary(const char *dir, int top, json_t *js) {
 }
 
 mms_status mms_cmd_info(int argc, char **argv) {
-    const char *catalog = NULL, *dir = NULL;
+    const char *catalog = NULL, *dir = NULL, *graph = NULL, *partition = NULL, *model = NULL,
+               *index = NULL;
     int top = 10, json = 0, verify = 0;
     mms_opt_t opts[] = {
         {"dir", MMS_OPT_STR, &dir, "any mmsage directory: catalog, graph, partition (G/parts-P), model, index", 0, 0, 0, 0},
-        {"catalog", MMS_OPT_STR, &catalog, "a catalog directory (the same as --dir for a catalog)", 0, 0, 0, 0},
+        {"catalog", MMS_OPT_STR, &catalog, "a catalog directory (refused if it is another kind)", 0, 0, 0, 0},
+        {"graph", MMS_OPT_STR, &graph, "a graph directory (the same as --dir)", 0, 0, 0, 0},
+        {"partition", MMS_OPT_STR, &partition, "a partition directory, G/parts-P (the same as --dir)", 0, 0, 0, 0},
+        {"model", MMS_OPT_STR, &model, "a model directory (the same as --dir)", 0, 0, 0, 0},
+        {"index", MMS_OPT_STR, &index, "an index directory (the same as --dir)", 0, 0, 0, 0},
         {"json", MMS_OPT_FLAG, &json, "print one JSON object (fields, recorded files, summary)", 0, 0, 0, 0},
         {"verify", MMS_OPT_FLAG, &verify, "check every recorded file (all shards) against its checksum", 0, 0, 0, 0},
         {"top-tags", MMS_OPT_INT, &top, "how many of the most frequent tags to list (catalogs)", 0, 1, 0, 1000},
     };
     int help;
-    MMS_CALL(mms_opts_parse("info", "Describe and validate any mmsage directory.", opts, 5, argc, argv,
-                            &help));
+    MMS_CALL(mms_opts_parse("info", "Describe and validate any mmsage directory.", opts,
+                            (int)(sizeof opts / sizeof opts[0]), argc, argv, &help));
     if (help) return MMS_OK;
-    MMS_CHECK(!dir != !catalog, MMS_ERR_ARG, "info: give one of --dir or --catalog");
-    if (catalog) dir = catalog;
+    const char *given[] = {dir, catalog, graph, partition, model, index};
+    static const char *const kinds[] = {NULL, "catalog", "graph", "partition", "model", "index"};
+    const char *want = NULL;
+    int ngiven = 0;
+    for (size_t i = 0; i < sizeof given / sizeof given[0]; i++)
+        if (given[i]) {
+            dir = given[i];
+            want = kinds[i];
+            ngiven++;
+        }
+    MMS_CHECK(ngiven == 1, MMS_ERR_ARG,
+              "info: give one directory: --dir D (any kind), or --catalog, --graph, --partition, "
+              "--model or --index");
     MMS_CHECK(mms_path_is_dir(dir), MMS_ERR_IO, "info: '%s' is not a directory", dir);
     char mpath[MMS_PATH_MAX];
     MMS_CALL(mms_path_join(mpath, sizeof mpath, dir, MMS_MANIFEST_FILE));
     mms_manifest_t *m = NULL;
     if (mms_path_exists(mpath))
-        MMS_CALL(mms_manifest_read_dir(dir, catalog ? "catalog" : NULL, INT64_MAX, &m));
-    MMS_CHECK(m || catalog, MMS_ERR_FORMAT,
+        MMS_CALL(mms_manifest_read_dir(dir, want, INT64_MAX, &m));
+    MMS_CHECK(m || catalog, MMS_ERR_FORMAT, /* a catalog may be made by hand, without one */
               "info: '%s' has no %s: not an mmsage directory (or an unfinished one)", dir,
               MMS_MANIFEST_FILE);
     const int is_catalog = !m || !strcmp(m->kind, "catalog");

@@ -137,17 +137,22 @@ int main(int argc, char **argv) {
     const mms_command_t *cmd = NULL;
     for (int i = 0; i < k_ncommands; i++)
         if (!strcmp(argv[1], k_commands[i].name)) cmd = &k_commands[i];
+    /* a command's --help needs no MPI (the man page and the completion are
+     * generated from it at build time, where there may be no mpirun) */
+    int help_only = 0;
+    for (int i = 2; i < argc; i++) help_only |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
     if (!cmd) {
         fprintf(stderr, "mmsage: unknown command '%s' (run 'mmsage --help')\n", argv[1]);
         return 1;
     }
     /* Before MPI and any BLAS call: never run the SSE kernels on an AVX-512 CPU. */
-    if (cmd->uses_mpi) mms_blas_fix_kernel(argv);
+    if (cmd->uses_mpi && !help_only) mms_blas_fix_kernel(argv);
     /* One rank per core: OpenBLAS threads only when asked (MMS_BLAS_THREADS). */
     const char *bt = getenv("MMS_BLAS_THREADS");
     openblas_set_num_threads(bt ? atoi(bt) : 1);
     int rank = 0, nranks = 1;
-    if (cmd->uses_mpi) {
+    const int use_mpi = cmd->uses_mpi && !help_only;
+    if (use_mpi) {
         MPI_Init(&argc, &argv);
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         MPI_Comm_size(MPI_COMM_WORLD, &nranks);
@@ -155,7 +160,7 @@ int main(int argc, char **argv) {
     mms_log_init(rank, nranks, (mms_log_level)level);
     /* Which kernels the dense math runs on: Debian's dynamic OpenBLAS picks them
      * from cpuid, and results and speed depend on the choice (docs/results.md). */
-    if (cmd->uses_mpi) {
+    if (use_mpi) {
         char blas[256];
         mms_log_info("BLAS core %s", mms_blas_describe(blas, sizeof blas));
     }
@@ -163,6 +168,6 @@ int main(int argc, char **argv) {
     /* Results written to stdout must have arrived: a full disk or a closed
      * device is an error, not exit 0 with the output lost. */
     if (s == MMS_OK) s = mms_stdout_flush("standard output");
-    if (cmd->uses_mpi) MPI_Finalize();
+    if (use_mpi) MPI_Finalize();
     return s == MMS_OK ? 0 : (int)s;
 }

@@ -21,6 +21,9 @@ void mms_mpi_error(int rc, const char *what, const char *file, int line, const c
 }
 
 mms_status mms_mpi_agree(mms_status local, MPI_Comm comm) {
+    int up = 0;
+    MPI_Initialized(&up);
+    if (!up) return local; /* `mmsage <command> --help` runs without MPI */
     int in = local, out = 0;
     int rc = MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, comm);
     if (rc != MPI_SUCCESS) {

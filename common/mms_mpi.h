@@ -21,7 +21,7 @@
  * if all were ok, otherwise the same failure code on every rank (the largest
  * of the ranks' codes), so the process exit status is the failure's own at any
  * rank count. Ranks that did not fail note "stopping: another rank failed"
- * (debug). */
+ * (debug). Without MPI initialised (a command's --help) returns local. */
 mms_status mms_mpi_agree(mms_status local, MPI_Comm comm);
 
 /* Wrap an MPI return code. */

@@ -10,7 +10,7 @@ PKGS=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin libmetis-dev libscalapack-openmpi-dev libopenblas-dev
       libmsgpack-dev libjansson-dev libjpeg-dev libxxhash-dev
       slurm-wlm munge gnuplot-nox python3 valgrind clang libclang-rt-14-dev
-      libmicrohttpd-dev chromium fonts-dejavu-core curl jq)
+      libmicrohttpd-dev chromium fonts-dejavu-core curl jq man-db groff-base)
 # node and npm for the browser tests (tests/web/): Debian's, unless the machine
 # already has them (a nodejs from elsewhere may bundle npm and conflict with
 # Debian's npm package)

@@ -50,15 +50,18 @@ for d in C G G/parts-2 M I; do
     [ "$(recorded "$tmp/$d")" = "$want" ] || fail "$d: recorded files differ from the files: $(diff <(recorded "$tmp/$d") <(echo "$want") | tr '\n' ' ')"
 done
 
-# info reads every kind of directory, as text and as JSON, and --verify checks all shards
+# info reads every kind of directory, as text and as JSON, and --verify checks all shards;
+# a directory of another kind than the option names is refused
+"$MMSAGE" info --model "$tmp/I" >/dev/null 2>&1 && fail "info --model of an index succeeded"
 for d in C:catalog G:graph G/parts-2:partition M:model I:index; do
     dir=${d%%:*} kind=${d#*:}
     "$MMSAGE" info --dir "$tmp/$dir" >"$tmp/info.txt" 2>&1 || fail "info --dir $dir: $(tail -1 "$tmp/info.txt")"
-    "$MMSAGE" info --dir "$tmp/$dir" --json --verify >"$tmp/info.json" 2>"$tmp/info.err" || fail "info --json --verify $dir: $(tail -1 "$tmp/info.err")"
+    "$MMSAGE" info --"$kind" "$tmp/$dir" --json --verify >"$tmp/info.json" 2>"$tmp/info.err" || fail "info --$kind --json --verify $dir: $(tail -1 "$tmp/info.err")"
+    python3 -m json.tool "$tmp/info.json" >/dev/null || fail "info --$kind --json: not JSON"
     jq -e --arg k "$kind" '.kind == $k and .verified == true and (.files | length) > 0' "$tmp/info.json" >/dev/null ||
         fail "info --json $dir: $(head -c 300 "$tmp/info.json")"
 done
-"$MMSAGE" info --dir "$tmp/I" --json | jq -e '.files["shard-1/emb.npy"].bytes > 0 and .fields.shards == 2' >/dev/null ||
+"$MMSAGE" info --index "$tmp/I" --json | jq -e '.files["shard-1/emb.npy"].bytes > 0 and .fields.shards == 2' >/dev/null ||
     fail "info --json of the index lacks its shard files or fields"
 
 flip() { # FILE: overwrite 16 bytes in the middle with their complement

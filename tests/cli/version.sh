@@ -32,5 +32,20 @@ out=$(MMS_LOG=quiet "$MMSAGE" info --catalog /nonexistent 2>&1); rc=$?
 echo "$out" | grep -q "/nonexistent" || fail "MMS_LOG=quiet hid the error"
 [ "$(MMS_LOG=quiet "$MMSAGE" info --catalog /nonexistent 2>&1 | grep -c .)" -le 2 ] || fail "MMS_LOG=quiet printed more than the error"
 
+# the man page and the bash completion, generated at build time from the option tables
+if [ -n "${MMS_BUILD:-}" ] && [ -f "$MMS_BUILD/mmsage.1" ]; then
+    page=$(MANWIDTH=100 man -l "$MMS_BUILD/mmsage.1" 2>&1) || fail "man -l mmsage.1 failed: $page"
+    for c in "import mulan" build partition train embed serve search eval query info web "EXIT STATUS"; do
+        echo "$page" | grep -q "^ *$c" || fail "the man page has no section '$c'"
+    done
+    echo "$page" | grep -q -- "--preset" || fail "the man page lacks train --preset (not from the option tables?)"
+    comp=$(bash -c 'source "$1" && complete -p mmsage && COMP_WORDS=(mmsage train --pre) COMP_CWORD=2 && _mmsage && echo "${COMPREPLY[*]}"' _ "$MMS_BUILD/mmsage.bash" 2>&1) ||
+        fail "sourcing mmsage.bash: $comp"
+    echo "$comp" | grep -q "complete .*-F _mmsage mmsage" || fail "complete -p mmsage: $comp"
+    echo "$comp" | tail -1 | grep -qx -- "--preset" || fail "completion of 'train --pre': $(echo "$comp" | tail -1)"
+else
+    echo "note: no mmsage.1 in \$MMS_BUILD: man page and completion not checked"
+fi
+
 echo "version: $fails failures"
 [ "$fails" -eq 0 ]
