@@ -36,6 +36,16 @@ void mms_error_set(mms_status code, const char *file, int line, const char *func
     mms_log_error_at(file, line, func, "%s error: %s", mms_status_name(code), tl_message);
 }
 
+void mms_error_set_all(mms_status code, const char *file, int line, const char *func,
+                       const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tl_message, sizeof tl_message, fmt, ap);
+    va_end(ap);
+    if (mms_log_rank() == 0)
+        mms_log_error_at(file, line, func, "%s error: %s", mms_status_name(code), tl_message);
+}
+
 void mms_error_trace(mms_status code, const char *file, int line, const char *func) {
     mms_log_trace_at(file, line, func, code);
 }

@@ -38,6 +38,11 @@ const char *mms_status_name(mms_status s);
 /* Record (and log at error level) a formatted message for the current thread. */
 void mms_error_set(mms_status code, const char *file, int line, const char *func,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same for an error every rank meets the same way (a bad argument, an
+ * input that does not fit the rank count): recorded on every rank, logged by
+ * rank 0 only, so the user reads it once. */
+void mms_error_set_all(mms_status code, const char *file, int line, const char *func,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Log one traceback line for a failure passing through file:line func. */
 void mms_error_trace(mms_status code, const char *file, int line, const char *func);
 /* The most recent message set on this thread ("" if none). Borrowed. */
@@ -48,6 +53,15 @@ void mms_error_clear(void);
     do {                                                                        \
         if (!(cond)) {                                                          \
             mms_error_set((code), __FILE__, __LINE__, __func__, __VA_ARGS__);   \
+            return (code);                                                      \
+        }                                                                       \
+    } while (0)
+
+/* MMS_CHECK for a condition every rank evaluates alike: logged once (rank 0). */
+#define MMS_CHECK_ALL(cond, code, ...)                                          \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            mms_error_set_all((code), __FILE__, __LINE__, __func__, __VA_ARGS__); \
             return (code);                                                      \
         }                                                                       \
     } while (0)

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "part_dir.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,28 @@ typedef struct {
     mms_manifest_t *m;
 } ppriv_t;
 
+/* ": it has parts 2, 4" (the parts-P directories of graph_dir), or ": it has none". */
+static void existing_parts(const char *graph_dir, char *out, size_t cap) {
+    int found[64], n = 0;
+    DIR *d = opendir(graph_dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL && n < 64) {
+        int p = 0, len = 0;
+        if (sscanf(de->d_name, "parts-%d%n", &p, &len) == 1 && de->d_name[len] == '\0' && p > 0)
+            found[n++] = p;
+    }
+    if (d) closedir(d);
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of entries */
+        for (int j = i; j > 0 && found[j] < found[j - 1]; j--) {
+            int t = found[j];
+            found[j] = found[j - 1];
+            found[j - 1] = t;
+        }
+    size_t w = (size_t)snprintf(out, cap, n ? ": it has parts" : ": it has none");
+    for (int i = 0; i < n && w < cap; i++)
+        w += (size_t)snprintf(out + w, cap - w, "%s %d", i ? "," : "", found[i]);
+}
+
 mms_status mms_partition_open(const char *graph_dir, int parts, mms_partition_t **out) {
     *out = NULL;
     MMS_CHECK(parts >= 1, MMS_ERR_ARG, "number of parts must be at least 1 (got %d)", parts);
@@ -207,10 +230,15 @@ mms_status mms_partition_open(const char *graph_dir, int parts, mms_partition_t 
     MMS_CALL(mms_graph_checksum(graph_dir, &gsum));
     char dir[MMS_PATH_MAX];
     MMS_CALL(mms_partition_path(graph_dir, parts, dir, sizeof dir));
-    MMS_CHECK(mms_path_is_dir(dir), MMS_ERR_ARG,
-              "graph %s has no partition into %d parts; run mmsage partition --graph %s "
-              "--parts %d",
-              graph_dir, parts, graph_dir, parts);
+    if (!mms_path_is_dir(dir)) {
+        char have[256];
+        existing_parts(graph_dir, have, sizeof have);
+        MMS_CHECK_ALL(0, MMS_ERR_MISMATCH,
+                      "graph %s has no partition into %d parts (one per rank)%s; run under "
+                      "mpirun -np N with N one of those, or first: mmsage partition --graph %s "
+                      "--parts %d",
+                      graph_dir, parts, have, graph_dir, parts);
+    }
     MMS_CHECK(strlen(dir) < sizeof((*out)->dir), MMS_ERR_ARG, "path too long: %s", dir);
     mms_partition_t *pt;
     MMS_CALL(mms_calloc(1, sizeof *pt, &pt));

@@ -92,7 +92,9 @@ expect_fail() { # WHAT PATTERN NP ARGS...
     [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "$what: exit $rc (expected a failure, not success or a hang)"
     grep -q -- "$pat" "$tmp/out" || { fail "$what: no '$pat' in output"; tail -3 "$tmp/out"; }
 }
-expect_fail "3 ranks, no 3-part partition" "has no partition into 3 parts" 3 "$MMSAGE" train "${common[@]}" --out "$tmp/x3"
+expect_fail "3 ranks, no 3-part partition" "has no partition into 3 parts (one per rank): it has parts 1, 2, 4; run under mpirun -np N" 3 "$MMSAGE" train "${common[@]}" --out "$tmp/x3"
+[ "$(grep -c "has no partition into 3 parts" "$tmp/out")" -eq 1 ] || fail "rank-count mismatch reported $(grep -c "has no partition into 3 parts" "$tmp/out") times, not once"
+[ "$rc" -eq 7 ] || fail "rank-count mismatch: exit $rc, expected 7 (mismatch) from every rank"
 expect_fail "resume without checkpoint" "has no checkpoint.bin" 2 "$MMSAGE" train "${common[@]}" --out "$tmp/none" --resume
 cp -r "$tmp/r" "$tmp/corrupt"
 truncate -s -100 "$tmp/corrupt/checkpoint.bin"

@@ -508,8 +508,8 @@ static void test_directory(void) {
     mms_partition_close(&pt);
 
     /* a partition that does not exist */
-    T_FAILS(mms_partition_open(g, 5, &pt), MMS_ERR_ARG);
-    T_MSG_HAS("has no partition into 5 parts; run mmsage partition");
+    T_FAILS(mms_partition_open(g, 5, &pt), MMS_ERR_MISMATCH);
+    T_MSG_HAS("has no partition into 5 parts (one per rank): it has parts 1, 4; run under mpirun -np N");
     /* not a graph directory */
     o.parts = 2;
     T_FAILS(mms_partition_write(tmp, &o, &st, &other), MMS_ERR_FORMAT);
