@@ -1,24 +1,19 @@
 #!/usr/bin/env bash
-# cluster/down.sh: stop the local cluster that cluster/up.sh started in
-# $MMS_SLURM_DIR (default /tmp/mmsage-slurm): cancel its jobs, shut down
+# cluster/down.sh: stop the local cluster that cluster/up.sh started (in DIR,
+# else $MMS_SLURM_DIR, else the directory of $SLURM_CONF as up.sh exported it,
+# else /tmp/mmsage-slurm): cancel its jobs, shut down
 # slurmctld and slurmd, stop its private munged, and kill leftovers of this
 # cluster only (job steps whose working directory is under the state
 # directory). Safe to run twice or on a cluster that never came up.
 #
-#   bash cluster/down.sh [--purge]     # --purge also deletes the state directory
+#   bash cluster/down.sh [DIR] [--purge]   # --purge also deletes the state directory
 # Exit status 0 when no daemon of this cluster is left running.
 set -uo pipefail
 say() { echo "cluster/down: $*" >&2; }
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=cluster/lib.sh
+. "$here/lib.sh"
 
-pid_alive() { # PIDFILE COMM (as in up.sh)
-    local pid st
-    [ -s "$1" ] || return 1
-    pid=$(tr -dc 0-9 <"$1")
-    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
-    st=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
 
 # stop PIDFILE COMM SECONDS: wait for a graceful exit, then TERM, then KILL.
 stop() {
@@ -40,9 +35,14 @@ stop() {
     ! pid_alive "$f" "$comm"
 }
 
-purge=0
-[ "${1:-}" = "--purge" ] && purge=1
-D="${MMS_SLURM_DIR:-/tmp/mmsage-slurm}"
+purge=0 dir_arg=
+for a in "$@"; do
+    case "$a" in
+        --purge) purge=1 ;;
+        *) dir_arg=$a ;;
+    esac
+done
+D="$(mms_cluster_dir "$dir_arg")"
 if [ ! -d "$D" ]; then
     say "no state directory $D: nothing to stop"
     exit 0

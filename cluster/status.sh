@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# cluster/status.sh: show the local cluster in $MMS_SLURM_DIR (default
-# /tmp/mmsage-slurm): which daemons run, the node (sinfo) and the queue
-# (squeue). Exit status 0 if slurmctld answers, 1 otherwise.
+# cluster/status.sh: show a local cluster of cluster/up.sh: which daemons run,
+# the node (sinfo) and the queue (squeue). Exit status 0 if slurmctld answers,
+# 1 otherwise.
+#   bash cluster/status.sh [DIR]    DIR, else $MMS_SLURM_DIR, else the directory
+#                                   of $SLURM_CONF (as up.sh exported), else
+#                                   /tmp/mmsage-slurm
 set -uo pipefail
-D="${MMS_SLURM_DIR:-/tmp/mmsage-slurm}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=cluster/lib.sh
+. "$here/lib.sh"
+D="$(mms_cluster_dir "${1:-}")"
 if [ ! -f "$D/slurm.conf" ]; then
     echo "cluster/status: no cluster configured in $D (start one with cluster/up.sh)"
     exit 1
@@ -11,15 +17,6 @@ fi
 D="$(cd "$D" && pwd)"
 export SLURM_CONF="$D/slurm.conf"
 
-pid_alive() { # PIDFILE COMM (as in up.sh)
-    local pid st
-    [ -s "$1" ] || return 1
-    pid=$(tr -dc 0-9 <"$1")
-    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
-    st=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
 
 echo "state directory: $D"
 echo "export SLURM_CONF=$SLURM_CONF"

@@ -29,17 +29,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 say() { echo "cluster/up: $*" >&2; }
 die() { echo "cluster/up: error: $*" >&2; exit 1; }
+# shellcheck source=cluster/lib.sh
+. "$here/lib.sh"
 
-# pid_alive PIDFILE COMM: the pid in PIDFILE is a live (not zombie) COMM process.
-pid_alive() {
-    local pid st
-    [ -s "$1" ] || return 1
-    pid=$(tr -dc 0-9 <"$1")
-    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
-    st=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
 
 # port_listening PORT: something listens on TCP PORT (IPv4 or IPv6), from /proc
 # so that it works without ss/netstat.

@@ -201,7 +201,7 @@ else
         fail "preflight: no clear refusal: $(cat "$tmp/pre.err")"
 fi
 [ "$(squeue -h | wc -l)" -eq "$queued" ] || fail "preflight: a job was queued anyway"
-MMS_NIGHTLY_IMAGES=2000 MMS_TRAIN_SECONDS=10 MMS_WORK=$tmp/nightly \
+MMS_SYNTH_IMAGES=2000 MMS_TRAIN_SECONDS=10 MMS_WORK=$tmp/nightly \
     submit nightly --time=10 "$SRC/jobs/nightly.sbatch"
 ok=1
 if grep -q "has no option(s)" "$out"; then

@@ -2,7 +2,8 @@
  * file of a seed corpus, then on a fixed number of deterministic mutations of
  * them (bit flips, byte edits, truncation, insertion, splicing). A crash, a
  * sanitizer report or a hang fails the test. Real coverage-guided fuzzing uses
- * the same targets built with -DMMS_LIBFUZZER=ON (see docs/testing.md).
+ * the same targets built with -DMMS_LIBFUZZER=ON (scripts/fuzz_long.sh;
+ * docs/reliability.md, "Fuzzing").
  *   usage: fuzz_x CORPUS_DIR [ITERATIONS] */
 #define _GNU_SOURCE
 #include <dirent.h>
