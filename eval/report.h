@@ -10,8 +10,10 @@
  *   metrics.tsv      dataset<TAB>method<TAB>metric<TAB>value (a header line first)
  *   queries.tsv      dataset, method, query, rank, result, score, grade
  *   predictions.tsv  dataset, method, query, rank, tag, correct (when tags were predicted)
- *   examples.html    for catalogs with image paths: a few queries, one row per
- *                    method or slider position, thumbnails labelled id/score/grade
+ *   examples.html    a few queries, a table each with one row per method or
+ *                    slider position, results labelled id/score/grade/tags
+ *   thumbs/          for catalogs with image paths, the page's thumbnails
+ *                    (linked relatively: the directory can be copied anywhere)
  *   plots.gp, *.dat  the gnuplot script and its data; grades-<d>.png,
  *                    slider-<d>.png, loss-<d>.png when gnuplot runs
  * gnuplot is run without a shell (posix_spawnp); when it is missing or fails,

@@ -1,9 +1,14 @@
-/* report_html.c: examples.html, for catalogs with image paths: a few query
- * images spread evenly over the answered queries, each with one row per method
- * and slider position showing the top results as thumbnails (file:// URLs of
- * the catalog's paths) labelled with id, score and grade.
+/* report_html.c: examples.html, for every catalog: a few example queries
+ * spread evenly over the answered queries, each an HTML table with one row per
+ * method and slider position showing the top results labelled with id, score,
+ * grade and tags (those the query shares highlighted). When the catalog has
+ * image paths, the query and results show as thumbnails copied into the
+ * report (report_thumbs.h) and linked relatively, so the report directory is
+ * self-contained; an image that cannot be read shows a placeholder with its id.
+ * Every catalog string (ids, tags, names) is HTML-escaped; the page loads
+ * nothing from outside the report directory.
  *
- * Does not: copy or resize images (the page loads them from the catalog).
+ * Does not: link the catalog's own image files.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -12,6 +17,7 @@
 #include <string.h>
 
 #include "report_internal.h"
+#include "report_thumbs.h"
 
 static void html_puts(FILE *f, const char *s) {
     for (; *s; s++) {
@@ -37,28 +43,42 @@ static void html_puts(FILE *f, const char *s) {
     }
 }
 
-/* file:// URL of a catalog image path (relative paths are under the catalog). */
-static void put_img_url(FILE *f, const mms_catalog_t *c, const char *path) {
-    fputs("file://", f);
-    const char *parts[2] = {path[0] == '/' ? "" : c->dir, path};
-    for (int k = 0; k < 2; k++) {
-        for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++) {
-            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                strchr("/._-~", *p))
-                fputc(*p, f);
-            else
-                fprintf(f, "%%%02X", *p);
-        }
-        if (k == 0 && parts[0][0]) fputc('/', f);
+/* The image of row: a thumbnail in the report, or a placeholder naming the id
+ * when it cannot be made. Nothing when the catalog has no image paths. */
+static mms_status put_thumb(FILE *f, report_thumbs_t *t, int64_t row, const char *cls) {
+    const mms_catalog_t *c = t->c;
+    if (!c->paths) return MMS_OK;
+    char rel[MMS_PATH_MAX];
+    int ok = 0;
+    MMS_CALL(report_thumb(t, row, &ok, rel, sizeof rel));
+    if (ok) {
+        fprintf(f, "<img class=\"%s\" loading=\"lazy\" alt=\"", cls);
+        html_puts(f, c->ids[row]);
+        fprintf(f, "\" src=\"%s\">", rel); /* rel is [A-Za-z0-9._/-] only */
+    } else {
+        fprintf(f, "<div class=\"ph %s\" title=\"no thumbnail\">", cls);
+        html_puts(f, c->ids[row]);
+        fputs("</div>", f);
     }
+    return MMS_OK;
 }
 
-static void put_thumb(FILE *f, const mms_catalog_t *c, int64_t row, const char *cls) {
-    fprintf(f, "<img class=\"%s\" loading=\"lazy\" alt=\"", cls);
-    html_puts(f, c->ids[row]);
-    fputs("\" src=\"", f);
-    if (c->paths[row]) put_img_url(f, c, c->paths[row]);
-    fputs("\">", f);
+/* Tags of row, those that q also has in <mark> (q < 0: none marked). */
+static void put_tags(FILE *f, const mms_catalog_t *c, int64_t row, int64_t q) {
+    if (c->tag_ptr[row + 1] == c->tag_ptr[row]) return;
+    fputs("<div class=\"tags\">", f);
+    for (int64_t e = c->tag_ptr[row]; e < c->tag_ptr[row + 1]; e++) {
+        int32_t t = c->tag_idx[e];
+        int shared = 0;
+        if (q >= 0)
+            for (int64_t u = c->tag_ptr[q]; u < c->tag_ptr[q + 1] && !shared; u++)
+                shared = c->tag_idx[u] == t;
+        if (e > c->tag_ptr[row]) fputs(", ", f);
+        if (shared) fputs("<mark>", f);
+        html_puts(f, c->tag_names[t]);
+        if (shared) fputs("</mark>", f);
+    }
+    fputs("</div>", f);
 }
 
 static void put_query_info(FILE *f, const ds_t *d, int64_t q) {
@@ -90,7 +110,7 @@ static void put_query_info(FILE *f, const ds_t *d, int64_t q) {
 }
 
 /* Rows of one example: every method with results for q, sliders last by w. */
-static void put_example(FILE *f, const ds_t *d, int64_t q, int kshow) {
+static mms_status put_example(FILE *f, const ds_t *d, report_thumbs_t *t, int64_t q, int kshow) {
     const mms_catalog_t *c = d->c;
     int order[256], n = 0;
     for (int m = 0; m < d->nm && n < 256; m++) {
@@ -126,9 +146,11 @@ static void put_example(FILE *f, const ds_t *d, int64_t q, int kshow) {
         fputs("<tr>", f);
         if (first) {
             fprintf(f, "<td rowspan=\"%d\" class=\"qcell\">", rows);
-            put_thumb(f, c, q, "q");
-            fputs("<br>", f);
+            MMS_CALL(put_thumb(f, t, q, "q"));
+            fputs("<b>", f);
             html_puts(f, c->ids[q]);
+            fputs("</b>", f);
+            put_tags(f, c, q, -1);
             fputs("</td>", f);
             first = 0;
         }
@@ -147,24 +169,28 @@ static void put_example(FILE *f, const ds_t *d, int64_t q, int kshow) {
                 continue;
             }
             int g = r.grades[k];
-            fprintf(f, "<td>");
-            put_thumb(f, c, r.rows[k], g == 3 ? "g3" : g == 2 ? "g2" : g == 1 ? "g1" : "g0");
-            fputs("<br>", f);
+            fprintf(f, "<td class=\"r\">");
+            const char *cls = g == 3 ? "g3" : g == 2 ? "g2" : g == 1 ? "g1" : "g0";
+            MMS_CALL(put_thumb(f, t, r.rows[k], cls));
+            fputs("<span class=\"id\">", f);
             html_puts(f, c->ids[r.rows[k]]);
+            fputs("</span>", f);
             if (r.scores && !isnan(r.scores[k])) fprintf(f, " &middot; %.3f", (double)r.scores[k]);
-            fprintf(f, "<br><span class=\"l%d\">%s</span></td>", g, mms_grade_name(g));
+            fprintf(f, "<br><span class=\"l%d\">%s</span>", g, mms_grade_name(g));
+            put_tags(f, c, r.rows[k], q);
+            fputs("</td>", f);
         }
         fputs("</tr>\n", f);
     }
     fputs("</table>\n", f);
+    return MMS_OK;
 }
 
 /* Example queries of a dataset: evenly spread over the queries that the
  * reference method (the first slider position, else the first method with
- * results) answered and that have an image path. Returns how many. */
+ * results) answered. Returns how many. */
 static int pick_examples(const ds_t *d, int want, int64_t *out) {
-    const mms_catalog_t *c = d->c;
-    if (!c->paths || want <= 0) return 0;
+    if (want <= 0) return 0;
     int ref = d->nslider ? d->slider[0] : -1;
     for (int m = 0; m < d->nm && ref < 0; m++)
         if (d->sum[m].queries > 0) ref = m;
@@ -173,7 +199,7 @@ static int pick_examples(const ds_t *d, int want, int64_t *out) {
     for (int64_t i = 0; i < nq; i++) {
         mms_eval_query_t q;
         mms_eval_query(d->e, ref, i, &q);
-        ncand += q.n > 0 && c->paths[q.query];
+        ncand += q.n > 0;
     }
     if (ncand == 0) return 0;
     int n = want < ncand ? want : (int)ncand;
@@ -182,11 +208,40 @@ static int pick_examples(const ds_t *d, int want, int64_t *out) {
     for (int64_t i = 0; i < nq && got < n; i++) {
         mms_eval_query_t q;
         mms_eval_query(d->e, ref, i, &q);
-        if (!(q.n > 0 && c->paths[q.query])) continue;
+        if (q.n <= 0) continue;
         if (seen == (int64_t)got * ncand / n) out[got++] = q.query;
         seen++;
     }
     return got;
+}
+
+/* Body of the page for every dataset; *total example queries written. */
+static mms_status put_datasets(FILE *f, const rep_t *r, int want, int kshow, int64_t *pick,
+                               int *total) {
+    int nthumbs = 0;
+    *total = 0;
+    for (int i = 0; i < r->nds; i++) {
+        const ds_t *d = &r->ds[i];
+        int n = pick_examples(d, want, pick);
+        if (n == 0) continue;
+        fputs("<h2>", f);
+        html_puts(f, d->name);
+        fprintf(f, " (judge: %s)</h2>\n",
+                mms_judge_kind_name(mms_judge_kind_of(mms_eval_judge(d->e))));
+        if (!d->c->paths)
+            fputs("<p class=\"info\">This catalog has no image paths: results show as ids and "
+                  "tags.</p>\n",
+                  f);
+        report_thumbs_t t;
+        MMS_CALL(report_thumbs_init(&t, r->dir, d->c, d->name, i, &nthumbs));
+        mms_status s = MMS_OK;
+        for (int k = 0; k < n && s == MMS_OK; k++)
+            s = put_example(f, d, &t, pick[k], kshow);
+        report_thumbs_finish(&t);
+        MMS_CALL(s);
+        *total += n;
+    }
+    return MMS_OK;
 }
 
 mms_status report_write_examples(const rep_t *r, mms_report_info_t *info) {
@@ -211,46 +266,42 @@ mms_status report_write_examples(const rep_t *r, mms_report_info_t *info) {
     }
     FILE *f = o.f;
     const char *title = r->o->title ? r->o->title : "mmsage evaluation";
-    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>", f);
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", f);
     html_puts(f, title);
     fputs(": examples</title>\n<style>\n"
           "body{font-family:sans-serif;margin:1.5em;color:#222}\n"
           "table{border-collapse:collapse;margin-bottom:2em}\n"
           "th,td{padding:4px 6px;text-align:center;vertical-align:top;font-size:12px}\n"
           "tr+tr td{border-top:1px solid #ddd}\n"
-          "img{width:150px;height:112px;object-fit:cover;display:block;margin:auto;border:4px "
-          "solid #ccc}\n"
-          "img.q{width:200px;height:150px;border-color:#333}\n"
-          "img.g3{border-color:#1a9850}img.g2{border-color:#91cf60}img.g1{border-color:#fc8d59}"
-          "img.g0{border-color:#d73027}\n"
+          "img,.ph{width:150px;height:112px;object-fit:cover;display:block;margin:auto;border:4px "
+          "solid #ccc;box-sizing:border-box}\n"
+          ".ph{background:#eee;color:#777;font-size:11px;line-height:104px;overflow:hidden}\n"
+          "img.q,.ph.q{width:200px;height:150px;border-color:#333}\n"
+          ".ph.q{line-height:142px}\n"
+          ".g3{border-color:#1a9850}.g2{border-color:#91cf60}.g1{border-color:#fc8d59}"
+          ".g0{border-color:#d73027}\n"
           ".l3{color:#1a9850;font-weight:bold}.l2{color:#4d9221}.l1{color:#d9661f}.l0{color:#"
           "d73027}\n"
+          ".tags{color:#555;max-width:150px;margin:auto}mark{background:#ffe08a;color:#222}\n"
           "td.m{font-weight:bold;white-space:nowrap}.info{font-size:13px;max-width:70em}\n"
           "</style></head><body>\n<h1>",
           f);
     html_puts(f, title);
-    fputs(
-        ": examples</h1>\n<p>Each table is one query image (left) and, per row, the top "
-        "results of one method or slider position (visual / conceptual weight). A result shows "
-        "its id, score and the automatic judge's grade (frame colour: Excellent, Good, Acceptable, "
-        "Unacceptable); docs/evaluation.md gives the rules. Images load from the catalogs' "
-        "paths.tsv.</p>\n",
-        f);
-    total = 0;
-    for (int i = 0; i < r->nds; i++) {
-        const ds_t *d = &r->ds[i];
-        int n = pick_examples(d, want, pick);
-        if (n == 0) continue;
-        fputs("<h2>", f);
-        html_puts(f, d->name);
-        fprintf(f, " (judge: %s)</h2>\n",
-                mms_judge_kind_name(mms_judge_kind_of(mms_eval_judge(d->e))));
-        for (int k = 0; k < n; k++)
-            put_example(f, d, pick[k], kshow);
-        total += n;
+    fputs(": examples</h1>\n<p>Each table is one query (left) and, per row, the top results of "
+          "one method or slider position (visual / conceptual weight). A result shows its id, "
+          "score, the automatic judge's grade (Excellent, Good, Acceptable, Unacceptable; also "
+          "the frame colour of a thumbnail) and its tags, those shared with the query "
+          "highlighted; docs/evaluation.md gives the rules. Thumbnails are copies in "
+          "<code>thumbs/</code> beside this page; a grey box with an id is an image that could "
+          "not be read.</p>\n",
+          f);
+    s = put_datasets(f, r, want, kshow, pick, &total);
+    free(pick);
+    if (s != MMS_OK) {
+        report_out_abort(&o);
+        MMS_CALL(s);
     }
     fputs("</body></html>\n", f);
-    free(pick);
     MMS_CALL(report_out_commit(&o));
     info->examples = total;
     return MMS_OK;

@@ -288,8 +288,9 @@ static void md_notes(FILE *f, const mms_report_info_t *info) {
     if (info->examples > 0)
         fprintf(
             f,
-            "## Examples\n\n[examples.html](examples.html): %d query images with the results of "
-            "every method and slider position, thumbnails labelled with id, score and grade.\n\n",
+            "## Examples\n\n[examples.html](examples.html): %d example queries with the results "
+            "of every method and slider position, labelled with id, score, grade and tags "
+            "(thumbnails in `thumbs/` when the catalog has images).\n\n",
             info->examples);
     if (info->plots_skipped)
         fputs(
@@ -319,7 +320,8 @@ static void md_files(FILE *f, const mms_report_info_t *info) {
         "- `plots.gp` with `grades-*.dat`, `slider-*.dat`, `loss-*.dat`: the plots' script and "
         "data\n",
         f);
-    if (info->examples > 0) fputs("- `examples.html`: example queries with thumbnails\n", f);
+    if (info->examples > 0)
+        fputs("- `examples.html` (with `thumbs/`): example queries and their results\n", f);
 }
 
 mms_status report_write_md(const rep_t *r, const mms_report_info_t *info, int has_plot[][3]) {

@@ -2,14 +2,22 @@
  * image paths, baselines, model-like methods, slider positions, a loss log):
  * metrics.tsv lines, report.md sections, queries/predictions TSV, the
  * examples page, no temporary files left; plots when gnuplot is there, and a
- * warning plus a complete report when it is not (PATH emptied) or fails. */
+ * warning plus a complete report when it is not (PATH emptied) or fails.
+ * examples.html (issue 16 item 7): for a catalog without image paths, tables
+ * of ids, tags, scores and grades; for one with JPEGs (made here), thumbnails
+ * in thumbs/ of at most 160 px linked relatively, placeholders for a missing
+ * and a corrupt image, and every src/href still resolving after the report
+ * directory is moved. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jpeglib.h>
+
 #include "mms_catalog.h"
+#include "mms_descriptor.h"
 #include "mms_fs.h"
 #include "mms_log.h"
 #include "mms_test.h"
@@ -94,6 +102,302 @@ static mms_catalog_t *make_catalog(const char *root) {
     mms_catalog_t *c = NULL;
     T_OK(mms_catalog_open(dir, &c));
     return c;
+}
+
+
+/* A w x h JPEG of a colour gradient at path. */
+static int write_jpeg(const char *path, int w, int h) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr err;
+    ci.err = jpeg_std_error(&err);
+    jpeg_create_compress(&ci);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = (JDIMENSION)w;
+    ci.image_height = (JDIMENSION)h;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_start_compress(&ci, TRUE);
+    unsigned char *row = malloc((size_t)w * 3);
+    while (ci.next_scanline < ci.image_height) {
+        for (int x = 0; x < w; x++) {
+            row[3 * x] = (unsigned char)(x * 255 / w);
+            row[3 * x + 1] = (unsigned char)(ci.next_scanline * 255 / (unsigned)h);
+            row[3 * x + 2] = 128;
+        }
+        JSAMPROW rp[1] = {row};
+        jpeg_write_scanlines(&ci, rp, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    free(row);
+    return fclose(f) == 0;
+}
+
+/* Every src="..." and href="..." of html: relative (no scheme, no leading '/')
+ * and an existing file under dir. Returns how many were checked, -1 on a bad one. */
+static int check_refs(const char *html, const char *dir) {
+    int n = 0, bad = 0;
+    const char *attrs[2] = {" src=\"", " href=\""};
+    for (int a = 0; a < 2; a++)
+        for (const char *p = html; p && (p = strstr(p, attrs[a]));) {
+            p += strlen(attrs[a]);
+            const char *e = strchr(p, '"');
+            if (!e) break;
+            char ref[1024];
+            snprintf(ref, sizeof ref, "%.*s", (int)(e - p), p);
+            n++;
+            if (ref[0] == '/' || strstr(ref, "://") || strstr(ref, "..") ||
+                !file_exists(dir, ref)) {
+                fprintf(stderr, "reference '%s' does not resolve under %s\n", ref, dir);
+                bad++;
+            }
+            p = e;
+        }
+    return bad ? -1 : n;
+}
+
+static int count_of(const char *text, const char *sub) {
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, sub)); p += strlen(sub))
+        n++;
+    return n;
+}
+
+/* One method "gnn-image" answering each test query with every train row. */
+static mms_eval_t *simple_eval(mms_catalog_t *c, mms_judge_t **j, const char *name, int ntrain) {
+    mms_eval_t *e = NULL;
+    T_OK(mms_judge_create(c, j));
+    T_OK(mms_eval_create(c, *j, name, &e));
+    int m;
+    T_OK(mms_eval_method(e, "gnn-image", 5, &m));
+    for (int64_t q = ntrain; q < c->n; q++) {
+        int64_t rows[64];
+        float sc[64];
+        for (int t = 0; t < ntrain; t++) {
+            rows[t] = (q + t) % ntrain;
+            sc[t] = 0.95f - 0.05f * (float)t;
+        }
+        T_OK(mms_eval_add_results(e, m, q, rows, sc, ntrain));
+    }
+    return e;
+}
+
+/* A Corel5k-like catalog (tags, no image paths): examples.html has a table per
+ * query with ids, tags (shared ones marked), scores and grades, and no images. */
+static void test_no_paths(const char *root) {
+    char dir[MMS_PATH_MAX], out[MMS_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/corel-like", root);
+    snprintf(out, sizeof out, "%s/report-corel", root);
+    mms_catalog_writer_t *w = NULL;
+    T_OK(mms_catalog_writer_open(dir, 1, 2, 0, "test_report", &w));
+    static const char *tags[5] = {"sky", "water", "r&b<x>", "tree", "grass"};
+    for (int i = 0; i < 10; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "c%d", 500 + i);
+        const char *on[2] = {tags[i % 5], tags[(i + 2) % 5]};
+        float x[2] = {(float)(i % 3), (float)(i % 4)};
+        mms_catalog_row_t r = {0};
+        r.id = id;
+        r.split = i < 7 ? MMS_SPLIT_TRAIN : MMS_SPLIT_TEST;
+        r.tags = on;
+        r.ntags = 2;
+        r.features = x;
+        T_OK(mms_catalog_writer_add(w, &r));
+    }
+    T_OK(mms_catalog_writer_finish(&w));
+    mms_catalog_t *c = NULL;
+    T_OK(mms_catalog_open(dir, &c));
+    if (!c) return;
+    T_CHECK(c->paths == NULL);
+    mms_judge_t *j = NULL;
+    mms_eval_t *e = simple_eval(c, &j, "corel-like", 7);
+    mms_report_dataset_t ds = {e, NULL};
+    mms_report_opts_t o;
+    mms_report_opts_default(&o);
+    o.out_dir = out;
+    o.datasets = &ds;
+    o.ndatasets = 1;
+    o.gnuplot = "";
+    o.examples = 3;
+    o.example_k = 4;
+    mms_report_info_t info;
+    T_OK(mms_report_write(&o, &info));
+    T_EQ_INT(info.examples, 3);
+    T_CHECK(file_exists(out, "examples.html"));
+    char *html = slurp(out, "examples.html");
+    T_CHECK(has(html, "<!DOCTYPE html>"));
+    T_CHECK(has(html, "</body></html>\n"));
+    T_EQ_INT(count_of(html, "<table>"), 3);
+    T_EQ_INT(count_of(html, "<h3>query "), 3);
+    /* the 3 queries c507..c509, each with a row for gnn-image of 4 results */
+    for (int q = 507; q < 510; q++) {
+        char h[64];
+        snprintf(h, sizeof h, "<h3>query c%d</h3>", q);
+        T_CHECK(has(html, h));
+    }
+    T_EQ_INT(count_of(html, "<td class=\"m\">gnn-image</td>"), 3);
+    T_EQ_INT(count_of(html, "<td class=\"r\">"), 3 * 4);
+    /* query c507 (grass, r&b<x>): its first result is row (7 + 0) % 7 = c500 (r&b<x>, sky,
+     * Good), the third c502 (grass, r&b<x>, Excellent); the query's own tags are not marked */
+    T_CHECK(has(html, "<b>c507</b><div class=\"tags\">grass, r&amp;b&lt;x&gt;</div></td>"));
+    T_CHECK(has(html, "<span class=\"id\">c500</span> &middot; 0.950<br><span class=\"l2\">Good"
+                      "</span><div class=\"tags\"><mark>r&amp;b&lt;x&gt;</mark>, sky</div></td>"));
+    T_CHECK(has(html, "<span class=\"id\">c502</span> &middot; 0.850<br><span class=\"l3\">"
+                      "Excellent</span><div class=\"tags\"><mark>grass</mark>, "
+                      "<mark>r&amp;b&lt;x&gt;</mark></div></td>"));
+    T_CHECK(!strstr(html, "r&b<x>")); /* a tag from the catalog is escaped */
+    T_CHECK(has(html, "</span><div class=\"tags\">"));
+    T_CHECK(strstr(html, "Excellent") || strstr(html, "Good") || strstr(html, "Acceptable") ||
+            has(html, "Unacceptable"));
+    T_CHECK(!strstr(html, "<img") && !strstr(html, "file://"));
+    T_CHECK(check_refs(html, out) == 0);
+    T_CHECK(!file_exists(out, "thumbs"));
+    char *md = slurp(out, "report.md");
+    T_CHECK(has(md, "(examples.html)"));
+    free(md);
+    free(html);
+    mms_eval_destroy(&e);
+    mms_judge_destroy(&j);
+    mms_catalog_close(&c);
+}
+
+/* A catalog with JPEG paths (absolute and relative to the catalog), one
+ * missing and one corrupt: thumbs/ JPEGs of at most 160 px, placeholders, only
+ * relative references, still resolving after the directory is moved. */
+static void test_jpeg_paths(const char *root) {
+    char dir[MMS_PATH_MAX], out[MMS_PATH_MAX], moved[MMS_PATH_MAX], img[MMS_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/jpeg-cat", root);
+    snprintf(out, sizeof out, "%s/report-jpeg", root);
+    snprintf(moved, sizeof moved, "%s/elsewhere/copied-report", root);
+    snprintf(img, sizeof img, "%s/imgs", root);
+    T_OK(mms_mkdir_p(img));
+    /* sizes of rows 0..7 (train) and 8..9 (test); 0 x 0: missing; -1: corrupt. The
+     * method keeps 5 results: query 8 shows rows 0-4, query 9 rows 1-5. */
+    static const int size[10][2] = {{400, 300}, {90, 60}, {1000, 200}, {0, 0}, {-1, -1},
+                                    {161, 161}, {300, 400}, {640, 480}, {500, 375}, {0, 0}};
+    mms_catalog_writer_t *w = NULL;
+    T_OK(mms_catalog_writer_open(dir, 1, 2, 0, "test_report", &w));
+    for (int i = 0; i < 10; i++) {
+        char id[32], file[MMS_PATH_MAX], path[MMS_PATH_MAX];
+        if (i == 2)
+            snprintf(id, sizeof id, "a<b>&\"c'%d", i); /* needs escaping, unsafe in a file name */
+        else
+            snprintf(id, sizeof id, "im%d", i);
+        snprintf(file, sizeof file, "%s/img %d.jpg", img, i);
+        if (size[i][0] > 0) T_CHECK(write_jpeg(file, size[i][0], size[i][1]));
+        if (size[i][0] < 0) {
+            FILE *f = fopen(file, "wb");
+            T_CHECK(f != NULL);
+            if (f) {
+                fputs("\xff\xd8\xff\xe0 this is not really a JPEG", f);
+                fclose(f);
+            }
+        }
+        if (i % 2) /* relative to the catalog directory */
+            snprintf(path, sizeof path, "../imgs/img %d.jpg", i);
+        else
+            snprintf(path, sizeof path, "%s", file);
+        static const char *tags[3] = {"sky", "water", "tree"};
+        const char *on[1] = {tags[i % 3]};
+        float x[2] = {(float)(i % 3), (float)(i % 4)};
+        mms_catalog_row_t r = {0};
+        r.id = id;
+        r.split = i < 8 ? MMS_SPLIT_TRAIN : MMS_SPLIT_TEST;
+        r.tags = on;
+        r.ntags = 1;
+        r.features = x;
+        r.path = path;
+        T_OK(mms_catalog_writer_add(w, &r));
+    }
+    T_OK(mms_catalog_writer_finish(&w));
+    mms_catalog_t *c = NULL;
+    T_OK(mms_catalog_open(dir, &c));
+    if (!c) return;
+    T_CHECK(c->paths != NULL);
+    mms_judge_t *j = NULL;
+    mms_eval_t *e = simple_eval(c, &j, "jpeg-cat", 8);
+    mms_report_dataset_t ds = {e, NULL};
+    mms_report_opts_t o;
+    mms_report_opts_default(&o);
+    o.out_dir = out;
+    o.datasets = &ds;
+    o.ndatasets = 1;
+    o.gnuplot = "";
+    o.examples = 2;
+    o.example_k = 8;
+    mms_report_info_t info;
+    T_OK(mms_report_write(&o, &info));
+    T_EQ_INT(info.examples, 2);
+    T_EQ_INT(tmp_leftovers(out), 0);
+    char *html = slurp(out, "examples.html");
+    T_CHECK(!strstr(html, "file://"));
+    T_CHECK(!strstr(html, img)); /* no absolute path of an image */
+    T_CHECK(!strstr(html, "src=\"/") && !strstr(html, "href=\"/"));
+    T_CHECK(has(html, "<img class=\"q\""));
+    /* a placeholder with the id for the missing (row 3, query 9) and corrupt (row 4) ones */
+    T_CHECK(has(html, "<div class=\"ph q\" title=\"no thumbnail\">im9</div>"));
+    T_CHECK(has(html, "title=\"no thumbnail\">im3</div>"));
+    T_CHECK(has(html, "title=\"no thumbnail\">im4</div>"));
+    T_CHECK(has(html, "a&lt;b&gt;&amp;&quot;c&#39;2"));
+    T_CHECK(!strstr(html, "a<b>"));
+    /* the thumbnails: one per readable image shown (rows 0-2, 5, 8), at most 160 px */
+    char tdir[MMS_PATH_MAX];
+    snprintf(tdir, sizeof tdir, "%s/thumbs", out);
+    DIR *d = opendir(tdir);
+    T_CHECK(d != NULL);
+    int nthumbs = 0;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (de->d_name[0] == '.') continue;
+        T_CHECK(strstr(de->d_name, ".jpg") != NULL && !strstr(de->d_name, ".tmp."));
+        char rel[MMS_PATH_MAX], *buf = NULL;
+        size_t len = 0;
+        snprintf(rel, sizeof rel, "%s/%s", tdir, de->d_name);
+        T_OK(mms_read_file(rel, &buf, &len));
+        uint8_t *rgb = NULL;
+        int tw = 0, th = 0;
+        T_OK(mms_descriptor_decode_jpeg(buf, len, rel, 0, &rgb, &tw, &th));
+        int side = tw > th ? tw : th;
+        if (side > 160 || side < 1) fprintf(stderr, "%s is %d x %d\n", rel, tw, th);
+        T_CHECK(side >= 1 && side <= 160);
+        /* each is referenced by the page */
+        char ref[MMS_PATH_MAX];
+        snprintf(ref, sizeof ref, "src=\"thumbs/%s\"", de->d_name);
+        T_CHECK(has(html, ref));
+        free(rgb);
+        free(buf);
+        nthumbs++;
+    }
+    if (d) closedir(d);
+    T_EQ_INT(nthumbs, 5);
+    T_CHECK(has(html, "src=\"thumbs/0-1-im1.jpg\""));
+    char small[MMS_PATH_MAX], *buf = NULL;
+    size_t len = 0;
+    snprintf(small, sizeof small, "%s/0-1-im1.jpg", tdir); /* 90 x 60: kept as is */
+    uint8_t *rgb = NULL;
+    int tw = 0, th = 0;
+    if (mms_read_file(small, &buf, &len) == MMS_OK) {
+        T_OK(mms_descriptor_decode_jpeg(buf, len, small, 0, &rgb, &tw, &th));
+        T_EQ_INT(tw, 90);
+        T_EQ_INT(th, 60);
+    } else {
+        T_CHECK(!"thumbs/0-1-im1.jpg missing");
+    }
+    free(rgb);
+    free(buf);
+    T_CHECK(check_refs(html, out) == 7);
+    /* copied off the cluster: move it; every reference still resolves */
+    char parent[MMS_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s/elsewhere", root);
+    T_OK(mms_mkdir_p(parent));
+    T_CHECK(rename(out, moved) == 0);
+    T_CHECK(check_refs(html, moved) == 7);
+    free(html);
+    mms_eval_destroy(&e);
+    mms_judge_destroy(&j);
+    mms_catalog_close(&c);
 }
 
 int main(void) {
@@ -214,8 +518,10 @@ int main(void) {
     free(qm);
 
     char *html = slurp(out, "examples.html");
-    T_CHECK(has(html, "<img class=\"q\""));
-    T_CHECK(has(html, "src=\"file:///data/img%2012%26.jpg\""));
+    /* the catalog's image files do not exist: placeholders, no file:// links */
+    T_CHECK(has(html, "<div class=\"ph q\" title=\"no thumbnail\">118</div>"));
+    T_CHECK(!strstr(html, "file://") && !strstr(html, "/data/img"));
+    T_CHECK(!file_exists(out, "thumbs"));
     T_CHECK(has(html, "visual 0.50<br>conceptual 0.50"));
     T_CHECK(has(html, "Excellent") || has(html, "Good"));
 
@@ -312,6 +618,9 @@ int main(void) {
     T_CHECK(!mms_report_slider_weight("slider-", &w));
     T_CHECK(!mms_report_slider_weight("slider-0.5x", &w));
     T_CHECK(!mms_report_slider_weight("gnn-image", &w));
+
+    test_no_paths(root);
+    test_jpeg_paths(root);
 
     free(saved);
     free(metrics);
