@@ -2,7 +2,15 @@
  * poll(2) bounded by a deadline. A failure is first recorded in the client
  * (set_fail: status, message, transient or not) without logging; it becomes
  * the error (logged once, REPORT) only when it is final, so a failure that is
- * retried prints just its retry line. */
+ * retried prints just its retry line.
+ *
+ * The handshake (docs/protocol.md, "Handshake"): dial() sends our hello right
+ * after connecting; the server's hello is taken from the input before the
+ * first frame (take_hello), so the hello costs no round trip (the first
+ * request follows ours without waiting). A peer whose first bytes are not a
+ * hello is "not an mmsage server", one with another version says which: both
+ * final, never retried. A peer that closes before sending anything is
+ * transient like any closed connection (a server restarting does that). */
 #define _GNU_SOURCE
 #include "netclient.h"
 
@@ -33,6 +41,7 @@ struct mms_netclient {
     unsigned char *in; /* [in_off, in_len) unread */
     size_t in_off, in_len, in_cap;
     size_t max_frame;
+    int hello;        /* the server's hello has been read on this connection */
     double timeout_s; /* of a (re)connection */
     /* the retry policy (netclient.h) and the current outage */
     double retry_for_s, first_delay_s, max_delay_s;
@@ -82,6 +91,7 @@ static void drop(mms_netclient_t *c) {
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->in_off = c->in_len = 0;
+    c->hello = 0;
 }
 
 /* The first line of the address file, blanks trimmed, into out. A missing or
@@ -183,6 +193,19 @@ static mms_status dial(mms_netclient_t *c, double timeout_s) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->fd = fd;
+    c->hello = 0;
+    /* our hello: 8 bytes into an empty socket buffer, sent at once */
+    unsigned char hello[MMS_HELLO_LEN];
+    mms_hello_encode(hello, MMS_PROTO_VERSION);
+    ssize_t w;
+    do w = send(fd, hello, sizeof hello, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)sizeof hello) {
+        int e = w < 0 ? errno : EAGAIN;
+        set_fail(c, MMS_ERR_IO, transient_errno(e), "sending to %s: %s", hostport, strerror(e));
+        drop(c);
+        return MMS_ERR_IO;
+    }
     return MMS_OK;
 }
 
@@ -403,8 +426,47 @@ static int read_some(mms_netclient_t *c) {
     }
 }
 
-/* read_some's -1, recorded. */
+/* The server's hello at the head of the input (before its first frame).
+ * 1 = taken (frames may follow), 0 = not all here yet, -1 = a failure
+ * (recorded, final; *st its status). A peer that is not an mmsage server is
+ * told at its first byte that cannot start a hello, whatever it sends next. */
+static int take_hello(mms_netclient_t *c, mms_status *st) {
+    size_t n = c->in_len - c->in_off;
+    if (n == 0) return 0;
+    const unsigned char *b = c->in + c->in_off;
+    unsigned v = 0;
+    int h = mms_hello_parse(b, n, &v);
+    if (h == 0) return 0;
+    if (h < 0) {
+        char said[200];
+        set_fail(c, MMS_ERR_FORMAT, 0, "%s is not an mmsage server (it answered '%s')", c->addr,
+                 mms_hello_describe(b, n, said, sizeof said));
+        *st = MMS_ERR_FORMAT;
+        return -1;
+    }
+    if (v != MMS_PROTO_VERSION) {
+        set_fail(c, MMS_ERR_FORMAT, 0,
+                 "%s: the server speaks protocol %u, this client %d (use an mmsage of the "
+                 "server's version)",
+                 c->addr, v, MMS_PROTO_VERSION);
+        *st = MMS_ERR_FORMAT;
+        return -1;
+    }
+    c->in_off += MMS_HELLO_LEN;
+    c->hello = 1;
+    return 1;
+}
+
+/* read_some's -1, recorded. Bytes that began a hello and stopped: not an
+ * mmsage server. */
 static void read_failed(mms_netclient_t *c, int e) {
+    size_t n = c->in_len - c->in_off;
+    if (!c->hello && n > 0) {
+        char said[200];
+        set_fail(c, MMS_ERR_FORMAT, 0, "%s is not an mmsage server (it answered '%s' and closed)",
+                 c->addr, mms_hello_describe(c->in + c->in_off, n, said, sizeof said));
+        return;
+    }
     set_fail(c, MMS_ERR_IO, transient_errno(e), "reading from %s: %s", c->addr,
              e ? strerror(e) : "the server closed the connection");
 }
@@ -414,6 +476,11 @@ static void read_failed(mms_netclient_t *c, int e) {
 static int take_frame(mms_netclient_t *c, mms_response_t *resp, mms_status *st) {
     size_t plen = 0;
     if (c->in_len == c->in_off) return 0; /* (the buffer may not be allocated yet) */
+    if (!c->hello) {
+        int h = take_hello(c, st);
+        if (h <= 0) return h;
+        if (c->in_len == c->in_off) return 0;
+    }
     int f = mms_frame_peek(c->in + c->in_off, c->in_len - c->in_off, c->max_frame, &plen);
     if (f == 0) return 0;
     if (f < 0) {
@@ -454,7 +521,8 @@ static mms_status recv_frame(mms_netclient_t *c, mms_response_t *resp, double de
         struct pollfd pf = {c->fd, POLLIN, 0};
         int pr = poll(&pf, 1, ms_until(deadline));
         if (pr == 0) {
-            set_fail(c, MMS_ERR_IO, 1, "no response from %s within %.3g s", c->addr, timeout_s);
+            set_fail(c, MMS_ERR_IO, 1, "no response from %s within %.3g s%s", c->addr, timeout_s,
+                     c->hello ? "" : " (not even a hello: is it an mmsage server?)");
             return MMS_ERR_IO;
         }
         if (pr < 0 && errno != EINTR) {
@@ -489,11 +557,14 @@ static mms_status call_once(mms_netclient_t *c, const msgpack_sbuffer *sb,
         int transient = c->transient;
         memcpy(why, c->why, sizeof why);
         mms_response_t r;
-        if (recv_frame(c, &r, mms_now() + 1.0, 1.0) == MMS_OK && connection_error(&r)) {
+        mms_status rs = recv_frame(c, &r, mms_now() + 1.0, 1.0);
+        if (rs == MMS_OK && connection_error(&r)) {
             *resp = r;
             return MMS_OK;
         }
         mms_response_free(&r);
+        if (rs != MMS_OK && !c->hello && c->fail_st == MMS_ERR_FORMAT)
+            return MMS_ERR_FORMAT; /* it said something that is not a hello: that is why */
         set_fail(c, st, transient, "%s", why);
         return st;
     }

@@ -1,4 +1,8 @@
 /* netserver.c: see netserver.h. One poll(2) round:
+ *   0. (per connection, once) read the client's 8-byte hello before anything
+ *      else: a good one is answered with ours; a wrong version gets ours and
+ *      the close; bytes that are not a hello get a plain HTTP 400 when they
+ *      look like an HTTP request, nothing otherwise, and the close;
  *   1. accept new connections (or refuse them beyond max_clients, beyond
  *      max_clients_per_address, or when out of descriptors);
  *   2. read what every readable client has (bounded per client and round);
@@ -56,6 +60,7 @@ typedef struct {
     double accepted_at;  /* when the connection was accepted */
     unsigned char addr[16]; /* the peer's IP address (IPv4: 4 bytes, also when v4-mapped) */
     int addr_len;
+    int hello;           /* the client's hello has been read and ours queued: frames may follow */
     int got_frame;       /* a complete frame has arrived on this connection */
     int skip;            /* this round: its next frame did not fit the budget */
     int closing;         /* send what is queued, then close; read no more */
@@ -360,6 +365,10 @@ static size_t in_pending(const client_t *c) { return c->in_len - c->in_off; }
 /* mms_frame_peek on the client's unconsumed input (which may not be allocated). */
 static int head_frame(const mms_netserver_t *s, const client_t *c, size_t *plen) {
     static const unsigned char none[4];
+    if (!c->hello) { /* the hello's bytes are no frame */
+        *plen = 0;
+        return 0;
+    }
     return mms_frame_peek(c->in ? c->in + c->in_off : none, in_pending(c), s->cfg.max_frame, plen);
 }
 
@@ -421,6 +430,7 @@ static void flush_client(client_t *c) {
 /* Bytes the client may still buffer: the whole current frame, or a soft limit. */
 static size_t in_room(const mms_netserver_t *s, const client_t *c) {
     size_t have = in_pending(c), want = IN_SOFT_LIMIT, plen;
+    if (!c->hello) return have < MMS_HELLO_LEN ? MMS_HELLO_LEN - have : 0; /* the hello alone first */
     if (head_frame(s, c, &plen) == 0 && have >= 4 &&
         4 + plen > want)
         want = 4 + plen;
@@ -430,6 +440,73 @@ static size_t in_room(const mms_netserver_t *s, const client_t *c) {
 static int wants_read(const mms_netserver_t *s, const client_t *c) {
     return !c->dead && !c->closing && !c->eof && !(s->draining && s->drain_reads_done) &&
            out_pending(c) < s->cfg.max_output && in_room(s, c) > 0;
+}
+
+/* Close a connection that will not be served, after what is queued (a hello,
+ * a short HTTP answer: a few hundred bytes that the socket takes at once).
+ * What the client sent is read away first so that the close sends FIN, not
+ * RST (which could destroy the answer before the client reads it). */
+static void hang_up(client_t *c) {
+    flush_client(c);
+    shutdown(c->fd, SHUT_WR);
+    char junk[4096];
+    for (int i = 0; i < 16 && recv(c->fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++) {
+    }
+    c->dead = 1;
+}
+
+/* What a plain HTTP client (a browser, curl) gets from the query port. */
+static const char HTTP_BODY[] =
+    "This port is an mmsage query server: it speaks the mmsage query protocol "
+    "(docs/protocol.md), not HTTP.\nQuery it with: mmsage query --server HOST:PORT ...\n"
+    "For a search page in a browser, run mmsage web --server HOST:PORT and open the "
+    "address it prints.\n";
+
+/* The client's first bytes, before any frame (in_room lets in only the
+ * hello's 8 bytes until it is taken). */
+static void take_hello(mms_netserver_t *s, client_t *c) {
+    const unsigned char *b = c->in + c->in_off;
+    size_t n = in_pending(c);
+    unsigned v = 0;
+    int h = mms_hello_parse(b, n, &v);
+    if (h == 0 && !c->eof) return; /* a prefix of a hello: more to come (first-frame timeout) */
+    if (h > 0) {
+        unsigned char mine[MMS_HELLO_LEN];
+        mms_hello_encode(mine, MMS_PROTO_VERSION);
+        if (out_pending(c) == 0) c->last_written = mms_now();
+        if (msgpack_sbuffer_write(&c->out, (const char *)mine, MMS_HELLO_LEN) != 0) {
+            c->dead = 1;
+            return;
+        }
+        c->in_off += MMS_HELLO_LEN;
+        c->frame_start = 0; /* in_room let in nothing beyond the hello */
+        if (v != MMS_PROTO_VERSION) { /* ours tells the client which version we speak */
+            s->st.version_mismatch++;
+            hang_up(c);
+            return;
+        }
+        c->hello = 1;
+        return;
+    }
+    /* not an mmsage client; decide on the whole 8 bytes unless it stopped sending */
+    if (h < 0 && n < MMS_HELLO_LEN && !c->eof) return;
+    s->st.not_mmsage++;
+    if (h < 0 && mms_hello_looks_http(b, n)) {
+        char head[160];
+        int hl = snprintf(head, sizeof head,
+                          "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                          sizeof HTTP_BODY - 1);
+        if (out_pending(c) == 0) c->last_written = mms_now();
+        if (msgpack_sbuffer_write(&c->out, head, (size_t)hl) != 0 ||
+            msgpack_sbuffer_write(&c->out, HTTP_BODY, sizeof HTTP_BODY - 1) != 0) {
+            c->dead = 1;
+            return;
+        }
+    }
+    c->in_off = c->in_len = 0;
+    c->frame_start = 0;
+    hang_up(c);
 }
 
 static void read_client(mms_netserver_t *s, client_t *c, double now) {
@@ -453,11 +530,16 @@ static void read_client(mms_netserver_t *s, client_t *c, double now) {
             c->in_len += (size_t)r;
             c->last_active = now;
             budget -= (size_t)r;
+            if (!c->hello) {
+                take_hello(s, c);
+                if (!c->hello) break; /* more of it to come, or the connection is done */
+            }
             if ((size_t)r < ask) break; /* the socket is empty for now */
             continue;
         }
         if (r == 0) {
             c->eof = 1;
+            if (!c->hello && in_pending(c) > 0) take_hello(s, c); /* a short non-hello */
             break;
         }
         if (errno == EINTR) continue;
@@ -468,8 +550,9 @@ static void read_client(mms_netserver_t *s, client_t *c, double now) {
 
 /* ---- the round ----------------------------------------------------------- */
 
-/* One best-effort unavailable frame to a connection the loop will not serve,
- * then close. What the client already sent is read away first, so the close
+/* Our hello and one best-effort unavailable frame to a connection the loop
+ * will not serve (without reading its hello: the refusal is the answer
+ * whatever the client is), then close. What the client already sent is read away first, so the close
  * sends FIN, not RST (which could destroy the frame before it is read). */
 static void refuse_fd(int fd, const char *msg) {
     mms_response_t e;
@@ -477,7 +560,10 @@ static void refuse_fd(int fd, const char *msg) {
     mms_response_set_error(&e, MMS_PERR_UNAVAILABLE, "%s", msg);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (mms_response_encode(&e, &sb) == MMS_OK) {
+    unsigned char hello[MMS_HELLO_LEN];
+    mms_hello_encode(hello, MMS_PROTO_VERSION);
+    if (msgpack_sbuffer_write(&sb, (const char *)hello, MMS_HELLO_LEN) == 0 &&
+        mms_response_encode(&e, &sb) == MMS_OK) {
         ssize_t w = send(fd, sb.data, sb.size, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)w;
     }
@@ -769,7 +855,9 @@ static void check_timeouts(mms_netserver_t *s, double now, double tw) {
             now - c->accepted_at >= s->cfg.first_frame_timeout &&
             head_frame(s, c, &hplen) == 0) {
             s->st.timeouts++;
-            if (in_pending(c) == 0) { /* never said a word: close quietly */
+            /* never said a word, or not even a whole hello: close quietly (there
+             * is no framed answer to a client that has not said hello) */
+            if (in_pending(c) == 0 || !c->hello) {
                 c->dead = 1;
                 continue;
             }
@@ -787,6 +875,11 @@ static void check_timeouts(mms_netserver_t *s, double now, double tw) {
         if (!c->closing && c->frame_start > 0 && out_pending(c) < s->cfg.max_output &&
             now - c->frame_start >= s->cfg.request_timeout) {
             size_t plen = 0;
+            if (!c->hello) { /* part of a hello (no first-frame timeout): quietly */
+                c->dead = 1;
+                s->st.timeouts++;
+                continue;
+            }
             if (head_frame(s, c, &plen) == 0) {
                 char msg[160];
                 snprintf(msg, sizeof msg, "the frame was not completed within %.3g s (%zu bytes "

@@ -1,5 +1,12 @@
 /* netserver.h: the query server's network loop (docs/protocol.md).
  *
+ * Every connection starts with the 8-byte hello each way (protocol.h,
+ * mms_hello_*): the loop reads the client's before any frame and answers with
+ * its own; a connection that does not start with one (an HTTP client, a port
+ * scanner) is closed (an HTTP one gets a plain "400: this is an mmsage query
+ * server" first) and counted, one with another version gets our hello (so it
+ * can say which version we speak) and the close.
+ *
  * Single-threaded and non-blocking: one poll(2) over a listening TCP socket and
  * every client. Each client has an input buffer that assembles frames and an
  * output buffer written as the socket allows, so a slow reader never blocks
@@ -140,6 +147,10 @@ typedef struct {
     uint64_t polls;         /* poll rounds (mms_netserver_step calls that polled) */
     uint64_t max_round_cost_seen; /* largest cost of one handler call */
     int max_batch_seen;     /* largest n passed to the handler */
+    uint64_t not_mmsage;    /* connections whose first bytes were not an mmsage hello (closed;
+                               one that looked like HTTP got a plain 400 first) */
+    uint64_t version_mismatch; /* connections whose hello had another protocol version
+                               (answered with our hello, then closed) */
     int clients;            /* connections open now */
 } mms_netserver_stats_t;
 

@@ -2,7 +2,7 @@
  * arena of a decoded message, the names of error codes, ops, connect and
  * concept modes, the bounded unpack of one frame (a prescan before msgpack-c
  * allocates), msgpack reading and writing helpers, and the frame's length
- * prefix (mms_frame_peek, proto_frame_begin/end).
+ * prefix (mms_frame_peek, proto_frame_begin/end) and the hello (mms_hello_*).
  *
  * Does not: know any request or response field (protocol_request.c,
  * protocol_response.c), touch sockets (netserver.c, netclient.c), or log.
@@ -313,4 +313,51 @@ int mms_frame_peek(const void *buf, size_t len, size_t max_payload, size_t *payl
     *payload_len = n;
     if (n > max_payload) return -1;
     return len - 4 >= n ? 1 : 0;
+}
+
+/* ---- handshake ---------------------------------------------------------- */
+
+void mms_hello_encode(unsigned char out[MMS_HELLO_LEN], unsigned version) {
+    memcpy(out, MMS_HELLO_MAGIC, 4);
+    out[4] = (unsigned char)(version >> 8);
+    out[5] = (unsigned char)version;
+    out[6] = '\r';
+    out[7] = '\n';
+}
+
+int mms_hello_parse(const void *buf, size_t len, unsigned *version) {
+    const unsigned char *b = buf;
+    static const unsigned char fixed[MMS_HELLO_LEN] = {'M', 'M', 'S', 'G', 0, 0, '\r', '\n'};
+    for (size_t i = 0; i < len && i < MMS_HELLO_LEN; i++)
+        if ((i < 4 || i > 5) && b[i] != fixed[i]) return -1;
+    if (len < MMS_HELLO_LEN) return 0;
+    *version = (unsigned)b[4] << 8 | b[5];
+    return 1;
+}
+
+int mms_hello_looks_http(const void *buf, size_t len) {
+    const unsigned char *b = buf;
+    size_t i = 0;
+    while (i < len && i < 7 && b[i] >= 'A' && b[i] <= 'Z') i++;
+    return i >= 3 && i < len && b[i] == ' ';
+}
+
+char *mms_hello_describe(const void *buf, size_t len, char *out, size_t cap) {
+    const unsigned char *b = buf;
+    size_t o = 0, i = 0;
+    out[0] = '\0';
+    for (; i < len && i < 48; i++) {
+        unsigned char ch = b[i];
+        if (ch == '\r' || ch == '\n' || ch == 0) break;
+        char tmp[8];
+        int n = ch >= 0x20 && ch < 0x7f ? snprintf(tmp, sizeof tmp, "%c", ch)
+                                        : snprintf(tmp, sizeof tmp, "\\x%02x", ch);
+        if (o + (size_t)n + 4 > cap) break; /* room for "..." and the NUL */
+        memcpy(out + o, tmp, (size_t)n);
+        o += (size_t)n;
+        out[o] = '\0';
+    }
+    int cut = i < len && !(b[i] == '\r' || b[i] == '\n' || b[i] == 0);
+    if (cut && o + 4 <= cap) memcpy(out + o, "...", 4);
+    return out;
 }

@@ -1,6 +1,7 @@
 /* protocol.h: the query wire protocol (docs/protocol.md), encode and decode.
  *
- * A connection carries frames both ways: a 4-byte big-endian length, then that
+ * A connection starts with an 8-byte hello each way (mms_hello_*), then
+ * carries frames both ways: a 4-byte big-endian length, then that
  * many bytes holding exactly one MessagePack map. A client sends request maps,
  * the server answers each with one response map, in request order.
  *
@@ -32,7 +33,9 @@
 
 #include "mms_status.h"
 
-#define MMS_PROTO_VERSION 1
+/* The protocol version this build speaks (docs/protocol.md, "Handshake").
+ * 1: frames only; 2: a connection starts with a hello each way. */
+#define MMS_PROTO_VERSION 2
 
 /* Limits (docs/protocol.md, "Limits"). */
 #define MMS_PROTO_MAX_FRAME_DEFAULT (16u << 20) /* request frames, server side */
@@ -271,5 +274,31 @@ void mms_response_free(mms_response_t *r);
  * more bytes are needed (*payload_len is set once the 4-byte prefix is in);
  * -1 when the prefix announces more than max_payload bytes (*payload_len set). */
 int mms_frame_peek(const void *buf, size_t len, size_t max_payload, size_t *payload_len);
+
+/* ---- handshake (docs/protocol.md, "Handshake") ------------------------- */
+
+/* The hello both sides send first: "MMSG", the version as a big-endian u16,
+ * then "\r\n" (so that a line-based server such as an HTTP one sees a whole
+ * line and answers at once instead of waiting for more). */
+#define MMS_HELLO_LEN 8
+#define MMS_HELLO_MAGIC "MMSG"
+
+/* Write the hello of `version` into out[0..MMS_HELLO_LEN). */
+void mms_hello_encode(unsigned char out[MMS_HELLO_LEN], unsigned version);
+
+/* Looks at the first len bytes a peer sent. Returns 1 and sets *version when
+ * buf starts with a whole hello; 0 when the len bytes are a prefix of a hello
+ * (more are needed); -1 when they cannot start one (not an mmsage peer). */
+int mms_hello_parse(const void *buf, size_t len, unsigned *version);
+
+/* 1 when buf[0..len) starts like an HTTP request line: 3..7 upper-case
+ * letters then a space ("GET ", "OPTIONS "). */
+int mms_hello_looks_http(const void *buf, size_t len);
+
+/* The first bytes of buf[0..len) as printable text for a message: at most
+ * 48 bytes, stopping at the first line break (or NUL), every other
+ * non-printable byte as \xHH, "..." when cut. Writes a NUL-terminated string
+ * into out[0..cap) (cap >= 1) and returns out. */
+char *mms_hello_describe(const void *buf, size_t len, char *out, size_t cap);
 
 #endif

@@ -120,6 +120,53 @@ if timeout 30 "$MMSAGE" query --server 127.0.0.1:1 --op ping --timeout 2 --retry
 fi
 grep -q 'cannot connect to 127.0.0.1:1' "$T/err" || { fail "closed port message:"; cat "$T/err"; }
 
+# 6b. the handshake (docs/protocol.md, "Handshake"): another kind of server is
+# "not an mmsage server" at once, whatever it answers; HTTP on the query port
+# gets a plain 400 that says what the port is
+cat >"$T/other.py" <<'EOF2'
+# other.py MODE: listen on an ephemeral port (printed) and answer every
+# connection as MODE does: http (python's http.server), ssh (a banner first),
+# v9 (an mmsage hello of protocol 9), close (close at once).
+import socket, sys, threading, http.server
+mode = sys.argv[1]
+if mode == "http":
+    srv = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    print(srv.server_address[1], flush=True)
+    srv.serve_forever()
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0)); ls.listen(16)
+print(ls.getsockname()[1], flush=True)
+def handle(c):
+    if mode == "ssh": c.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"); c.recv(100)
+    elif mode == "v9": c.sendall(b"MMSG\x00\x09\r\n"); c.recv(100)
+    c.close()
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+EOF2
+other() { # MODE EXPECTED_MESSAGE: mmsage query against it fails at once with the message
+    python3 "$T/other.py" "$1" >"$T/other.out" 2>/dev/null &
+    local op=$! port= t0 t1
+    for _ in $(seq 1 100); do port=$(head -n 1 "$T/other.out"); [ -n "$port" ] && break; sleep 0.05; done
+    t0=$(date +%s.%N)
+    timeout 20 "$MMSAGE" query --server "127.0.0.1:$port" --timeout 10 --retry-for 5 --tags x >"$T/out" 2>"$T/err"
+    local rc=$?
+    t1=$(date +%s.%N)
+    kill "$op" 2>/dev/null; wait "$op" 2>/dev/null
+    [ "$rc" -ne 0 ] || fail "query against $1 exited 0"
+    grep -qF "$2" "$T/err" || { fail "query against $1: no '$2':"; cat "$T/err"; }
+    grep -q "retry" "$T/err" && { fail "query against $1 was retried:"; cat "$T/err"; }
+    awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 3) }' || fail "query against $1 took $t0..$t1"
+}
+other http "is not an mmsage server (it answered '"
+other ssh "is not an mmsage server (it answered 'SSH-2.0-OpenSSH_9.2p1 Debian-2')"
+other v9 "the server speaks protocol 9, this client 2"
+if command -v curl >/dev/null; then
+    out=$(curl -sS --max-time 5 -w '\n%{http_code}' "http://$ADDR/" 2>&1)
+    [ "$(echo "$out" | tail -n 1)" = 400 ] && echo "$out" | grep -q "is an mmsage query server" ||
+        fail "curl on the query port: $out"
+fi
+
 # 7. SIGTERM drains and stops the server
 kill -TERM "$SP"
 wait "$SP"

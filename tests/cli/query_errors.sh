@@ -113,7 +113,8 @@ def enc(o):
     raise TypeError(o)
 
 body = enc({"id": 0, "ok": False, "error": {"code": 13, "name": "unavailable", "message": "flaky: busy"}})
-UNAVAIL = struct.pack(">I", len(body)) + body
+HELLO = b"MMSG" + struct.pack(">H", 2) + b"\r\n"  # the server's hello (protocol 2) comes first
+UNAVAIL = HELLO + struct.pack(">I", len(body)) + body
 plan, target = sys.argv[1].split(","), int(sys.argv[2])
 
 def rst(s):

@@ -133,12 +133,13 @@ else
     echo "serve: connect part skipped (this mmsage query has no --connect)"
 fi
 
-# raw frames: 4-byte big-endian length + MessagePack map; the answer names the error
+# raw frames after the hello ("MMSG", protocol version 2 as a big-endian u16, CRLF):
+# 4-byte big-endian length + MessagePack map; the answer names the error
 raw() { # HEX_PAYLOAD EXPECTED_NAME
     local hex=$1 name=$2 len
     len=$(( ${#hex} / 2 ))
     exec 3<>"/dev/tcp/127.0.0.1/$port" || { fail "raw: cannot connect"; return; }
-    printf "$(printf '%08x' "$len" | sed 's/../\\x&/g')$(echo "$hex" | sed 's/../\\x&/g')" >&3
+    printf "MMSG\x00\x02\r\n$(printf '%08x' "$len" | sed 's/../\\x&/g')$(echo "$hex" | sed 's/../\\x&/g')" >&3
     timeout 1 cat <&3 >"$tmp/raw" 2>/dev/null # the connection stays open: read for a second
     exec 3<&-
     grep -aq "$name" "$tmp/raw" || fail "raw request $hex: no '$name' in the answer"

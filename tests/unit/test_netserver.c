@@ -846,6 +846,9 @@ static void test_emfile(void) {
     mms_request_init(&q);
     q.op = MMS_OP_PING;
     q.id = 3;
+    unsigned char hello[MMS_HELLO_LEN];
+    mms_hello_encode(hello, MMS_PROTO_VERSION);
+    msgpack_sbuffer_write(&sb, (const char *)hello, sizeof hello);
     mms_request_encode(&q, &sb);
     double cpu0 = cpu_seconds(), t0 = mms_now();
     int connected = 0;
@@ -881,10 +884,18 @@ static void test_emfile(void) {
             }
             have[i] += (size_t)r;
             size_t plen = 0;
-            if (mms_frame_peek(buf[i], have[i], sizeof buf[i], &plen) != 1) continue;
+            unsigned v = 0;
+            if (have[i] < MMS_HELLO_LEN) continue;
+            if (mms_hello_parse(buf[i], have[i], &v) != 1 || v != MMS_PROTO_VERSION) {
+                state[i] = OTHER; /* the server's hello comes first, refusals too */
+                left--;
+                continue;
+            }
+            const unsigned char *fr = buf[i] + MMS_HELLO_LEN;
+            if (mms_frame_peek(fr, have[i] - MMS_HELLO_LEN, sizeof buf[i], &plen) != 1) continue;
             mms_response_t resp;
             char err[128];
-            if (mms_response_decode(buf[i] + 4, plen, &resp, err, sizeof err) != MMS_PERR_OK)
+            if (mms_response_decode(fr + 4, plen, &resp, err, sizeof err) != MMS_PERR_OK)
                 state[i] = OTHER;
             else
                 state[i] = resp.ok ? PONG : resp.error_code == MMS_PERR_UNAVAILABLE ? UNAVAILABLE
