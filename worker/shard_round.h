@@ -18,9 +18,11 @@
  * headers, chunking requests into rounds, the global merge, answering) is
  * coordinator/engine.c. A rank that fails (out of memory) fails only that
  * round; the ranks stay in step because every rank always enters steps 2, 4
- * and 5. Every wait polls the non-blocking collective and yields the core
- * between polls (mms_round_wait), so waiting ranks leave the CPU to working
- * ones on a shared or oversubscribed node.
+ * and 5. Every wait polls the non-blocking collective (mms_round_wait,
+ * mms_mpi_wait_polite): 5 ms of polls that yield the core, then naps of up to
+ * 0.1 ms; the idle worker's wait for the next header naps up to 1 ms. So
+ * waiting ranks leave the CPU to working ones on a shared or oversubscribed
+ * node (docs/reliability.md, "Idle cost").
  * No protocol, no request parsing: rounds carry vectors and ids only.
  */
 #ifndef MMS_SHARD_ROUND_H
@@ -89,8 +91,8 @@ typedef struct {
 mms_status mms_round_open(mms_round_t *r, MPI_Comm comm, const mms_index_t *ix);
 void mms_round_close(mms_round_t *r);
 
-/* Complete a non-blocking collective: poll, and after a short spin yield the
- * core at every poll (blocking MPI calls spin). */
+/* Complete a non-blocking collective politely: poll, yielding the core, for
+ * 5 ms, then nap up to 0.1 ms between polls (blocking MPI calls spin). */
 mms_status mms_round_wait(MPI_Request *rq);
 
 /* Steps 2-5 of a round with header hdr, on every rank. The root fills the
