@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # labels: mpi e2e
 # output_errors.sh: outputs that cannot be written, outputs that exist, and the
-# debris of killed runs (issue 12, items 8-11; docs/reliability-outputs.md).
+# debris of killed runs (issue 12, items 8-11; docs/reliability.md, "Outputs").
 #   - stdout that cannot take the results (> /dev/full): info, search --out -,
 #     import npy, eval exit non-zero naming the cause
 #   - an existing search --out / --summary and eval --report are refused
@@ -54,7 +54,7 @@ ntest=$(awk -F'\t' '$2 == "test"' "$C/images.tsv" | wc -l)
 search() { "${MPIRUN[@]}" -np 1 "$MMSAGE" search --index "$T/I" --catalog "$C" --k 5 "$@"; }
 evalr() { "${MPIRUN[@]}" -np 1 "$MMSAGE" eval --catalog "$C" --index "$T/I" --max-queries 20 --plots 0 "$@"; }
 # one process without mpirun (MPI singleton): under mpirun, rank 0's stdout is a
-# pipe to mpirun, which drops its own write errors (docs/reliability-outputs.md)
+# pipe to mpirun, which drops its own write errors (docs/reliability.md, "Outputs")
 search1() { "$MMSAGE" search --index "$T/I" --catalog "$C" --k 5 "$@"; }
 evalr1() { "$MMSAGE" eval --catalog "$C" --index "$T/I" --max-queries 20 --plots 0 "$@"; }
 
