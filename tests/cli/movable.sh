@@ -9,7 +9,10 @@
 set -u
 MMSAGE=${MMSAGE:?}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+T=$tmp
+# shellcheck source=tests/cli/lib/web.bash
+. "$(dirname "$0")/lib/web.bash" # web_start_serve, web_stop_pid
+trap 'web_cleanup; rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 MPI=(timeout 180 mpirun --oversubscribe --bind-to none -np 2)
@@ -42,6 +45,19 @@ compgen -G "$tmp/rep/loss-*.dat" >/dev/null || fail "eval did not find the model
 mv "$tmp/run" "$tmp/moved" # the whole tree
 search 2 "$tmp/moved/idx" "$tmp/moved/cat/features.npy" || fail "search after moving the tree: $(grep -m1 error "$tmp/out2")"
 [ -s "$tmp/s1.jsonl" ] && [ "$(ids "$tmp/s1.jsonl")" = "$(ids "$tmp/s2.jsonl")" ] || fail "moved tree: results differ"
+# served from a third directory, the moved index finds its moved catalog
+mkdir -p "$tmp/third"
+cd "$tmp/third" || exit 1
+if web_start_serve "$tmp/moved/idx" 0; then
+    "$MMSAGE" query --server "127.0.0.1:$sport" --image-features "$tmp/moved/cat/features.npy" \
+        --row "$row" --json >"$tmp/q.json" 2>"$tmp/q.err" || fail "query of the served moved index: $(cat "$tmp/q.err")"
+    [ "$(jq -c '[.results[].id]' "$tmp/q.json")" = "$(ids "$tmp/s1.jsonl")" ] || fail "served moved index: results differ from search"
+else
+    fail "serve of the moved index from a third directory: $(grep -m1 error "$T/serve.err")"
+fi
+web_stop_pid "$serve_pid" "$T/serve.pid"
+serve_pid=
+cd / || exit 1
 mv "$tmp/moved/idx" "$tmp/idx-alone" # the index alone: its absolute record finds the catalog
 mv "$tmp/moved" "$tmp/run"           # back where it was written
 search 3 "$tmp/idx-alone" "$tmp/run/cat/features.npy" || fail "search with the index moved alone: $(grep -m1 error "$tmp/out3")"
