@@ -348,7 +348,7 @@ char *mms_hello_describe(const void *buf, size_t len, char *out, size_t cap) {
     out[0] = '\0';
     for (; i < len && i < 48; i++) {
         unsigned char ch = b[i];
-        if (ch == '\r' || ch == '\n' || ch == 0) break;
+        if (ch == '\r' || ch == '\n') break;
         char tmp[8];
         int n = ch >= 0x20 && ch < 0x7f ? snprintf(tmp, sizeof tmp, "%c", ch)
                                         : snprintf(tmp, sizeof tmp, "\\x%02x", ch);
@@ -357,7 +357,7 @@ char *mms_hello_describe(const void *buf, size_t len, char *out, size_t cap) {
         o += (size_t)n;
         out[o] = '\0';
     }
-    int cut = i < len && !(b[i] == '\r' || b[i] == '\n' || b[i] == 0);
+    int cut = i < len && !(b[i] == '\r' || b[i] == '\n');
     if (cut && o + 4 <= cap) memcpy(out + o, "...", 4);
     return out;
 }

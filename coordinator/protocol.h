@@ -296,7 +296,7 @@ int mms_hello_parse(const void *buf, size_t len, unsigned *version);
 int mms_hello_looks_http(const void *buf, size_t len);
 
 /* The first bytes of buf[0..len) as printable text for a message: at most
- * 48 bytes, stopping at the first line break (or NUL), every other
+ * 48 bytes, stopping at the first line break (CR or LF), every other
  * non-printable byte as \xHH, "..." when cut. Writes a NUL-terminated string
  * into out[0..cap) (cap >= 1) and returns out. */
 char *mms_hello_describe(const void *buf, size_t len, char *out, size_t cap);

@@ -13,7 +13,12 @@
  * descriptors (RLIMIT_NOFILE lowered) extra clients get unavailable or a close,
  * the loop does not spin and logs at most a line or two; a second server checks
  * the token (unauthorized), the per-address cap and the first-frame timeout,
- * and a non-loopback address without a token is refused. Every wait is bounded
+ * and a non-loopback address without a token is refused. Issue 16: the hello
+ * (answered; another version gets the server's hello and the close; a
+ * protocol 1 frame, HTTP (a plain 400) and a short stranger are closed and
+ * counted), and the client against an HTTP server, an SSH banner, a v1 frame
+ * and a v9 hello ("not an mmsage server", "speaks protocol 9", never
+ * retried) and one that closes at once (retried). Every wait is bounded
  * (a few seconds at most); nothing asserts on speed beyond generous bounds
  * (orders of slices, CPU time a fraction of wall time).
  *
@@ -35,6 +40,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "mms_log.h"
@@ -945,6 +951,240 @@ static void test_emfile(void) {
     mms_netclient_close(&warm);
 }
 
+/* ---- the handshake (issue 16 item 5) ---------------------------------------- */
+
+/* A raw connection to the test server (blocking, 3 s receive timeout). */
+static int raw_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {(time_t)W(3.0), 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    T_CHECK(fd >= 0);
+    return fd;
+}
+
+/* Send what, then read until EOF (or want bytes, or the receive timeout) into
+ * buf; returns the bytes read; *eof = 1 when the server closed. */
+static size_t raw_exchange(int fd, const void *what, size_t n, char *buf, size_t cap,
+                           size_t want, int *eof) {
+    if (n > 0) {
+        ssize_t w = send(fd, what, n, MSG_NOSIGNAL);
+        T_EQ_INT((int)w, (int)n);
+    }
+    size_t have = 0;
+    *eof = 0;
+    while (have < cap - 1 && (want == 0 || have < want)) {
+        ssize_t r = recv(fd, buf + have, cap - 1 - have, 0);
+        if (r == 0) *eof = 1;
+        if (r <= 0) break;
+        have += (size_t)r;
+    }
+    buf[have] = '\0';
+    return have;
+}
+
+/* A stranger's server for the client side: accepts `n` connections, reads
+ * what the client sends, answers `answer` (len bytes, 0 = close at once). */
+typedef struct {
+    int lfd, n;
+    const char *answer;
+    size_t len;
+} stranger_t;
+
+static void *stranger_main(void *arg) {
+    stranger_t *st = arg;
+    for (int i = 0; i < st->n; i++) {
+        int fd = accept(st->lfd, NULL, NULL);
+        if (fd < 0) break;
+        if (st->len > 0) {
+            char junk[256];
+            ssize_t r = recv(fd, junk, sizeof junk, 0);
+            ssize_t w = send(fd, st->answer, st->len, MSG_NOSIGNAL);
+            (void)r;
+            (void)w;
+            usleep(50000); /* the client reads before the close */
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+/* mms_netclient_call against a stranger answering `answer`, with a retry
+ * policy (1 s): returns the status, the message in msg, retries in *retries. */
+static mms_status call_stranger(const char *answer, size_t len, int nconn, char *msg, size_t cap,
+                                long *retries, double *secs) {
+    stranger_t st = {socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), nconn, answer, len};
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    T_CHECK(bind(st.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(st.lfd, 8) == 0 &&
+            getsockname(st.lfd, (struct sockaddr *)&sa, &sl) == 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sa.sin_port));
+    pthread_t th;
+    pthread_create(&th, NULL, stranger_main, &st);
+    mms_netclient_retry_t rp;
+    mms_netclient_retry_default(&rp);
+    rp.retry_for_s = W(1.0);
+    rp.max_delay_s = 0.2;
+    mms_netclient_t *c = NULL;
+    mms_request_t q;
+    mms_request_init(&q);
+    q.op = MMS_OP_PING;
+    q.id = 1;
+    mms_response_t r;
+    mms_log_level lv = mms_log_get_level();
+    mms_log_set_level(MMS_LOG_QUIET);
+    double t0 = mms_now();
+    mms_status s = mms_netclient_open(addr, W(2.0), &rp, &c);
+    if (s == MMS_OK) {
+        s = mms_netclient_call(c, &q, &r, W(3.0));
+        if (s == MMS_OK) mms_response_free(&r);
+        *retries = mms_netclient_retries(c);
+    }
+    *secs = mms_now() - t0;
+    mms_log_set_level(lv);
+    snprintf(msg, cap, "%s", mms_error_message());
+    mms_netclient_close(&c);
+    shutdown(st.lfd, SHUT_RDWR); /* the stranger stops accepting */
+    pthread_join(th, NULL);
+    close(st.lfd);
+    return s;
+}
+
+static void test_handshake(void) {
+    int port = mms_netserver_port(g_srv), eof = 0;
+    mms_netserver_stats_t st0, st1;
+    mms_netserver_stats(g_srv, &st0);
+    char buf[1024];
+    unsigned v = 0;
+    /* a good hello is answered with the server's, then frames as usual */
+    int fd = raw_connect(port);
+    unsigned char hello[MMS_HELLO_LEN];
+    mms_hello_encode(hello, MMS_PROTO_VERSION);
+    size_t n = raw_exchange(fd, hello, sizeof hello, buf, sizeof buf, MMS_HELLO_LEN, &eof);
+    T_EQ_INT((int)n, MMS_HELLO_LEN);
+    T_EQ_INT(mms_hello_parse(buf, n, &v), 1);
+    T_EQ_INT((int)v, MMS_PROTO_VERSION);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    mms_request_t q;
+    mms_request_init(&q);
+    q.op = MMS_OP_PING;
+    q.id = 5;
+    T_OK(mms_request_encode(&q, &sb));
+    size_t plen = 0;
+    n = raw_exchange(fd, sb.data, sb.size, buf, sizeof buf, 4, &eof);
+    while (n >= 4 && mms_frame_peek(buf, n, sizeof buf, &plen) == 0) {
+        ssize_t r = recv(fd, buf + n, sizeof buf - 1 - n, 0);
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    T_EQ_INT(mms_frame_peek(buf, n, sizeof buf, &plen), 1);
+    mms_response_t resp;
+    char err[128];
+    T_EQ_INT(mms_response_decode(buf + 4, plen, &resp, err, sizeof err), MMS_PERR_OK);
+    T_EQ_INT(resp.ok, 1);
+    T_EQ_INT(resp.id, 5);
+    mms_response_free(&resp);
+    close(fd);
+
+    /* another version: the server's hello (so the client can say which), then the close */
+    fd = raw_connect(port);
+    unsigned char v9[MMS_HELLO_LEN];
+    mms_hello_encode(v9, 9);
+    msgpack_sbuffer both; /* the hello and a request right after it, as a client sends */
+    msgpack_sbuffer_init(&both);
+    msgpack_sbuffer_write(&both, (const char *)v9, sizeof v9);
+    msgpack_sbuffer_write(&both, sb.data, sb.size);
+    n = raw_exchange(fd, both.data, both.size, buf, sizeof buf, 0, &eof);
+    msgpack_sbuffer_destroy(&both);
+    T_EQ_INT((int)n, MMS_HELLO_LEN);
+    T_EQ_INT(mms_hello_parse(buf, n, &v), 1);
+    T_EQ_INT((int)v, MMS_PROTO_VERSION);
+    T_EQ_INT(eof, 1);
+    close(fd);
+
+    /* a protocol 1 client (a frame right away): closed without a word */
+    fd = raw_connect(port);
+    n = raw_exchange(fd, sb.data, sb.size, buf, sizeof buf, 0, &eof);
+    T_EQ_INT((int)n, 0);
+    T_EQ_INT(eof, 1);
+    close(fd);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* HTTP on the query port: a plain 400 that says what the port is, then the close */
+    fd = raw_connect(port);
+    static const char get[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: curl/7.88.1\r\n"
+                              "Accept: */*\r\n\r\n";
+    n = raw_exchange(fd, get, sizeof get - 1, buf, sizeof buf, 0, &eof);
+    T_CHECK(!strncmp(buf, "HTTP/1.1 400 Bad Request\r\n", 26));
+    T_CHECK(strstr(buf, "\r\n\r\nThis port is an mmsage query server") != NULL);
+    T_CHECK(strstr(buf, "Connection: close") != NULL);
+    T_EQ_INT(eof, 1);
+    close(fd);
+
+    /* a short stranger that stops sending: closed at its EOF */
+    fd = raw_connect(port);
+    ssize_t w = send(fd, "MM", 2, MSG_NOSIGNAL);
+    T_EQ_INT((int)w, 2);
+    shutdown(fd, SHUT_WR);
+    n = raw_exchange(fd, "", 0, buf, sizeof buf, 0, &eof);
+    T_EQ_INT((int)n, 0);
+    T_EQ_INT(eof, 1);
+    close(fd);
+
+    usleep(50000);
+    mms_netserver_stats(g_srv, &st1);
+    T_EQ_INT((int)(st1.version_mismatch - st0.version_mismatch), 1);
+    T_EQ_INT((int)(st1.not_mmsage - st0.not_mmsage), 3);
+    T_CHECK(st1.requests > st0.requests); /* the good one's ping */
+
+    /* the client against strangers: told at once, never retried */
+    char msg[512];
+    long retries = -1;
+    double secs = 0;
+    static const char http[] = "HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n";
+    T_EQ_INT(call_stranger(http, sizeof http - 1, 4, msg, sizeof msg, &retries, &secs),
+             MMS_ERR_FORMAT);
+    T_CHECK(strstr(msg, "is not an mmsage server (it answered 'HTTP/1.1 400 Bad Request')") != NULL);
+    T_EQ_INT((int)retries, 0);
+    T_CHECK(secs < W(2.0));
+    fprintf(stderr, "  handshake: against an HTTP server in %.0f ms: %s\n", secs * 1e3, msg);
+    static const char ssh[] = "SSH-2.0-OpenSSH_9.2p1\r\n";
+    T_EQ_INT(call_stranger(ssh, sizeof ssh - 1, 4, msg, sizeof msg, &retries, &secs),
+             MMS_ERR_FORMAT);
+    T_CHECK(strstr(msg, "not an mmsage server (it answered 'SSH-2.0-OpenSSH_9.2p1')") != NULL);
+    T_EQ_INT((int)retries, 0);
+    /* a v1 server's frame (a length prefix) */
+    static const char frame[] = "\0\0\0\x03\x81\xa2ok";
+    T_EQ_INT(call_stranger(frame, sizeof frame - 1, 4, msg, sizeof msg, &retries, &secs),
+             MMS_ERR_FORMAT);
+    T_CHECK(strstr(msg, "not an mmsage server (it answered '\\x00\\x00\\x00\\x03") != NULL);
+    mms_hello_encode(v9, 9);
+    T_EQ_INT(call_stranger((const char *)v9, sizeof v9, 4, msg, sizeof msg, &retries, &secs),
+             MMS_ERR_FORMAT);
+    T_CHECK(strstr(msg, "the server speaks protocol 9, this client 2") != NULL);
+    T_EQ_INT((int)retries, 0);
+    /* a close before any byte stays transient (a server restarting does that):
+     * retried until the policy gives up */
+    T_EQ_INT(call_stranger("", 0, 1000, msg, sizeof msg, &retries, &secs), MMS_ERR_IO);
+    if (!strstr(msg, "closed the connection") && !strstr(msg, "reset") && !strstr(msg, "pipe"))
+        T_CHECK(!"a close before any byte: not the usual closed-connection message");
+    fprintf(stderr, "  handshake: a server that closes at once: %s (%ld retries)\n", msg, retries);
+    T_CHECK(retries >= 1);
+}
+
 /* ---- access: per-address cap, first-frame timeout, token (issue 12 item 12) - */
 
 static mms_netserver_t *g_srv2;
@@ -1204,6 +1444,7 @@ int main(int argc, char **argv) {
     test_fair_batch();
     test_steady_reader(request_timeout);
     test_emfile();
+    test_handshake();
     test_access();
     test_drain(th);
     mms_netserver_stats_t st;

@@ -1,7 +1,7 @@
 /* test_protocol.c: the query wire protocol (coordinator/protocol.h): request
  * and response encode/decode round trips, defaults, every error code the
  * decoder produces (with the field named in the message and the id echoed),
- * unaligned payloads, framing. */
+ * unaligned payloads, framing, the hello. */
 #include <math.h>
 #include <msgpack.h>
 #include <stdint.h>
@@ -711,6 +711,59 @@ static void test_response_decode_errors(void) {
     T_EQ_INT(mms_response_decode("\x91\x01", 2, &d, g_err, sizeof g_err), MMS_PERR_MALFORMED);
 }
 
+/* The hello (docs/protocol.md, "Handshake"): its bytes, every prefix, a wrong
+ * byte anywhere but in the version, HTTP detection, the printable prefix. */
+static void test_hello(void) {
+    unsigned char h[MMS_HELLO_LEN];
+    unsigned v = 0;
+    mms_hello_encode(h, MMS_PROTO_VERSION);
+    T_CHECK(memcmp(h, "MMSG\x00\x02\r\n", MMS_HELLO_LEN) == 0);
+    T_EQ_INT(MMS_PROTO_VERSION, 2);
+    T_EQ_INT(mms_hello_parse(h, MMS_HELLO_LEN, &v), 1);
+    T_EQ_INT((int)v, MMS_PROTO_VERSION);
+    for (size_t n = 0; n < MMS_HELLO_LEN; n++) T_EQ_INT(mms_hello_parse(h, n, &v), 0);
+    /* a frame may follow in the same read */
+    unsigned char more[12];
+    memcpy(more, h, 8);
+    memcpy(more + 8, "\0\0\0\1", 4);
+    T_EQ_INT(mms_hello_parse(more, sizeof more, &v), 1);
+    mms_hello_encode(h, 0x1234);
+    T_EQ_INT(mms_hello_parse(h, MMS_HELLO_LEN, &v), 1);
+    T_EQ_INT((int)v, 0x1234);
+    for (int i = 0; i < MMS_HELLO_LEN; i++) {
+        if (i == 4 || i == 5) continue; /* the version: any value parses */
+        mms_hello_encode(h, MMS_PROTO_VERSION);
+        h[i] ^= 0x20;
+        T_EQ_INT(mms_hello_parse(h, MMS_HELLO_LEN, &v), -1);
+        T_EQ_INT(mms_hello_parse(h, (size_t)i + 1, &v), -1); /* told at the first wrong byte */
+    }
+    /* what other servers and clients send first */
+    const char *other[] = {"HTTP/1.1 400 Bad Request\r\n", "SSH-2.0-OpenSSH_9.2\r\n",
+                           "GET / HTTP/1.1\r\n", "\0\0\0\x10\x81", "220 smtp ESMTP\r\n", "M"};
+    for (int i = 0; i < 5; i++) T_EQ_INT(mms_hello_parse(other[i], strlen(other[i]) + (i == 3), &v), -1);
+    T_EQ_INT(mms_hello_parse(other[5], 1, &v), 0);
+    T_EQ_INT(mms_hello_looks_http("GET / HTTP/1.1\r\n", 16), 1);
+    T_EQ_INT(mms_hello_looks_http("OPTIONS * HTTP/1.1", 8), 1);
+    T_EQ_INT(mms_hello_looks_http("GE", 2), 0);
+    T_EQ_INT(mms_hello_looks_http("MMSG\0\2\r\n", 8), 0);
+    T_EQ_INT(mms_hello_looks_http("get / ", 6), 0);
+    T_EQ_INT(mms_hello_looks_http("CONNECTX ", 9), 0);
+    char d[64];
+    T_STREQ(mms_hello_describe("HTTP/1.1 400 Bad Request\r\nServer: x\r\n", 37, d, sizeof d),
+             "HTTP/1.1 400 Bad Request");
+    T_STREQ(mms_hello_describe("\x01\xff" "A\0", 4, d, sizeof d), "\\x01\\xffA\\x00");
+    T_STREQ(mms_hello_describe("", 0, d, sizeof d), "");
+    char longer[100];
+    memset(longer, 'a', sizeof longer);
+    mms_hello_describe(longer, sizeof longer, d, sizeof d);
+    T_EQ_INT((int)strlen(d), 51);
+    T_CHECK(strcmp(d + 48, "...") == 0);
+    mms_hello_describe(longer, sizeof longer, d, 8); /* a small buffer: cut, terminated */
+    T_STREQ(d, "aaaa...");
+    mms_hello_describe("\xff\xff\xff", 3, d, 6);
+    T_CHECK(strlen(d) < 6);
+}
+
 int main(void) {
     mms_log_init(0, 1, MMS_LOG_WARN);
     test_request_roundtrip();
@@ -720,5 +773,6 @@ int main(void) {
     test_frame_peek();
     test_response_roundtrip();
     test_response_decode_errors();
+    test_hello();
     return mms_test_finish("test_protocol");
 }
