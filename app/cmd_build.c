@@ -68,7 +68,8 @@ mms_status mms_cmd_build(int argc, char **argv) {
          "(--threshold 0.65, raw inputs); other options override it", 0, 0, 0, 0},
         {"out", MMS_OPT_STR, &p.out, "output graph directory", 1, 0, 0, 0},
         {"force", MMS_OPT_FLAG, &p.force, "replace an existing output directory", 0, 0, 0, 0},
-        {"k", MMS_OPT_INT, &p.k, "visual neighbours per image (paper: 5)", 0, 0, 0, 0},
+        {"neighbors", MMS_OPT_INT, &p.k, "visual neighbours per image (paper: 5; the same idea as query's --neighbors)", 0, 0, 0, 0},
+        {"k", MMS_OPT_INT, &p.k, NULL, 0, 0, 0, 0}, /* the old name */
         {"threshold", MMS_OPT_DOUBLE, &p.threshold,
          "cosine threshold for image-image edges (paper: 0.65; -1 keeps all top-k)", 0, 0, 0, 0},
         {"pca-dim", MMS_OPT_INT, &p.pca_dim,

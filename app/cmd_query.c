@@ -5,7 +5,7 @@
  *               "a,b" (comma-separated, so a tag may contain spaces); a table
  *               (rank, score, id, tags), then predicted tags, warnings, timings;
  *               --json prints the response as one JSON line instead.
- *   many        --batch Q.tsv streams one query per line with up to --pipeline
+ *   many        --queries Q.tsv streams one query per line with up to --pipeline
  *               requests in flight; one JSON line per response on stdout and a
  *               throughput summary (queries, seconds, QPS, p50/p99 latency) on
  *               stderr. Line format (tab-separated, '#' comments):
@@ -226,7 +226,7 @@ typedef struct {
  * the batch file cannot go on. */
 static int batch_fail(batch_t *b, const char *fmt, const char *what) {
     snprintf(b->why, sizeof b->why, fmt, b->path, b->lineno, what);
-    mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "query --batch %s", b->why);
+    mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "query --queries %s", b->why);
     return -1;
 }
 
@@ -372,7 +372,7 @@ static mms_status run_batch(mms_netclient_t *c, query_out_t *out, const char *pa
 static const char k_summary[] =
     "Send queries to a query server and print the answers.\n"
     "One query: --image-features F.npy [--row I] (or --jpeg X.jpg) and/or --tags \"a,b\".\n"
-    "Many: --batch Q.tsv, lines 'ROW<TAB>TAGS<TAB>VISUAL<TAB>EXCLUDE' (trailing columns optional,\n"
+    "Many: --queries Q.tsv, lines 'ROW<TAB>TAGS<TAB>VISUAL<TAB>EXCLUDE' (trailing columns optional,\n"
     "'-' = none; ROW is a row of --image-features), one JSON line per answer, a summary on stderr.\n"
     "Tags are comma-separated, so a tag may contain spaces. See docs/protocol.md.";
 
@@ -429,8 +429,9 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
         {"predict-tags", MMS_OPT_FLAG, &o->predict, "also predict tags (search)", 0, 0, 0, 0},
         {"tag-k", MMS_OPT_INT, &o->tag_k, "tags to predict", 0, 1, 1, MMS_PROTO_TAG_K_MAX},
         {"json", MMS_OPT_FLAG, &o->json, "print the response as one JSON line", 0, 0, 0, 0},
-        {"batch", MMS_OPT_STR, &o->batch, "TSV file of queries to stream (see above)", 0, 0, 0, 0},
-        {"pipeline", MMS_OPT_INT, &o->depth, "requests in flight in --batch mode", 0, 1, 1, 65536},
+        {"queries", MMS_OPT_STR, &o->batch, "TSV file of queries to stream (see above; the same format as search --queries)", 0, 0, 0, 0},
+        {"batch", MMS_OPT_STR, &o->batch, NULL, 0, 0, 0, 0}, /* the old name */
+        {"pipeline", MMS_OPT_INT, &o->depth, "requests in flight in --queries mode", 0, 1, 1, 65536},
         {"timeout", MMS_OPT_DOUBLE, &o->timeout, "seconds to wait for the server (no progress)", 0,
          1, 0.001, 86400},
         {"retry-for", MMS_OPT_DOUBLE, &o->retry_for,
@@ -472,10 +473,10 @@ static mms_status make_request(const query_opts_t *o, mms_request_t *q) {
     MMS_CHECK(!(o->features && o->jpeg_path), MMS_ERR_ARG,
               "query: give --image-features or --jpeg, not both");
     MMS_CHECK(!o->knn_path || o->features, MMS_ERR_ARG, "query: --knn-features needs --image-features");
-    MMS_CHECK(!o->batch || !o->jpeg_path, MMS_ERR_ARG, "query: --batch reads images from "
+    MMS_CHECK(!o->batch || !o->jpeg_path, MMS_ERR_ARG, "query: --queries reads images from "
                                                        "--image-features only");
     MMS_CHECK(o->batch || op >= MMS_OP_INFO || o->features || o->jpeg_path || o->tags_s, MMS_ERR_ARG,
-              "query: give --image-features, --jpeg or --tags (or --batch)");
+              "query: give --image-features, --jpeg or --tags (or --queries)");
     mms_request_init(q);
     q->op = (mms_op)op;
     q->id = 1;

@@ -428,7 +428,8 @@ mms_status mms_cmd_search(int argc, char **argv) {
         {"force", MMS_OPT_FLAG, &o.force, "replace an existing --out or --summary (once the new one is complete)", 0, 0, 0, 0},
         {"summary", MMS_OPT_STR, &o.summary,
          "catalog mode: write mean tag overlap and visual cosine of the results to this JSON file", 0, 0, 0, 0},
-        {"batch", MMS_OPT_INT, &o.batch, "queries answered together (one MPI round each)", 0, 1, 1, 65536},
+        {"per-round", MMS_OPT_INT, &o.batch, "queries answered together (one MPI round each)", 0, 1, 1, 65536},
+        {"batch", MMS_OPT_INT, &o.batch, NULL, 0, 1, 1, 65536}, /* the old name */
         {"limit", MMS_OPT_INT64, &o.limit, "stop after this many queries (0 = all)", 0, 1, 0, 1e15},
         {"float-scan", MMS_OPT_FLAG, &o.float_scan,
          "scan the float rows instead of the int8 filter + exact re-rank (same results, slower)", 0, 0, 0, 0},

@@ -35,6 +35,7 @@ void mms_opts_usage(const char *command, const char *summary, const mms_opt_t *o
     printf("usage: mmsage %s [options]\n\n%s\n\noptions:\n", command, summary);
     for (int i = 0; i < nopts; i++) {
         const mms_opt_t *o = &opts[i];
+        if (!o->help) continue; /* an old name */
         char arg[64] = "";
         if (o->type != MMS_OPT_FLAG)
             snprintf(arg, sizeof arg, " %s",
@@ -130,6 +131,14 @@ mms_status mms_opts_parse(const char *command, const char *summary, const mms_op
         }
         MMS_CALL(set_value(command, o, val));
         seen[found] = 1;
+        if (!o->help) { /* an old name: say the new one, and count it as given */
+            for (int j = 0; j < nopts; j++)
+                if (j != found && opts[j].dest == o->dest && opts[j].help) {
+                    mms_log_warn("%s: --%s is an old name of --%s (it still works)", command,
+                                 o->name, opts[j].name);
+                    seen[j] = 1;
+                }
+        }
     }
     for (int j = 0; j < nopts; j++) {
         int given = seen[j];
@@ -144,6 +153,7 @@ void mms_opts_echo(const char *command, const mms_opt_t *opts, int nopts) {
     char line[4096];
     size_t used = (size_t)snprintf(line, sizeof line, "mmsage %s", command);
     for (int i = 0; i < nopts && used < sizeof line; i++) {
+        if (!opts[i].help) continue; /* an old name: its value shows under the new one */
         char v[512];
         fmt_value(&opts[i], v, sizeof v);
         if (opts[i].type == MMS_OPT_FLAG && !*(int *)opts[i].dest) continue;

@@ -28,6 +28,10 @@ typedef struct {
     int n;
 } mms_strlist_t;
 
+/* An option whose help is NULL is an old name kept for scripts: it sets the
+ * same destination as the option of the same dest in the table, is accepted
+ * with a one-line warning naming the new name, and is hidden from the usage,
+ * the echo and so from the man page. */
 typedef struct {
     const char *name; /* without the leading "--" */
     mms_opttype type;

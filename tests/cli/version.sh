@@ -32,6 +32,17 @@ out=$(MMS_LOG=quiet "$MMSAGE" info --catalog /nonexistent 2>&1); rc=$?
 echo "$out" | grep -q "/nonexistent" || fail "MMS_LOG=quiet hid the error"
 [ "$(MMS_LOG=quiet "$MMSAGE" info --catalog /nonexistent 2>&1 | grep -c .)" -le 2 ] || fail "MMS_LOG=quiet printed more than the error"
 
+# one name per idea: build's neighbours are --neighbors like query's, query
+# streams --queries like search; the old names still work, with a warning,
+# and are not shown
+"$MMSAGE" build --help | grep -q -- "--neighbors N" || fail "build --help lacks --neighbors"
+"$MMSAGE" build --help | grep -q -- "--k N" && fail "build --help still shows --k"
+"$MMSAGE" query --help | grep -q -- "--queries VALUE" || fail "query --help lacks --queries"
+"$MMSAGE" query --help | grep -q -- "--batch" && fail "query --help still shows --batch"
+"$MMSAGE" search --help | grep -q -- "--per-round N" || fail "search --help lacks --per-round"
+out=$("$MMSAGE" query --batch /nonexistent.tsv --server 127.0.0.1:1 --retry-for 0 2>&1)
+echo "$out" | grep -q "query: --batch is an old name of --queries" || fail "query --batch: no old-name warning: $out"
+
 # the man page and the bash completion, generated at build time from the option tables
 if [ -n "${MMS_BUILD:-}" ] && [ -f "$MMS_BUILD/mmsage.1" ]; then
     page=$(MANWIDTH=100 man -l "$MMS_BUILD/mmsage.1" 2>&1) || fail "man -l mmsage.1 failed: $page"
