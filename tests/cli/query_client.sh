@@ -126,8 +126,8 @@ grep -q 'cannot connect to 127.0.0.1:1' "$T/err" || { fail "closed port message:
 cat >"$T/other.py" <<'EOF2'
 # other.py MODE: listen on an ephemeral port (printed) and answer every
 # connection as MODE does: http (python's http.server), ssh (a banner first),
-# v9 (an mmsage hello of protocol 9), close (close at once).
-import socket, sys, threading, http.server
+# v9 (an mmsage hello of protocol 9), silent (reads, says nothing for 5 s).
+import socket, sys, threading, time, http.server
 mode = sys.argv[1]
 if mode == "http":
     srv = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
@@ -139,17 +139,21 @@ print(ls.getsockname()[1], flush=True)
 def handle(c):
     if mode == "ssh": c.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"); c.recv(100)
     elif mode == "v9": c.sendall(b"MMSG\x00\x09\r\n"); c.recv(100)
+    elif mode == "silent": c.recv(100); time.sleep(5)
     c.close()
 while True:
     c, _ = ls.accept()
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 EOF2
-other() { # MODE EXPECTED_MESSAGE: mmsage query against it fails at once with the message
-    python3 "$T/other.py" "$1" >"$T/other.out" 2>/dev/null &
+other() { # MODE EXPECTED_MESSAGE [TIMEOUT]: mmsage query against it fails at once with the message
+    python3 "$T/other.py" "$1" >"$T/other.$1" 2>/dev/null & # (a file per mode: no stale port)
     local op=$! port= t0 t1
-    for _ in $(seq 1 100); do port=$(head -n 1 "$T/other.out"); [ -n "$port" ] && break; sleep 0.05; done
+    for _ in $(seq 1 100); do port=$(head -n 1 "$T/other.$1"); [ -n "$port" ] && break; sleep 0.05; done
     t0=$(date +%s.%N)
-    timeout 20 "$MMSAGE" query --server "127.0.0.1:$port" --timeout 10 --retry-for 5 --tags x >"$T/out" 2>"$T/err"
+    # final failures are never retried (--retry-for 5); a silent peer is a timeout, which
+    # would be (transient), so it gets none
+    local rf=5; [ -n "${3:-}" ] && rf=0
+    timeout 20 "$MMSAGE" query --server "127.0.0.1:$port" --timeout "${3:-10}" --retry-for "$rf" --tags x >"$T/out" 2>"$T/err"
     local rc=$?
     t1=$(date +%s.%N)
     kill "$op" 2>/dev/null; wait "$op" 2>/dev/null
@@ -161,6 +165,7 @@ other() { # MODE EXPECTED_MESSAGE: mmsage query against it fails at once with th
 other http "is not an mmsage server (it answered '"
 other ssh "is not an mmsage server (it answered 'SSH-2.0-OpenSSH_9.2p1 Debian-2')"
 other v9 "the server speaks protocol 9, this client 2"
+other silent "within 1 s (not even a hello: is it an mmsage server?)" 1
 if command -v curl >/dev/null; then
     out=$(curl -sS --max-time 5 -w '\n%{http_code}' "http://$ADDR/" 2>&1)
     [ "$(echo "$out" | tail -n 1)" = 400 ] && echo "$out" | grep -q "is an mmsage query server" ||
