@@ -752,8 +752,9 @@ mms_status mms_netclient_pipeline(mms_netclient_t *c, int depth, double timeout_
             struct pollfd pf = {c->fd, (short)(POLLIN | (sb.size > out_off ? POLLOUT : 0)), 0};
             int pr = poll(&pf, 1, ms_until(last_progress + timeout_s));
             if (pr == 0) {
-                set_fail(c, MMS_ERR_IO, 1, "no progress from %s for %.3g s (%d requests in flight)%s",
-                         c->addr, timeout_s, n,
+                set_fail(c, MMS_ERR_IO, 1,
+                         "no progress from %s for %.3g s (%d requests in flight)%s", c->addr,
+                         timeout_s, n,
                          c->hello ? "" : "; not even a hello: is it an mmsage server?");
                 st = MMS_ERR_IO;
                 net_fail = 1;

@@ -1,11 +1,11 @@
 /* netserver.c: see netserver.h. One poll(2) round:
- *   0. (per connection, once) read the client's 8-byte hello before anything
- *      else: a good one is answered with ours; a wrong version gets ours and
- *      the close; bytes that are not a hello get a plain HTTP 400 when they
- *      look like an HTTP request, nothing otherwise, and the close;
  *   1. accept new connections (or refuse them beyond max_clients, beyond
  *      max_clients_per_address, or when out of descriptors);
  *   2. read what every readable client has (bounded per client and round);
+ *      a new connection's first 8 bytes are read alone and must be its hello
+ *      (take_hello): a good one is answered with ours; another version gets
+ *      ours and the close; bytes that are no hello get a plain HTTP 400 when
+ *      they look like an HTTP request, nothing otherwise, and the close;
  *   3. cut complete frames, one per client per pass, round-robin, up to
  *      max_batch and the round's cost budget: decode each; valid requests with
  *      the right token go to the batch, the others get their error response;
@@ -430,7 +430,8 @@ static void flush_client(client_t *c) {
 /* Bytes the client may still buffer: the whole current frame, or a soft limit. */
 static size_t in_room(const mms_netserver_t *s, const client_t *c) {
     size_t have = in_pending(c), want = IN_SOFT_LIMIT, plen;
-    if (!c->hello) return have < MMS_HELLO_LEN ? MMS_HELLO_LEN - have : 0; /* the hello alone first */
+    if (!c->hello) /* the hello alone first */
+        return have < MMS_HELLO_LEN ? MMS_HELLO_LEN - have : 0;
     if (head_frame(s, c, &plen) == 0 && have >= 4 &&
         4 + plen > want)
         want = 4 + plen;
@@ -551,9 +552,10 @@ static void read_client(mms_netserver_t *s, client_t *c, double now) {
 /* ---- the round ----------------------------------------------------------- */
 
 /* Our hello and one best-effort unavailable frame to a connection the loop
- * will not serve (without reading its hello: the refusal is the answer
- * whatever the client is), then close. What the client already sent is read away first, so the close
- * sends FIN, not RST (which could destroy the frame before it is read). */
+ * will not serve (its hello is not read: the refusal is the answer whatever
+ * the client is), then close. What the client already sent is read away
+ * first, so the close sends FIN, not RST (which could destroy the frame
+ * before it is read). */
 static void refuse_fd(int fd, const char *msg) {
     mms_response_t e;
     mms_response_init(&e, NULL);

@@ -1157,7 +1157,8 @@ static void test_handshake(void) {
     static const char http[] = "HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n";
     T_EQ_INT(call_stranger(http, sizeof http - 1, 4, msg, sizeof msg, &retries, &secs),
              MMS_ERR_FORMAT);
-    T_CHECK(strstr(msg, "is not an mmsage server (it answered 'HTTP/1.1 400 Bad Request')") != NULL);
+    T_CHECK(strstr(msg, "is not an mmsage server (it answered 'HTTP/1.1 400 Bad Request')") !=
+            NULL);
     T_EQ_INT((int)retries, 0);
     T_CHECK(secs < W(2.0));
     fprintf(stderr, "  handshake: against an HTTP server in %.0f ms: %s\n", secs * 1e3, msg);

@@ -740,7 +740,8 @@ static void test_hello(void) {
     /* what other servers and clients send first */
     const char *other[] = {"HTTP/1.1 400 Bad Request\r\n", "SSH-2.0-OpenSSH_9.2\r\n",
                            "GET / HTTP/1.1\r\n", "\0\0\0\x10\x81", "220 smtp ESMTP\r\n", "M"};
-    for (int i = 0; i < 5; i++) T_EQ_INT(mms_hello_parse(other[i], strlen(other[i]) + (i == 3), &v), -1);
+    for (int i = 0; i < 5; i++)
+        T_EQ_INT(mms_hello_parse(other[i], strlen(other[i]) + (i == 3), &v), -1);
     T_EQ_INT(mms_hello_parse(other[5], 1, &v), 0);
     T_EQ_INT(mms_hello_looks_http("GET / HTTP/1.1\r\n", 16), 1);
     T_EQ_INT(mms_hello_looks_http("OPTIONS * HTTP/1.1", 8), 1);
