@@ -257,13 +257,14 @@ mms_status mms_cmd_serve(int argc, char **argv) {
         if (s == MMS_OK) s = ctx.fatal;
         mms_log_info("serve: stopped: %llu requests in %llu rounds (largest %d, cost %llu), "
                      "%llu decode errors, %llu unauthorized, %llu connections (%llu refused, %llu "
-                     "of them for the per-address cap and %llu for lack of descriptors), %llu "
-                     "timeouts",
+                     "of them for the per-address cap and %llu for lack of descriptors; %llu not "
+                     "mmsage clients, %llu of another protocol version), %llu timeouts",
                      (unsigned long long)st.requests, (unsigned long long)st.rounds,
                      st.max_batch_seen, (unsigned long long)st.max_round_cost_seen,
                      (unsigned long long)st.decode_errors, (unsigned long long)st.unauthorized,
                      (unsigned long long)st.accepted, (unsigned long long)st.refused,
                      (unsigned long long)st.refused_address, (unsigned long long)st.refused_fd,
+                     (unsigned long long)st.not_mmsage, (unsigned long long)st.version_mismatch,
                      (unsigned long long)st.timeouts);
         mms_netserver_destroy(&srv);
         free(ctx.connect);

@@ -27,23 +27,29 @@ const char *mms_status_name(mms_status s) {
     }
 }
 
+/* Record the message; log it unless quiet. */
+static void record(int log, mms_status code, const char *file, int line, const char *func,
+                   const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+static void record(int log, mms_status code, const char *file, int line, const char *func,
+                   const char *fmt, va_list ap) {
+    vsnprintf(tl_message, sizeof tl_message, fmt, ap);
+    if (log) mms_log_error_at(file, line, func, "%s error: %s", mms_status_name(code), tl_message);
+}
+
 void mms_error_set(mms_status code, const char *file, int line, const char *func,
                    const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_message, sizeof tl_message, fmt, ap);
+    record(1, code, file, line, func, fmt, ap);
     va_end(ap);
-    mms_log_error_at(file, line, func, "%s error: %s", mms_status_name(code), tl_message);
 }
 
 void mms_error_set_all(mms_status code, const char *file, int line, const char *func,
                        const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_message, sizeof tl_message, fmt, ap);
+    record(mms_log_rank() == 0, code, file, line, func, fmt, ap);
     va_end(ap);
-    if (mms_log_rank() == 0)
-        mms_log_error_at(file, line, func, "%s error: %s", mms_status_name(code), tl_message);
 }
 
 void mms_error_trace(mms_status code, const char *file, int line, const char *func) {

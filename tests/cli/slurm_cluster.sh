@@ -25,67 +25,14 @@
 set -u
 MMSAGE=${MMSAGE:?set MMSAGE to the mmsage binary}
 SRC=${MMS_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-for b in slurmctld slurmd sbatch sinfo munged; do
-    if ! command -v "$b" >/dev/null 2>&1; then
-        echo "skip: $b is not installed (scripts/setup.sh installs slurm-wlm and munge)"
-        exit 77
-    fi
-done
-# A test run inside someone's SLURM job must not talk to that cluster.
-# shellcheck disable=SC2046 # variable names
-unset $(compgen -v SLURM_) 2>/dev/null
+# shellcheck source=tests/cli/lib/slurm.bash
+. "$SRC/tests/cli/lib/slurm.bash"
+slurm_test_init slurm_cluster slurmctld slurmd sbatch sinfo munged
 # The jobs are submitted as a user submits them: without the suite's Open MPI
 # settings (its rmaps_base_oversubscribe would hide a job that asks for more
 # ranks than its allocation has; sbatch passes the environment on).
 # shellcheck disable=SC2046
 unset $(compgen -v OMPI_MCA_) 2>/dev/null
-
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mms-cli-slurm.XXXXXX")
-export MMS_SLURM_DIR=$tmp/slurm MMS_SLURM_PORT=auto MMS_SRC=$SRC MMSAGE
-t_start=$SECONDS
-
-# Daemons of this cluster still alive (their command lines name $tmp).
-leftovers() {
-    local p c
-    for p in /proc/[0-9]*; do
-        c=$(cat "$p/comm" 2>/dev/null) || continue
-        case "$c" in slurmctld | slurmd | slurmstepd | munged) ;; *) continue ;; esac
-        grep -q "$tmp" "$p/cmdline" 2>/dev/null || [[ "$(readlink "$p/cwd" 2>/dev/null)" == "$tmp"* ]] ||
-            continue
-        grep -q '^State:.*Z' "$p/status" 2>/dev/null && continue
-        echo "${p#/proc/}:$c"
-    done
-}
-cleanup() {
-    local rc=$? left
-    trap - EXIT
-    if ! bash "$SRC/cluster/down.sh" >"$tmp/down.log" 2>&1; then
-        cat "$tmp/down.log" >&2
-        fail "cluster/down.sh failed"
-    fi
-    left=$(leftovers)
-    if [ -n "$left" ]; then
-        fail "daemons left running after cluster/down.sh: $left (killed now)"
-        for x in $left; do kill -KILL "${x%%:*}" 2>/dev/null; done
-    fi
-    if [ "$fails" -ne 0 ] || [ "$rc" -ne 0 ]; then
-        for f in "$MMS_SLURM_DIR"/log/slurmctld.log "$MMS_SLURM_DIR"/log/slurmd.log; do
-            [ -s "$f" ] && { echo "---- tail of $f" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    rm -rf "$tmp"
-    echo "slurm_cluster.sh: $((SECONDS - t_start)) s" >&2
-    if [ "$fails" -ne 0 ]; then
-        echo "slurm_cluster.sh: $fails failure(s)" >&2
-        exit 1
-    fi
-    [ "$rc" -eq 0 ] && echo "slurm_cluster.sh: ok"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 
 # ---- bring the cluster up (twice: the second call must be a no-op)
 if ! out=$(bash "$SRC/cluster/up.sh" 2>"$tmp/up.log"); then

@@ -26,70 +26,24 @@
 set -u
 MMSAGE=${MMSAGE:?set MMSAGE to the mmsage binary}
 SRC=${MMS_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-for b in slurmctld slurmd sbatch squeue scontrol munged mpirun python3; do
-    if ! command -v "$b" >/dev/null 2>&1; then
-        echo "skip: $b is not installed (scripts/setup.sh installs slurm-wlm, munge and Open MPI)"
-        exit 77
-    fi
-done
+# shellcheck source=tests/cli/lib/slurm.bash
+. "$SRC/tests/cli/lib/slurm.bash"
+slurm_test_init slurm_serve_requeue slurmctld slurmd sbatch squeue scontrol munged mpirun python3
 "$MMSAGE" serve --help 2>&1 | grep -q -- "--pid-file" || { echo "skip: this mmsage has no serve --pid-file"; exit 77; }
-# shellcheck disable=SC2046 # variable names
-unset $(compgen -v SLURM_) 2>/dev/null
-
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mms-cli-serve-rq.XXXXXX")
-export MMS_SLURM_DIR=$tmp/slurm MMS_SLURM_PORT=auto MMS_SRC=$SRC MMSAGE
-t_start=$SECONDS
 jobid=
-
-# Daemons of this cluster, and ranks of this test's server, still alive.
-leftovers() {
+# ranks of this test's server still alive, besides the cluster's daemons
+slurm_test_more_leftovers() {
     local p c
     for p in /proc/[0-9]*; do
         c=$(cat "$p/comm" 2>/dev/null) || continue
-        case "$c" in
-            slurmctld | slurmd | slurmstepd | munged)
-                grep -q "$tmp" "$p/cmdline" 2>/dev/null || [[ "$(readlink "$p/cwd" 2>/dev/null)" == "$tmp"* ]] ||
-                    continue ;;
-            mmsage | mpirun | orterun | prterun)
-                grep -q "$tmp/I" "$p/cmdline" 2>/dev/null || continue ;;
-            *) continue ;;
-        esac
+        case "$c" in mmsage | mpirun | orterun | prterun) ;; *) continue ;; esac
+        grep -q "$tmp/I" "$p/cmdline" 2>/dev/null || continue
         grep -q '^State:.*Z' "$p/status" 2>/dev/null && continue
         echo "${p#/proc/}:$c"
     done
 }
-cleanup() {
-    local rc=$? left
-    trap - EXIT
-    [ -n "$jobid" ] && scancel "$jobid" 2>/dev/null
-    if ! bash "$SRC/cluster/down.sh" >"$tmp/down.log" 2>&1; then
-        cat "$tmp/down.log" >&2
-        fail "cluster/down.sh failed"
-    fi
-    left=$(leftovers)
-    if [ -n "$left" ]; then
-        fail "processes left running: $left (killed now)"
-        for x in $left; do kill -KILL "${x%%:*}" 2>/dev/null; done
-    fi
-    if [ "$fails" -ne 0 ] || [ "$rc" -ne 0 ]; then
-        [ -n "${out:-}" ] && [ -s "$out" ] && { echo "---- job output $out" >&2; cat "$out" >&2; }
-        for f in "$MMS_SLURM_DIR"/log/slurmctld.log "$MMS_SLURM_DIR"/log/slurmd.log; do
-            [ -s "$f" ] && { echo "---- tail of $f" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    rm -rf "$tmp"
-    echo "slurm_serve_requeue.sh: $((SECONDS - t_start)) s" >&2
-    if [ "$fails" -ne 0 ]; then
-        echo "slurm_serve_requeue.sh: $fails failure(s)" >&2
-        exit 1
-    fi
-    [ "$rc" -eq 0 ] && echo "slurm_serve_requeue.sh: ok"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+slurm_test_before_down() { [ -n "$jobid" ] && scancel "$jobid" 2>/dev/null; }
+leftovers() { slurm_leftovers; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
