@@ -16,7 +16,7 @@
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 
 slurm_test_init() {
-    SLURM_TEST_NAME=$1
+    MMS_SLURM_TEST_NAME=$1
     shift
     local b
     for b in "$@"; do
@@ -29,7 +29,8 @@ slurm_test_init() {
     # shellcheck disable=SC2046 # variable names
     unset $(compgen -v SLURM_) 2>/dev/null
     fails=0
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/mms-cli-$SLURM_TEST_NAME.XXXXXX")
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/mms-cli-$MMS_SLURM_TEST_NAME.XXXXXX") && [ -d "$tmp" ] ||
+        { echo "FAIL: cannot make a scratch directory"; exit 1; }
     export MMS_SLURM_DIR=$tmp/slurm MMS_SLURM_PORT=auto MMS_SRC=$SRC MMSAGE
     t_start=$SECONDS
     trap slurm_test_cleanup EXIT
@@ -72,11 +73,11 @@ slurm_test_cleanup() {
         done
     fi
     rm -rf "$tmp"
-    echo "$SLURM_TEST_NAME: $((SECONDS - t_start)) s" >&2
+    echo "$MMS_SLURM_TEST_NAME: $((SECONDS - t_start)) s" >&2
     if [ "$fails" -ne 0 ]; then
-        echo "$SLURM_TEST_NAME: $fails failure(s)" >&2
+        echo "$MMS_SLURM_TEST_NAME: $fails failure(s)" >&2
         exit 1
     fi
-    [ "$rc" -eq 0 ] && echo "$SLURM_TEST_NAME: ok"
+    [ "$rc" -eq 0 ] && echo "$MMS_SLURM_TEST_NAME: ok"
     exit "$rc"
 }
