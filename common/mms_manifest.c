@@ -12,6 +12,7 @@
 
 #include "mms_array.h"
 #include "mms_fs.h"
+#include "mms_msgpack.h"
 
 static char *dupstr(const char *s, size_t n) {
     char *d = malloc(n + 1);
@@ -322,6 +323,11 @@ mms_status mms_manifest_decode(const void *buf, size_t len, const char *name, co
     msgpack_unpacked res;
     msgpack_unpacked_init(&res);
     size_t off = 0;
+    char why[160];
+    if (mms_msgpack_bound(buf, len, SIZE_MAX /* owed <= bytes left already bounds it */, why, sizeof why) != MMS_MSGPACK_OK) {
+        msgpack_unpacked_destroy(&res);
+        MMS_CHECK(0, MMS_ERR_FORMAT, "%s: %s", name, why);
+    }
     msgpack_unpack_return r = msgpack_unpack_next(&res, buf, len, &off);
     if (r != MSGPACK_UNPACK_SUCCESS) {
         msgpack_unpacked_destroy(&res);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mms_msgpack.h"
 #include "protocol_internal.h"
 
 /* ---- arena: every string and vector of one request or response --------- */
@@ -150,84 +151,21 @@ const char *proto_obj_type_name(const msgpack_object *o) {
     return "unknown";
 }
 
-/* Bound what msgpack-c will allocate before it runs. Its C API allocates a
- * container's declared size when it meets the header, before any element
- * (a 5-byte array32 header asks for 100 GB), and has no limit option. This
- * walk reads only type bytes and lengths: every value still owed by an open
- * container needs at least one byte, so the values owed may never exceed the
- * bytes left, and the values in all may not exceed max_values. Full
- * validation is left to msgpack-c. */
+/* Bound what msgpack-c will allocate before it runs (mms_msgpack_bound), in
+ * the protocol's own words and codes. */
 static int prescan(const unsigned char *p, size_t len, size_t max_values, char *err,
                    size_t errlen) {
-    size_t off = 0, owed = 1, seen = 0;
-    while (owed > 0) {
-        if (off >= len)
-            return proto_seterr(err, errlen, MMS_PERR_MALFORMED,
-                                "truncated MessagePack "
-                                "(the frame ends inside a value)");
-        unsigned b = p[off++];
-        owed--;
-        if (++seen > max_values)
-            return proto_seterr(err, errlen, MMS_PERR_MALFORMED,
-                                "the frame holds more than %zu MessagePack values", max_values);
-        size_t skip = 0, count = 0, lenbytes = 0;
-        if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3)) {
-            if (b == 0xc1)
-                return proto_seterr(err, errlen, MMS_PERR_MALFORMED, "malformed MessagePack");
-        } else if (b <= 0x8f) count = 2 * (b & 0x0f);
-        else if (b <= 0x9f) count = b & 0x0f;
-        else if (b <= 0xbf) skip = b & 0x1f;
-        else switch (b) {
-            case 0xc4: case 0xd9: lenbytes = 1; break; /* bin8, str8 */
-            case 0xc5: case 0xda: lenbytes = 2; break;
-            case 0xc6: case 0xdb: lenbytes = 4; break;
-            case 0xc7: lenbytes = 1; skip = 1; break; /* ext: length, then a type byte */
-            case 0xc8: lenbytes = 2; skip = 1; break;
-            case 0xc9: lenbytes = 4; skip = 1; break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break; /* fixext: type byte + 1..16 */
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: case 0xde: lenbytes = 2; break; /* array16, map16 */
-            case 0xdd: case 0xdf: lenbytes = 4; break;
-            default: return proto_seterr(err, errlen, MMS_PERR_MALFORMED, "malformed MessagePack");
-            }
-        if (lenbytes) {
-            if (len - off < lenbytes) {
-                owed = 1; /* truncated inside the header */
-                break;
-            }
-            size_t n = 0;
-            for (size_t i = 0; i < lenbytes; i++) n = n << 8 | p[off + i];
-            off += lenbytes;
-            if (b == 0xdc || b == 0xdd) count = n;
-            else if (b == 0xde || b == 0xdf) count = 2 * n;
-            else skip += n;
-        }
-        if (skip > len - off) {
-            owed = 1; /* truncated inside the value */
-            break;
-        }
-        off += skip;
-        owed += count;
-        if (owed > len - off)
-            return proto_seterr(
-                err, errlen, MMS_PERR_MALFORMED,
-                "truncated or corrupt MessagePack: %zu more values declared, %zu bytes "
-                "left",
-                owed, len - off);
-    }
-    if (owed > 0)
+    char why[160];
+    switch (mms_msgpack_bound(p, len, max_values, why, sizeof why)) {
+    case MMS_MSGPACK_OK: return MMS_PERR_OK;
+    case MMS_MSGPACK_TRUNCATED:
         return proto_seterr(err, errlen, MMS_PERR_MALFORMED,
                             "truncated MessagePack (the frame ends inside a value)");
-    return MMS_PERR_OK;
+    case MMS_MSGPACK_TOO_MANY:
+        return proto_seterr(err, errlen, MMS_PERR_MALFORMED,
+                            "the frame holds more than %zu MessagePack values", max_values);
+    default: return proto_seterr(err, errlen, MMS_PERR_MALFORMED, "%s", why);
+    }
 }
 
 /* Parse the whole payload as one MessagePack object; code != 0 on failure. */

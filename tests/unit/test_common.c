@@ -205,6 +205,17 @@ static void test_manifest(const char *dir) {
     free(buf);
     T_FAILS(mms_manifest_decode("\x93\x01\x02\x03", 4, "x", NULL, 0, &r), MMS_ERR_FORMAT);
     T_MSG_HAS("not an mmsage manifest");
+    /* An array32 header declaring 295 million values in a 62-byte manifest
+     * (found by fuzz_manifest): refused before msgpack-c allocates 8 GB. */
+    static const unsigned char big[] = {
+        0x88, 0x85, 'm', 'a', 'g', 'i', 'c', 0xa6, 'm', 'm', 's', 'a', 'g', 'e', 0xa4, 0x00,
+        'k', 'i', 'n', 'd', 0xa5, '!', 'r', 'a', 'p', 'h', 0xa6, 'f', 'o', 'r', 0x83, 0x83,
+        0x83, 0x83, 0x83, 'i', 'm', 'a', 'g', 'e', 's', 0xdd, 0x11, 0x94, 0xa8, 0x63, 'h', 'e',
+        'c', 'k', 's', 'u', 0xa5, 'p', 'a', 'r', 't', 's', 0x93, 0x01, 0xfe, 0x03};
+    T_FAILS(mms_manifest_decode(big, sizeof big, "x", NULL, 0, &r), MMS_ERR_FORMAT);
+    T_MSG_HAS("values declared");
+    T_FAILS(mms_manifest_decode("\xdd\xff\xff\xff\xff", 5, "x", NULL, 0, &r), MMS_ERR_FORMAT);
+    T_MSG_HAS("values declared");
     mms_manifest_destroy(&m2);
     mms_manifest_destroy(&m);
     T_FAILS(mms_manifest_read_dir("/nonexistent-dir", "graph", 1, &r), MMS_ERR_IO);
