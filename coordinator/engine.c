@@ -347,6 +347,17 @@ mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const u
                 if (q->z) memcpy(o, q->z, (size_t)H2 * sizeof(float));
                 else memset(o, 0, (size_t)H2 * sizeof(float));
             }
+            if (trace->h1) {
+                float *o = trace->h1 + (size_t)i * H2;
+                if (q->h1) memcpy(o, q->h1, (size_t)H2 * sizeof(float));
+                else memset(o, 0, (size_t)H2 * sizeof(float));
+            }
+            if (trace->x) {
+                const int32_t D = ix->dim;
+                float *o = trace->x + (size_t)i * D;
+                if (q->xq) memcpy(o, q->xq, (size_t)D * sizeof(float));
+                else memset(o, 0, (size_t)D * sizeof(float));
+            }
             if (trace->nbrs)
                 for (int32_t j = 0; j < trace->max_nbrs; j++)
                     trace->nbrs[(size_t)i * trace->max_nbrs + j] = j < q->nnb ? q->nb_id[j] : -1;

@@ -83,6 +83,7 @@ typedef struct {
     int64_t *nb_id;
     float *nb_score, *nb_x, *nb_h1; /* nnb; nnb x dim; nnb x emb_dim */
     float *z;       /* emb_dim: E_img = z(q) (has_image) */
+    float *h1;      /* emb_dim: the query node's layer-1 state h1(q) (zeros unless embedded) */
     float *E;       /* emb_dim: the fused query embedding */
     float *zc;      /* emb_dim: E_t as a tags-only node (concept_node) */
 } mms_query_t;
@@ -107,6 +108,12 @@ void mms_query_free(mms_query_t *q);
  * entry). xq: nq x dim; z: nq x emb_dim. Coordinator part of ix. */
 mms_status mms_query_embed(const mms_index_t *ix, int64_t nq, const float *xq, const int64_t *ptr,
                            const int64_t *gid, const float *nb_x, const float *nb_h1, float *z);
+/* The same, also writing the layer-1 states h1(q) (nq x emb_dim) when h1_out
+ * is not NULL: what `mmsage add` stores so that an added image can serve as
+ * a later query's neighbour. */
+mms_status mms_query_embed_h1(const mms_index_t *ix, int64_t nq, const float *xq,
+                              const int64_t *ptr, const int64_t *gid, const float *nb_x,
+                              const float *nb_h1, float *z, float *h1_out);
 
 /* E = (w z + (1 - w) t) / 2 with both; E = z without t; E = t without z. n floats. */
 void mms_query_fuse(int32_t n, const float *z, const float *t, float w, float *E);
@@ -156,11 +163,12 @@ int mms_engine_is_coordinator(const mms_engine_t *e);
 int mms_engine_workers(const mms_engine_t *e);
 const mms_index_t *mms_engine_index(const mms_engine_t *e);
 
-/* Optional per-request outputs for tests and benchmarks (arrays of n rows,
- * each may be NULL): the fused embedding E and z(q) (emb_dim floats; zeros
- * when absent), and the merged visual neighbours (max_nbrs node ids, -1 padding). */
+/* Optional per-request outputs for tests, benchmarks and `add` (arrays of n
+ * rows, each may be NULL): the fused embedding E, z(q) and h1(q) (emb_dim
+ * floats; zeros when absent), the query node's input x (dim floats), and the
+ * merged visual neighbours (max_nbrs node ids, -1 padding). */
 typedef struct {
-    float *E, *z;
+    float *E, *z, *h1, *x;
     int64_t *nbrs;
     int32_t max_nbrs;
 } mms_engine_trace_t;

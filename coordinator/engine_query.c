@@ -36,6 +36,7 @@ void mms_query_free(mms_query_t *q) {
     free(q->nb_x);
     free(q->nb_h1);
     free(q->z);
+    free(q->h1);
     free(q->E);
     free(q->zc);
     memset(q, 0, sizeof *q);
@@ -226,6 +227,7 @@ mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, in
     q->need_nbrs = q->embed && q->connect != MMS_ENGINE_CONNECT_TAGS;
     mms_status s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->z);
     if (s == MMS_OK) s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->E);
+    if (s == MMS_OK) s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->h1);
     /* E_t as a new node connected to the tags, unless the slider gives it weight 0 */
     q->concept_node = req->concept == MMS_CONCEPT_NODE && q->ntag > 0 && !(q->has_image && q->w >= 1.0f);
     if (s == MMS_OK && q->concept_node) s = mms_calloc((size_t)ix->emb_dim, sizeof(float), &q->zc);
@@ -264,6 +266,12 @@ mms_status mms_query_prepare(const mms_index_t *ix, const mms_request_t *req, in
 
 mms_status mms_query_embed(const mms_index_t *ix, int64_t nq, const float *xq, const int64_t *ptr,
                            const int64_t *gid, const float *nb_x, const float *nb_h1, float *z) {
+    return mms_query_embed_h1(ix, nq, xq, ptr, gid, nb_x, nb_h1, z, NULL);
+}
+
+mms_status mms_query_embed_h1(const mms_index_t *ix, int64_t nq, const float *xq,
+                              const int64_t *ptr, const int64_t *gid, const float *nb_x,
+                              const float *nb_h1, float *z, float *h1_out) {
     MMS_CHECK(ix->model, MMS_ERR_ARG, "query embed: the index was opened without its model");
     if (nq == 0) return MMS_OK;
     const int32_t D = ix->dim, H2 = ix->emb_dim;
@@ -301,6 +309,7 @@ mms_status mms_query_embed(const mms_index_t *ix, int64_t nq, const float *xq, c
                               .x = nb_x ? nb_x : xq};
     if (s == MMS_OK) s = mms_sage_layer1(ix->model, &nodes, nq, NULL, xq, ptr, nbr, 0, h1q);
     if (s == MMS_OK) s = mms_sage_layer2(ix->model, nq, h1q, h1tab, ptr, nbr, 0, z);
+    if (s == MMS_OK && h1_out) memcpy(h1_out, h1q, (size_t)nq * (size_t)H2 * sizeof(float));
     free(nbr);
     free(h1tab);
     free(h1q);
@@ -371,10 +380,11 @@ mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, in
         if (q->connect != MMS_ENGINE_CONNECT_TAGS) ne += q->nnb;
         if (q->connect != MMS_ENGINE_CONNECT_IMAGE) ne += q->ntag;
     }
-    float *xq = NULL, *nbx = NULL, *nbh = NULL, *z = NULL, *tm = NULL, *tn = NULL;
+    float *xq = NULL, *nbx = NULL, *nbh = NULL, *z = NULL, *h1 = NULL, *tm = NULL, *tn = NULL;
     int64_t *ptr = NULL, *gid = NULL;
     mms_status s = mms_malloc((size_t)(nq + 1) * (size_t)D * sizeof(float), &xq);
     if (s == MMS_OK) s = mms_malloc((size_t)(nq + 1) * (size_t)H2 * sizeof(float), &z);
+    if (s == MMS_OK) s = mms_malloc((size_t)(nq + 1) * (size_t)H2 * sizeof(float), &h1);
     if (s == MMS_OK) s = mms_malloc((size_t)(nq + 1) * sizeof(int64_t), &ptr);
     if (s == MMS_OK) s = mms_malloc((size_t)(ne + 1) * sizeof(int64_t), &gid);
     if (s == MMS_OK) s = mms_malloc((size_t)(ne + 1) * (size_t)D * sizeof(float), &nbx);
@@ -405,14 +415,17 @@ mms_status mms_query_finish_embedding(const mms_index_t *ix, mms_query_t *qs, in
             for (int32_t j = 0; j < q->ntag; j++, e++) gid[e] = ix->n_images + q->tag[j];
         ptr[++iq] = e;
     }
-    s = mms_query_embed(ix, nq, xq, ptr, gid, nbx, nbh, z);
+    s = mms_query_embed_h1(ix, nq, xq, ptr, gid, nbx, nbh, z, h1);
     if (s != MMS_OK) goto done;
     iq = 0;
     for (int i = 0; i < n; i++) {
         mms_query_t *q = &qs[i];
         if (!q->active) continue;
         if (q->concept_node) memcpy(q->zc, z + (size_t)(iq++) * H2, (size_t)H2 * sizeof(float));
-        if (q->embed) memcpy(q->z, z + (size_t)(iq++) * H2, (size_t)H2 * sizeof(float));
+        if (q->embed) {
+            memcpy(q->h1, h1 + (size_t)iq * H2, (size_t)H2 * sizeof(float));
+            memcpy(q->z, z + (size_t)(iq++) * H2, (size_t)H2 * sizeof(float));
+        }
         /* z stays zero when the slider gives it weight 0: E = (0 z + 1 t) / 2 */
         const float *et = NULL;
         if (q->concept_node) {
@@ -439,6 +452,7 @@ done:
     free(nbx);
     free(nbh);
     free(z);
+    free(h1);
     free(tm);
     free(tn);
     free(ptr);

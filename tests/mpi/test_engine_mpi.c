@@ -437,6 +437,7 @@ static void check_consistency(const mms_index_t *full, const char *graph_dir) {
             float *nx = calloc((size_t)(ne + 1) * D, sizeof(float));
             float *nh = calloc((size_t)(ne + 1) * H2, sizeof(float));
             float *z = malloc((size_t)H2 * sizeof(float));
+            float *h1 = malloc((size_t)H2 * sizeof(float));
             for (int64_t e = 0; e < ne; e++) {
                 int64_t u = g->adj.indices[p0 + e];
                 gid[e] = u;
@@ -448,16 +449,21 @@ static void check_consistency(const mms_index_t *full, const char *graph_dir) {
                     memcpy(nh + e * H2, full->sh[t].h1 + (size_t)ur * H2, (size_t)H2 * sizeof(float));
                 }
             }
-            T_OK(mms_query_embed(full, 1, sh->x + (size_t)r * D, ptr, gid, nx, nh, z));
+            T_OK(mms_query_embed_h1(full, 1, sh->x + (size_t)r * D, ptr, gid, nx, nh, z, h1));
             for (int32_t j = 0; j < H2; j++) {
                 double dd = fabs((double)z[j] - sh->emb[(size_t)r * H2 + j]);
+                /* h1 is what add stores: the stored layer-1 state, relative to its size */
+                double dh = fabs((double)h1[j] - sh->h1[(size_t)r * H2 + j]) /
+                            (1.0 + fabs((double)sh->h1[(size_t)r * H2 + j]));
                 if (dd > worst) worst = dd;
+                if (dh > worst) worst = dh;
             }
             tested++;
             free(gid);
             free(nx);
             free(nh);
             free(z);
+            free(h1);
         }
     }
     T_CHECK(tested >= 4);
