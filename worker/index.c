@@ -259,6 +259,13 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
     }
     if (s == MMS_OK && (s = mms_manifest_get_uint(m, "catalog_checksum", &u)) == MMS_OK)
         ix->catalog_checksum = u;
+    ix->version = 1;
+    if (s == MMS_OK && mms_manifest_has(m, "version") &&
+        (s = mms_manifest_get_int(m, "version", &ix->version)) == MMS_OK && ix->version < 1) {
+        mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                      "index '%s': manifest version is %lld", ix->dir, (long long)ix->version);
+        s = MMS_ERR_FORMAT;
+    }
     if (s == MMS_OK && mms_manifest_has(m, "normalize") &&
         (s = mms_manifest_get_int(m, "normalize", &v)) == MMS_OK)
         ix->normalize = v != 0;

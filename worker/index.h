@@ -74,6 +74,7 @@ typedef struct {
 typedef struct {
     char dir[MMS_PATH_MAX];
     /* from the manifest (every rank) */
+    int64_t version;     /* version number: 1 for embed's output, +1 per add/remove */
     int shards;          /* index shards (embed's rank count) */
     int64_t n_images;    /* image nodes (training images) */
     int64_t n_tags;      /* tag nodes */
