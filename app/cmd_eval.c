@@ -1,5 +1,5 @@
 /* cmd_eval.c: `mpirun -np P mmsage eval --catalog C --index I --report DIR`:
- * every test image of the catalog queries the training images through the
+ * every image of --split (test, or val) of the catalog queries the training images through the
  * query engine (the same code as `serve` and `search`), for each method side by
  * side, graded by the automatic judge (eval/judge.h); writes the report
  * (eval/report.h). Methods:
@@ -171,27 +171,35 @@ static void training_settings(const char *index, char *out, size_t cap) {
 }
 
 mms_status mms_cmd_eval(int argc, char **argv) {
-    const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL;
+    const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL,
+               *split_name = "test";
     int k = 10, neighbors = 5, max_q = 0, plots = 1, force = 0;
     mms_opt_t opts[] = {
-        {"catalog", MMS_OPT_STR, &catalog, "catalog whose test images are the queries", 1, 0, 0, 0},
+        {"catalog", MMS_OPT_STR, &catalog, "catalog whose --split images are the queries", 1, 0, 0, 0},
+        {"split", MMS_OPT_STR, &split_name, "queries: val (choose settings on it) or test (read once, for the final table); the gallery is the training images either way", 0, 0, 0, 0},
         {"index", MMS_OPT_STR, &index, "index written by mmsage embed from that catalog", 1, 0, 0, 0},
         {"report", MMS_OPT_STR, &report, "report directory (report.md, metrics.tsv, plots, examples.html)", 0, 0, 0, 0},
         {"dataset", MMS_OPT_STR, &dataset, "data set name in the report: letters, digits, ._+- (default: the catalog directory's name, other bytes as '-')", 0, 0, 0, 0},
         {"loss", MMS_OPT_STR, &loss, "training loss log to plot (default: the index's model/loss.tsv)", 0, 0, 0, 0},
         {"k", MMS_OPT_INT, &k, "results per query (grades use the top 5, overlap the slider's top 10)", 0, 1, 5, 64},
         {"neighbors", MMS_OPT_INT, &neighbors, "visual neighbours a query image connects to", 0, 1, 1, 1000},
-        {"max-queries", MMS_OPT_INT, &max_q, "evaluate only the first N test images (0: all)", 0, 1, 0, 1e9},
+        {"max-queries", MMS_OPT_INT, &max_q, "evaluate only the first N images of --split (0: all)", 0, 1, 0, 1e9},
         {"plots", MMS_OPT_INT, &plots, "1: draw plots with gnuplot, 0: data only", 0, 1, 0, 1},
         {"force", MMS_OPT_FLAG, &force, "replace an existing --report directory (once the new one is complete)", 0, 0, 0, 0},
     };
     const int nopt = (int)(sizeof opts / sizeof opts[0]);
     int help = 0;
-    mms_status s = mms_opts_parse("eval", "Evaluate retrieval and tag prediction on a catalog's test images (collective).",
+    mms_status s = mms_opts_parse("eval", "Evaluate retrieval and tag prediction on a catalog's val or test images (collective).",
                                   opts, nopt, argc, argv, &help);
+    int split = mms_split_parse(split_name, strlen(split_name));
     /* refuse an existing report now, not after every query has run */
     if (s == MMS_OK && !help && mms_log_rank() == 0) {
-        if (!report[0]) {
+        if (split != MMS_SPLIT_VAL && split != MMS_SPLIT_TEST) {
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                          "eval: --split '%s': want val or test (training images are the "
+                          "gallery, not queries)", split_name);
+            s = MMS_ERR_ARG;
+        } else if (!report[0]) {
             mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "eval: --report is empty");
             s = MMS_ERR_ARG;
         } else if (!force && mms_path_exists(report)) {
@@ -229,18 +237,28 @@ mms_status mms_cmd_eval(int argc, char **argv) {
     }
     s = mms_judge_create(c, &j);
     if (s == MMS_OK) s = mms_eval_create(c, j, dataset, &ev);
+    if (s == MMS_OK) s = mms_eval_set_split(ev, split);
     if (s == MMS_OK) s = mms_malloc((size_t)(c->n + 1) * sizeof *qrows, &qrows);
     if (s == MMS_OK)
         for (int64_t r = 0; r < c->n; r++)
-            if (c->split[r] == MMS_SPLIT_TEST && (max_q == 0 || nq < max_q)) qrows[nq++] = r;
+            if (c->split[r] == split && (max_q == 0 || nq < max_q)) qrows[nq++] = r;
     if (s == MMS_OK && nq == 0) {
-        mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
-                      "eval: catalog '%s' has no test images to query with", c->dir);
+        if (split == MMS_SPLIT_VAL)
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                          "eval: catalog '%s' has no val images to query with: import it with "
+                          "--val-fraction F (e.g. mmsage import mulan ... --val-fraction 0.1; "
+                          "coco and npy take it too), then build, train and embed from that "
+                          "catalog",
+                          c->dir);
+        else
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                          "eval: catalog '%s' has no test images to query with", c->dir);
         s = MMS_ERR_ARG;
     }
     if (s == MMS_OK) {
-        mms_log_info("eval: %lld test queries against %lld training images, judge '%s'", (long long)nq,
-                     (long long)ix->n_images, mms_judge_kind_name(mms_judge_kind_of(j)));
+        mms_log_info("eval: %lld %s queries against %lld training images, judge '%s'",
+                     (long long)nq, mms_split_name(split), (long long)ix->n_images,
+                     mms_judge_kind_name(mms_judge_kind_of(j)));
         s = mms_eval_add_baselines(ev, qrows, nq, MMS_BASELINE_ALL, 10, 1);
     }
     const method_t methods[] = {
@@ -286,9 +304,9 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         if (!plots) ro.gnuplot = "";
         char settings[4096];
         int w = snprintf(settings, sizeof settings,
-                         "- catalog: `%s`\n- index: `%s`\n- queries: %lld test images, %d results "
+                         "- catalog: `%s`\n- index: `%s`\n- queries: %lld %s images, %d results "
                          "each, %d visual neighbours per query image\n",
-                         c->dir, index, (long long)nq, k, neighbors);
+                         c->dir, index, (long long)nq, mms_split_name(split), k, neighbors);
         if (w > 0 && (size_t)w < sizeof settings)
             training_settings(index, settings + w, sizeof settings - (size_t)w);
         ro.settings = settings;

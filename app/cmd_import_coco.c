@@ -13,7 +13,7 @@ mms_status mms_cmd_import_coco(int argc, char **argv) {
     mms_strlist_t images = {0}, instances = {0}, captions = {0};
     const char *out = NULL;
     int force = 0, caption_tags = 0;
-    double test_fraction = 0.2;
+    double test_fraction = 0.2, val_fraction = 0;
     int64_t seed = 1;
     mms_opt_t opts[] = {
         {"images", MMS_OPT_STRLIST, &images,
@@ -29,6 +29,10 @@ mms_status mms_cmd_import_coco(int argc, char **argv) {
         {"test-fraction", MMS_OPT_DOUBLE, &test_fraction,
          "share of images put in the test split (the rest is train)", 0, 1, 0.0, 1.0},
         {"seed", MMS_OPT_INT64, &seed, "seed of the train/test split", 0, 1, 0.0, 9.0e15},
+        {"val-fraction", MMS_OPT_DOUBLE, &val_fraction,
+         "share of the training images set aside as the val split, chosen by a hash of the id "
+         "with a fixed seed, not --seed (test images never)",
+         0, 1, 0.0, 1.0},
     };
     const int nopts = (int)(sizeof opts / sizeof opts[0]);
     int help;
@@ -54,6 +58,7 @@ mms_status mms_cmd_import_coco(int argc, char **argv) {
         .caption_tags = caption_tags,
         .test_fraction = test_fraction,
         .seed = (uint64_t)seed,
+        .val_fraction = val_fraction,
     };
     MMS_CALL(mms_coco_import(&o, NULL));
     return MMS_OK;

@@ -1,5 +1,5 @@
 /* cmd_import_mulan.c: `mmsage import mulan --train A.arff [--test B.arff] --xml L.xml
- * --out C [--force]`: options and the result line; the work is in
+ * --out C [--force] [--val-fraction F]`: options and the result line; the work is in
  * ingest/import_mulan.c. */
 #include <stdio.h>
 
@@ -21,21 +21,28 @@ mms_status mms_cmd_import_mulan(int argc, char **argv) {
          1, 0, 0, 0},
         {"out", MMS_OPT_STR, &o.out, "catalog directory to create", 1, 0, 0, 0},
         {"force", MMS_OPT_FLAG, &o.force, "replace --out if it already exists", 0, 0, 0, 0},
+        {"val-fraction", MMS_OPT_DOUBLE, &o.val_fraction,
+         "share of the --train rows set aside as the val split, chosen by a hash of the id with "
+         "a fixed seed (the same rows in every import; test rows never)",
+         0, 1, 0, 1},
     };
     const int nopts = (int)(sizeof opts / sizeof opts[0]);
     int help;
     MMS_CALL(
         mms_opts_parse("import mulan",
                        "Import a Mulan multi-label data set (ARFF + label XML) into a catalog.\n"
-                       "Ids are train-000001, test-000001, ...; tags are the labels with value 1.",
+                       "Ids are train-000001, test-000001, ...; tags are the labels with value 1.\n"
+                       "--val-fraction F sets about F of the training rows aside as split val "
+                       "(eval --split val).",
                        opts, nopts, argc, argv, &help));
     if (help) return MMS_OK;
     mms_opts_echo("import mulan", opts, nopts);
     mms_mulan_import_stats_t st;
     MMS_CALL(mms_import_mulan_run(&o, &st));
-    printf("imported %lld images (train %lld, test %lld), %d-d features, %d labels (%d used, "
-           "%lld assignments) into %s in %.2fs\n",
-           (long long)(st.train + st.test), (long long)st.train, (long long)st.test, st.dim,
+    printf("imported %lld images (train %lld, val %lld, test %lld), %d-d features, %d labels (%d "
+           "used, %lld assignments) into %s in %.2fs\n",
+           (long long)(st.train + st.val + st.test), (long long)st.train, (long long)st.val,
+           (long long)st.test, st.dim,
            st.nlabels, st.labels_used, (long long)st.assignments, o.out, st.seconds);
     return MMS_OK;
 }

@@ -1,5 +1,5 @@
 /* cmd_import_npy.c: `mmsage import npy --features F.npy [--knn-features K.npy]
- * --tags T.tsv --out C [--force] [--test-fraction 0.1] [--seed 1]`: options and
+ * --tags T.tsv --out C [--force] [--test-fraction 0.1] [--seed 1] [--val-fraction F]`: options and
  * the result line; the work is in ingest/import_npy.c. */
 #include <stdio.h>
 
@@ -27,6 +27,10 @@ mms_status mms_cmd_import_npy(int argc, char **argv) {
          "share of images put in the test split when the TSV has no split column", 0, 1, 0, 1},
         {"seed", MMS_OPT_INT64, &seed, "seed of the id hash that assigns splits", 0, 1, 0,
          9007199254740992.0},
+        {"val-fraction", MMS_OPT_DOUBLE, &o.val_fraction,
+         "share of the training rows (from the TSV or the hash) set aside as the val split, "
+         "chosen by a hash of the id with a fixed seed, not --seed (test rows never)",
+         0, 1, 0, 1},
     };
     const int nopts = (int)(sizeof opts / sizeof opts[0]);
     int help;

@@ -250,6 +250,13 @@ static mms_status open_source(source_t *src, const search_opts_t *o) {
         MMS_CALL(mms_catalog_open(o->catalog, &src->cat));
         src->split = mms_split_parse(o->split, strlen(o->split));
         MMS_CHECK(src->split >= 0, MMS_ERR_ARG, "search: --split '%s' (train, val or test)", o->split);
+        MMS_CHECK(src->cat->n_split[src->split] > 0 || src->split != MMS_SPLIT_VAL, MMS_ERR_ARG,
+                  "search: catalog '%s' has no val images to query with: import it with "
+                  "--val-fraction F (e.g. mmsage import mulan ... --val-fraction 0.1; coco and "
+                  "npy take it too), then build, train and embed from that catalog",
+                  o->catalog);
+        MMS_CHECK(src->cat->n_split[src->split] > 0, MMS_ERR_ARG,
+                  "search: catalog '%s' has no %s images to query with", o->catalog, o->split);
         return MMS_OK;
     }
     MMS_CALL(mms_fopen(o->queries, "r", &src->in));

@@ -148,6 +148,12 @@ typedef struct {
 /* Metrics of one method (fields of an absent kind are 0). */
 mms_status mms_eval_summarize(const mms_eval_t *e, int method, mms_eval_summary_t *out);
 
+/* The split the queries were drawn from (MMS_SPLIT_VAL or MMS_SPLIT_TEST,
+ * the default), stated by the report in its first lines and in metrics.tsv.
+ * The accumulator does not check the queries' rows against it. */
+mms_status mms_eval_set_split(mms_eval_t *e, int split);
+int mms_eval_split(const mms_eval_t *e);
+
 int mms_eval_methods(const mms_eval_t *e);
 const char *mms_eval_method_name(const mms_eval_t *e, int method);
 const char *mms_eval_dataset(const mms_eval_t *e);

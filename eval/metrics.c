@@ -89,6 +89,7 @@ struct mms_eval {
     int64_t nideal;
     size_t capideal;
     double *norm; /* |x_r| of the features, NAN until computed */
+    int split;    /* the queries' split, for the report (mms_eval_set_split) */
 };
 
 static int name_ok(const char *s, const char *extra) {
@@ -113,6 +114,7 @@ mms_status mms_eval_create(const mms_catalog_t *c, const mms_judge_t *j, const c
     MMS_CALL(mms_calloc(1, sizeof *e, &e));
     e->c = c;
     e->j = j;
+    e->split = MMS_SPLIT_TEST;
     snprintf(e->dataset, sizeof e->dataset, "%s", dataset);
     mms_status s;
     MMS_CALL_GOTO(s, fail, mms_strmap_create(1024, &e->ideal_map));
@@ -421,6 +423,16 @@ int mms_eval_methods(const mms_eval_t *e) {
 const char *mms_eval_method_name(const mms_eval_t *e, int method) {
     return method >= 0 && method < e->nm ? e->m[method].name : NULL;
 }
+mms_status mms_eval_set_split(mms_eval_t *e, int split) {
+    MMS_CHECK(split == MMS_SPLIT_VAL || split == MMS_SPLIT_TEST, MMS_ERR_ARG,
+              "eval: queries come from the val or the test split, not '%s'",
+              mms_split_name(split));
+    e->split = split;
+    return MMS_OK;
+}
+
+int mms_eval_split(const mms_eval_t *e) { return e->split; }
+
 const char *mms_eval_dataset(const mms_eval_t *e) {
     return e->dataset;
 }

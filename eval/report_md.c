@@ -73,6 +73,20 @@ static void md_table_head(FILE *f, const char *const *cols, int n) {
 static void md_intro(FILE *f, const rep_t *r) {
     const char *title = r->o->title ? r->o->title : "mmsage evaluation";
     fprintf(f, "# %s\n\n", title);
+    /* which split the figures come from, first: val figures choose settings,
+     * test figures are read once */
+    for (int i = 0; i < r->nds; i++) {
+        const ds_t *d = &r->ds[i];
+        int sp = mms_eval_split(d->e);
+        fprintf(f,
+                "**Computed on the %s split** of `%s`: %lld %s images are the queries, the "
+                "%lld training images the gallery (val and test images are never in it).%s\n\n",
+                mms_split_name(sp), d->name, (long long)d->c->n_split[sp], mms_split_name(sp),
+                (long long)d->c->n_split[MMS_SPLIT_TRAIN],
+                sp == MMS_SPLIT_VAL ? " Validation figures: choose settings on these."
+                                    : " Test figures: read them once, with settings chosen on "
+                                      "validation.");
+    }
     fputs("Automatic evaluation of image-to-image retrieval and tag prediction; the judge, the "
           "metrics and these files are described in docs/evaluation.md. Machine-readable numbers: "
           "`metrics.tsv`; every graded result: `queries.tsv`.\n\n",
@@ -82,9 +96,9 @@ static void md_intro(FILE *f, const rep_t *r) {
 /* One row per dataset: judge, sizes, queries evaluated; then the judges' rules. */
 static void md_datasets(FILE *f, const rep_t *r) {
     fputs("## Datasets\n\n", f);
-    const char *cols[] = {"dataset", "judge", "images",           "train (gallery)",
-                          "test",    "tags",  "queries evaluated"};
-    md_table_head(f, cols, 7);
+    const char *cols[] = {"dataset", "judge", "images", "train (gallery)", "val",
+                          "test",    "tags",  "query split", "queries evaluated"};
+    md_table_head(f, cols, 9);
     for (int i = 0; i < r->nds; i++) {
         const ds_t *d = &r->ds[i];
         int64_t nq = 0;
@@ -93,10 +107,11 @@ static void md_datasets(FILE *f, const rep_t *r) {
                                                                   : d->sum[m].tag_queries;
             if (v > nq) nq = v;
         }
-        fprintf(f, "| %s | %s | %lld | %lld | %lld | %d | %lld |\n", d->name,
+        fprintf(f, "| %s | %s | %lld | %lld | %lld | %lld | %d | %s | %lld |\n", d->name,
                 mms_judge_kind_name(mms_judge_kind_of(mms_eval_judge(d->e))), (long long)d->c->n,
-                (long long)d->c->n_split[MMS_SPLIT_TRAIN], (long long)d->c->n_split[MMS_SPLIT_TEST],
-                (int)d->c->ntags, (long long)nq);
+                (long long)d->c->n_split[MMS_SPLIT_TRAIN], (long long)d->c->n_split[MMS_SPLIT_VAL],
+                (long long)d->c->n_split[MMS_SPLIT_TEST], (int)d->c->ntags,
+                mms_split_name(mms_eval_split(d->e)), (long long)nq);
     }
     fputs(
         "\nJudges: *coco* grades by the paper's three criteria (shared concept, all query objects "

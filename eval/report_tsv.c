@@ -28,6 +28,9 @@ mms_status report_write_metrics(const rep_t *r) {
         const ds_t *d = &r->ds[i];
         for (int m = 0; m < d->nm; m++) {
             const mms_eval_summary_t *s = &d->sum[m];
+            if (s->queries > 0 || s->tag_queries > 0) /* the queries' split: val or test */
+                fprintf(f, "%s\t%s\tsplit\t%s\n", d->name, mms_eval_method_name(d->e, m),
+                        mms_split_name(mms_eval_split(d->e)));
             if (s->queries > 0) {
                 put_metric_i(f, d, m, "queries", s->queries);
                 put_metric_f(f, d, m, "ndcg@3-ideal-excellent", s->ndcg_excellent[0]);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "import_split.h"
 #include "mms_array.h"
 #include "mms_catalog.h"
 #include "mms_descriptor.h"
@@ -640,6 +641,7 @@ static mms_status write_catalog(const mms_coco_t *c, const mms_coco_import_opts_
     MMS_CALL_GOTO(s, fail, mms_catalog_writer_set_int(w, "seed", (int64_t)o->seed));
     MMS_CALL_GOTO(s, fail, mms_catalog_writer_set_str(w, "test_fraction", frac));
     MMS_CALL_GOTO(s, fail, mms_catalog_writer_set_int(w, "caption_tags", o->caption_tags ? 1 : 0));
+    MMS_CALL_GOTO(s, fail, mms_import_val_record(w, o->val_fraction));
     MMS_CALL_GOTO(s, fail, mms_malloc((size_t)dim * sizeof *x, &x));
     mms_progress_t pr;
     mms_progress_begin(&pr, "coco descriptors", n, "images");
@@ -652,7 +654,8 @@ static mms_status write_catalog(const mms_coco_t *c, const mms_coco_import_opts_
         mms_catalog_row_t row = {
             .where = im.where,
             .id = id,
-            .split = mms_coco_split(o->seed, o->test_fraction, im.id),
+            .split = mms_import_val_split(mms_coco_split(o->seed, o->test_fraction, im.id), id,
+                                          o->val_fraction),
             .tags = im.tags,
             .ntags = im.ntags,
             .features = x,
@@ -684,6 +687,7 @@ mms_status mms_coco_import(const mms_coco_import_opts_t *o, mms_coco_counts_t *c
               "import coco: at most %d --images/--instances pairs", MMS_COCO_MAX_SOURCES);
     MMS_CHECK(o->test_fraction >= 0.0 && o->test_fraction < 1.0, MMS_ERR_ARG,
               "import coco: --test-fraction must be in [0, 1), got %g", o->test_fraction);
+    MMS_CALL(mms_import_val_check("import coco", o->val_fraction));
     MMS_CHECK(o->out_dir && o->out_dir[0], MMS_ERR_ARG, "import coco: --out is empty");
     MMS_CHECK(o->force || !mms_path_exists(o->out_dir), MMS_ERR_EXISTS,
               "import coco: output '%s' exists (use --force to replace it)", o->out_dir);

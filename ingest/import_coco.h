@@ -109,6 +109,8 @@ typedef struct {
     int caption_tags;
     double test_fraction; /* [0, 1): share of images in the test split */
     uint64_t seed;
+    double val_fraction; /* [0, 1): share of the training images set aside as "val" by the
+                            fixed-seed draw of import_split.h on the decimal id */
 } mms_coco_import_opts_t;
 
 /* Split of an image: test when the uniform draw from

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "import_split.h"
 #include "mms_catalog.h"
 #include "mms_fs.h"
 #include "mms_log.h"
@@ -109,8 +110,11 @@ typedef struct {
     int64_t *label_count;
 } row_bufs_t;
 
+/* Rows of a into w with split (ids "<split>-<row>"); training rows go to val
+ * by the draw of import_split.h; n_split counts the rows per split written. */
 static mms_status import_rows(mms_arff_t *a, const mms_mulan_schema_t *sc, int split,
-                              mms_catalog_writer_t *w, row_bufs_t *b, int64_t *assignments) {
+                              double val_fraction, mms_catalog_writer_t *w, row_bufs_t *b,
+                              int64_t *assignments, int64_t n_split[3]) {
     const char *sname = mms_split_name(split);
     char label[64];
     snprintf(label, sizeof label, "import %s rows", sname);
@@ -128,7 +132,7 @@ static mms_status import_rows(mms_arff_t *a, const mms_mulan_schema_t *sc, int s
         mms_catalog_row_t row = {0};
         row.where = where;
         row.id = id;
-        row.split = split;
+        row.split = mms_import_val_split(split, id, val_fraction);
         row.tags = b->tags;
         row.ntags = ntags;
         row.features = b->feat;
@@ -136,6 +140,7 @@ static mms_status import_rows(mms_arff_t *a, const mms_mulan_schema_t *sc, int s
         for (int32_t k = 0; k < sc->nlabels; k++)
             b->label_count[k] += b->values[sc->label_attr[k]] == 1.0;
         *assignments += ntags;
+        n_split[row.split]++;
         mms_progress_update(&pr, mms_arff_rows(a));
     }
     MMS_CHECK(mms_arff_rows(a) > 0, MMS_ERR_FORMAT, "%s:%lld: no data rows after @data",
@@ -148,6 +153,7 @@ mms_status mms_import_mulan_run(const mms_mulan_import_opts_t *o, mms_mulan_impo
     double t0 = mms_now();
     MMS_CHECK(o && o->train && o->xml && o->out, MMS_ERR_ARG,
               "import mulan: --train, --xml and --out are required");
+    MMS_CALL(mms_import_val_check("import mulan", o->val_fraction));
     mms_status s = MMS_OK;
     char *xml = NULL;
     size_t xml_len = 0;
@@ -156,7 +162,7 @@ mms_status mms_import_mulan_run(const mms_mulan_import_opts_t *o, mms_mulan_impo
     mms_mulan_schema_t sc = {0};
     mms_catalog_writer_t *w = NULL;
     row_bufs_t b = {0};
-    int64_t assignments = 0;
+    int64_t assignments = 0, n_split[3] = {0, 0, 0};
 
     MMS_CALL_GOTO(s, done, mms_read_file(o->xml, &xml, &xml_len));
     MMS_CALL_GOTO(s, done, mms_mulan_labels_parse(o->xml, xml, xml_len, &labels));
@@ -177,8 +183,13 @@ mms_status mms_import_mulan_run(const mms_mulan_import_opts_t *o, mms_mulan_impo
     snprintf(source, sizeof source, "mulan: %s%s%s, labels %s", o->train, o->test ? " + " : "",
              o->test ? o->test : "", o->xml);
     MMS_CALL_GOTO(s, done, mms_catalog_writer_open(o->out, o->force, sc.nfeat, 0, source, &w));
-    MMS_CALL_GOTO(s, done, import_rows(tr, &sc, MMS_SPLIT_TRAIN, w, &b, &assignments));
-    if (te) MMS_CALL_GOTO(s, done, import_rows(te, &sc, MMS_SPLIT_TEST, w, &b, &assignments));
+    MMS_CALL_GOTO(s, done,
+                  import_rows(tr, &sc, MMS_SPLIT_TRAIN, o->val_fraction, w, &b, &assignments,
+                              n_split));
+    if (te)
+        MMS_CALL_GOTO(s, done,
+                      import_rows(te, &sc, MMS_SPLIT_TEST, o->val_fraction, w, &b, &assignments,
+                                  n_split));
 
     int32_t used = 0;
     char unused[512] = "";
@@ -203,10 +214,12 @@ mms_status mms_import_mulan_run(const mms_mulan_import_opts_t *o, mms_mulan_impo
     MMS_CALL_GOTO(s, done, mms_catalog_writer_set_str(w, "import.xml", o->xml));
     MMS_CALL_GOTO(s, done, mms_catalog_writer_set_int(w, "import.labels", sc.nlabels));
     MMS_CALL_GOTO(s, done, mms_catalog_writer_set_int(w, "import.labels_used", used));
+    MMS_CALL_GOTO(s, done, mms_import_val_record(w, o->val_fraction));
     if (stats) {
         memset(stats, 0, sizeof *stats);
-        stats->train = mms_arff_rows(tr);
-        stats->test = te ? mms_arff_rows(te) : 0;
+        stats->train = n_split[MMS_SPLIT_TRAIN];
+        stats->val = n_split[MMS_SPLIT_VAL];
+        stats->test = n_split[MMS_SPLIT_TEST];
         stats->dim = sc.nfeat;
         stats->nlabels = sc.nlabels;
         stats->labels_used = used;

@@ -128,15 +128,16 @@ mms_status mms_mulan_row(const mms_mulan_schema_t *s, const mms_arff_t *a, const
 /* --------------------------------------------------------------- import */
 
 typedef struct {
-    const char *train; /* required: rows get split "train" */
+    const char *train; /* required: rows get split "train" (or "val", below) */
     const char *test;  /* optional: rows get split "test" */
     const char *xml;   /* required */
     const char *out;   /* catalog directory */
     int force;
+    double val_fraction; /* [0, 1): share of --train rows set aside as "val" (import_split.h) */
 } mms_mulan_import_opts_t;
 
 typedef struct {
-    int64_t train, test; /* rows imported */
+    int64_t train, val, test; /* rows imported per split (train + val = rows of --train) */
     int32_t dim;         /* features */
     int32_t nlabels;     /* labels in the XML */
     int32_t labels_used; /* labels carried by at least one row */
@@ -145,7 +146,8 @@ typedef struct {
 } mms_mulan_import_stats_t;
 
 /* Import: ids are "train-000001", "test-000001", ... (1-based row number within
- * each file); tags are the labels with value 1. All-or-nothing: on any error the
+ * each file; a train row set aside as val keeps its "train-" id); tags are the
+ * labels with value 1. All-or-nothing: on any error the
  * output directory is not created. stats may be NULL. */
 mms_status mms_import_mulan_run(const mms_mulan_import_opts_t *o, mms_mulan_import_stats_t *stats);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "import_split.h"
 #include "mms_array.h"
 #include "mms_catalog.h"
 #include "mms_fs.h"
@@ -257,6 +258,7 @@ mms_status mms_import_npy_run(const mms_npy_import_opts_t *o, mms_npy_import_sta
               "import npy: --features, --tags and --out are required");
     MMS_CHECK(o->test_fraction >= 0 && o->test_fraction <= 1, MMS_ERR_ARG,
               "import npy: --test-fraction must be in [0, 1], got %g", o->test_fraction);
+    MMS_CALL(mms_import_val_check("import npy", o->val_fraction));
     mms_status s = MMS_OK;
     mms_npy_t fx = {0}, fk = {0};
     mms_tagstsv_t *t = NULL;
@@ -305,6 +307,7 @@ mms_status mms_import_npy_run(const mms_npy_import_opts_t *o, mms_npy_import_sta
         int split = r.split >= 0
                         ? r.split
                         : mms_import_npy_split(r.id, strlen(r.id), o->seed, o->test_fraction);
+        split = mms_import_val_split(split, r.id, o->val_fraction);
         memcpy(x, (const char *)fx.data + i * fx.cols * sizeof *x, fx.cols * sizeof *x);
         int64_t j = first_nonfinite(x, fx.cols);
         MMS_CHECK_GOTO(s, done, j < 0, MMS_ERR_NUMERIC,
@@ -349,6 +352,7 @@ mms_status mms_import_npy_run(const mms_npy_import_opts_t *o, mms_npy_import_sta
         MMS_CALL_GOTO(s, done, mms_catalog_writer_set_str(w, "import.test_fraction", fr));
         MMS_CALL_GOTO(s, done, mms_catalog_writer_set_int(w, "import.seed", (int64_t)o->seed));
     }
+    MMS_CALL_GOTO(s, done, mms_import_val_record(w, o->val_fraction));
     if (stats) {
         memset(stats, 0, sizeof *stats);
         stats->rows = (int64_t)fx.rows;

@@ -66,6 +66,8 @@ typedef struct {
     int force;
     double test_fraction; /* used only without a split column */
     uint64_t seed;
+    double val_fraction; /* [0, 1): share of the train rows (from the TSV or the hash) set
+                            aside as "val" by the fixed-seed id draw of import_split.h */
 } mms_npy_import_opts_t;
 
 typedef struct {

@@ -471,7 +471,7 @@ static void test_import(const char *dir) {
                "</labels>",
                xml);
     snprintf(out, sizeof out, "%s/cat", dir);
-    mms_mulan_import_opts_t o = {train, test, xml, out, 0};
+    mms_mulan_import_opts_t o = {train, test, xml, out, 0, 0};
     mms_mulan_import_stats_t st;
     T_OK(mms_import_mulan_run(&o, &st));
     T_EQ_INT(st.train, 3);

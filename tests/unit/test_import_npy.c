@@ -207,7 +207,7 @@ static void test_import(const char *dir) {
     T_OK(mms_npy_write(p.fx, MMS_DT_F32, x, 4, 3));
     T_OK(mms_npy_write(p.fk, MMS_DT_F32, k, 4, 2));
     write_text(p.tsv, "a\ttrain\tsky|sea\nb\tval\tsky\nc\ttest\t\nd\ttrain\tgrass\n");
-    mms_npy_import_opts_t o = {p.fx, p.fk, p.tsv, p.out, 0, 0.1, 1};
+    mms_npy_import_opts_t o = {p.fx, p.fk, p.tsv, p.out, 0, 0.1, 1, 0};
     mms_npy_import_stats_t st;
     T_OK(mms_import_npy_run(&o, &st));
     T_EQ_INT(st.rows, 4);

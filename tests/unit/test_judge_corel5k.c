@@ -26,7 +26,7 @@ int main(void) {
     snprintf(train, sizeof train, "%s/Corel5k-train-sparse.arff", data);
     snprintf(test, sizeof test, "%s/Corel5k-test-sparse.arff", data);
     snprintf(xml, sizeof xml, "%s/Corel5k.xml", data);
-    mms_mulan_import_opts_t io = {train, test, xml, dir, 1};
+    mms_mulan_import_opts_t io = {train, test, xml, dir, 1, 0};
     mms_status st = mms_import_mulan_run(&io, NULL);
     T_OK(st);
     if (st != MMS_OK) return mms_test_finish("test_judge_corel5k");

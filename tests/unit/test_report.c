@@ -483,6 +483,10 @@ int main(void) {
     for (size_t k = 0; k < sizeof must / sizeof must[0]; k++)
         T_CHECK(has(metrics, must[k]));
     T_CHECK(!strstr(metrics, "tag-prior\tndcg@5")); /* annotation-only method */
+    /* the queries' split: test by default, on every method (tags-only ones too) */
+    T_CHECK(has(metrics, "coco-fake\traw-visual\tsplit\ttest\n"));
+    T_CHECK(has(metrics, "coco-fake\ttag-prior\tsplit\ttest\n"));
+    T_CHECK(!strstr(metrics, "\tsplit\tval"));
     /* every line has 4 fields */
     int bad = 0;
     for (char *line = metrics; line && *line;) {
@@ -504,6 +508,13 @@ int main(void) {
     for (size_t k = 0; k < sizeof sections / sizeof sections[0]; k++)
         T_CHECK(has(md, sections[k]));
     T_CHECK(!strstr(md, "CMRM")); /* literature rows only for Corel5k */
+    /* the split in the first lines, before any section */
+    {
+        const char *at = strstr(md, "**Computed on the test split** of `coco-fake`");
+        const char *sec = strstr(md, "\n## ");
+        T_CHECK(at && sec && at < sec);
+        T_CHECK(has(md, "| test | 6 |")); /* the datasets table's query split */
+    }
 
     char *qt = slurp(out, "queries.tsv");
     T_CHECK(has(qt, "dataset\tmethod\tquery\trank\tresult\tscore\tgrade\n"));
@@ -577,6 +588,21 @@ int main(void) {
     T_OK(mms_report_write(&o, &info));
     T_EQ_INT(info.plots_skipped, 0);
     T_EQ_INT(info.plots, 0);
+
+    /* the val split: said first in report.md and on every metrics.tsv method */
+    T_FAILS(mms_eval_set_split(e, MMS_SPLIT_TRAIN), MMS_ERR_ARG);
+    T_EQ_INT(mms_eval_split(e), MMS_SPLIT_TEST);
+    T_OK(mms_eval_set_split(e, MMS_SPLIT_VAL));
+    T_OK(mms_report_write(&o, &info));
+    free(md);
+    md = slurp(out, "report.md");
+    T_CHECK(has(md, "**Computed on the val split** of `coco-fake`"));
+    T_CHECK(has(md, "Validation figures"));
+    free(metrics);
+    metrics = slurp(out, "metrics.tsv");
+    T_CHECK(has(metrics, "coco-fake\tgnn-image\tsplit\tval\n"));
+    T_CHECK(!strstr(metrics, "\tsplit\ttest"));
+    T_OK(mms_eval_set_split(e, MMS_SPLIT_TEST));
 
     /* bad options */
     o.gnuplot = NULL;
