@@ -20,6 +20,7 @@ mms_status mms_cmd_import(int argc, char **argv);
 mms_status mms_cmd_import_mulan(int argc, char **argv);
 mms_status mms_cmd_import_coco(int argc, char **argv);
 mms_status mms_cmd_import_npy(int argc, char **argv);
+mms_status mms_cmd_import_catalog(int argc, char **argv);
 mms_status mms_cmd_synth(int argc, char **argv);
 mms_status mms_cmd_info(int argc, char **argv);
 mms_status mms_cmd_partition(int argc, char **argv);
@@ -31,6 +32,8 @@ mms_status mms_cmd_eval(int argc, char **argv);
 mms_status mms_cmd_serve(int argc, char **argv);
 mms_status mms_cmd_search(int argc, char **argv);
 mms_status mms_cmd_web(int argc, char **argv);
+mms_status mms_cmd_add(int argc, char **argv);
+mms_status mms_cmd_remove(int argc, char **argv);
 
 /* Split s (modified in place) at commas into trimmed (blanks), non-empty
  * tags: tags[0..*n) point into s. MMS_ERR_ARG "<where>: more than <cap>

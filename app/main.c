@@ -23,6 +23,8 @@ static const mms_command_t k_commands[] = {
     {"build", mms_cmd_build, 1, "build the multi-modal graph: kNN image edges, tag edges, optional PCA"},
     {"train", mms_cmd_train, 1, "train GraphSAGE on a partitioned graph (one rank per part)"},
     {"embed", mms_cmd_embed, 1, "embed every node and write the sharded index"},
+    {"add", mms_cmd_add, 1, "add new images to a new version of an index, without retraining"},
+    {"remove", mms_cmd_remove, 0, "withdraw images: a new version of an index without them"},
     {"serve", mms_cmd_serve, 1, "serve queries over TCP: rank 0 coordinates, the other ranks hold the shards"},
     {"search", mms_cmd_search, 1, "answer a batch of queries offline, through the same engine as serve"},
     {"eval", mms_cmd_eval, 1, "evaluate retrieval and tag prediction on the test images; write the report"},

@@ -378,6 +378,72 @@ mms_status mms_file_copy(const char *from_dir, const char *to_dir, const char *n
     return s;
 }
 
+static int link_skipped(const char *rel, const char *const *skip) {
+    if (strstr(rel, ".tmp.")) return 1;
+    for (size_t i = 0; skip && skip[i]; i++)
+        if (!strcmp(rel, skip[i])) return 1;
+    return 0;
+}
+
+static mms_status link_walk(const char *from, const char *to, const char *rel,
+                            const char *const *skip, uint64_t *linked, uint64_t *copied) {
+    char here[MMS_PATH_MAX];
+    MMS_CALL(mms_path_join(here, sizeof here, from, rel[0] ? rel : "."));
+    DIR *d = opendir(here);
+    MMS_CHECK(d, MMS_ERR_IO, "cannot list '%s': %s", here, strerror(errno));
+    mms_status s = MMS_OK;
+    struct dirent *de;
+    while (s == MMS_OK && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char sub[MMS_PATH_MAX], a[MMS_PATH_MAX], b[MMS_PATH_MAX];
+        if (rel[0]) s = mms_path_join(sub, sizeof sub, rel, de->d_name);
+        else if (strlen(de->d_name) < sizeof sub) strcpy(sub, de->d_name);
+        else s = MMS_ERR_ARG;
+        if (s == MMS_OK) s = mms_path_join(a, sizeof a, from, sub);
+        if (s == MMS_OK) s = mms_path_join(b, sizeof b, to, sub);
+        if (s != MMS_OK || link_skipped(sub, skip)) continue;
+        struct stat st;
+        if (lstat(a, &st) != 0) {
+            mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "cannot stat '%s': %s", a,
+                          strerror(errno));
+            s = MMS_ERR_IO;
+        } else if (S_ISDIR(st.st_mode)) {
+            if (mkdir(b, 0777) != 0 && errno != EEXIST) {
+                mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "cannot make '%s': %s", b,
+                              strerror(errno));
+                s = MMS_ERR_IO;
+            } else {
+                s = link_walk(from, to, sub, skip, linked, copied);
+            }
+        } else if (S_ISREG(st.st_mode)) {
+            if (link(a, b) == 0) {
+                if (linked) *linked += (uint64_t)st.st_size;
+            } else if (errno == EXDEV || errno == EPERM || errno == EMLINK) {
+                char dir_a[MMS_PATH_MAX], dir_b[MMS_PATH_MAX];
+                s = mms_path_join(dir_a, sizeof dir_a, from, rel[0] ? rel : ".");
+                if (s == MMS_OK) s = mms_path_join(dir_b, sizeof dir_b, to, rel[0] ? rel : ".");
+                if (s == MMS_OK) s = mms_file_copy(dir_a, dir_b, de->d_name);
+                if (s == MMS_OK && copied) *copied += (uint64_t)st.st_size;
+            } else {
+                mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__,
+                              "cannot link '%s' to '%s': %s", a, b, strerror(errno));
+                s = MMS_ERR_IO;
+            }
+        }
+    }
+    closedir(d);
+    return s;
+}
+
+mms_status mms_dir_link_tree(const char *from_dir, const char *to_dir, const char *const *skip,
+                             uint64_t *linked, uint64_t *copied) {
+    if (linked) *linked = 0;
+    if (copied) *copied = 0;
+    MMS_CHECK(mms_path_is_dir(from_dir), MMS_ERR_IO, "'%s' is not a directory", from_dir);
+    MMS_CHECK(mms_path_is_dir(to_dir), MMS_ERR_IO, "'%s' is not a directory", to_dir);
+    return link_walk(from_dir, to_dir, "", skip, linked, copied);
+}
+
 mms_status mms_file_checksum(const char *path, uint64_t *out) {
     /* mapped and hashed in one call: no copy through a read buffer, so a warm
      * file hashes at XXH3's speed (bench/bench_verify) */

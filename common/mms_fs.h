@@ -84,6 +84,18 @@ mms_status mms_write_file_atomic(const char *path, const void *data, size_t len)
 /* Copy the file <from_dir>/<name> to <to_dir>/<name> (atomically). */
 mms_status mms_file_copy(const char *from_dir, const char *to_dir, const char *name);
 
+/* Recreate the tree under from_dir in to_dir (which must exist): every
+ * directory made, every regular file hard-linked (copied where the two are on
+ * different filesystems or links are refused). Names listed in skip
+ * (NULL-terminated paths relative to from_dir, or NULL) and temporary names
+ * (containing ".tmp.") are left out, as is anything that is neither a file
+ * nor a directory. *linked / *copied (either may be NULL) get the bytes
+ * shared by a link and the bytes copied. A file of to_dir that is later
+ * replaced by rename never changes from_dir's (the rename swaps the name, not
+ * the shared inode); never write into a linked file in place. */
+mms_status mms_dir_link_tree(const char *from_dir, const char *to_dir, const char *const *skip,
+                             uint64_t *linked, uint64_t *copied);
+
 /* xxHash64 (XXH3) of a file's bytes, and of a buffer. */
 mms_status mms_file_checksum(const char *path, uint64_t *out);
 uint64_t mms_checksum(const void *data, size_t len, uint64_t seed);

@@ -410,9 +410,42 @@ static mms_status record_one(mms_manifest_t *m, const char *path, const char *re
     return mms_manifest_set_int(m, key, (int64_t)size);
 }
 
+/* Where checksums may be taken over instead of read: files that are the same
+ * inode as the parent directory's file of the same name (hard links of a new
+ * version, mms_dir_link_tree) keep the parent's recorded sum and size. */
+typedef struct {
+    const mms_manifest_t *parent;
+    const char *parent_dir;
+} reuse_t;
+
+static int reused(mms_manifest_t *m, const reuse_t *ru, const char *rel, const struct stat *st,
+                  mms_status *s) {
+    if (!ru || !ru->parent) return 0;
+    char pp[MMS_PATH_MAX], key[MMS_PATH_MAX + 16];
+    if (mms_path_join(pp, sizeof pp, ru->parent_dir, rel) != MMS_OK) {
+        mms_error_clear();
+        return 0;
+    }
+    struct stat ps;
+    uint64_t sum;
+    int64_t size;
+    if (lstat(pp, &ps) != 0 || ps.st_dev != st->st_dev || ps.st_ino != st->st_ino) return 0;
+    if (!mms_manifest_file_sum(ru->parent, rel, &sum)) return 0;
+    snprintf(key, sizeof key, MMS_MANIFEST_SIZE_PREFIX "%s", rel);
+    const mms_mentry_t *e = find(ru->parent, key);
+    if (!e || (e->type != MMS_MV_INT && e->type != MMS_MV_UINT)) return 0;
+    size = e->type == MMS_MV_INT ? e->i : (int64_t)e->u;
+    if (size != (int64_t)st->st_size) return 0;
+    snprintf(key, sizeof key, MMS_MANIFEST_SUM_PREFIX "%s", rel);
+    *s = mms_manifest_set_uint(m, key, sum);
+    snprintf(key, sizeof key, MMS_MANIFEST_SIZE_PREFIX "%s", rel);
+    if (*s == MMS_OK) *s = mms_manifest_set_int(m, key, size);
+    return 1;
+}
+
 /* Walk dir/rel (rel "" at the top), depth levels of subdirectories below it. */
 static mms_status record_walk(mms_manifest_t *m, const char *dir, const char *rel, int depth,
-                              const char *const *skip) {
+                              const char *const *skip, const reuse_t *ru) {
     char here[MMS_PATH_MAX];
     MMS_CALL(rel[0] ? mms_path_join(here, sizeof here, dir, rel)
                     : mms_path_join(here, sizeof here, dir, "."));
@@ -437,11 +470,13 @@ static mms_status record_walk(mms_manifest_t *m, const char *dir, const char *re
                           strerror(errno));
             s = MMS_ERR_IO;
         } else if (S_ISREG(st.st_mode)) {
-            if (!skipped(sub, skip)) s = record_one(m, path, sub, st.st_size);
+            if (!skipped(sub, skip) && !reused(m, ru, sub, &st, &s))
+                s = record_one(m, path, sub, st.st_size);
         } else if (S_ISDIR(st.st_mode) && depth > 0 && !strstr(sub, ".tmp.")) {
             char man[MMS_PATH_MAX];
             s = mms_path_join(man, sizeof man, path, MMS_MANIFEST_FILE);
-            if (s == MMS_OK && !mms_path_exists(man)) s = record_walk(m, dir, sub, depth - 1, skip);
+            if (s == MMS_OK && !mms_path_exists(man))
+                s = record_walk(m, dir, sub, depth - 1, skip, ru);
         }
     }
     closedir(d);
@@ -451,7 +486,16 @@ static mms_status record_walk(mms_manifest_t *m, const char *dir, const char *re
 mms_status mms_manifest_record_files(mms_manifest_t *m, const char *dir, const char *const *skip) {
     remove_prefix(m, MMS_MANIFEST_SUM_PREFIX);
     remove_prefix(m, MMS_MANIFEST_SIZE_PREFIX);
-    return record_walk(m, dir, "", 1, skip);
+    return record_walk(m, dir, "", 1, skip, NULL);
+}
+
+mms_status mms_manifest_seal_dir_from(mms_manifest_t *m, const char *dir, const char *const *skip,
+                                      const mms_manifest_t *parent, const char *parent_dir) {
+    remove_prefix(m, MMS_MANIFEST_SUM_PREFIX);
+    remove_prefix(m, MMS_MANIFEST_SIZE_PREFIX);
+    reuse_t ru = {parent, parent_dir};
+    MMS_CALL(record_walk(m, dir, "", 1, skip, &ru));
+    return mms_manifest_write_dir(m, dir);
 }
 
 size_t mms_manifest_recorded_files(const mms_manifest_t *m) {

@@ -125,6 +125,14 @@ mms_status mms_manifest_write_dir(const mms_manifest_t *m, const char *dir);
 /* The last step of writing an mmsage directory: record its payload files
  * (mms_manifest_record_files with skip) and write the manifest. */
 mms_status mms_manifest_seal_dir(mms_manifest_t *m, const char *dir, const char *const *skip);
+/* The same for a new version of a directory whose unchanged files are hard
+ * links to parent_dir's (mms_dir_link_tree): a file that is the same inode as
+ * parent_dir's file of that name, with the size parent records, takes over
+ * parent's checksum instead of being read, so sealing costs the new bytes
+ * only. parent is parent_dir's manifest (its records are trusted: verify the
+ * parent when it is opened). */
+mms_status mms_manifest_seal_dir_from(mms_manifest_t *m, const char *dir, const char *const *skip,
+                                      const mms_manifest_t *parent, const char *parent_dir);
 mms_status mms_manifest_read_dir(const char *dir, const char *want_kind, int64_t max_format,
                                  mms_manifest_t **out);
 

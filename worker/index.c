@@ -52,6 +52,58 @@ static mms_status get_int32(const mms_manifest_t *m, const char *key, int32_t *v
     return MMS_OK;
 }
 
+/* A version's added images (coordinator part): their catalog decorates them. */
+struct mms_index_added {
+    int64_t version, first, count;
+    mms_catalog_t *cat;
+    const char **row_tags; /* cat->tag_ptr[cat->n]: tag names of every row's tags */
+};
+
+void mms_index_segment_file(char *out, size_t cap, int64_t version, const char *base_name) {
+    if (version == 0) snprintf(out, cap, "%s", base_name);
+    else snprintf(out, cap, "add-%lld.%s", (long long)version, base_name);
+}
+
+int mms_index_is_removed(const mms_index_t *ix, int64_t node) {
+    return ix->n_removed > 0 && mms_find_i64(ix->removed, ix->n_removed, node) >= 0;
+}
+
+int64_t mms_index_live_images(const mms_index_t *ix) { return ix->n_images - ix->n_removed; }
+
+/* An intarr of triples under key (absent: none) into a copy *out, *n triples. */
+static mms_status get_triples(const mms_manifest_t *m, const char *key, int64_t **out, int64_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!mms_manifest_has(m, key)) return MMS_OK;
+    const int64_t *a;
+    size_t na;
+    MMS_CALL(mms_manifest_get_intarr(m, key, &a, &na));
+    MMS_CHECK(na % 3 == 0, MMS_ERR_FORMAT, "index manifest: '%s' has %zu values, not triples", key,
+              na);
+    MMS_CALL(mms_malloc((na + 1) * sizeof(int64_t), out));
+    memcpy(*out, a, na * sizeof(int64_t));
+    *n = (int64_t)(na / 3);
+    return MMS_OK;
+}
+
+static mms_status load_removed(mms_index_t *ix, int64_t count) {
+    if (count == 0) return MMS_OK;
+    mms_npy_t a;
+    MMS_CALL(open_shaped(ix->dir, MMS_INDEX_REMOVED_FILE, MMS_DT_I64, count, 0, &a));
+    mms_status s = mms_malloc((size_t)count * sizeof(int64_t), &ix->removed);
+    if (s == MMS_OK) memcpy(ix->removed, a.data, (size_t)count * sizeof(int64_t));
+    mms_npy_close(&a);
+    MMS_CALL(s);
+    for (int64_t i = 0; i < count; i++)
+        MMS_CHECK(ix->removed[i] >= 0 && ix->removed[i] < ix->n_images &&
+                      (i == 0 || ix->removed[i] > ix->removed[i - 1]),
+                  MMS_ERR_FORMAT, "index: %s/" MMS_INDEX_REMOVED_FILE
+                  " row %lld: node %lld is not an ascending image node id", ix->dir,
+                  (long long)i, (long long)ix->removed[i]);
+    ix->n_removed = count;
+    return MMS_OK;
+}
+
 static mms_status load_rows(const mms_index_t *ix, const char *name, int64_t rows, int32_t cols,
                             float **out) {
     MMS_CALL(mms_malloc((size_t)(rows > 0 ? rows : 1) * (size_t)cols * sizeof(float), out));
@@ -145,10 +197,10 @@ static mms_status load_catalog(mms_index_t *ix, const char *override) {
     MMS_CHECK(c->ntags == ix->n_tags, MMS_ERR_MISMATCH,
               "catalog '%s' has %d tags, index '%s' %lld", cdir, c->ntags, ix->dir,
               (long long)ix->n_tags);
-    MMS_CHECK(c->n_split[MMS_SPLIT_TRAIN] == ix->n_images, MMS_ERR_MISMATCH,
+    MMS_CHECK(c->n_split[MMS_SPLIT_TRAIN] == ix->base_images, MMS_ERR_MISMATCH,
               "catalog '%s' has %lld training images, index '%s' %lld image nodes", cdir,
-              (long long)c->n_split[MMS_SPLIT_TRAIN], ix->dir, (long long)ix->n_images);
-    MMS_CALL(mms_malloc((size_t)(ix->n_images + 1) * sizeof(int64_t), &ix->node_row));
+              (long long)c->n_split[MMS_SPLIT_TRAIN], ix->dir, (long long)ix->base_images);
+    MMS_CALL(mms_malloc((size_t)(ix->base_images + 1) * sizeof(int64_t), &ix->node_row));
     MMS_CALL(mms_malloc((size_t)(c->n + 1) * sizeof(int64_t), &ix->row_node));
     MMS_CALL(mms_malloc((size_t)(c->tag_ptr[c->n] + 1) * sizeof(char *), &ix->row_tags));
     /* image nodes are the training images in catalog order (common/mms_graph.h) */
@@ -176,6 +228,50 @@ static mms_status load_catalog(mms_index_t *ix, const char *override) {
     return MMS_OK;
 }
 
+/* The catalogs of the images each version added (coordinator part). */
+static mms_status load_added(mms_index_t *ix) {
+    if (ix->n_additions == 0) return MMS_OK;
+    MMS_CALL(mms_calloc((size_t)ix->n_additions, sizeof *ix->added, &ix->added));
+    for (int64_t i = 0; i < ix->n_additions; i++) {
+        struct mms_index_added *a = &ix->added[i];
+        a->version = ix->additions[3 * i];
+        a->first = ix->additions[3 * i + 1];
+        a->count = ix->additions[3 * i + 2];
+        char name[64], d[MMS_PATH_MAX];
+        snprintf(name, sizeof name, MMS_INDEX_ADDED_DIR, (long long)a->version);
+        MMS_CALL(mms_path_join(d, sizeof d, ix->dir, name));
+        mms_status s = mms_catalog_open(d, &a->cat);
+        if (s != MMS_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", mms_error_message());
+            mms_error_set(s, __FILE__, __LINE__, __func__,
+                          "index '%s': the catalog of version %lld's added images: %s", ix->dir,
+                          (long long)a->version, why);
+            return s;
+        }
+        const mms_catalog_t *c = a->cat;
+        MMS_CHECK(c->n == a->count, MMS_ERR_FORMAT,
+                  "index '%s': '%s' has %lld images, the manifest says version %lld added %lld",
+                  ix->dir, d, (long long)c->n, (long long)a->version, (long long)a->count);
+        MMS_CALL(mms_malloc((size_t)(c->tag_ptr[c->n] + 1) * sizeof(char *), &a->row_tags));
+        for (int64_t e = 0; e < c->tag_ptr[c->n]; e++) a->row_tags[e] = c->tag_names[c->tag_idx[e]];
+    }
+    return MMS_OK;
+}
+
+/* The addition that holds node (>= base_images), or NULL. */
+static const struct mms_index_added *added_of(const mms_index_t *ix, int64_t node) {
+    int64_t lo = 0, hi = ix->n_additions - 1;
+    while (lo <= hi) {
+        int64_t mid = (lo + hi) / 2;
+        const struct mms_index_added *a = &ix->added[mid];
+        if (node < a->first) hi = mid - 1;
+        else if (node >= a->first + a->count) lo = mid + 1;
+        else return a;
+    }
+    return NULL;
+}
+
 static void shard_close(mms_index_shard_t *sh) {
     mms_npy_close(&sh->f_ids);
     mms_npy_close(&sh->f_emb);
@@ -184,6 +280,7 @@ static void shard_close(mms_index_shard_t *sh) {
     mms_npy_close(&sh->f_vis);
     mms_qmat_destroy(&sh->qemb);
     mms_qmat_destroy(&sh->qvis);
+    free(sh->dead);
 }
 
 /* The int8 copy of dir/name's rows; a failure (a non-finite value) names the file. */
@@ -198,30 +295,45 @@ static mms_status qmat_named(const char *dir, const char *name, const float *x, 
     return s;
 }
 
-static mms_status shard_open(const mms_index_t *ix, int s, int filter, mms_index_shard_t *sh) {
-    char dir[MMS_PATH_MAX], name[32];
+static mms_status shard_open(const mms_index_t *ix, int s, int64_t version, int64_t rows,
+                             int filter, mms_index_shard_t *sh) {
+    char dir[MMS_PATH_MAX], name[32], f_ids[64], f_emb[64], f_h1[64], f_x[64], f_vis[64];
     snprintf(name, sizeof name, MMS_INDEX_SHARD_DIR, s);
     MMS_CALL(mms_path_join(dir, sizeof dir, ix->dir, name));
+    mms_index_segment_file(f_ids, sizeof f_ids, version, MMS_INDEX_IDS_FILE);
+    mms_index_segment_file(f_emb, sizeof f_emb, version, MMS_INDEX_EMB_FILE);
+    mms_index_segment_file(f_h1, sizeof f_h1, version, MMS_INDEX_H1_FILE);
+    mms_index_segment_file(f_x, sizeof f_x, version, MMS_INDEX_X_FILE);
+    mms_index_segment_file(f_vis, sizeof f_vis, version, MMS_INDEX_VIS_FILE);
     sh->shard = s;
-    MMS_CALL(open_shaped(dir, MMS_INDEX_IDS_FILE, MMS_DT_I64, -1, 0, &sh->f_ids));
+    sh->version = version;
+    MMS_CALL(open_shaped(dir, f_ids, MMS_DT_I64, rows, 0, &sh->f_ids));
     int64_t n = (int64_t)sh->f_ids.rows;
     sh->n = n;
     sh->ids = sh->f_ids.data;
-    MMS_CALL(open_shaped(dir, MMS_INDEX_EMB_FILE, MMS_DT_F32, n, ix->emb_dim, &sh->f_emb));
-    MMS_CALL(open_shaped(dir, MMS_INDEX_H1_FILE, MMS_DT_F32, n, ix->emb_dim, &sh->f_h1));
-    MMS_CALL(open_shaped(dir, MMS_INDEX_X_FILE, MMS_DT_F32, n, ix->dim, &sh->f_x));
-    MMS_CALL(open_shaped(dir, MMS_INDEX_VIS_FILE, MMS_DT_F32, n, ix->knn_dim, &sh->f_vis));
+    MMS_CALL(open_shaped(dir, f_emb, MMS_DT_F32, n, ix->emb_dim, &sh->f_emb));
+    MMS_CALL(open_shaped(dir, f_h1, MMS_DT_F32, n, ix->emb_dim, &sh->f_h1));
+    MMS_CALL(open_shaped(dir, f_x, MMS_DT_F32, n, ix->dim, &sh->f_x));
+    MMS_CALL(open_shaped(dir, f_vis, MMS_DT_F32, n, ix->knn_dim, &sh->f_vis));
     sh->emb = sh->f_emb.data;
     sh->h1 = sh->f_h1.data;
     sh->x = sh->f_x.data;
     sh->vis = sh->f_vis.data;
     for (int64_t i = 0; i < n; i++)
         MMS_CHECK(sh->ids[i] >= 0 && sh->ids[i] < ix->n_images && (i == 0 || sh->ids[i] > sh->ids[i - 1]),
-                  MMS_ERR_FORMAT, "index: %s/" MMS_INDEX_IDS_FILE " row %lld: node %lld is not an ascending image node id",
-                  dir, (long long)i, (long long)sh->ids[i]);
+                  MMS_ERR_FORMAT, "index: %s/%s row %lld: node %lld is not an ascending image node id",
+                  dir, f_ids, (long long)i, (long long)sh->ids[i]);
+    for (int64_t i = 0; ix->n_removed > 0 && i < n; i++) {
+        if (!mms_index_is_removed(ix, sh->ids[i])) continue;
+        if (!sh->dead) MMS_CALL(mms_calloc((size_t)n, 1, &sh->dead));
+        sh->dead[i] = 1;
+        sh->n_dead++;
+    }
     if (filter && n > 0) {
-        MMS_CALL(qmat_named(dir, MMS_INDEX_EMB_FILE, sh->emb, n, ix->emb_dim, &sh->qemb));
-        MMS_CALL(qmat_named(dir, MMS_INDEX_VIS_FILE, sh->vis, n, ix->knn_dim, &sh->qvis));
+        MMS_CALL(qmat_named(dir, f_emb, sh->emb, n, ix->emb_dim, &sh->qemb));
+        MMS_CALL(qmat_named(dir, f_vis, sh->vis, n, ix->knn_dim, &sh->qvis));
+        sh->qemb->dead = sh->qvis->dead = sh->dead;
+        sh->qemb->ndead = sh->qvis->ndead = sh->n_dead;
     }
     return MMS_OK;
 }
@@ -238,6 +350,42 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
         if (v < 1 || v > 1 << 20) s = MMS_ERR_FORMAT;
     }
     if (s == MMS_OK) s = mms_manifest_get_int(m, "images", &ix->n_images);
+    ix->base_images = ix->n_images;
+    if (s == MMS_OK && mms_manifest_has(m, "base_images"))
+        s = mms_manifest_get_int(m, "base_images", &ix->base_images);
+    int64_t removed = 0;
+    if (s == MMS_OK && mms_manifest_has(m, "removed")) s = mms_manifest_get_int(m, "removed", &removed);
+    if (s == MMS_OK) s = get_triples(m, "segments", &ix->segments, &ix->n_segments);
+    if (s == MMS_OK) s = get_triples(m, "additions", &ix->additions, &ix->n_additions);
+    if (s == MMS_OK && (ix->base_images < 0 || ix->base_images > ix->n_images || removed < 0 ||
+                        removed > ix->n_images)) {
+        mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                      "index '%s': manifest has impossible image counts (images %lld, base_images "
+                      "%lld, removed %lld)", ix->dir, (long long)ix->n_images,
+                      (long long)ix->base_images, (long long)removed);
+        s = MMS_ERR_FORMAT;
+    }
+    for (int64_t i = 0; s == MMS_OK && i < ix->n_segments; i++) {
+        const int64_t *t = ix->segments + 3 * i;
+        if (t[0] < 0 || t[0] >= ix->shards || t[1] < 1 || t[2] < 0) {
+            mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                          "index '%s': manifest segment %lld is (shard %lld, version %lld, rows "
+                          "%lld)", ix->dir, (long long)i, (long long)t[0], (long long)t[1],
+                          (long long)t[2]);
+            s = MMS_ERR_FORMAT;
+        }
+    }
+    for (int64_t i = 0; s == MMS_OK && i < ix->n_additions; i++) {
+        const int64_t *t = ix->additions + 3 * i;
+        int64_t prev_end = i ? ix->additions[3 * i - 2] + ix->additions[3 * i - 1] : ix->base_images;
+        if (t[0] < 1 || t[1] != prev_end || t[2] < 0 || t[1] + t[2] > ix->n_images) {
+            mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                          "index '%s': manifest addition %lld is (version %lld, first node %lld, "
+                          "count %lld)", ix->dir, (long long)i, (long long)t[0], (long long)t[1],
+                          (long long)t[2]);
+            s = MMS_ERR_FORMAT;
+        }
+    }
     if (s == MMS_OK) s = mms_manifest_get_int(m, "tags", &ix->n_tags);
     if (s == MMS_OK) s = get_int32(m, "dim", &ix->dim);
     if (s == MMS_OK) s = get_int32(m, "embedding_dim", &ix->emb_dim);
@@ -287,6 +435,10 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
         snprintf(name, sizeof name, MMS_INDEX_SHARD_DIR, sh);
         s = mms_manifest_verify_files(m, ix->dir, name, NULL);
     }
+    /* the removed list masks rows on every rank (the coordinator checked it above) */
+    if (s == MMS_OK && removed > 0 && !o->coordinator && mms_manifest_recorded_files(m) > 0)
+        s = mms_manifest_verify_file(m, ix->dir, MMS_INDEX_REMOVED_FILE);
+    if (s == MMS_OK) s = load_removed(ix, removed);
     if (s == MMS_OK && o->coordinator) s = mms_model_read(ix->dir, m, &ix->model);
     mms_manifest_destroy(&m);
     MMS_CALL(s);
@@ -300,17 +452,28 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
         MMS_CALL(load_rows(ix, MMS_INDEX_TAGS_H1_FILE, ix->n_tags, ix->emb_dim, &ix->tag_h1));
         MMS_CALL(load_tag_names(ix));
         MMS_CALL(load_catalog(ix, o->catalog));
+        MMS_CALL(load_added(ix));
     }
     if (o->worker >= 0) {
         MMS_CHECK(o->nworkers >= 1 && o->worker < o->nworkers, MMS_ERR_ARG,
                   "index: worker %d of %d", o->worker, o->nworkers);
         int cnt = 0;
         for (int sh = o->worker; sh < ix->shards; sh += o->nworkers) cnt++;
+        for (int64_t i = 0; i < ix->n_segments; i++)
+            cnt += (ix->segments[3 * i] - o->worker) % o->nworkers == 0;
         MMS_CALL(mms_calloc((size_t)(cnt + 1), sizeof *ix->sh, &ix->sh));
         for (int sh = o->worker; sh < ix->shards; sh += o->nworkers) {
-            MMS_CALL(shard_open(ix, sh, o->filter, &ix->sh[ix->nshard]));
+            /* the base rows, then the segments of the versions that added to it */
+            MMS_CALL(shard_open(ix, sh, 0, -1, o->filter, &ix->sh[ix->nshard]));
             ix->n_local += ix->sh[ix->nshard].n;
             ix->nshard++;
+            for (int64_t i = 0; i < ix->n_segments; i++) {
+                const int64_t *t = ix->segments + 3 * i;
+                if (t[0] != sh) continue;
+                MMS_CALL(shard_open(ix, sh, t[1], t[2], o->filter, &ix->sh[ix->nshard]));
+                ix->n_local += ix->sh[ix->nshard].n;
+                ix->nshard++;
+            }
         }
     }
     return MMS_OK;
@@ -347,6 +510,14 @@ void mms_index_close(mms_index_t **ixp) {
     free(ix->node_row);
     free(ix->row_node);
     free(ix->row_tags);
+    for (int64_t i = 0; ix->added && i < ix->n_additions; i++) {
+        mms_catalog_close(&ix->added[i].cat);
+        free(ix->added[i].row_tags);
+    }
+    free(ix->added);
+    free(ix->additions);
+    free(ix->segments);
+    free(ix->removed);
     for (int i = 0; i < ix->nshard; i++) shard_close(&ix->sh[i]);
     free(ix->sh);
     free(ix);
@@ -361,22 +532,49 @@ int32_t mms_index_tag_lookup(const mms_index_t *ix, const char *name) {
 
 int64_t mms_index_node_of(const mms_index_t *ix, const char *id) {
     if (!ix->cat) return -1;
-    int64_t r = mms_catalog_id_lookup(ix->cat, id);
-    return r < 0 ? -1 : ix->row_node[r];
+    /* newest first: an id removed and added again is its newest node */
+    for (int64_t i = ix->n_additions - 1; i >= 0; i--) {
+        int64_t r = mms_catalog_id_lookup(ix->added[i].cat, id);
+        if (r >= 0 && !mms_index_is_removed(ix, ix->added[i].first + r)) return ix->added[i].first + r;
+    }
+    int64_t r = mms_catalog_id_lookup(ix->cat, id), node = r < 0 ? -1 : ix->row_node[r];
+    return node >= 0 && mms_index_is_removed(ix, node) ? -1 : node;
+}
+
+/* The catalog and row that decorate node. */
+static const mms_catalog_t *node_source(const mms_index_t *ix, int64_t node, int64_t *row,
+                                        const char ***row_tags) {
+    if (node < ix->base_images) {
+        *row = ix->node_row[node];
+        *row_tags = ix->row_tags;
+        return ix->cat;
+    }
+    const struct mms_index_added *a = added_of(ix, node);
+    *row = node - a->first;
+    *row_tags = a->row_tags;
+    return a->cat;
 }
 
 const char *mms_index_image_id(const mms_index_t *ix, int64_t node) {
-    return ix->cat->ids[ix->node_row[node]];
+    int64_t r;
+    const char **rt;
+    const mms_catalog_t *c = node_source(ix, node, &r, &rt);
+    return c->ids[r];
 }
 
 const char *const *mms_index_image_tags(const mms_index_t *ix, int64_t node, int *ntags) {
-    int64_t r = ix->node_row[node];
-    *ntags = (int)(ix->cat->tag_ptr[r + 1] - ix->cat->tag_ptr[r]);
-    return ix->row_tags + ix->cat->tag_ptr[r];
+    int64_t r;
+    const char **rt;
+    const mms_catalog_t *c = node_source(ix, node, &r, &rt);
+    *ntags = (int)(c->tag_ptr[r + 1] - c->tag_ptr[r]);
+    return rt + c->tag_ptr[r];
 }
 
 const char *mms_index_image_path(const mms_index_t *ix, int64_t node) {
-    return ix->cat->paths ? ix->cat->paths[ix->node_row[node]] : NULL;
+    int64_t r;
+    const char **rt;
+    const mms_catalog_t *c = node_source(ix, node, &r, &rt);
+    return c->paths ? c->paths[r] : NULL;
 }
 
 int64_t mms_index_shard_row(const mms_index_shard_t *sh, int64_t node) {

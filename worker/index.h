@@ -17,6 +17,21 @@
  *   I/tags.tsv                      the graph's tag list (mms_graph.h)
  *   I/pca_mean.npy, pca_components.npy, pca_eigvals.npy  the graph's PCA, if any
  *
+ * Versions (format 2, written by `mmsage add` and `mmsage remove`,
+ * index_version.h): a new version is a new directory whose unchanged files
+ * are hard links to its parent's, plus
+ *   I/shard-p/add-V.{ids,emb,h1,x,vis}.npy  a segment: the rows version V
+ *                         added to shard p (node ids above every earlier one)
+ *   I/added-V/            the catalog of the images version V added (ids, tags,
+ *                         paths: what decorates their results), nodes
+ *                         first .. first + count - 1 in its row order
+ *   I/removed.npy         <i8 the removed image nodes so far (ascending):
+ *                         never reported, never a query's neighbour
+ * and in the manifest: version, parent (path), base_images (the graph's image
+ * nodes), images (every node id given out), segments (shard, V, rows
+ * triples), additions (V, first node, count triples), removed (count),
+ * added_now / removed_now (this version's change).
+ *
  * The reader opens two parts, independently so that each rank holds only what
  * it uses:
  *   coordinator part  the model (weights, tag input table), the tag nodes'
@@ -47,7 +62,7 @@
 #include "sage.h"
 #include "shard_scan.h"
 
-#define MMS_INDEX_FORMAT 1
+#define MMS_INDEX_FORMAT 2 /* 1: embed's output; 2: a version with segments, additions, removals */
 #define MMS_INDEX_SHARD_DIR "shard-%d" /* printf pattern of shard p's directory */
 #define MMS_INDEX_IDS_FILE "ids.npy"
 #define MMS_INDEX_EMB_FILE "emb.npy"
@@ -56,10 +71,16 @@
 #define MMS_INDEX_VIS_FILE "vis.npy"
 #define MMS_INDEX_TAGS_EMB_FILE "tags_emb.npy"
 #define MMS_INDEX_TAGS_H1_FILE "tags_h1.npy"
+#define MMS_INDEX_REMOVED_FILE "removed.npy"
+#define MMS_INDEX_ADDED_DIR "added-%lld" /* printf pattern of version V's added catalog */
 
-/* One shard of image nodes (rows in ascending node id). Arrays are mapped. */
+/* One segment of a shard's image nodes (rows in ascending node id): the base
+ * rows embed wrote (version 0) or the rows a version added. Arrays are mapped. */
 typedef struct {
     int shard;          /* index shard number (shard-<shard>/) */
+    int64_t version;    /* 0: the base files; V: the add-V.* segment */
+    uint8_t *dead;      /* n flags: 1 = removed (NULL when none is) */
+    int64_t n_dead;
     int64_t n;          /* images */
     const int64_t *ids; /* n global node ids, ascending */
     const float *emb;   /* n x emb_dim: stored embeddings z (unit length) */
@@ -76,7 +97,15 @@ typedef struct {
     /* from the manifest (every rank) */
     int64_t version;     /* version number: 1 for embed's output, +1 per add/remove */
     int shards;          /* index shards (embed's rank count) */
-    int64_t n_images;    /* image nodes (training images) */
+    int64_t n_images;    /* image node ids given out: base_images + every added image */
+    int64_t base_images; /* the graph's image nodes (the catalog's training images) */
+    int64_t n_removed;   /* removed image nodes (every rank) */
+    int64_t *removed;    /* n_removed node ids, ascending */
+    int64_t n_segments;  /* segments of all shards (manifest) */
+    int64_t *segments;   /* n_segments x {shard, version, rows} */
+    int64_t n_additions; /* versions that added images */
+    int64_t *additions;  /* n_additions x {version, first node, count} */
+    struct mms_index_added *added; /* coordinator: n_additions catalogs, same order */
     int64_t n_tags;      /* tag nodes */
     int32_t dim;         /* D: node input width (after PCA) */
     int32_t emb_dim;     /* 2H: embedding width */
@@ -124,6 +153,14 @@ void mms_index_open_default(mms_index_open_t *o);
  * the file and what differs. *out: free with mms_index_close. Local. */
 mms_status mms_index_open(const char *dir, const mms_index_open_t *o, mms_index_t **out);
 void mms_index_close(mms_index_t **ix);
+
+/* 1 if node was removed (binary search in ix->removed). */
+int mms_index_is_removed(const mms_index_t *ix, int64_t node);
+/* Live image nodes: n_images - n_removed. */
+int64_t mms_index_live_images(const mms_index_t *ix);
+/* The segment file name of base_name ("emb.npy") for version V (0: the name
+ * itself; else "add-V.emb.npy") into out. */
+void mms_index_segment_file(char *out, size_t cap, int64_t version, const char *base_name);
 
 /* Tag number of a name, -1 if the index does not know it (exact, case-sensitive). */
 int32_t mms_index_tag_lookup(const mms_index_t *ix, const char *name);

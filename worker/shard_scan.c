@@ -324,7 +324,7 @@ static mms_status tile_query(const mms_qmat_t *m, qstate_t *st, int32_t k, const
         float hi = a[r] + b[r];
         if (!(hi >= st->L) || st->overflow) continue;
         int64_t v = v0 + r;
-        if (v == st->ex) continue;
+        if (v == st->ex || (m->dead && m->dead[v])) continue;
         /* L: the k-th largest lower bound; only its value matters, so the
          * keys carry no id and equal bounds never displace each other */
         float lo = a[r] - b[r];
@@ -418,9 +418,9 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
             /* the filter cannot separate this query's rows (e.g. a zero query): scan them
              * all in float; row numbers as ids tie-break like the ascending ids */
             int64_t ex = st[i].ex;
-            MMS_CALL_GOTO(s, done, mms_topk_scan(X, m->n, d, NULL, 0, u, 1, k, &ex,
-                                                 out_rows + (size_t)i * k,
-                                                 out_scores + (size_t)i * k));
+            MMS_CALL_GOTO(s, done, mms_scan_float_live(X, m->n, d, m->dead, m->ndead, u, 1, k, &ex,
+                                                       out_rows + (size_t)i * k,
+                                                       out_scores + (size_t)i * k));
             if (stats) stats->reranked += m->n;
             continue;
         }
@@ -454,5 +454,37 @@ done:
     free(ab);
     free(P);
     free(S);
+    return s;
+}
+
+mms_status mms_scan_float_live(const float *X, int64_t n, int32_t d, const uint8_t *dead,
+                               int64_t ndead, const float *Q, int32_t nq, int32_t k,
+                               const int64_t *exclude_rows, int64_t *out_rows, float *out_scores) {
+    if (!dead || ndead <= 0)
+        return mms_topk_scan(X, n, d, NULL, 0, Q, nq, k, exclude_rows, out_rows, out_scores);
+    /* the k + ndead best rows hold the k best live ones; drop the dead after */
+    int64_t kk64 = (int64_t)k + ndead + 1;
+    int32_t kk = (int32_t)(kk64 < n ? kk64 : n > 0 ? n : 1);
+    if (kk < k) kk = k;
+    int64_t *rows = NULL;
+    float *sc = NULL;
+    mms_status s = mms_malloc((size_t)nq * kk * sizeof *rows + 1, &rows);
+    if (s == MMS_OK) s = mms_malloc((size_t)nq * kk * sizeof *sc + 1, &sc);
+    if (s == MMS_OK) s = mms_topk_scan(X, n, d, NULL, 0, Q, nq, kk, exclude_rows, rows, sc);
+    if (s == MMS_OK) {
+        mms_topk_pad(out_rows, out_scores, (size_t)nq * (size_t)k);
+        for (int32_t q = 0; q < nq; q++) {
+            int32_t m = 0;
+            for (int32_t j = 0; j < kk && m < k; j++) {
+                int64_t r = rows[(size_t)q * kk + j];
+                if (r < 0 || dead[r]) continue;
+                out_rows[(size_t)q * k + m] = r;
+                out_scores[(size_t)q * k + m] = sc[(size_t)q * kk + j];
+                m++;
+            }
+        }
+    }
+    free(rows);
+    free(sc);
     return s;
 }

@@ -33,6 +33,8 @@ struct mms_qmat {
     int32_t *qsum;  /* nb * 64: sum_j q_vj */
     float *qnorm;   /* nb * 64: s_v |q_v|, rounded up */
     float *rbound;  /* nb * 64: |v - s_v q_v| + gamma_d |v|, rounded up */
+    const uint8_t *dead; /* n flags, 1 = a removed row never reported (borrowed; NULL: none) */
+    int64_t ndead;       /* rows flagged in dead */
 };
 
 /* Quantise X (n x d, row-major, borrowed for the call only). Fails with
@@ -60,5 +62,13 @@ typedef struct {
 mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids, const float *Q,
                          int32_t nq, int32_t k, const int64_t *exclude_rows, int64_t *out_rows,
                          float *out_scores, mms_qscan_stats_t *stats);
+
+/* Exact top-k by float inner product over X (n x d) like mms_topk_scan with
+ * row numbers as ids, skipping the rows flagged in dead (NULL: none; ndead of
+ * them): the float path of a shard that has removed rows (mms_qmat_topk's
+ * fallback, and the scans without the int8 filter). */
+mms_status mms_scan_float_live(const float *X, int64_t n, int32_t d, const uint8_t *dead,
+                               int64_t ndead, const float *Q, int32_t nq, int32_t k,
+                               const int64_t *exclude_rows, int64_t *out_rows, float *out_scores);
 
 #endif
