@@ -10,6 +10,10 @@
  *   slider-node-W       the same with E_t = z of a new node connected to the tags only
  *   gnn-knn-vote        tag prediction by voting over gnn-image's top-10 results
  *   gnn-knn-vote-debiased  the same votes divided by sqrt(tag frequency)
+ * and the catalog's baselines (eval/judge.h): random, tag-oracle, tag-prior and
+ * the expansion baselines vote-expansion, ppr and fused, whose settings are
+ * --baseline-k, --ppr-alpha (--ppr-iters) and --fuse-weight. --baselines-only
+ * runs only those (no index, no GNN): rank 0 works, the others wait.
  * Tag prediction of gnn-image ranks tag embeddings against z(q) (the paper's).
  * The report directory is written whole and renamed into place (eval/report.h):
  * an existing one is refused unless --force, checked before any work. The
@@ -173,17 +177,24 @@ static void training_settings(const char *index, char *out, size_t cap) {
 mms_status mms_cmd_eval(int argc, char **argv) {
     const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL,
                *split_name = "test";
-    int k = 10, neighbors = 5, max_q = 0, plots = 1, force = 0;
+    int k = 10, neighbors = 5, max_q = 0, plots = 1, force = 0, baselines_only = 0;
+    mms_expand_params_t xp;
+    mms_expand_params_default(&xp);
     mms_opt_t opts[] = {
         {"catalog", MMS_OPT_STR, &catalog, "catalog whose --split images are the queries", 1, 0, 0, 0},
         {"split", MMS_OPT_STR, &split_name, "queries: val (choose settings on it) or test (read once, for the final table); the gallery is the training images either way", 0, 0, 0, 0},
-        {"index", MMS_OPT_STR, &index, "index written by mmsage embed from that catalog", 1, 0, 0, 0},
+        {"index", MMS_OPT_STR, &index, "index written by mmsage embed from that catalog (required unless --baselines-only)", 0, 0, 0, 0},
         {"report", MMS_OPT_STR, &report, "report directory (report.md, metrics.tsv, plots, examples.html)", 0, 0, 0, 0},
         {"dataset", MMS_OPT_STR, &dataset, "data set name in the report: letters, digits, ._+- (default: the catalog directory's name, other bytes as '-')", 0, 0, 0, 0},
         {"loss", MMS_OPT_STR, &loss, "training loss log to plot (default: the index's model/loss.tsv)", 0, 0, 0, 0},
         {"k", MMS_OPT_INT, &k, "results per query (grades use the top 5, overlap the slider's top 10)", 0, 1, 5, 64},
         {"neighbors", MMS_OPT_INT, &neighbors, "visual neighbours a query image connects to", 0, 1, 1, 1000},
         {"max-queries", MMS_OPT_INT, &max_q, "evaluate only the first N images of --split (0: all)", 0, 1, 0, 1e9},
+        {"baseline-k", MMS_OPT_INT, &xp.k, "visual neighbours of the query whose tags the expansion baselines (vote-expansion, ppr, fused) use; default chosen on Corel5k's val split", 0, 1, 1, MMS_EVAL_MAX_K},
+        {"ppr-alpha", MMS_OPT_DOUBLE, &xp.alpha, "restart probability of the ppr baseline (personalised PageRank over the gallery's image-tag graph)", 0, 1, 1e-6, 1},
+        {"ppr-iters", MMS_OPT_INT, &xp.iters, "power iterations of the ppr baseline", 0, 1, 1, 1000},
+        {"fuse-weight", MMS_OPT_DOUBLE, &xp.w, "weight of the raw-visual cosine in the fused baseline (1 - w: vote-expansion's score)", 0, 1, 0, 1},
+        {"baselines-only", MMS_OPT_FLAG, &baselines_only, "only the catalog's baselines (no --index, no GNN methods): for choosing their settings on --split val", 0, 0, 0, 0},
         {"plots", MMS_OPT_INT, &plots, "1: draw plots with gnuplot, 0: data only", 0, 1, 0, 1},
         {"force", MMS_OPT_FLAG, &force, "replace an existing --report directory (once the new one is complete)", 0, 0, 0, 0},
     };
@@ -199,6 +210,11 @@ mms_status mms_cmd_eval(int argc, char **argv) {
                           "eval: --split '%s': want val or test (training images are the "
                           "gallery, not queries)", split_name);
             s = MMS_ERR_ARG;
+        } else if (!index && !baselines_only) {
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                          "eval: --index is required (or --baselines-only for the catalog's "
+                          "baselines alone)");
+            s = MMS_ERR_ARG;
         } else if (!report[0]) {
             mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__, "eval: --report is empty");
             s = MMS_ERR_ARG;
@@ -211,20 +227,33 @@ mms_status mms_cmd_eval(int argc, char **argv) {
     MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
     if (help) return MMS_OK;
     mms_opts_echo("eval", opts, nopt);
-    mms_engine_params_t ep;
-    mms_engine_params_default(&ep);
-    ep.index = index;
-    ep.catalog = catalog;
-    ep.mode = MMS_ENGINE_SEARCH;
     mms_engine_t *e = NULL;
-    MMS_CALL(mms_engine_open(&ep, MPI_COMM_WORLD, &e));
-    if (!mms_engine_is_coordinator(e)) {
-        s = mms_engine_worker_loop(e);
-        mms_engine_close(&e);
-        return s;
+    mms_catalog_t *own_cat = NULL; /* --baselines-only: the catalog, opened by rank 0 */
+    const mms_index_t *ix = NULL;
+    const mms_catalog_t *c = NULL;
+    if (baselines_only) {
+        if (mms_log_rank() != 0) /* the other ranks only wait for rank 0's outcome */
+            return mms_mpi_agree(MMS_OK, MPI_COMM_WORLD);
+        if (index) mms_log_warn("eval: --baselines-only: --index '%s' is not used", index);
+        index = NULL;
+        s = mms_catalog_open(catalog, &own_cat);
+        if (s != MMS_OK) return mms_mpi_agree(s, MPI_COMM_WORLD);
+        c = own_cat;
+    } else {
+        mms_engine_params_t ep;
+        mms_engine_params_default(&ep);
+        ep.index = index;
+        ep.catalog = catalog;
+        ep.mode = MMS_ENGINE_SEARCH;
+        MMS_CALL(mms_engine_open(&ep, MPI_COMM_WORLD, &e));
+        if (!mms_engine_is_coordinator(e)) {
+            s = mms_engine_worker_loop(e);
+            mms_engine_close(&e);
+            return s;
+        }
+        ix = mms_engine_index(e);
+        c = ix->cat;
     }
-    const mms_index_t *ix = mms_engine_index(e);
-    const mms_catalog_t *c = ix->cat;
     mms_judge_t *j = NULL;
     mms_eval_t *ev = NULL;
     int64_t *qrows = NULL, nq = 0;
@@ -257,9 +286,9 @@ mms_status mms_cmd_eval(int argc, char **argv) {
     }
     if (s == MMS_OK) {
         mms_log_info("eval: %lld %s queries against %lld training images, judge '%s'",
-                     (long long)nq, mms_split_name(split), (long long)ix->n_images,
+                     (long long)nq, mms_split_name(split), (long long)c->n_split[MMS_SPLIT_TRAIN],
                      mms_judge_kind_name(mms_judge_kind_of(j)));
-        s = mms_eval_add_baselines(ev, qrows, nq, MMS_BASELINE_ALL, 10, 1);
+        s = mms_eval_add_baselines_ex(ev, qrows, nq, MMS_BASELINE_ALL, 10, 1, &xp);
     }
     const method_t methods[] = {
         {"gnn-image", MMS_ENGINE_CONNECT_IMAGE, 0, 1.0, 5, MMS_CONCEPT_TAGS},
@@ -277,13 +306,15 @@ mms_status mms_cmd_eval(int argc, char **argv) {
     };
     int vote = -1;
     int vote2 = -1;
-    if (s == MMS_OK) s = mms_eval_method(ev, "gnn-knn-vote", 5, &vote);
-    if (s == MMS_OK) s = mms_eval_method(ev, "gnn-knn-vote-debiased", 5, &vote2);
-    for (size_t m = 0; m < sizeof methods / sizeof methods[0] && s == MMS_OK; m++)
-        s = run_method(e, ix, ev, &methods[m], qrows, nq, k, neighbors, m == 0 ? vote : -1,
-                       vote2);
+    if (e) {
+        if (s == MMS_OK) s = mms_eval_method(ev, "gnn-knn-vote", 5, &vote);
+        if (s == MMS_OK) s = mms_eval_method(ev, "gnn-knn-vote-debiased", 5, &vote2);
+        for (size_t m = 0; m < sizeof methods / sizeof methods[0] && s == MMS_OK; m++)
+            s = run_method(e, ix, ev, &methods[m], qrows, nq, k, neighbors, m == 0 ? vote : -1,
+                           vote2);
+    }
     if (s == MMS_OK) {
-        if (!loss) {
+        if (!loss && index) {
             mms_manifest_t *mm = NULL;
             char mdir[MMS_PATH_MAX];
             if (mms_manifest_read_dir(index, "index", 0, &mm) == MMS_OK &&
@@ -300,26 +331,31 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         ro.force = force;
         ro.datasets = &ds;
         ro.ndatasets = 1;
-        ro.title = "mmsage evaluation";
+        ro.title = baselines_only ? "mmsage evaluation (baselines only)" : "mmsage evaluation";
         if (!plots) ro.gnuplot = "";
         char settings[4096];
         int w = snprintf(settings, sizeof settings,
                          "- catalog: `%s`\n- index: `%s`\n- queries: %lld %s images, %d results "
-                         "each, %d visual neighbours per query image\n",
-                         c->dir, index, (long long)nq, mms_split_name(split), k, neighbors);
-        if (w > 0 && (size_t)w < sizeof settings)
+                         "each, %d visual neighbours per query image\n- expansion baselines: "
+                         "%d visual neighbours (`--baseline-k`), ppr restart %g "
+                         "(`--ppr-alpha`) over %d iterations, fused visual weight %g "
+                         "(`--fuse-weight`)\n",
+                         c->dir, index ? index : "(none: --baselines-only)", (long long)nq,
+                         mms_split_name(split), k, neighbors, xp.k, xp.alpha, xp.iters, xp.w);
+        if (w > 0 && (size_t)w < sizeof settings && index)
             training_settings(index, settings + w, sizeof settings - (size_t)w);
         ro.settings = settings;
         mms_report_info_t info;
         s = mms_report_write(&ro, &info);
         if (s == MMS_OK) {
             mms_eval_summary_t sm;
-            printf("report       %s/report.md (%d plots%s)\n", report, info.plots,
-                   info.examples ? ", examples.html" : "");
-            const char *show[] = {"raw-visual", "gnn-image", "gnn-image+tags", "slider-0.5", "slider-0"};
-            for (int i = 0; i < 5; i++) {
+            printf("report       %s/report.md (%d plots%s; %s split)\n", report, info.plots,
+                   info.examples ? ", examples.html" : "", mms_split_name(split));
+            const char *show[] = {"raw-visual", "vote-expansion", "ppr", "fused", "gnn-image",
+                                  "gnn-image+tags", "slider-0.5", "slider-0"};
+            for (int i = 0; i < 8; i++) {
                 int mid = mms_eval_find_method(ev, show[i]);
-                if (mid >= 0 && mms_eval_summarize(ev, mid, &sm) == MMS_OK)
+                if (mid >= 0 && mms_eval_summarize(ev, mid, &sm) == MMS_OK && sm.queries > 0)
                     printf("%-16s nDCG@5 %.3f (ideal excellent) %.3f (gallery), tag overlap %.3f, "
                            "visual sim %.3f\n",
                            show[i], sm.ndcg_excellent[1], sm.ndcg_gallery[1], sm.tag_overlap, sm.visual_sim);
@@ -334,11 +370,15 @@ mms_status mms_cmd_eval(int argc, char **argv) {
             }
         }
     }
-    mms_status s2 = mms_engine_stop(e);
-    if (s == MMS_OK) s = s2;
+    if (e) {
+        mms_status s2 = mms_engine_stop(e);
+        if (s == MMS_OK) s = s2;
+    }
     mms_eval_destroy(&ev);
     mms_judge_destroy(&j);
     free(qrows);
     mms_engine_close(&e);
+    mms_catalog_close(&own_cat);
+    if (baselines_only) return mms_mpi_agree(s, MPI_COMM_WORLD);
     return s;
 }

@@ -1,8 +1,10 @@
 /* baseline.c: the baselines of judge.h that need only the catalog: exact
  * raw-visual cosine top-k (a float sgemm filters, a double dot product
  * decides), visual kNN tag voting, random results, the tag oracle, the tag
- * prior, and mms_eval_add_baselines, which runs the chosen ones and records
- * them in an accumulator.
+ * prior, the expansion baselines through the tags of the query's visual
+ * neighbours (vote expansion, personalised PageRank, fused), and
+ * mms_eval_add_baselines, which runs the chosen ones and records them in an
+ * accumulator.
  *
  * Does not: grade (judge.c) or summarise (metrics.c); print anything but the
  * progress of a long raw-visual scan.
@@ -367,8 +369,353 @@ out:
     return s;
 }
 
+/* ------------------------------------------------------------ expansion */
+
+void mms_expand_params_default(mms_expand_params_t *p) {
+    p->k = MMS_EXPAND_K;
+    p->alpha = MMS_EXPAND_ALPHA;
+    p->iters = MMS_EXPAND_ITERS;
+    p->w = MMS_EXPAND_W;
+}
+
+/* The gallery (training rows) as a bipartite image-tag graph: each training
+ * row's distinct tags (CSR over gallery positions) and each tag's training
+ * rows (postings), plus the visual norms the fused score needs. */
+typedef struct {
+    int64_t nt;     /* training rows */
+    int64_t *row;   /* nt: catalog row of gallery position i */
+    int64_t *pos;   /* c->n: gallery position of a catalog row, -1 if not training */
+    int64_t *ptr;   /* nt + 1 */
+    int32_t *tag;   /* ptr[nt]: distinct tags of each position */
+    int64_t *tptr;  /* ntags + 1 */
+    int64_t *timg;  /* tptr[ntags]: gallery positions carrying each tag */
+    double *norm;   /* c->n: norms of the rows in the raw-visual space */
+    const float *X; /* that space: knn_features when the catalog has them (as raw-visual) */
+    int32_t d;
+} gallery_t;
+
+static void gallery_free(gallery_t *g) {
+    free(g->row);
+    free(g->pos);
+    free(g->ptr);
+    free(g->tag);
+    free(g->tptr);
+    free(g->timg);
+    free(g->norm);
+    memset(g, 0, sizeof *g);
+}
+
+static mms_status gallery_build(const mms_catalog_t *c, gallery_t *g) {
+    memset(g, 0, sizeof *g);
+    mms_status s = MMS_OK;
+    int64_t nt = c->n_split[MMS_SPLIT_TRAIN], nnz = 0;
+    int32_t nT = c->ntags;
+    MMS_CALL_GOTO(s, fail, mms_malloc((size_t)(nt ? nt : 1) * sizeof *g->row, &g->row));
+    MMS_CALL_GOTO(s, fail, mms_malloc((size_t)c->n * sizeof *g->pos, &g->pos));
+    MMS_CALL_GOTO(s, fail, mms_malloc((size_t)(nt + 1) * sizeof *g->ptr, &g->ptr));
+    MMS_CALL_GOTO(s, fail, mms_calloc((size_t)nT + 1, sizeof *g->tptr, &g->tptr));
+    MMS_CALL_GOTO(s, fail, mms_malloc((size_t)c->n * sizeof *g->norm, &g->norm));
+    for (int64_t r = 0; r < c->n; r++)
+        if (c->split[r] == MMS_SPLIT_TRAIN) nnz += c->tag_ptr[r + 1] - c->tag_ptr[r];
+    MMS_CALL_GOTO(s, fail, mms_malloc((size_t)(nnz ? nnz : 1) * sizeof *g->tag, &g->tag));
+    int64_t i = 0, e = 0;
+    g->ptr[0] = 0;
+    for (int64_t r = 0; r < c->n; r++) {
+        g->pos[r] = -1;
+        if (c->split[r] != MMS_SPLIT_TRAIN) continue;
+        g->pos[r] = i;
+        g->row[i] = r;
+        for (int64_t a = c->tag_ptr[r]; a < c->tag_ptr[r + 1]; a++) {
+            int dup = 0; /* a tag repeated on one image counts once */
+            for (int64_t b = g->ptr[i]; b < e && !dup; b++)
+                dup = g->tag[b] == c->tag_idx[a];
+            if (dup) continue;
+            g->tag[e++] = c->tag_idx[a];
+            g->tptr[c->tag_idx[a] + 1]++;
+        }
+        g->ptr[++i] = e;
+    }
+    g->nt = nt;
+    for (int32_t t = 0; t < nT; t++)
+        g->tptr[t + 1] += g->tptr[t];
+    MMS_CALL_GOTO(s, fail, mms_malloc((size_t)(e ? e : 1) * sizeof *g->timg, &g->timg));
+    {
+        int64_t *fill = NULL;
+        MMS_CALL_GOTO(s, fail, mms_malloc(((size_t)nT + 1) * sizeof *fill, &fill));
+        memcpy(fill, g->tptr, ((size_t)nT + 1) * sizeof *fill);
+        for (int64_t p = 0; p < nt; p++) /* positions ascending within each tag */
+            for (int64_t b = g->ptr[p]; b < g->ptr[p + 1]; b++)
+                g->timg[fill[g->tag[b]]++] = p;
+        free(fill);
+    }
+    g->X = c->knn_x ? c->knn_x : c->x;
+    g->d = c->knn_x ? c->knn_dim : c->dim;
+    for (int64_t r = 0; r < c->n; r++) {
+        const float *x = g->X + (size_t)r * (size_t)g->d;
+        double a = 0;
+        for (int32_t t = 0; t < g->d; t++)
+            a += (double)x[t] * x[t];
+        g->norm[r] = sqrt(a);
+    }
+    return MMS_OK;
+fail:
+    gallery_free(g);
+    return s;
+}
+
+/* Per-query work space. */
+typedef struct {
+    double *v;     /* ntags: the debiased vote vector */
+    double *score; /* nt */
+    double *pimg, *nimg, *rst; /* nt: PPR image mass, next, restart */
+    double *ptag, *ntag;       /* ntags */
+} expand_ws_t;
+
+/* VOTE scores of every gallery position into ws->score. nbr/sims: k entries. */
+static void expand_vote(const gallery_t *g, int32_t ntags, const int64_t *nbr, const float *sims,
+                        int k, expand_ws_t *ws) {
+    double *v = ws->v;
+    memset(v, 0, (size_t)ntags * sizeof *v);
+    for (int i = 0; i < k; i++) {
+        if (nbr[i] < 0) continue;
+        int64_t p = g->pos[nbr[i]];
+        for (int64_t b = g->ptr[p]; b < g->ptr[p + 1]; b++)
+            v[g->tag[b]] += (double)sims[i];
+    }
+    double nv = 0;
+    for (int32_t t = 0; t < ntags; t++) {
+        int64_t f = g->tptr[t + 1] - g->tptr[t];
+        if (v[t] != 0) v[t] /= pow((double)(f > 0 ? f : 1), MMS_VOTE_PRIOR_POWER);
+        nv += v[t] * v[t];
+    }
+    nv = sqrt(nv);
+    for (int64_t p = 0; p < g->nt; p++) {
+        int64_t deg = g->ptr[p + 1] - g->ptr[p];
+        double a = 0;
+        for (int64_t b = g->ptr[p]; b < g->ptr[p + 1]; b++)
+            a += v[g->tag[b]];
+        ws->score[p] = deg > 0 && nv > 0 ? a / (nv * sqrt((double)deg)) : 0.0;
+    }
+}
+
+/* PPR image mass of every gallery position into ws->score. */
+static void expand_ppr(const gallery_t *g, int32_t ntags, const int64_t *nbr, const float *sims,
+                       int k, const mms_expand_params_t *p, expand_ws_t *ws) {
+    int64_t nt = g->nt;
+    double *r = ws->rst, *pi = ws->pimg, *ni = ws->nimg, *pt = ws->ptag, *nx = ws->ntag;
+    memset(r, 0, (size_t)nt * sizeof *r);
+    double tot = 0;
+    int present = 0;
+    for (int i = 0; i < k; i++)
+        if (nbr[i] >= 0) {
+            tot += sims[i] > 0 ? (double)sims[i] : 0.0;
+            present++;
+        }
+    for (int i = 0; i < k; i++) /* rows are distinct; all cosines 0: equal shares */
+        if (nbr[i] >= 0)
+            r[g->pos[nbr[i]]] = tot > 0 ? (sims[i] > 0 ? (double)sims[i] : 0.0) / tot
+                                        : 1.0 / (double)present;
+    memcpy(pi, r, (size_t)nt * sizeof *pi);
+    memset(pt, 0, (size_t)ntags * sizeof *pt);
+    for (int it = 0; it < p->iters; it++) {
+        double dangling = 0;
+        memset(nx, 0, (size_t)ntags * sizeof *nx);
+        memset(ni, 0, (size_t)nt * sizeof *ni);
+        for (int64_t q = 0; q < nt; q++) { /* image -> one of its tags */
+            int64_t deg = g->ptr[q + 1] - g->ptr[q];
+            if (pi[q] == 0) continue;
+            if (deg == 0) {
+                dangling += pi[q];
+                continue;
+            }
+            double share = pi[q] / (double)deg;
+            for (int64_t b = g->ptr[q]; b < g->ptr[q + 1]; b++)
+                nx[g->tag[b]] += share;
+        }
+        for (int32_t t = 0; t < ntags; t++) { /* tag -> one of its images */
+            int64_t deg = g->tptr[t + 1] - g->tptr[t];
+            if (pt[t] == 0) continue;
+            if (deg == 0) {
+                dangling += pt[t];
+                continue;
+            }
+            double share = pt[t] / (double)deg;
+            for (int64_t b = g->tptr[t]; b < g->tptr[t + 1]; b++)
+                ni[g->timg[b]] += share;
+        }
+        for (int64_t q = 0; q < nt; q++)
+            pi[q] = p->alpha * r[q] + (1 - p->alpha) * (ni[q] + dangling * r[q]);
+        for (int32_t t = 0; t < ntags; t++)
+            pt[t] = (1 - p->alpha) * nx[t];
+    }
+    memcpy(ws->score, pi, (size_t)nt * sizeof *pi);
+}
+
+/* The three kinds for precomputed neighbours (nq x stride, first p->k used). */
+static mms_status expand_run(const mms_catalog_t *c, const gallery_t *g, const int64_t *qrows,
+                             int64_t nq, mms_expand_kind kind, const mms_expand_params_t *p,
+                             const int64_t *nbr, const float *sims, int stride, int kout,
+                             int64_t *rows_out, float *scores_out) {
+    mms_status s = MMS_OK;
+    expand_ws_t ws = {0};
+    double *bs = NULL;
+    int64_t *br = NULL;
+    size_t nT = (size_t)(c->ntags ? c->ntags : 1), nt = (size_t)(g->nt ? g->nt : 1);
+    MMS_CALL_GOTO(s, out, mms_malloc(nT * sizeof *ws.v, &ws.v));
+    MMS_CALL_GOTO(s, out, mms_malloc(nt * sizeof *ws.score, &ws.score));
+    MMS_CALL_GOTO(s, out, mms_malloc((size_t)kout * sizeof *bs, &bs));
+    MMS_CALL_GOTO(s, out, mms_malloc((size_t)kout * sizeof *br, &br));
+    if (kind == MMS_EXPAND_PPR) {
+        MMS_CALL_GOTO(s, out, mms_malloc(nt * sizeof *ws.pimg, &ws.pimg));
+        MMS_CALL_GOTO(s, out, mms_malloc(nt * sizeof *ws.nimg, &ws.nimg));
+        MMS_CALL_GOTO(s, out, mms_malloc(nt * sizeof *ws.rst, &ws.rst));
+        MMS_CALL_GOTO(s, out, mms_malloc(nT * sizeof *ws.ptag, &ws.ptag));
+        MMS_CALL_GOTO(s, out, mms_malloc(nT * sizeof *ws.ntag, &ws.ntag));
+    }
+    for (int64_t i = 0; i < nq; i++) {
+        int64_t q = qrows[i];
+        const int64_t *nb = nbr + (size_t)i * stride;
+        const float *sm = sims + (size_t)i * stride;
+        if (kind == MMS_EXPAND_PPR)
+            expand_ppr(g, c->ntags, nb, sm, p->k, p, &ws);
+        else
+            expand_vote(g, c->ntags, nb, sm, p->k, &ws);
+        if (kind == MMS_EXPAND_FUSED) {
+            const float *xq = g->X + (size_t)q * (size_t)g->d;
+            for (int64_t a = 0; a < g->nt; a++) {
+                int64_t r = g->row[a];
+                double cs = 0;
+                if (g->norm[q] > 0 && g->norm[r] > 0) {
+                    const float *xr = g->X + (size_t)r * (size_t)g->d;
+                    double dot = 0;
+                    for (int32_t u = 0; u < g->d; u++)
+                        dot += (double)xq[u] * xr[u];
+                    cs = dot / (g->norm[q] * g->norm[r]);
+                }
+                ws.score[a] = p->w * cs + (1 - p->w) * ws.score[a];
+            }
+        }
+        best_t b = best_empty(bs, br, kout);
+        for (int64_t a = 0; a < g->nt; a++)
+            if (g->row[a] != q) best_offer(&b, ws.score[a], g->row[a]);
+        for (int t = 0; t < kout; t++) {
+            rows_out[(size_t)i * kout + t] = b.r[t];
+            scores_out[(size_t)i * kout + t] = (float)b.s[t];
+        }
+    }
+out:
+    free(ws.v);
+    free(ws.score);
+    free(ws.pimg);
+    free(ws.nimg);
+    free(ws.rst);
+    free(ws.ptag);
+    free(ws.ntag);
+    free(bs);
+    free(br);
+    return s;
+}
+
+static mms_status expand_check(const mms_expand_params_t *p, int kout) {
+    MMS_CHECK(p->k >= 1 && p->k <= MMS_EVAL_MAX_K, MMS_ERR_ARG,
+              "baseline: expansion k (--baseline-k) must be in [1, %d], got %d", MMS_EVAL_MAX_K,
+              p->k);
+    MMS_CHECK(p->alpha > 0 && p->alpha <= 1, MMS_ERR_ARG,
+              "baseline: PPR restart probability (--ppr-alpha) must be in (0, 1], got %g",
+              p->alpha);
+    MMS_CHECK(p->iters >= 1 && p->iters <= 1000, MMS_ERR_ARG,
+              "baseline: PPR iterations must be in [1, 1000], got %d", p->iters);
+    MMS_CHECK(p->w >= 0 && p->w <= 1, MMS_ERR_ARG,
+              "baseline: fused visual weight (--fuse-weight) must be in [0, 1], got %g", p->w);
+    MMS_CHECK(kout >= 1 && kout <= MMS_EVAL_MAX_K, MMS_ERR_ARG,
+              "baseline: k must be in [1, %d], got %d", MMS_EVAL_MAX_K, kout);
+    return MMS_OK;
+}
+
+mms_status mms_baseline_expand(const mms_catalog_t *c, const int64_t *qrows, int64_t nq,
+                               mms_expand_kind kind, const mms_expand_params_t *p, int kout,
+                               int64_t *rows_out, float *scores_out) {
+    MMS_CALL(expand_check(p, kout));
+    for (int64_t i = 0; i < nq; i++)
+        MMS_CHECK(qrows[i] >= 0 && qrows[i] < c->n, MMS_ERR_ARG,
+                  "baseline: query row %lld out of range", (long long)qrows[i]);
+    gallery_t g;
+    int64_t *nbr = NULL;
+    float *sims = NULL;
+    mms_status s = MMS_OK;
+    MMS_CALL(gallery_build(c, &g));
+    size_t nn = (size_t)(nq ? nq : 1) * (size_t)p->k;
+    MMS_CALL_GOTO(s, out, mms_malloc(nn * sizeof *nbr, &nbr));
+    MMS_CALL_GOTO(s, out, mms_malloc(nn * sizeof *sims, &sims));
+    MMS_CALL_GOTO(s, out, mms_baseline_visual(c, 1, qrows, nq, p->k, nbr, sims));
+    MMS_CALL_GOTO(s, out,
+                  expand_run(c, &g, qrows, nq, kind, p, nbr, sims, p->k, kout, rows_out,
+                             scores_out));
+out:
+    free(nbr);
+    free(sims);
+    gallery_free(&g);
+    return s;
+}
+
 mms_status mms_eval_add_baselines(mms_eval_t *e, const int64_t *qrows, int64_t nq, unsigned which,
                                   int k_overlap, uint64_t seed) {
+    return mms_eval_add_baselines_ex(e, qrows, nq, which, k_overlap, seed, NULL);
+}
+
+/* The expansion baselines of which, recorded in e (neighbours found once). */
+static mms_status add_expansions(mms_eval_t *e, const int64_t *qrows, int64_t nq, unsigned which,
+                                 int k_overlap, int k, const mms_expand_params_t *p) {
+    static const struct {
+        unsigned flag;
+        mms_expand_kind kind;
+        const char *name;
+    } kinds[] = {{MMS_BASELINE_EXPAND, MMS_EXPAND_VOTE, "vote-expansion"},
+                 {MMS_BASELINE_PPR, MMS_EXPAND_PPR, "ppr"},
+                 {MMS_BASELINE_FUSED, MMS_EXPAND_FUSED, "fused"}};
+    if (!(which & (MMS_BASELINE_EXPAND | MMS_BASELINE_PPR | MMS_BASELINE_FUSED))) return MMS_OK;
+    const mms_catalog_t *c = mms_eval_catalog(e);
+    MMS_CALL(expand_check(p, k));
+    gallery_t g;
+    int64_t *nbr = NULL, *rows = NULL;
+    float *sims = NULL, *sc = NULL;
+    mms_status s = MMS_OK;
+    MMS_CALL(gallery_build(c, &g));
+    size_t nn = (size_t)(nq ? nq : 1) * (size_t)p->k, nk = (size_t)(nq ? nq : 1) * (size_t)k;
+    MMS_CALL_GOTO(s, out, mms_malloc(nn * sizeof *nbr, &nbr));
+    MMS_CALL_GOTO(s, out, mms_malloc(nn * sizeof *sims, &sims));
+    MMS_CALL_GOTO(s, out, mms_malloc(nk * sizeof *rows, &rows));
+    MMS_CALL_GOTO(s, out, mms_malloc(nk * sizeof *sc, &sc));
+    MMS_CALL_GOTO(s, out, mms_baseline_visual(c, 1, qrows, nq, p->k, nbr, sims));
+    for (size_t t = 0; t < sizeof kinds / sizeof kinds[0]; t++) {
+        if (!(which & kinds[t].flag)) continue;
+        int m;
+        MMS_CALL_GOTO(s, out, mms_eval_method(e, kinds[t].name, k_overlap, &m));
+        MMS_CALL_GOTO(s, out,
+                      expand_run(c, &g, qrows, nq, kinds[t].kind, p, nbr, sims, p->k, k, rows,
+                                 sc));
+        for (int64_t i = 0; i < nq; i++)
+            MMS_CALL_GOTO(s, out,
+                          mms_eval_add_results(e, m, qrows[i], rows + (size_t)i * k,
+                                               sc + (size_t)i * k, k));
+    }
+out:
+    free(nbr);
+    free(sims);
+    free(rows);
+    free(sc);
+    gallery_free(&g);
+    return s;
+}
+
+mms_status mms_eval_add_baselines_ex(mms_eval_t *e, const int64_t *qrows, int64_t nq,
+                                     unsigned which, int k_overlap, uint64_t seed,
+                                     const mms_expand_params_t *pin) {
+    mms_expand_params_t p;
+    if (pin)
+        p = *pin;
+    else
+        mms_expand_params_default(&p);
     const mms_catalog_t *c = mms_eval_catalog(e);
     MMS_CHECK(k_overlap >= 1 && k_overlap <= MMS_EVAL_MAX_K, MMS_ERR_ARG,
               "eval: k_overlap must be in [1, %d], got %d", MMS_EVAL_MAX_K, k_overlap);
@@ -434,6 +781,7 @@ mms_status mms_eval_add_baselines(mms_eval_t *e, const int64_t *qrows, int64_t n
         for (int64_t i = 0; i < nq; i++)
             MMS_CALL_GOTO(s, out, mms_eval_add_tags(e, m, qrows[i], top, MMS_EVAL_NTAGS));
     }
+    MMS_CALL_GOTO(s, out, add_expansions(e, qrows, nq, which, k_overlap, k, &p));
 out:
     free(rows);
     free(sc);

@@ -34,7 +34,9 @@
  * and recall over the words of the queries' ground truth, N+).
  *
  * Baselines: exact raw-visual cosine top-k, visual kNN tag voting, random
- * results and the tag oracle (docs/evaluation.md, "Baselines").
+ * results, the tag oracle, and the expansion baselines through the tags of the
+ * query's visual neighbours: vote expansion, personalised PageRank, and the
+ * fused visual + expansion score (docs/evaluation.md, "Baselines").
  *
  * Ownership: the judge and the accumulator borrow the catalog (and the
  * accumulator the judge); both must outlive them. Nothing here writes files
@@ -215,17 +217,66 @@ mms_status mms_baseline_random(const mms_catalog_t *c, const int64_t *qrows, int
 mms_status mms_baseline_tag_oracle(const mms_catalog_t *c, const int64_t *qrows, int64_t nq, int k,
                                    int64_t *rows_out, float *scores_out);
 
+/* The expansion baselines: image-only retrieval through the tags of the
+ * query's visual neighbours, the strongest simple rivals of gnn-image
+ * (docs/evaluation.md, "Baselines"). The query's k nearest training rows in
+ * the raw-visual space (mms_baseline_visual) are its neighbours; then
+ *   VOTE   they vote for their tags with weight cosine, each tag's votes divided
+ *          by the square root of its training frequency (MMS_VOTE_PRIOR_POWER,
+ *          as the debiased tag vote), and every training row scores the
+ *          cosine of that vote vector with its binary tag vector (0 without
+ *          tags);
+ *   PPR    personalised PageRank on the bipartite graph of the training rows
+ *          and their tags: restart (probability alpha) at the neighbours in
+ *          proportion to their cosine (clipped at 0; equal shares if all are
+ *          0), walk image -> one of its tags -> one of that tag's images,
+ *          each uniformly; mass at an untagged image restarts; iters
+ *          synchronous power iterations from the restart vector; rows scored
+ *          by their image mass;
+ *   FUSED  w * raw-visual cosine + (1 - w) * the VOTE score, every row.
+ * Training rows (not the query) are ranked by score, ties by lower row. */
+typedef enum { MMS_EXPAND_VOTE = 0, MMS_EXPAND_PPR = 1, MMS_EXPAND_FUSED = 2 } mms_expand_kind;
+
+typedef struct {
+    int k;        /* visual neighbours per query, 1..MMS_EVAL_MAX_K */
+    double alpha; /* PPR restart probability, (0, 1] */
+    int iters;    /* PPR power iterations, >= 1 */
+    double w;     /* FUSED weight of the visual cosine, [0, 1] */
+} mms_expand_params_t;
+
+/* The defaults, chosen on Corel5k's validation split (docs/results.md,
+ * "Baselines, settings chosen on validation"). */
+#define MMS_EXPAND_K 1000
+#define MMS_EXPAND_ALPHA 0.03
+#define MMS_EXPAND_ITERS 20
+#define MMS_EXPAND_W 0.1
+void mms_expand_params_default(mms_expand_params_t *p);
+
+/* Top kout training rows of each query (rows_out / scores_out: nq x kout,
+ * padded with -1 / -INFINITY). */
+mms_status mms_baseline_expand(const mms_catalog_t *c, const int64_t *qrows, int64_t nq,
+                               mms_expand_kind kind, const mms_expand_params_t *p, int kout,
+                               int64_t *rows_out, float *scores_out);
+
 enum {
-    MMS_BASELINE_VISUAL = 1, /* "raw-visual": cosine top-k, with kNN tag voting (k = 5, weighted) */
-    MMS_BASELINE_RANDOM = 2, /* "random" */
-    MMS_BASELINE_ORACLE = 4, /* "tag-oracle" */
-    MMS_BASELINE_PRIOR = 8,  /* "tag-prior": the 5 most frequent training tags (annotation only) */
-    MMS_BASELINE_ALL = 15
+    MMS_BASELINE_VISUAL = 1,  /* "raw-visual": cosine top-k, with kNN tag voting (k = 5, weighted) */
+    MMS_BASELINE_RANDOM = 2,  /* "random" */
+    MMS_BASELINE_ORACLE = 4,  /* "tag-oracle" */
+    MMS_BASELINE_PRIOR = 8,   /* "tag-prior": the 5 most frequent training tags (annotation only) */
+    MMS_BASELINE_EXPAND = 16, /* "vote-expansion": MMS_EXPAND_VOTE */
+    MMS_BASELINE_PPR = 32,    /* "ppr": MMS_EXPAND_PPR */
+    MMS_BASELINE_FUSED = 64,  /* "fused": MMS_EXPAND_FUSED */
+    MMS_BASELINE_ALL = 127
 };
 
 /* Run the chosen baselines for the query rows and record them in e under the
- * names above (k_overlap as given, results kept: max(MMS_EVAL_K, k_overlap)). */
+ * names above (k_overlap as given, results kept: max(MMS_EVAL_K, k_overlap)),
+ * the expansion ones with the default parameters. */
 mms_status mms_eval_add_baselines(mms_eval_t *e, const int64_t *qrows, int64_t nq, unsigned which,
                                   int k_overlap, uint64_t seed);
+/* The same with the expansion baselines' parameters (NULL: the defaults). */
+mms_status mms_eval_add_baselines_ex(mms_eval_t *e, const int64_t *qrows, int64_t nq,
+                                     unsigned which, int k_overlap, uint64_t seed,
+                                     const mms_expand_params_t *p);
 
 #endif

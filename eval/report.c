@@ -36,6 +36,32 @@ int mms_report_slider_weight(const char *name, double *w) {
     return 1;
 }
 
+/* ------------------------------------------------------ paired differences */
+
+const char *const report_ref_methods[REPORT_NREF] = {"raw-visual", "vote-expansion", "ppr",
+                                                      "fused"};
+
+void report_paired_ndcg5(const mms_eval_t *e, int a, int b, double *mean, double *se, int64_t *n) {
+    double s1 = 0, s2 = 0;
+    int64_t k = 0, nq = mms_eval_queries(e, b);
+    for (int64_t i = 0; i < nq; i++) {
+        mms_eval_query_t qb, qa;
+        mms_eval_query(e, b, i, &qb);
+        if (qb.n == 0) continue;
+        int64_t j = mms_eval_find_query(e, a, qb.query);
+        if (j < 0) continue;
+        mms_eval_query(e, a, j, &qa);
+        if (qa.n == 0) continue;
+        double d = qb.ndcg5 - qa.ndcg5;
+        s1 += d, s2 += d * d;
+        k++;
+    }
+    *n = k;
+    *mean = k >= 2 ? s1 / (double)k : 0;
+    *se = k >= 2 ? sqrt(fmax(0, (s2 - (double)k * *mean * *mean) / (double)(k - 1)) / (double)k)
+                 : 0;
+}
+
 /* ---------------------------------------------------------------- files */
 
 mms_status report_out_open(outfile_t *o, const char *dir, const char *name) {

@@ -56,6 +56,16 @@ typedef struct {
     const char *dir; /* where the writers write: the report's temporary directory */
 } rep_t;
 
+/* The baselines every method is compared with, query by query, in the
+ * report (those present with results): REPORT_NREF names. */
+#define REPORT_NREF 4
+extern const char *const report_ref_methods[REPORT_NREF];
+
+/* Mean and standard error (sd / sqrt(n)) of the per-query difference
+ * b - a of nDCG@5 (all-Excellent scale) over the n queries both methods
+ * answered with results (report.c); mean and se 0 when n < 2. */
+void report_paired_ndcg5(const mms_eval_t *e, int a, int b, double *mean, double *se, int64_t *n);
+
 /* report_tsv.c */
 mms_status report_write_metrics(const rep_t *r);
 mms_status report_write_queries(const rep_t *r);

@@ -1,6 +1,7 @@
 /* report_md.c: report.md, the human-readable report, written as a sequence of
- * sections: title and introduction, datasets, graded relevance (the paper's
- * Table 1), nDCG (Table 2), tag prediction (the Corel5k annotation protocol,
+ * sections: title and introduction (with the queries' split), datasets,
+ * graded relevance (the paper's Table 1), nDCG (Table 2), paired per-query
+ * nDCG@5 differences against the baselines, tag prediction (the Corel5k annotation protocol,
  * with the literature's rows), the slider table with paired step errors, the
  * training loss, notes on examples and skipped plots, settings, and the list
  * of files. Each section is skipped when no dataset has what it shows.
@@ -186,6 +187,66 @@ static void md_ndcg(FILE *f, const rep_t *r) {
     }
 }
 
+/* Every method against each baseline, query by query: the mean per-query
+ * nDCG@5 difference with its paired standard error. */
+static void md_paired(FILE *f, const rep_t *r) {
+    int any = 0;
+    for (int i = 0; i < r->nds; i++)
+        for (int b = 0; b < REPORT_NREF; b++) {
+            int mb = mms_eval_find_method(r->ds[i].e, report_ref_methods[b]);
+            any |= mb >= 0 && r->ds[i].sum[mb].queries > 0;
+        }
+    if (!any) return;
+    fputs("## Paired differences (nDCG@5, all-Excellent)\n\nEach cell: the mean over the queries "
+          "both methods answered of the row method's nDCG@5 minus the column baseline's, +- its "
+          "paired standard error (sd / sqrt(n) of the per-query differences). A difference "
+          "within about two standard errors of 0 is within the noise of this query set. The "
+          "`gnn-image` row is the GNN against each baseline; the `raw-visual` column is every "
+          "method against raw features.\n\n",
+          f);
+    for (int i = 0; i < r->nds; i++) {
+        const ds_t *d = &r->ds[i];
+        int ref[REPORT_NREF], nref = 0;
+        for (int b = 0; b < REPORT_NREF; b++) {
+            int mb = mms_eval_find_method(d->e, report_ref_methods[b]);
+            if (mb >= 0 && d->sum[mb].queries > 0) ref[nref++] = mb;
+        }
+        if (!nref) continue;
+        fprintf(f, "### %s\n\n", d->name);
+        char head[REPORT_NREF][96];
+        const char *cols[REPORT_NREF + 3];
+        cols[0] = "method";
+        cols[1] = "nDCG@5 (all-Excellent)";
+        for (int b = 0; b < nref; b++) {
+            snprintf(head[b], sizeof head[b], "minus %s", mms_eval_method_name(d->e, ref[b]));
+            cols[2 + b] = head[b];
+        }
+        cols[2 + nref] = "paired queries";
+        md_table_head(f, cols, nref + 3);
+        for (int m = 0; m < d->nm; m++) {
+            if (!d->sum[m].queries) continue;
+            fprintf(f, "| %s | %.3f |", mms_eval_method_name(d->e, m), d->sum[m].ndcg_excellent[1]);
+            int64_t npair = 0;
+            for (int b = 0; b < nref; b++) {
+                double mean, se;
+                int64_t n;
+                if (ref[b] == m) {
+                    fputs(" - |", f);
+                    continue;
+                }
+                report_paired_ndcg5(d->e, ref[b], m, &mean, &se, &n);
+                if (n < 2)
+                    fputs(" - |", f);
+                else
+                    fprintf(f, " %+.4f +- %.4f |", mean, se);
+                if (n > npair) npair = n;
+            }
+            fprintf(f, " %lld |\n", (long long)npair);
+        }
+        fputc('\n', f);
+    }
+}
+
 /* Tag prediction P / R / N+, with the literature's rows on Corel5k. */
 static void md_tags(FILE *f, const rep_t *r) {
     int any_tags = 0;
@@ -347,6 +408,7 @@ mms_status report_write_md(const rep_t *r, const mms_report_info_t *info, int ha
     md_datasets(f, r);
     md_grades(f, r, has_plot);
     md_ndcg(f, r);
+    md_paired(f, r);
     md_tags(f, r);
     md_slider(f, r, has_plot);
     md_loss(f, r, has_plot);

@@ -46,6 +46,20 @@ mms_status report_write_metrics(const rep_t *r) {
                 put_metric_f(f, d, m, "visual-sim", s->visual_sim);
                 put_metric_i(f, d, m, "overlap-k", s->k_overlap);
                 put_metric_i(f, d, m, "short-lists", s->short_lists);
+                /* paired per-query nDCG@5 differences against each baseline */
+                for (int b = 0; b < REPORT_NREF; b++) {
+                    int mb = mms_eval_find_method(d->e, report_ref_methods[b]);
+                    if (mb < 0 || mb == m || d->sum[mb].queries == 0) continue;
+                    double mean, se;
+                    int64_t n;
+                    report_paired_ndcg5(d->e, mb, m, &mean, &se, &n);
+                    if (n < 2) continue;
+                    char name[96];
+                    snprintf(name, sizeof name, "paired-ndcg@5-minus-%s", report_ref_methods[b]);
+                    put_metric_f(f, d, m, name, mean);
+                    snprintf(name, sizeof name, "paired-ndcg@5-minus-%s-se", report_ref_methods[b]);
+                    put_metric_f(f, d, m, name, se);
+                }
             }
             if (s->tag_queries > 0) {
                 put_metric_i(f, d, m, "tag-queries", s->tag_queries);

@@ -8,6 +8,9 @@
 #     training images (no result is a val or test image), report.md says
 #     "val" in its first lines and metrics.tsv has split = val for every
 #     method; the default is --split test and says so
+#   - the expansion baselines (vote-expansion, ppr, fused) and their paired
+#     differences are in the report; eval --baselines-only needs no index and
+#     states its settings; eval without --index (and without it) is refused
 #   - search --split val answers one line per val image
 #   - clear errors: --split val on a catalog without val images (eval and
 #     search) names the catalog and --val-fraction; eval --split train refused
@@ -80,6 +83,26 @@ grep -q "^cat	gnn-image	split	test$" "$T/R2/metrics.tsv" || fail "default eval m
 mpi eval --catalog "$T/cat" --index "$T/a-i" --split train --report "$T/R3" >"$T/out" 2>&1 &&
     fail "eval --split train succeeded"
 grep -q "want val or test" "$T/out" || fail "eval --split train: $(tail -3 "$T/out")"
+
+# --- the expansion baselines: in every report, and alone without an index
+for me in vote-expansion ppr fused; do
+    grep -q "^cat	$me	ndcg@5-ideal-excellent	" "$T/R/metrics.tsv" || fail "eval report has no $me"
+done
+grep -q "^cat	gnn-image	paired-ndcg@5-minus-vote-expansion	" "$T/R/metrics.tsv" ||
+    fail "metrics.tsv has no paired difference of gnn-image against vote-expansion"
+grep -q "## Paired differences" "$T/R/report.md" || fail "report.md has no paired differences"
+mpi eval --catalog "$T/cat" --split val --baselines-only --baseline-k 7 --ppr-alpha 0.2 \
+    --fuse-weight 0.4 --report "$T/RB" --plots 0 >"$T/out" 2>&1 || { tail -5 "$T/out"; fail "eval --baselines-only"; }
+grep -q "^cat	gnn-image	" "$T/RB/metrics.tsv" && fail "--baselines-only ran the GNN"
+grep -q "^cat	fused	queries	$nval$" "$T/RB/metrics.tsv" || fail "--baselines-only: fused did not answer the val queries"
+grep -q "7 visual neighbours (\`--baseline-k\`), ppr restart 0.2" "$T/RB/report.md" ||
+    fail "report.md does not state the baselines' settings"
+head -4 "$T/RB/report.md" | grep -q "Computed on the val split" || fail "--baselines-only report does not say val"
+mpi eval --catalog "$T/cat" --report "$T/RC" >"$T/out" 2>&1 && fail "eval without --index succeeded"
+grep -q -- "--index is required" "$T/out" || fail "eval without --index: $(tail -3 "$T/out")"
+mpi eval --catalog "$T/cat" --baselines-only --baseline-k 0 --report "$T/RC" >"$T/out" 2>&1 &&
+    fail "eval --baseline-k 0 succeeded"
+[ -e "$T/RC" ] && fail "a refused eval left a report"
 
 # --- search --split val
 mpi search --index "$T/a-i" --catalog "$T/cat" --split val --out "$T/s.jsonl" >"$T/out" 2>&1 ||

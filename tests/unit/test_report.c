@@ -519,15 +519,40 @@ int main(void) {
     char *qt = slurp(out, "queries.tsv");
     T_CHECK(has(qt, "dataset\tmethod\tquery\trank\tresult\tscore\tgrade\n"));
     T_CHECK(has(qt, "coco-fake\tgnn-image\t118\t1\t"));
-    /* 6 queries x (raw-visual 5 + random 5 + oracle 5 + 2 x 5 + 3 x 10) + header */
-    T_EQ_INT(count_lines(qt), 1 + 6 * (15 + 10 + 30));
+    /* 6 queries x (raw-visual 5 + random 5 + oracle 5 + vote-expansion, ppr, fused 3 x 5
+     * + 2 x 5 + 3 x 10) + header */
+    T_EQ_INT(count_lines(qt), 1 + 6 * (15 + 15 + 10 + 30));
     char *pt = slurp(out, "predictions.tsv");
     T_CHECK(has(pt, "coco-fake\tgnn-image\t118\t1\t"));
     /* per query: 6 queries x 8 methods with results + header; the paired steps in report.md */
     char *qm = slurp(out, "query-metrics.tsv");
     T_CHECK(has(qm, "dataset\tmethod\tquery\tndcg@5-ideal-excellent\ttag-overlap\tvisual-sim\n"));
     T_CHECK(has(qm, "coco-fake\tslider-0.50\t118\t"));
-    T_EQ_INT(count_lines(qm), 1 + 6 * 8);
+    T_EQ_INT(count_lines(qm), 1 + 6 * 11);
+    /* paired differences: in report.md, and in metrics.tsv the mean per-query
+     * nDCG@5 difference recomputed here from the accumulator's records */
+    T_CHECK(has(md, "## Paired differences (nDCG@5, all-Excellent)"));
+    T_CHECK(has(md, "| minus raw-visual | minus vote-expansion | minus ppr | minus fused |"));
+    T_CHECK(has(metrics, "coco-fake\tgnn-image\tpaired-ndcg@5-minus-fused-se\t"));
+    T_CHECK(!strstr(metrics, "coco-fake\traw-visual\tpaired-ndcg@5-minus-raw-visual"));
+    {
+        int mg = mms_eval_find_method(e, "gnn-image"), mr = mms_eval_find_method(e, "raw-visual");
+        double sum = 0;
+        int64_t n = 0;
+        for (int64_t i = 0; i < mms_eval_queries(e, mg); i++) {
+            mms_eval_query_t a, b;
+            mms_eval_query(e, mg, i, &a);
+            int64_t k2 = mms_eval_find_query(e, mr, a.query);
+            if (k2 < 0) continue;
+            mms_eval_query(e, mr, k2, &b);
+            sum += a.ndcg5 - b.ndcg5;
+            n++;
+        }
+        const char *at = strstr(metrics, "coco-fake\tgnn-image\tpaired-ndcg@5-minus-raw-visual\t");
+        T_CHECK(at != NULL && n == 6);
+        if (at) T_NEAR(strtod(at + strlen("coco-fake\tgnn-image\tpaired-ndcg@5-minus-raw-visual\t"), NULL),
+                       sum / (double)n, 1e-5);
+    }
     T_CHECK(has(md, "step: overlap change +- paired SE"));
     T_CHECK(has(md, " +- "));
     free(qm);
