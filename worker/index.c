@@ -52,13 +52,6 @@ static mms_status get_int32(const mms_manifest_t *m, const char *key, int32_t *v
     return MMS_OK;
 }
 
-/* A version's added images (coordinator part): their catalog decorates them. */
-struct mms_index_added {
-    int64_t version, first, count;
-    mms_catalog_t *cat;
-    const char **row_tags; /* cat->tag_ptr[cat->n]: tag names of every row's tags */
-};
-
 void mms_index_segment_file(char *out, size_t cap, int64_t version, const char *base_name) {
     if (version == 0) snprintf(out, cap, "%s", base_name);
     else snprintf(out, cap, "add-%lld.%s", (long long)version, base_name);

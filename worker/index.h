@@ -74,6 +74,14 @@
 #define MMS_INDEX_REMOVED_FILE "removed.npy"
 #define MMS_INDEX_ADDED_DIR "added-%lld" /* printf pattern of version V's added catalog */
 
+/* The images one version added (coordinator part): nodes first .. first +
+ * count - 1 are the rows of cat, which decorates them. */
+struct mms_index_added {
+    int64_t version, first, count;
+    mms_catalog_t *cat;
+    const char **row_tags; /* cat->tag_ptr[cat->n]: tag names of every row's tags */
+};
+
 /* One segment of a shard's image nodes (rows in ascending node id): the base
  * rows embed wrote (version 0) or the rows a version added. Arrays are mapped. */
 typedef struct {
