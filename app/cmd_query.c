@@ -14,14 +14,19 @@
  *               TAGS comma-separated or "-"; VISUAL in [0,1] or "-" (server
  *               default); EXCLUDE an image id or "-".
  *   --op info / --op ping   the server's description / a round trip.
+ *   --reload    (= --op reload) the server switches to the index version its
+ *               --index names now (docs/query.md, "Reload"); prints the old and
+ *               new version and directory, or why the server refused (exit 1).
  *
  * Retries (--retry-for, default 30 s; docs/query.md): a connection refused,
  * reset or closed, no answer within --timeout, or an `unavailable` answer is
  * retried with exponential back-off and jitter (coordinator/netclient.h),
  * re-sending the requests not yet answered, which is safe because every op is
- * read-only; a refused request (k_range, ...) is never retried. --server-file
- * reads the address from a file (jobs/serve.sbatch writes one) before every
- * connection, so a server restarted on another port or node is found again.
+ * read-only but reload, and a reload sent twice ends where one does (on the
+ * version --index names); a refused request (k_range, ...) is never retried.
+ * --server-file reads the address from a file (jobs/serve.sbatch writes one)
+ * before every connection, so a server restarted on another port or node is
+ * found again.
  *
  * Authentication: --auth-token-file FILE (default: $MMS_AUTH_TOKEN_FILE) sends
  * the file's token in every request ('auth'), read as `serve --auth-token-file`
@@ -148,7 +153,7 @@ static void print_human(FILE *out, const mms_response_t *r, mms_op op, double se
                         const char *server) {
     if (op == MMS_OP_PING) {
         fprintf(out, "pong from %s in %.3f ms\n", server, seconds * 1e3);
-    } else if (op == MMS_OP_INFO) {
+    } else if (op == MMS_OP_INFO || op == MMS_OP_RELOAD) {
         for (int i = 0; i < r->ninfo; i++) {
             const mms_info_t *e = &r->info[i];
             if (e->type == MMS_INFO_INT) fprintf(out, "%-20s %lld\n", e->key, (long long)e->i);
@@ -382,7 +387,7 @@ typedef struct {
         *exclude, *batch, *connect_s, *concept_s, *out, *token_file;
     int64_t row;
     double visual, timeout, retry_for;
-    int k, neighbors, tag_k, predict, json, depth, force;
+    int k, neighbors, tag_k, predict, json, depth, force, reload;
 } query_opts_t;
 
 static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *help) {
@@ -402,7 +407,10 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
         {"server-file", MMS_OPT_STR, &o->server_file,
          "read HOST:PORT from this file before every connection (jobs/serve.sbatch writes one); "
          "overrides --server", 0, 0, 0, 0},
-        {"op", MMS_OPT_STR, &o->op_s, "search, predict_tags, info or ping", 0, 0, 0, 0},
+        {"op", MMS_OPT_STR, &o->op_s, "search, predict_tags, info, ping or reload", 0, 0, 0, 0},
+        {"reload", MMS_OPT_FLAG, &o->reload,
+         "ask the server to switch to the index version its --index names now (= --op reload); "
+         "prints the old and new versions", 0, 0, 0, 0},
         {"image-features", MMS_OPT_STR, &o->features,
          "float32 .npy whose row --row is the query image (node-feature space)", 0, 0, 0, 0},
         {"row", MMS_OPT_INT64, &o->row, "row of --image-features (and --knn-features)", 0, 1, 0, 1e15},
@@ -436,8 +444,8 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
          1, 0.001, 86400},
         {"retry-for", MMS_OPT_DOUBLE, &o->retry_for,
          "seconds to keep retrying after a connection refused/reset/closed, a timeout or an "
-         "'unavailable' answer (back-off with jitter; every op is read-only, so re-sending is "
-         "safe); 0 = no retries", 0, 1, 0, 86400},
+         "'unavailable' answer (back-off with jitter; re-sending is safe: the ops are read-only, "
+         "and a reload sent twice ends on the same version); 0 = no retries", 0, 1, 0, 86400},
         {"out", MMS_OPT_STR, &o->out,
          "write the answers to this file (renamed into place only on success; '-' = stdout)", 0, 0,
          0, 0},
@@ -454,12 +462,17 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
  * before connecting). */
 static mms_status make_request(const query_opts_t *o, mms_request_t *q) {
     int op = -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < MMS_OP_COUNT; i++)
         if (!strcmp(o->op_s, mms_op_name((mms_op)i))) op = i;
+    MMS_CHECK(!o->reload || op == MMS_OP_SEARCH || op == MMS_OP_RELOAD, MMS_ERR_ARG,
+              "query: --reload is an op of its own: not with --op %s", o->op_s);
+    if (o->reload) op = MMS_OP_RELOAD;
+    MMS_CHECK(op != MMS_OP_RELOAD || !o->batch, MMS_ERR_ARG,
+              "query: --reload sends no queries: not with --queries");
     MMS_CHECK(o->visual == -1 || o->visual >= 0, MMS_ERR_ARG,
               "query: --visual must be in [0, 1] (or -1 for the server's default), got %g", o->visual);
-    MMS_CHECK(op >= 0, MMS_ERR_ARG, "query: --op must be search, predict_tags, info or ping, got '%s'",
-              o->op_s);
+    MMS_CHECK(op >= 0, MMS_ERR_ARG,
+              "query: --op must be search, predict_tags, info, ping or reload, got '%s'", o->op_s);
     int connect = -1;
     for (int i = 0; i < 3; i++)
         if (!strcmp(o->connect_s, mms_connect_name(i))) connect = i;

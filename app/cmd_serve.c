@@ -10,6 +10,13 @@
  * exit 0. (SIGTERM to Open MPI's mpirun reaches every rank too and the ranks
  * drain the same way, but mpirun itself then reports the job as killed.)
  *
+ * Reload (docs/query.md, "Reload"): SIGHUP to the coordinator, or a `reload`
+ * request on the wire (authenticated like any request), switches every rank
+ * to the version --index names now (a `current` symlink is re-resolved),
+ * between batches: the batch in progress finishes on the old version, a
+ * version that does not open on every rank is refused and the old one serves
+ * on. Workers ignore SIGHUP (mpirun may forward it to every rank).
+ *
  * Access (docs/protocol.md, "Authentication"): --auth-token-file makes every
  * request carry the file's token in 'auth'; listening on anything but a
  * loopback address without one is refused before the index is opened (exit
@@ -38,11 +45,31 @@
 
 static mms_netserver_t *volatile g_server; /* for the signal handler (rank 0) */
 static volatile sig_atomic_t g_signalled;
+static volatile sig_atomic_t g_hup; /* rank 0: a SIGHUP asks for a reload between batches */
 
 static void on_signal(int sig) {
     (void)sig;
     g_signalled = 1;
     if (g_server) mms_netserver_stop(g_server); /* async-signal-safe */
+}
+
+static void on_hup(int sig) {
+    (void)sig;
+    int saved = errno;
+    g_hup = 1;
+    if (g_server) mms_netserver_wake(g_server); /* async-signal-safe */
+    errno = saved;
+}
+
+/* SIGHUP: the coordinator reloads; every other rank ignores it (mpirun may
+ * forward a SIGHUP it gets to every rank, and its default would kill them). */
+static void hup_signals(int rank) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = rank == 0 ? on_hup : SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* --listen: mms_addr_parse's forms; a host is required unless bracketed
@@ -97,7 +124,45 @@ typedef struct {
     mms_status fatal; /* an MPI failure: the engine cannot go on */
     uint8_t *connect;
     int cap;
+    uint64_t reloads, refused; /* reloads done / refused */
 } serve_ctx_t;
+
+/* Between batches: every rank switches to the version --index names now, or
+ * keeps the old one (the engine logs the outcome in one line). why: what
+ * asked for it. Returns the engine's status (MMS_ERR_MPI is fatal). */
+static mms_status serve_reload(serve_ctx_t *c, const char *why, mms_engine_reload_t *info) {
+    const mms_index_t *ix = mms_engine_index(c->engine);
+    mms_log_info("serve: %s: reloading (serving version %lld, %s)", why, (long long)ix->version,
+                 ix->dir);
+    mms_status s = mms_engine_reload(c->engine, NULL, info);
+    if (s == MMS_OK) c->reloads++;
+    else c->refused++;
+    if (s == MMS_ERR_MPI) {
+        c->fatal = s;
+        if (g_server) mms_netserver_stop(g_server);
+    }
+    return s;
+}
+
+/* The reply to a `reload` request: info {index, version, old_index,
+ * old_version, seconds}, or reload_refused with the reason. */
+static void reload_reply(mms_response_t *r, mms_status s, const mms_engine_reload_t *info,
+                         const char *reason) {
+    if (!r->ok) return; /* the loop could not prepare it */
+    if (s != MMS_OK) {
+        mms_response_set_error(r, s == MMS_ERR_MPI ? MMS_PERR_INTERNAL : MMS_PERR_RELOAD_REFUSED,
+                               "%s", reason);
+        return;
+    }
+    mms_status a = mms_response_add_info_str(r, "index", info->new_dir);
+    if (a == MMS_OK) a = mms_response_add_info_int(r, "version", info->new_version);
+    if (a == MMS_OK) a = mms_response_add_info_str(r, "old_index", info->old_dir);
+    if (a == MMS_OK) a = mms_response_add_info_int(r, "old_version", info->old_version);
+    if (a == MMS_OK) a = mms_response_add_info_real(r, "seconds", info->seconds);
+    if (a != MMS_OK)
+        mms_response_set_error(r, MMS_PERR_INTERNAL, "the reload was done, but its reply ran out "
+                               "of memory");
+}
 
 static mms_status handle(void *ctx, const mms_request_t *reqs, int n, mms_response_t *resps) {
     serve_ctx_t *c = ctx;
@@ -121,8 +186,20 @@ static mms_status handle(void *ctx, const mms_request_t *reqs, int n, mms_respon
     if (s != MMS_OK) {
         c->fatal = s;
         if (g_server) mms_netserver_stop(g_server);
+        return s;
     }
-    return s;
+    /* reload requests: once for the batch, after its queries were answered on
+     * the version they came to */
+    int nreload = 0;
+    for (int i = 0; i < n; i++) nreload += reqs[i].op == MMS_OP_RELOAD;
+    if (nreload == 0) return MMS_OK;
+    mms_engine_reload_t info;
+    mms_status rs = serve_reload(c, "reload request", &info);
+    char reason[sizeof resps[0].error_message];
+    snprintf(reason, sizeof reason, "%s", mms_error_message());
+    for (int i = 0; i < n; i++)
+        if (reqs[i].op == MMS_OP_RELOAD) reload_reply(&resps[i], rs, &info, reason);
+    return rs == MMS_ERR_MPI ? rs : MMS_OK;
 }
 
 mms_status mms_cmd_serve(int argc, char **argv) {
@@ -193,6 +270,7 @@ mms_status mms_cmd_serve(int argc, char **argv) {
      * g_server is NULL): they leave their loop when the coordinator, which
      * drains first, stops them. */
     mms_cmd_on_stop_signals(on_signal);
+    hup_signals(rank);
 
     mms_engine_params_t ep;
     mms_engine_params_default(&ep);
@@ -248,7 +326,15 @@ mms_status mms_cmd_serve(int argc, char **argv) {
         fprintf(stderr, "ready: listening on %s (%d shards on %d ranks)\n", addr, ix->shards,
                 nranks - 1);
         fflush(stderr);
-        s = mms_netserver_run(srv);
+        /* the loop, with SIGHUP's reload between its rounds */
+        int stopped = 0;
+        while (!stopped && s == MMS_OK) {
+            s = mms_netserver_step(srv, -1, &stopped);
+            if (s == MMS_OK && !stopped && g_hup && !g_signalled && ctx.fatal == MMS_OK) {
+                g_hup = 0;
+                (void)serve_reload(&ctx, "SIGHUP", NULL);
+            }
+        }
         g_server = NULL;
         mms_netserver_stats_t st;
         mms_netserver_stats(srv, &st);
@@ -258,14 +344,17 @@ mms_status mms_cmd_serve(int argc, char **argv) {
         mms_log_info("serve: stopped: %llu requests in %llu rounds (largest %d, cost %llu), "
                      "%llu decode errors, %llu unauthorized, %llu connections (%llu refused, %llu "
                      "of them for the per-address cap and %llu for lack of descriptors; %llu not "
-                     "mmsage clients, %llu of another protocol version), %llu timeouts",
+                     "mmsage clients, %llu of another protocol version), %llu timeouts; %llu "
+                     "reloads (%llu refused)",
                      (unsigned long long)st.requests, (unsigned long long)st.rounds,
                      st.max_batch_seen, (unsigned long long)st.max_round_cost_seen,
                      (unsigned long long)st.decode_errors, (unsigned long long)st.unauthorized,
                      (unsigned long long)st.accepted, (unsigned long long)st.refused,
                      (unsigned long long)st.refused_address, (unsigned long long)st.refused_fd,
                      (unsigned long long)st.not_mmsage, (unsigned long long)st.version_mismatch,
-                     (unsigned long long)st.timeouts);
+                     (unsigned long long)st.timeouts,
+                     (unsigned long long)(ctx.reloads + ctx.refused),
+                     (unsigned long long)ctx.refused);
         mms_netserver_destroy(&srv);
         free(ctx.connect);
         if (pid_file) unlink(pid_file);

@@ -8,8 +8,15 @@
  * (mms_engine_worker_loop only hands the engine's round state to it).
  * Rounds are chunked: at most MMS_ROUND_MAX_Q queries and about
  * MMS_ROUND_BUDGET reply bytes per rank (a single query may exceed it).
+ *
+ * Reload (mms_engine_reload): a RELOAD header between batches, the resolved
+ * path in a second broadcast, every rank opens the new version beside the old
+ * one, the statuses (with their messages) are gathered on the coordinator and
+ * agreed on, and every rank switches or keeps the old version together.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +29,8 @@
 #include "mms_topk.h"
 #include "shard_round.h"
 
+#define RELOAD_STATUS_BYTES 1024 /* {int64 status, message} per rank: room for two paths */
+
 struct mms_engine {
     MPI_Comm comm;           /* a duplicate of the caller's: our rounds never mix with theirs */
     int have_comm;
@@ -32,6 +41,9 @@ struct mms_engine {
     int nworkers, worker;
     int stopped;
     mms_round_t round;       /* this rank's round state (payload, replies, gathers) */
+    char *index_arg;         /* the index path as given to open (a reload re-resolves it) */
+    char *catalog;           /* the catalog override, or NULL */
+    char *reload_status;     /* root: size x RELOAD_STATUS_BYTES, the ranks' reload outcomes */
     int64_t seq;
     mms_engine_stats_t stats;
 };
@@ -48,6 +60,38 @@ const mms_index_t *mms_engine_index(const mms_engine_t *e) { return e->ix; }
 void mms_engine_stats(const mms_engine_t *e, mms_engine_stats_t *out) {
     *out = e->stats;
     out->local = e->round.scans;
+}
+
+/* This rank's part of the index at dir, with the engine's options. Local. */
+static mms_status open_index(const mms_engine_t *e, const char *dir, mms_index_t **out) {
+    mms_index_open_t o;
+    mms_index_open_default(&o);
+    o.coordinator = e->rank == 0;
+    o.worker = e->worker;
+    o.nworkers = e->nworkers;
+    o.filter = e->filter;
+    o.catalog = e->catalog;
+    return mms_index_open(dir, &o, out);
+}
+
+/* The directory `path` names now: realpath(3) when it resolves, else path
+ * itself (the open then says what is missing). dir: MMS_PATH_MAX bytes. */
+static void resolve_dir(const char *path, char *dir) {
+    char rp[PATH_MAX > MMS_PATH_MAX ? PATH_MAX : MMS_PATH_MAX];
+    if (realpath(path, rp) && strlen(rp) < MMS_PATH_MAX) snprintf(dir, MMS_PATH_MAX, "%s", rp);
+    else snprintf(dir, MMS_PATH_MAX, "%s", path);
+}
+
+/* Collective: the coordinator's dir[0..len) (len bytes with the NUL, known on
+ * every rank, at most MMS_PATH_MAX) into every rank's dir. */
+static mms_status share_dir(mms_engine_t *e, char *dir, int64_t len) {
+    MMS_CHECK(len >= 1 && len <= MMS_PATH_MAX, MMS_ERR_INTERNAL, "engine: path of %lld bytes",
+              (long long)len);
+    MPI_Request rq;
+    MMS_MPI_CALL(MPI_Ibcast(dir, (int)len, MPI_CHAR, 0, e->comm, &rq));
+    MMS_CALL(mms_round_wait(&rq));
+    dir[len - 1] = '\0';
+    return MMS_OK;
 }
 
 mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engine_t **out) {
@@ -86,14 +130,31 @@ mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engi
         s = MMS_ERR_ARG;
     }
     if (s == MMS_OK) {
-        mms_index_open_t o;
-        mms_index_open_default(&o);
-        o.coordinator = e->rank == 0;
-        o.worker = e->worker;
-        o.nworkers = e->nworkers;
-        o.filter = p->filter;
-        o.catalog = p->catalog;
-        s = mms_index_open(p->index, &o, &e->ix);
+        e->index_arg = strdup(p->index);
+        e->catalog = p->catalog ? strdup(p->catalog) : NULL;
+        if (e->rank == 0) e->reload_status = calloc((size_t)e->size, RELOAD_STATUS_BYTES);
+        if (!e->index_arg || (p->catalog && !e->catalog) || (e->rank == 0 && !e->reload_status)) {
+            mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "engine: out of memory");
+            s = MMS_ERR_NOMEM;
+        }
+    }
+    /* every rank opens what the coordinator resolved: a link moved meanwhile
+     * cannot give the ranks different versions */
+    s = mms_mpi_agree(s, e->comm);
+    if (s == MMS_OK) {
+        char dir[MMS_PATH_MAX];
+        int64_t len = 0;
+        if (e->rank == 0) {
+            resolve_dir(p->index, dir);
+            len = (int64_t)strlen(dir) + 1;
+        }
+        int rc = MPI_Bcast(&len, 1, MPI_INT64_T, 0, e->comm);
+        if (rc != MPI_SUCCESS) {
+            mms_mpi_error(rc, "MPI_Bcast(path length)", __FILE__, __LINE__, __func__);
+            s = MMS_ERR_MPI;
+        }
+        if (s == MMS_OK) s = share_dir(e, dir, len);
+        if (s == MMS_OK) s = open_index(e, dir, &e->ix);
     }
     s = mms_mpi_agree(s, e->comm);
     if (s == MMS_OK) s = mms_round_open(&e->round, e->comm, e->ix);
@@ -115,11 +176,134 @@ void mms_engine_close(mms_engine_t **ep) {
     mms_round_close(&e->round);
     mms_index_close(&e->ix);
     if (e->have_comm) MPI_Comm_free(&e->comm);
+    free(e->index_arg);
+    free(e->catalog);
+    free(e->reload_status);
     free(e);
     *ep = NULL;
 }
 
-mms_status mms_engine_worker_loop(mms_engine_t *e) { return mms_round_serve(&e->round); }
+/* ---------------------------------------------------------------- reload */
+
+/* Every rank, after the RELOAD header: the coordinator's dir (len bytes with
+ * its NUL) arrives, this rank opens its part of that version beside the one
+ * it serves, the outcomes (with messages) are gathered on the coordinator,
+ * and the ranks agree. All switch (a new round state for the new widths; the
+ * old index and round freed) or all keep the old version. On the root, a
+ * refusal leaves "on rank r: <that rank's message>" in *why (cap bytes).
+ * Returns MMS_OK on a switch, MMS_ERR_MPI when MPI failed, else the agreed
+ * failure code. */
+static mms_status reload_all(mms_engine_t *e, char *dir, int64_t len, char *why, size_t cap) {
+    MMS_CALL(share_dir(e, dir, len));
+    mms_index_t *nix = NULL;
+    mms_status local = open_index(e, dir, &nix);
+    char st[RELOAD_STATUS_BYTES];
+    memset(st, 0, sizeof st);
+    int64_t code = local;
+    memcpy(st, &code, sizeof code);
+    if (local != MMS_OK) snprintf(st + 8, sizeof st - 8, "%s", mms_error_message());
+    MPI_Request rq;
+    int rc = MPI_Igather(st, RELOAD_STATUS_BYTES, MPI_BYTE, e->reload_status, RELOAD_STATUS_BYTES,
+                         MPI_BYTE, 0, e->comm, &rq);
+    mms_status s = rc == MPI_SUCCESS ? mms_round_wait(&rq) : MMS_ERR_MPI;
+    if (rc != MPI_SUCCESS) mms_mpi_error(rc, "MPI_Igather(reload status)", __FILE__, __LINE__, __func__);
+    if (s == MMS_OK && e->rank == 0) {
+        for (int r = 0; r < e->size; r++) {
+            const char *b = e->reload_status + (size_t)r * RELOAD_STATUS_BYTES;
+            memcpy(&code, b, sizeof code);
+            if (code == MMS_OK) continue;
+            char msg[RELOAD_STATUS_BYTES];
+            memcpy(msg, b + 8, RELOAD_STATUS_BYTES - 8);
+            msg[RELOAD_STATUS_BYTES - 9] = '\0';
+            snprintf(why, cap, "on rank %d: %s", r, msg);
+            break;
+        }
+    }
+    if (s == MMS_OK) s = mms_mpi_agree(local, e->comm);
+    if (s == MMS_OK) {
+        mms_round_t nr;
+        s = mms_round_open(&nr, e->comm, nix); /* collective, agreed; nr empty on failure */
+        if (s == MMS_OK) {
+            nr.scans = e->round.scans; /* cumulative */
+            mms_round_close(&e->round);
+            e->round = nr;
+            mms_index_close(&e->ix);
+            e->ix = nix;
+            return MMS_OK;
+        }
+        if (e->rank == 0 && s != MMS_ERR_MPI)
+            snprintf(why, cap, "round buffers for the new version: %s",
+                     local == MMS_OK && mms_error_message()[0] ? mms_error_message()
+                                                              : "another rank failed");
+    }
+    mms_index_close(&nix);
+    return s;
+}
+
+mms_status mms_engine_reload(mms_engine_t *e, const char *dir, mms_engine_reload_t *out) {
+    mms_engine_reload_t info;
+    memset(&info, 0, sizeof info);
+    if (out) *out = info;
+    MMS_CHECK(e && e->rank == 0, MMS_ERR_ARG, "engine: only the coordinator reloads");
+    MMS_CHECK(!e->stopped, MMS_ERR_ARG, "engine: reload after stop");
+    double t0 = mms_now();
+    const char *want = dir ? dir : e->index_arg;
+    info.old_version = e->ix->version;
+    snprintf(info.old_dir, sizeof info.old_dir, "%s", e->ix->dir);
+    char path[MMS_PATH_MAX];
+    resolve_dir(want, path);
+    snprintf(info.new_dir, sizeof info.new_dir, "%s", path);
+    int64_t len = (int64_t)strlen(path) + 1;
+    int64_t hdr[MMS_ROUND_HDR_N] = {MMS_ROUND_RELOAD, len, 0, ++e->seq, 0, 0, 0, 0};
+    MPI_Request rq;
+    MMS_MPI_CALL(MPI_Ibcast(hdr, MMS_ROUND_HDR_N, MPI_INT64_T, 0, e->comm, &rq));
+    MMS_CALL(mms_round_wait(&rq));
+    char why[RELOAD_STATUS_BYTES + 64] = "";
+    mms_status s = reload_all(e, path, len, why, sizeof why);
+    info.seconds = mms_now() - t0;
+    if (s == MMS_OK) {
+        info.new_version = e->ix->version;
+        snprintf(info.new_dir, sizeof info.new_dir, "%s", e->ix->dir);
+        if (out) *out = info;
+        mms_log_info("engine: reloaded %s: version %lld (%s) -> version %lld (%s) in %.2f s",
+                     want, (long long)info.old_version, info.old_dir, (long long)info.new_version,
+                     info.new_dir, info.seconds);
+        if (e->nworkers > e->ix->shards)
+            mms_log_warn("engine: %d worker ranks for %d index shards: %d rank(s) hold nothing",
+                         e->nworkers, e->ix->shards, e->nworkers - e->ix->shards);
+        return MMS_OK;
+    }
+    info.new_version = -1;
+    if (out) *out = info;
+    if (s == MMS_ERR_MPI) return s;
+    /* the one line of the refusal, naming the file; the caller gets the same
+     * text from mms_error_message() (set quietly: already logged) */
+    const char *reason = why[0] ? why : "a rank failed";
+    mms_log_warn("engine: reload of %s (%s) refused, still serving version %lld (%s): %s", want,
+                 path, (long long)info.old_version, info.old_dir, reason);
+    mms_log_level lv = mms_log_get_level();
+    mms_log_set_level(MMS_LOG_QUIET);
+    mms_error_set(s, __FILE__, __LINE__, __func__,
+                  "reload refused: %s (new version %s; still serving version %lld, %s)", reason,
+                  path, (long long)info.old_version, info.old_dir);
+    mms_log_set_level(lv);
+    return s;
+}
+
+mms_status mms_engine_worker_loop(mms_engine_t *e) {
+    MMS_CHECK(e->rank != 0, MMS_ERR_ARG, "engine: the coordinator does not run the worker loop");
+    char dir[MMS_PATH_MAX];
+    for (;;) {
+        int64_t hdr[MMS_ROUND_HDR_N];
+        MMS_CALL(mms_round_next(&e->round, hdr));
+        int64_t op = hdr[MMS_ROUND_HDR_OP];
+        if (op == MMS_ROUND_STOP) return MMS_OK;
+        MMS_CHECK(op == MMS_ROUND_RELOAD, MMS_ERR_INTERNAL, "engine: unknown round header op %lld",
+                  (long long)op);
+        mms_status s = reload_all(e, dir, hdr[MMS_ROUND_HDR_NQ], NULL, 0);
+        if (s == MMS_ERR_MPI) return s;
+    }
+}
 
 /* ---------------------------------------------------------------- coordinator side */
 
@@ -298,6 +482,7 @@ mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const u
     MMS_CALL(mms_calloc((size_t)n, sizeof *qs, &qs));
     mms_status s = mms_calloc((size_t)n, sizeof *list, &list);
     for (int i = 0; s == MMS_OK && i < n; i++) {
+        if (reqs[i].op == MMS_OP_RELOAD) continue; /* the server's, after the batch */
         int c = connect ? connect[i] : MMS_ENGINE_CONNECT_IMAGE;
         mms_status ps = mms_query_prepare(ix, &reqs[i], c, &resps[i], &qs[i]);
         if (ps != MMS_OK) {

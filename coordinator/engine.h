@@ -185,13 +185,15 @@ typedef struct {
  * results/tags; a response already failed is skipped). connect: n modes
  * (MMS_ENGINE_CONNECT_*), or NULL for "image". A request-level problem becomes
  * that response's error; a failed round (a worker out of memory, ...) fails
- * the requests in it with "internal". Returns non-OK only when the engine
- * cannot go on (an MPI failure). */
+ * the requests in it with "internal". A request of op reload is left
+ * untouched (the server answers it with mms_engine_reload after the batch).
+ * Returns non-OK only when the engine cannot go on (an MPI failure). */
 mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const uint8_t *connect,
                              int n, mms_response_t *resps, mms_engine_trace_t *trace);
 
 /* Workers (every rank but the coordinator): serve rounds until the
- * coordinator's mms_engine_stop (mms_round_serve of worker/shard_round.h).
+ * coordinator's mms_engine_stop (mms_round_next of worker/shard_round.h), and
+ * take part in the coordinator's mms_engine_reload between rounds.
  * Idle waiting sleeps (no busy loop after a short spin), so an idle server
  * costs no CPU. MMS_ERR_ARG on the coordinator. */
 mms_status mms_engine_worker_loop(mms_engine_t *e);
@@ -199,5 +201,32 @@ mms_status mms_engine_worker_loop(mms_engine_t *e);
 mms_status mms_engine_stop(mms_engine_t *e);
 
 void mms_engine_stats(const mms_engine_t *e, mms_engine_stats_t *out);
+
+/* ---------------------------------------------------------------- reload */
+
+/* What a reload did (coordinator). dirs are the resolved directories. */
+typedef struct {
+    int64_t old_version, new_version;
+    char old_dir[MMS_PATH_MAX], new_dir[MMS_PATH_MAX];
+    double seconds; /* from the decision to the switch (or the refusal) */
+} mms_engine_reload_t;
+
+/* Coordinator only; collective with the workers' loops (mms_engine_worker_loop
+ * acts on it), called between batches (never inside mms_engine_answer).
+ * Switches every rank to the index version at dir, or, when dir is NULL, at
+ * the path the engine was opened with (re-resolved now: a `current` symlink
+ * the nightly job moved names the new version). The coordinator resolves the
+ * path with realpath(3) and broadcasts the result, so every rank opens the
+ * same directory even if the link moves meanwhile. Every rank opens the new
+ * version beside the old one with the engine's options (so two versions are
+ * in memory until the switch), the ranks agree, and then either every rank
+ * switches (the old index and round state are freed; widths may differ) or
+ * every rank keeps the old version: a missing or corrupt file on any rank, or
+ * a rank out of memory, refuses the reload with that rank's message (naming
+ * the file), logged once by the coordinator and left in mms_error_message().
+ * Returns MMS_OK on a switch; MMS_ERR_MPI when MPI failed (the engine cannot
+ * go on); any other code when the reload was refused and the old version
+ * serves on. out (may be NULL) is filled either way. docs/query.md, "Reload". */
+mms_status mms_engine_reload(mms_engine_t *e, const char *dir, mms_engine_reload_t *out);
 
 #endif

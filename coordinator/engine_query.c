@@ -480,6 +480,7 @@ mms_status mms_query_fill_results(const mms_index_t *ix, mms_query_t *q, const i
 mms_status mms_query_info(const mms_index_t *ix, int nworkers, mms_response_t *r) {
     mms_status s = mms_response_add_info_str(r, "kind", "index");
     if (s == MMS_OK) s = mms_response_add_info_str(r, "index", ix->dir);
+    if (s == MMS_OK) s = mms_response_add_info_int(r, "version", ix->version);
     if (s == MMS_OK) s = mms_response_add_info_str(r, "catalog", ix->cat ? ix->cat->dir : ix->catalog_dir);
     if (s == MMS_OK) s = mms_response_add_info_int(r, "images", ix->n_images);
     if (s == MMS_OK) s = mms_response_add_info_int(r, "tags", ix->n_tags);

@@ -324,6 +324,12 @@ void mms_netserver_stop(mms_netserver_t *s) {
     }
 }
 
+void mms_netserver_wake(mms_netserver_t *s) {
+    if (!s || s->pipe_w < 0) return;
+    ssize_t w = write(s->pipe_w, "w", 1);
+    (void)w; /* a full pipe already wakes the loop */
+}
+
 void mms_netserver_stats(const mms_netserver_t *s, mms_netserver_stats_t *out) {
     *out = s->st;
     out->clients = s->nclients;

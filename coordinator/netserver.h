@@ -182,6 +182,11 @@ mms_status mms_netserver_step(mms_netserver_t *s, int timeout_ms, int *stopped);
  * one byte to a self-pipe); callable from any thread. */
 void mms_netserver_stop(mms_netserver_t *s);
 
+/* Make a blocked mms_netserver_step return soon (after at most one round),
+ * without stopping: a signal handler that wants the caller to act between
+ * rounds (SIGHUP: reload) sets its flag, then calls this. Async-signal-safe. */
+void mms_netserver_wake(mms_netserver_t *s);
+
 /* From the loop's thread (e.g. inside the handler) or after run() returned. */
 void mms_netserver_stats(const mms_netserver_t *s, mms_netserver_stats_t *out);
 

@@ -89,16 +89,17 @@ static const char *const k_err_names[MMS_PERR_COUNT] = {
     "ok",       "malformed", "field_type", "vector_length", "non_finite",
     "k_range",  "visual_range", "frame_too_large", "timeout", "jpeg",
     "no_input", "unsupported", "internal", "unavailable", "invalid",
-    "unauthorized"};
+    "unauthorized", "reload_refused"};
 
 const char *mms_proto_error_name(int code) {
     return code >= 0 && code < MMS_PERR_COUNT ? k_err_names[code] : "unknown";
 }
 
-static const char *const k_op_names[] = {"search", "predict_tags", "info", "ping"};
+static const char *const k_op_names[MMS_OP_COUNT] = {"search", "predict_tags", "info", "ping",
+                                                     "reload"};
 
 const char *mms_op_name(mms_op op) {
-    return (int)op >= 0 && (int)op < 4 ? k_op_names[op] : "unknown";
+    return (int)op >= 0 && (int)op < MMS_OP_COUNT ? k_op_names[op] : "unknown";
 }
 
 static const char *const k_connect_names[] = {"image", "tags", "both"};

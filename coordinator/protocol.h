@@ -70,6 +70,9 @@ typedef enum {
     MMS_PERR_INVALID = 14,        /* "invalid": a well-typed value that is not allowed (see docs) */
     MMS_PERR_UNAUTHORIZED = 15,   /* "unauthorized": the server wants a token and 'auth' is
                                      missing or differs */
+    MMS_PERR_RELOAD_REFUSED = 16, /* "reload_refused": the new index version did not open on
+                                     every rank (the message says why, naming the file); the
+                                     old version keeps serving */
     MMS_PERR_COUNT
 } mms_proto_error;
 
@@ -80,8 +83,13 @@ typedef enum {
     MMS_OP_SEARCH = 0,       /* "search": top-k images for the fused query embedding */
     MMS_OP_PREDICT_TAGS = 1, /* "predict_tags": top tag_k tags for the query image */
     MMS_OP_INFO = 2,         /* "info": the index's description (free-form key/values) */
-    MMS_OP_PING = 3          /* "ping": an empty ok response */
+    MMS_OP_PING = 3,         /* "ping": an empty ok response */
+    MMS_OP_RELOAD = 4        /* "reload": switch to the index version the server's --index
+                                names now; answers with info (old and new version and
+                                directory) or reload_refused */
 } mms_op;
+#define MMS_OP_COUNT 5
+#define MMS_PROTO_HAS_RELOAD 1
 
 const char *mms_op_name(mms_op op);
 

@@ -146,11 +146,11 @@ static int decode_op_and_counts(const msgpack_object *const *f, mms_request_t *r
             return proto_seterr(err, errlen, MMS_PERR_FIELD_TYPE, "'op' must be a string, got %s",
                                 proto_obj_type_name(o));
         int found = -1;
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < MMS_OP_COUNT; j++)
             if (proto_obj_str_eq(o, mms_op_name((mms_op)j))) found = j;
         if (found < 0)
             return proto_seterr(err, errlen, MMS_PERR_UNSUPPORTED,
-                                "unknown op '%s' (search, predict_tags, info, ping)",
+                                "unknown op '%s' (search, predict_tags, info, ping, reload)",
                                 proto_printable(o->via.str.ptr, o->via.str.size, pb, sizeof pb));
         r->op = (mms_op)found;
     }

@@ -172,7 +172,7 @@ mms_status mms_response_encode(const mms_response_t *r, msgpack_sbuffer *sb) {
     int ok = r->ok != 0;
     int send_results = ok && (r->op == MMS_OP_SEARCH || r->nresults > 0);
     int send_tags = ok && (r->op == MMS_OP_PREDICT_TAGS || r->ntags > 0);
-    int send_info = ok && (r->op == MMS_OP_INFO || r->ninfo > 0);
+    int send_info = ok && (r->op == MMS_OP_INFO || r->op == MMS_OP_RELOAD || r->ninfo > 0);
     uint32_t n = 2 + (uint32_t)!ok + (uint32_t)send_results + (uint32_t)send_tags +
                  (uint32_t)(r->nwarnings > 0) + (uint32_t)(r->ntiming > 0) + (uint32_t)send_info;
     int rc = msgpack_pack_map(&pk, n);

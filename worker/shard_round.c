@@ -256,14 +256,22 @@ static mms_status wait_header(mms_round_t *r, int64_t *hdr) {
     return mms_mpi_wait_polite(&rq, (mms_mpi_wait_t){.spin = spin > 0 ? spin : 0, .sleep_max = SLEEP_MAX});
 }
 
-mms_status mms_round_serve(mms_round_t *r) {
+mms_status mms_round_next(mms_round_t *r, int64_t *hdr) {
     MMS_CHECK(r->rank != 0, MMS_ERR_ARG, "engine: the coordinator does not run the worker loop");
     for (;;) {
-        int64_t hdr[MMS_ROUND_HDR_N];
         MMS_CALL(wait_header(r, hdr));
-        if (hdr[MMS_ROUND_HDR_OP] == MMS_ROUND_STOP) break;
+        int64_t op = hdr[MMS_ROUND_HDR_OP];
+        if (op != MMS_ROUND_NEIGHBORS && op != MMS_ROUND_SEARCH) return MMS_OK;
         mms_status s = mms_round_body(r, hdr);
         if (s != MMS_OK && s != MMS_ERR_INTERNAL) return s; /* MPI failure */
     }
+}
+
+mms_status mms_round_serve(mms_round_t *r) {
+    int64_t hdr[MMS_ROUND_HDR_N];
+    MMS_CALL(mms_round_next(r, hdr));
+    MMS_CHECK(hdr[MMS_ROUND_HDR_OP] == MMS_ROUND_STOP, MMS_ERR_INTERNAL,
+              "engine: round header op %lld is not served by mms_round_serve",
+              (long long)hdr[MMS_ROUND_HDR_OP]);
     return MMS_OK;
 }

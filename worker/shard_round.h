@@ -23,6 +23,11 @@
  * 0.1 ms; the idle worker's wait for the next header naps up to 1 ms. So
  * waiting ranks leave the CPU to working ones on a shared or oversubscribed
  * node (docs/reliability.md, "Idle cost").
+ * A RELOAD header (the coordinator switching every rank to another index
+ * version between batches) is not a round: mms_round_next hands it back to
+ * the caller (coordinator/engine.c, which owns the index), which runs the
+ * reload's own steps (the path's broadcast, the open, the agreement) and then
+ * serves rounds again with a new mms_round_t.
  * No protocol, no request parsing: rounds carry vectors and ids only.
  */
 #ifndef MMS_SHARD_ROUND_H
@@ -40,7 +45,9 @@
 
 #define MMS_ROUND_HDR_N 8 /* header: int64 fields */
 enum { MMS_ROUND_HDR_OP = 0, MMS_ROUND_HDR_NQ = 1, MMS_ROUND_HDR_K = 2, MMS_ROUND_HDR_SEQ = 3 };
-enum { MMS_ROUND_STOP = 0, MMS_ROUND_NEIGHBORS = 1, MMS_ROUND_SEARCH = 2 }; /* header op */
+/* Header ops. RELOAD: {op, path bytes (with its NUL), 0, seq}; the path follows in a
+ * second broadcast (engine.c). */
+enum { MMS_ROUND_STOP = 0, MMS_ROUND_NEIGHBORS = 1, MMS_ROUND_SEARCH = 2, MMS_ROUND_RELOAD = 3 };
 #define MMS_ROUND_MAX_Q 256                 /* most queries in one round */
 #define MMS_ROUND_BUDGET ((size_t)32 << 20) /* reply bytes per rank a round aims at */
 #define MMS_ROUND_STATUS_BYTES 256          /* {int64 status, message} per rank */
@@ -103,7 +110,13 @@ mms_status mms_round_body(mms_round_t *r, const int64_t *hdr);
 
 /* Workers (every rank but the root): serve rounds until a STOP header. Idle
  * waiting sleeps (no busy loop after a short spin). Returns non-OK only when
- * MPI fails. */
+ * MPI fails, or (MMS_ERR_INTERNAL) at a header that is neither a round nor
+ * STOP (a RELOAD needs mms_round_next's caller). */
 mms_status mms_round_serve(mms_round_t *r);
+
+/* Workers: serve NEIGHBORS and SEARCH rounds until any other header (STOP,
+ * RELOAD), which is returned in hdr (MMS_ROUND_HDR_N int64) for the caller to
+ * act on. Returns non-OK only when MPI fails. */
+mms_status mms_round_next(mms_round_t *r, int64_t *hdr);
 
 #endif

@@ -36,7 +36,8 @@ static void check_invariants(const mms_request_t *r) {
               r->tag_k > MMS_PROTO_TAG_K_MAX || !(r->visual >= 0.0f && r->visual <= 1.0f) ||
               (r->image && r->jpeg) || (r->image_knn && !r->image) || r->ntags > MMS_PROTO_MAX_TAGS ||
               !mms_connect_name(r->connect) || !mms_concept_name(r->concept) ||
-              (r->image && ((uintptr_t)r->image % 64) != 0) || !r->arena_;
+              (r->image && ((uintptr_t)r->image % 64) != 0) || !r->arena_ ||
+              (int)r->op < 0 || (int)r->op >= MMS_OP_COUNT;
     for (int i = 0; i < r->image_dim && !bad; i++) bad = !isfinite(r->image[i]);
     for (int i = 0; i < r->ntags && !bad; i++) bad = !r->tags[i][0];
     bad |= r->nnegative_tags > MMS_PROTO_MAX_TAGS || (r->op == MMS_OP_SEARCH && !r->image && !r->jpeg && !r->ntags);

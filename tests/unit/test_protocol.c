@@ -177,6 +177,20 @@ static void test_request_roundtrip(void) {
     T_EQ_INT(d.op, MMS_OP_PING);
     T_EQ_INT(d.id, 5);
     mms_request_free(&d);
+    /* reload: no input, no path (the server re-resolves its own --index), and
+     * the token travels as with any op */
+    mms_request_init(&q);
+    q.op = MMS_OP_RELOAD;
+    q.id = 6;
+    q.auth = "s3cret";
+    T_EQ_INT(roundtrip(&q, &d), MMS_PERR_OK);
+    T_EQ_INT(d.op, MMS_OP_RELOAD);
+    T_EQ_INT(d.id, 6);
+    T_STREQ(d.auth, "s3cret");
+    T_CHECK(d.image == NULL && d.ntags == 0 && d.jpeg == NULL);
+    mms_request_free(&d);
+    T_STREQ(mms_op_name(MMS_OP_RELOAD), "reload");
+    T_STREQ(mms_op_name((mms_op)MMS_OP_COUNT), "unknown");
 
     /* a large vector survives */
     int big = 100000;
@@ -482,12 +496,15 @@ static void test_request_errors(void) {
     static const char *names[] = {"ok", "malformed", "field_type", "vector_length", "non_finite",
                                   "k_range", "visual_range", "frame_too_large", "timeout", "jpeg",
                                   "no_input", "unsupported", "internal", "unavailable", "invalid",
-                                  "unauthorized"};
-    for (int i = 0; i < MMS_PERR_COUNT; i++) T_STREQ(mms_proto_error_name(i), names[i]);
+                                  "unauthorized", "reload_refused"};
+    T_EQ_INT(sizeof names / sizeof names[0], MMS_PERR_COUNT);
+    for (int i = 0; i < MMS_PERR_COUNT && i < (int)(sizeof names / sizeof names[0]); i++)
+        T_STREQ(mms_proto_error_name(i), names[i]);
     T_STREQ(mms_proto_error_name(99), "unknown");
     T_STREQ(mms_proto_error_name(-1), "unknown");
     T_EQ_INT(MMS_PERR_UNAUTHORIZED, 15);
-    T_EQ_INT(MMS_PERR_COUNT, 16);
+    T_EQ_INT(MMS_PERR_RELOAD_REFUSED, 16);
+    T_EQ_INT(MMS_PERR_COUNT, 17);
 }
 
 /* The payload at an odd address: the decoder must copy, not cast. */
@@ -645,6 +662,30 @@ static void test_response_roundtrip(void) {
     mms_response_init(&r, &q);
     T_EQ_INT(resp_roundtrip(&r, &d), MMS_PERR_OK);
     T_EQ_INT(d.nresults, 0);
+    mms_response_free(&d);
+    mms_response_free(&r);
+
+    /* reload: its reply carries info (old and new version), or reload_refused */
+    q.op = MMS_OP_RELOAD;
+    mms_response_init(&r, &q);
+    T_OK(mms_response_add_info_str(&r, "index", "/data/versions/v3/index"));
+    T_OK(mms_response_add_info_int(&r, "version", 3));
+    T_OK(mms_response_add_info_int(&r, "old_version", 2));
+    T_EQ_INT(resp_roundtrip(&r, &d), MMS_PERR_OK);
+    T_EQ_INT(d.ok, 1);
+    T_EQ_INT(d.ninfo, 3);
+    if (d.ninfo == 3) {
+        T_STREQ(d.info[0].s, "/data/versions/v3/index");
+        T_EQ_INT(d.info[1].i, 3);
+    }
+    mms_response_free(&d);
+    mms_response_set_error(&r, MMS_PERR_RELOAD_REFUSED, "reload refused: on rank 1: '%s' is corrupt",
+                           "/v4/shard-0/emb.npy");
+    T_EQ_INT(resp_roundtrip(&r, &d), MMS_PERR_OK);
+    T_EQ_INT(d.ok, 0);
+    T_EQ_INT(d.error_code, MMS_PERR_RELOAD_REFUSED);
+    T_STREQ(d.error_message, "reload refused: on rank 1: '/v4/shard-0/emb.npy' is corrupt");
+    T_EQ_INT(d.ninfo, 0);
     mms_response_free(&d);
     mms_response_free(&r);
 
