@@ -275,7 +275,7 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         if (split == MMS_SPLIT_VAL)
             mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
                           "eval: catalog '%s' has no val images to query with: import it with "
-                          "--val-fraction F (e.g. mmsage import mulan ... --val-fraction 0.1; "
+                          "--val-fraction F (e.g. mmsage import mulan ... --val-fraction 0.1; synth, "
                           "coco and npy take it too), then build, train and embed from that "
                           "catalog",
                           c->dir);

@@ -252,7 +252,7 @@ static mms_status open_source(source_t *src, const search_opts_t *o) {
         MMS_CHECK(src->split >= 0, MMS_ERR_ARG, "search: --split '%s' (train, val or test)", o->split);
         MMS_CHECK(src->cat->n_split[src->split] > 0 || src->split != MMS_SPLIT_VAL, MMS_ERR_ARG,
                   "search: catalog '%s' has no val images to query with: import it with "
-                  "--val-fraction F (e.g. mmsage import mulan ... --val-fraction 0.1; coco and "
+                  "--val-fraction F (e.g. mmsage import mulan ... --val-fraction 0.1; synth, coco and "
                   "npy take it too), then build, train and embed from that catalog",
                   o->catalog);
         MMS_CHECK(src->cat->n_split[src->split] > 0, MMS_ERR_ARG,
