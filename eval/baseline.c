@@ -371,6 +371,8 @@ out:
 
 /* ------------------------------------------------------------ expansion */
 
+#define EXPAND_QCHUNK 256 /* queries whose neighbour lists are held at once */
+
 void mms_expand_params_default(mms_expand_params_t *p) {
     p->k = MMS_EXPAND_K;
     p->alpha = MMS_EXPAND_ALPHA;
@@ -644,13 +646,16 @@ mms_status mms_baseline_expand(const mms_catalog_t *c, const int64_t *qrows, int
     float *sims = NULL;
     mms_status s = MMS_OK;
     MMS_CALL(gallery_build(c, &g));
-    size_t nn = (size_t)(nq ? nq : 1) * (size_t)p->k;
+    size_t nn = (size_t)EXPAND_QCHUNK * (size_t)p->k;
     MMS_CALL_GOTO(s, out, mms_malloc(nn * sizeof *nbr, &nbr));
     MMS_CALL_GOTO(s, out, mms_malloc(nn * sizeof *sims, &sims));
-    MMS_CALL_GOTO(s, out, mms_baseline_visual(c, 1, qrows, nq, p->k, nbr, sims));
-    MMS_CALL_GOTO(s, out,
-                  expand_run(c, &g, qrows, nq, kind, p, nbr, sims, p->k, kout, rows_out,
-                             scores_out));
+    for (int64_t q0 = 0; q0 < nq; q0 += EXPAND_QCHUNK) {
+        int64_t qn = nq - q0 < EXPAND_QCHUNK ? nq - q0 : EXPAND_QCHUNK;
+        MMS_CALL_GOTO(s, out, mms_baseline_visual(c, 1, qrows + q0, qn, p->k, nbr, sims));
+        MMS_CALL_GOTO(s, out,
+                      expand_run(c, &g, qrows + q0, qn, kind, p, nbr, sims, p->k, kout,
+                                 rows_out + (size_t)q0 * kout, scores_out + (size_t)q0 * kout));
+    }
 out:
     free(nbr);
     free(sims);
@@ -670,34 +675,40 @@ static mms_status add_expansions(mms_eval_t *e, const int64_t *qrows, int64_t nq
         unsigned flag;
         mms_expand_kind kind;
         const char *name;
-    } kinds[] = {{MMS_BASELINE_EXPAND, MMS_EXPAND_VOTE, "vote-expansion"},
-                 {MMS_BASELINE_PPR, MMS_EXPAND_PPR, "ppr"},
-                 {MMS_BASELINE_FUSED, MMS_EXPAND_FUSED, "fused"}};
+    } kinds[3] = {{MMS_BASELINE_EXPAND, MMS_EXPAND_VOTE, "vote-expansion"},
+                  {MMS_BASELINE_PPR, MMS_EXPAND_PPR, "ppr"},
+                  {MMS_BASELINE_FUSED, MMS_EXPAND_FUSED, "fused"}};
     if (!(which & (MMS_BASELINE_EXPAND | MMS_BASELINE_PPR | MMS_BASELINE_FUSED))) return MMS_OK;
     const mms_catalog_t *c = mms_eval_catalog(e);
     MMS_CALL(expand_check(p, k));
+    int m[3] = {-1, -1, -1};
+    for (int t = 0; t < 3; t++)
+        if (which & kinds[t].flag) MMS_CALL(mms_eval_method(e, kinds[t].name, k_overlap, &m[t]));
     gallery_t g;
     int64_t *nbr = NULL, *rows = NULL;
     float *sims = NULL, *sc = NULL;
     mms_status s = MMS_OK;
     MMS_CALL(gallery_build(c, &g));
-    size_t nn = (size_t)(nq ? nq : 1) * (size_t)p->k, nk = (size_t)(nq ? nq : 1) * (size_t)k;
+    /* in chunks of queries: the neighbour lists (k up to 1000) of every query at once
+     * could be large */
+    size_t nn = (size_t)EXPAND_QCHUNK * (size_t)p->k, nk = (size_t)EXPAND_QCHUNK * (size_t)k;
     MMS_CALL_GOTO(s, out, mms_malloc(nn * sizeof *nbr, &nbr));
     MMS_CALL_GOTO(s, out, mms_malloc(nn * sizeof *sims, &sims));
     MMS_CALL_GOTO(s, out, mms_malloc(nk * sizeof *rows, &rows));
     MMS_CALL_GOTO(s, out, mms_malloc(nk * sizeof *sc, &sc));
-    MMS_CALL_GOTO(s, out, mms_baseline_visual(c, 1, qrows, nq, p->k, nbr, sims));
-    for (size_t t = 0; t < sizeof kinds / sizeof kinds[0]; t++) {
-        if (!(which & kinds[t].flag)) continue;
-        int m;
-        MMS_CALL_GOTO(s, out, mms_eval_method(e, kinds[t].name, k_overlap, &m));
-        MMS_CALL_GOTO(s, out,
-                      expand_run(c, &g, qrows, nq, kinds[t].kind, p, nbr, sims, p->k, k, rows,
-                                 sc));
-        for (int64_t i = 0; i < nq; i++)
+    for (int64_t q0 = 0; q0 < nq; q0 += EXPAND_QCHUNK) {
+        int64_t qn = nq - q0 < EXPAND_QCHUNK ? nq - q0 : EXPAND_QCHUNK;
+        MMS_CALL_GOTO(s, out, mms_baseline_visual(c, 1, qrows + q0, qn, p->k, nbr, sims));
+        for (int t = 0; t < 3; t++) {
+            if (m[t] < 0) continue;
             MMS_CALL_GOTO(s, out,
-                          mms_eval_add_results(e, m, qrows[i], rows + (size_t)i * k,
-                                               sc + (size_t)i * k, k));
+                          expand_run(c, &g, qrows + q0, qn, kinds[t].kind, p, nbr, sims, p->k, k,
+                                     rows, sc));
+            for (int64_t i = 0; i < qn; i++)
+                MMS_CALL_GOTO(s, out,
+                              mms_eval_add_results(e, m[t], qrows[q0 + i], rows + (size_t)i * k,
+                                                   sc + (size_t)i * k, k));
+        }
     }
 out:
     free(nbr);
