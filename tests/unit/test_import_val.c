@@ -142,7 +142,6 @@ static void test_npy(const char *dir) {
     /* the same rows in reverse order: the same ids are val */
     o.tags = rev;
     o.out = out2;
-    x[0] = x[0]; /* features are not part of the rule */
     T_OK(mms_import_npy_run(&o, &st));
     read_splits(out2, NR, s2);
     bad = 0;
@@ -150,17 +149,26 @@ static void test_npy(const char *dir) {
         bad += s1[i] != s2[i];
     T_EQ_INT(bad, 0);
     /* ids without a split column: val only among the hash's training rows */
-    write_text(tsv, "a\tx\nb\ty\nc\tz\n");
-    float x3[3] = {1, 2, 3};
-    T_OK(mms_npy_write(fx, MMS_DT_F32, x3, 3, 1));
+    size_t lc = 0;
+    for (int i = 0; i < NR; i++)
+        lc += (size_t)sprintf(a + lc, "r%d\tt%d\n", i, i % 7);
+    write_text(tsv, a);
     o.tags = tsv;
+    o.out = out;
     o.force = 1;
-    o.test_fraction = 0.999999;
-    o.val_fraction = 0.999;
-    /* nearly everything is test; what is left must keep a training image */
-    mms_status s = mms_import_npy_run(&o, &st);
-    if (s == MMS_OK) T_EQ_INT(st.n_split[MMS_SPLIT_VAL] + st.n_split[MMS_SPLIT_TRAIN] > 0, 1);
-    mms_error_clear();
+    o.test_fraction = 0.2;
+    T_OK(mms_import_npy_run(&o, &st));
+    T_EQ_INT(st.split_from_tsv, 0);
+    read_splits(out, NR, s1);
+    bad = 0;
+    for (int i = 0; i < NR; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%d", i);
+        int want = mms_import_val_split(mms_import_npy_split(id, strlen(id), 1, 0.2), id, 0.25);
+        bad += s1[i] != want;
+    }
+    T_EQ_INT(bad, 0);
+    T_CHECK(st.n_split[MMS_SPLIT_VAL] > 0 && st.n_split[MMS_SPLIT_TEST] > 0);
     /* a bad fraction: refused before anything is written */
     o.out = out;
     mms_rm_rf(out);
