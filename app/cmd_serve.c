@@ -330,9 +330,13 @@ mms_status mms_cmd_serve(int argc, char **argv) {
         int stopped = 0;
         while (!stopped && s == MMS_OK) {
             s = mms_netserver_step(srv, -1, &stopped);
+            /* the round's responses are encoded: a version a reload request
+             * replaced in it is not borrowed any more */
+            mms_engine_release_previous(e);
             if (s == MMS_OK && !stopped && g_hup && !g_signalled && ctx.fatal == MMS_OK) {
                 g_hup = 0;
                 (void)serve_reload(&ctx, "SIGHUP", NULL);
+                mms_engine_release_previous(e);
             }
         }
         g_server = NULL;

@@ -38,6 +38,8 @@ struct mms_engine {
     mms_engine_mode mode;
     int filter;
     mms_index_t *ix;
+    mms_index_t *prev_ix;    /* coordinator: the version before the last reload, kept until the
+                                responses that borrow its strings were encoded */
     int nworkers, worker;
     int stopped;
     mms_round_t round;       /* this rank's round state (payload, replies, gathers) */
@@ -175,6 +177,7 @@ void mms_engine_close(mms_engine_t **ep) {
     mms_engine_t *e = *ep;
     mms_round_close(&e->round);
     mms_index_close(&e->ix);
+    mms_index_close(&e->prev_ix);
     if (e->have_comm) MPI_Comm_free(&e->comm);
     free(e->index_arg);
     free(e->catalog);
@@ -227,7 +230,12 @@ static mms_status reload_all(mms_engine_t *e, char *dir, int64_t len, char *why,
             nr.scans = e->round.scans; /* cumulative */
             mms_round_close(&e->round);
             e->round = nr;
-            mms_index_close(&e->ix);
+            /* the coordinator's responses of the last batch may still borrow
+             * the old version's strings (ids, tags, paths): it goes when they
+             * are encoded (mms_engine_release_previous) */
+            mms_index_close(&e->prev_ix);
+            if (e->rank == 0) e->prev_ix = e->ix;
+            else mms_index_close(&e->ix);
             e->ix = nix;
             return MMS_OK;
         }
@@ -246,6 +254,7 @@ mms_status mms_engine_reload(mms_engine_t *e, const char *dir, mms_engine_reload
     if (out) *out = info;
     MMS_CHECK(e && e->rank == 0, MMS_ERR_ARG, "engine: only the coordinator reloads");
     MMS_CHECK(!e->stopped, MMS_ERR_ARG, "engine: reload after stop");
+    mms_engine_release_previous(e);
     double t0 = mms_now();
     const char *want = dir ? dir : e->index_arg;
     info.old_version = e->ix->version;
@@ -288,6 +297,10 @@ mms_status mms_engine_reload(mms_engine_t *e, const char *dir, mms_engine_reload
                   path, (long long)info.old_version, info.old_dir);
     mms_log_set_level(lv);
     return s;
+}
+
+void mms_engine_release_previous(mms_engine_t *e) {
+    if (e) mms_index_close(&e->prev_ix);
 }
 
 mms_status mms_engine_worker_loop(mms_engine_t *e) {
@@ -471,6 +484,7 @@ mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const u
                              int n, mms_response_t *resps, mms_engine_trace_t *trace) {
     MMS_CHECK(e->rank == 0, MMS_ERR_ARG, "engine: only the coordinator answers requests");
     MMS_CHECK(!e->stopped, MMS_ERR_ARG, "engine: answer after stop");
+    mms_engine_release_previous(e); /* the last batch's responses are out by now */
     const mms_index_t *ix = e->ix;
     const int32_t H2 = ix->emb_dim;
     mms_engine_stats_t *st = &e->stats;

@@ -226,7 +226,16 @@ typedef struct {
  * the file), logged once by the coordinator and left in mms_error_message().
  * Returns MMS_OK on a switch; MMS_ERR_MPI when MPI failed (the engine cannot
  * go on); any other code when the reload was refused and the old version
- * serves on. out (may be NULL) is filled either way. docs/query.md, "Reload". */
+ * serves on. out (may be NULL) is filled either way. docs/query.md, "Reload".
+ * The workers free the old version at once; the coordinator keeps its part
+ * (whose ids, tags and paths the responses of the last mms_engine_answer
+ * borrow) until mms_engine_release_previous, the next mms_engine_answer or
+ * mms_engine_reload, or mms_engine_close. */
 mms_status mms_engine_reload(mms_engine_t *e, const char *dir, mms_engine_reload_t *out);
+
+/* Coordinator: free the version a reload replaced, once no response borrows
+ * its strings any more (the server calls it after each poll round). NULL and
+ * nothing to free are no-ops. */
+void mms_engine_release_previous(mms_engine_t *e);
 
 #endif

@@ -19,7 +19,10 @@
 #   - counted: every answer of the loop is ok and equals A's or B's answer to
 #     its line (ids and scores): zero failed, zero mixed; the loop saw both
 #     versions, ran at least 2000 queries, and every client exited 0
-#   - SIGTERM drains and exits 0; the summary counts 6 reloads, 2 refused.
+#   - a reload request pipelined between two searches on one connection (one
+#     batch): all three answered ok (on the AddressSanitizer twin, when built,
+#     a version freed while its strings are still borrowed is reported)
+#   - SIGTERM drains and exits 0; the summary counts 8 reloads, 2 refused.
 set -u
 MMSAGE=${MMSAGE:?}
 tmp=$(mktemp -d)
@@ -34,6 +37,15 @@ trap cleanup EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 MPIRUN=(mpirun --oversubscribe --bind-to none)
+# the server runs on the AddressSanitizer twin when the build has one: responses
+# borrow strings from the index, so a version freed too early is a
+# use-after-free it reports (leak checking is serve_asan.sh's)
+SERVER=$MMSAGE
+if [ -n "${MMSAGE_ASAN:-}" ] && [ -x "$MMSAGE_ASAN" ]; then
+    SERVER=$MMSAGE_ASAN
+    export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+    echo "serve_reload: the server is the AddressSanitizer build"
+fi
 command -v jq >/dev/null || { echo "SKIP: jq not found"; exit 77; }
 
 # ---- the indexes
@@ -74,7 +86,7 @@ export MMS_AUTH_TOKEN_FILE="$tmp/token"
 
 # ---- the server, through the link
 : >"$tmp/serve.err"
-"${MPIRUN[@]}" -np 3 "$MMSAGE" serve --index "$tmp/cur/index" --listen 127.0.0.1:0 \
+"${MPIRUN[@]}" -np 3 "$SERVER" serve --index "$tmp/cur/index" --listen 127.0.0.1:0 \
     --auth-token-file "$tmp/token" --pid-file "$tmp/pid" >"$tmp/serve.out" 2>"$tmp/serve.err" &
 server_pid=$!
 for _ in $(seq 600); do
@@ -180,7 +192,52 @@ grep -q "^old_index *$IA\$" "$tmp/r4" && grep -q "^index *$IB\$" "$tmp/r4" ||
     fail "query --reload does not print the old and new directories: $(cat "$tmp/r4")"
 info_is "$IB" "query --reload (B)"
 sleep 1
-# 5. SIGHUP to every rank (as a launcher that forwards it): one reload -> A
+# 5. a reload request in the same batch as searches (one connection, three
+#    frames in one write): the searches are answered by the old version B, whose
+#    strings their results borrow; the reload -> A; all three ok
+relink "$IA"
+tags0=$(awk -F'\t' 'NR == 1 { print $3 }' "$tmp/C/images.tsv")
+python3 - "$port" "$tmp/token" "$tags0" >"$tmp/batch.out" 2>&1 <<'PY' ||
+import socket, struct, sys
+port, token, tags = int(sys.argv[1]), open(sys.argv[2], "rb").read().rstrip(b"\n"), sys.argv[3].split("|")
+def s(b):
+    b = b if isinstance(b, bytes) else b.encode()
+    return (bytes([0xA0 | len(b)]) if len(b) < 32 else b"\xd9" + bytes([len(b)])) + b
+def frame(fields):
+    m = bytes([0x80 | len(fields)])
+    for k, v in fields:
+        m += s(k)
+        if isinstance(v, int): m += bytes([v])
+        elif isinstance(v, list): m += bytes([0x90 | len(v)]) + b"".join(s(x) for x in v)
+        else: m += s(v)
+    return struct.pack(">I", len(m)) + m
+search = lambda i: frame([("id", i), ("op", "search"), ("tags", tags[:3]), ("k", 5), ("auth", token)])
+c = socket.create_connection(("127.0.0.1", port), timeout=30)
+c.sendall(b"MMSG\x00\x02\r\n" + search(1) + frame([("id", 2), ("op", "reload"), ("auth", token)]) + search(3))
+buf = b""
+def need(n):
+    global buf
+    while len(buf) < n:
+        d = c.recv(65536)
+        if not d: sys.exit("the server closed the connection after %d bytes" % len(buf))
+        buf += d
+need(8)
+buf = buf[8:]
+for i in range(3):
+    need(4)
+    n = struct.unpack(">I", buf[:4])[0]
+    need(4 + n)
+    r, buf = buf[4:4 + n], buf[4 + n:]
+    if b"\xa2ok\xc3" not in r: sys.exit("response %d is not ok: %r" % (i + 1, r[:300]))
+print("3 responses ok")
+PY
+    fail "searches around a reload in one batch: $(cat "$tmp/batch.out")"
+info_is "$IA" "a reload in a batch of searches (A)"
+sleep 1
+relink "$IB"
+kill -HUP "$coord_pid"
+info_is "$IB" "SIGHUP to the coordinator (B)"
+# 6. SIGHUP to every rank (as a launcher that forwards it): one reload -> A
 relink "$IA"
 n0=$(reloads_logged)
 mapfile -t ranks < <(pgrep -f -- "serve --index $tmp/cur/index" | grep -vx "$server_pid")
@@ -190,7 +247,7 @@ info_is "$IA" "SIGHUP to every rank (A)"
 sleep 1
 [ "$(reloads_logged)" = $((n0 + 1)) ] || fail "SIGHUP to every rank: $(($(reloads_logged) - n0)) reloads, expected 1"
 for p in "${ranks[@]}"; do kill -0 "$p" 2>/dev/null || fail "rank process $p died of SIGHUP"; done
-# 6. the corrupt copy by SIGHUP: refused, still A
+# 7. the corrupt copy by SIGHUP: refused, still A
 relink "$IC"
 n1=$(refusals_logged)
 kill -HUP "$coord_pid"
@@ -231,8 +288,9 @@ wait "$server_pid"
 rc=$?
 server_pid=''
 [ "$rc" = 0 ] || { fail "server exited $rc after SIGTERM"; tail -20 "$tmp/serve.err"; }
-grep -q "serve: stopped: .* 6 reloads (2 refused)" "$tmp/serve.err" ||
-    fail "the summary does not count 6 reloads, 2 refused: $(grep 'serve: stopped' "$tmp/serve.err")"
+grep -q "ERROR: AddressSanitizer\|runtime error" "$tmp/serve.err" && fail "sanitizer report in the server log"
+grep -q "serve: stopped: .* 8 reloads (2 refused)" "$tmp/serve.err" ||
+    fail "the summary does not count 8 reloads, 2 refused: $(grep 'serve: stopped' "$tmp/serve.err")"
 
 if [ "$fails" -ne 0 ]; then
     echo "--- server log (tail)"
