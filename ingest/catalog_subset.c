@@ -50,34 +50,25 @@ static mms_status read_ids(const char *path, mms_strmap_t **out) {
     return MMS_OK;
 }
 
-/* Every id of the list must be a row of some catalog (the first one missing
- * is named with its line). */
-static mms_status check_listed(const mms_catalog_t *const *cats, int n, const char *path) {
-    FILE *f;
-    MMS_CALL(mms_fopen(path, "r", &f));
-    char *line = NULL;
-    size_t cap = 0;
-    long long lineno = 0;
-    mms_status s = MMS_OK;
-    while (s == MMS_OK && mms_getline(&line, &cap, f) == 1) {
-        lineno++;
-        char *p = line, *e;
-        while (*p == ' ' || *p == '\t') p++;
-        e = p + strlen(p);
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
-        if (!*p || *p == '#') continue;
+/* Every id of the list must be a row of some catalog (the first one missing,
+ * in file order, is named with its line). */
+static mms_status check_listed(const mms_catalog_t *const *cats, int n, const mms_strmap_t *set,
+                               const char *path) {
+    size_t m = mms_strmap_size(set);
+    for (size_t k = 0; k < m; k++) {
+        const char *id = mms_strmap_key(set, k);
         int found = 0;
-        for (int i = 0; i < n && !found; i++) found = mms_catalog_id_lookup(cats[i], p) >= 0;
+        for (int i = 0; i < n && !found; i++) found = mms_catalog_id_lookup(cats[i], id) >= 0;
         if (!found) {
+            int64_t line = 0;
+            mms_strmap_get(set, id, strlen(id), &line);
             mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
-                          "%s:%lld: '%s' is not an image of catalog '%s'%s", path, lineno, p,
-                          cats[0]->dir, n > 1 ? " or the others given" : "");
-            s = MMS_ERR_ARG;
+                          "%s:%lld: '%s' is not an image of catalog '%s'%s", path, (long long)line,
+                          id, cats[0]->dir, n > 1 ? " or the others given" : "");
+            return MMS_ERR_ARG;
         }
     }
-    free(line);
-    fclose(f);
-    return s;
+    return MMS_OK;
 }
 
 mms_status mms_catalog_subset(const mms_catalog_t *const *cats, const uint8_t *const *keep, int n,
@@ -97,8 +88,8 @@ mms_status mms_catalog_subset(const mms_catalog_t *const *cats, const uint8_t *c
     mms_catalog_writer_t *w = NULL;
     mms_status s = MMS_OK;
     if (o->ids) {
-        s = check_listed(cats, n, o->ids);
-        if (s == MMS_OK) s = read_ids(o->ids, &listed);
+        s = read_ids(o->ids, &listed); /* read once: the list may be a pipe */
+        if (s == MMS_OK) s = check_listed(cats, n, listed, o->ids);
     }
     if (s == MMS_OK) s = mms_strmap_create(4096, &seen);
     for (int i = 0; i < n; i++) {
