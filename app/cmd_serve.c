@@ -193,6 +193,13 @@ static mms_status handle(void *ctx, const mms_request_t *reqs, int n, mms_respon
     int nreload = 0;
     for (int i = 0; i < n; i++) nreload += reqs[i].op == MMS_OP_RELOAD;
     if (nreload == 0) return MMS_OK;
+    if (g_signalled) { /* draining after SIGTERM: no new version for a server that stops */
+        for (int i = 0; i < n; i++)
+            if (reqs[i].op == MMS_OP_RELOAD && resps[i].ok)
+                mms_response_set_error(&resps[i], MMS_PERR_UNAVAILABLE,
+                                       "the server is stopping: no reload");
+        return MMS_OK;
+    }
     mms_engine_reload_t info;
     mms_status rs = serve_reload(c, "reload request", &info);
     char reason[sizeof resps[0].error_message];
