@@ -50,7 +50,11 @@ typedef struct {
 static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t *ev,
                              const method_t *m, const int64_t *qrows, int64_t nq, int k, int neighbors,
                              int vote_method, int vote_debiased) {
-    const mms_catalog_t *c = ix->cat;
+    /* the queries and the judge of results: the index's catalog, or --judge-catalog */
+    const mms_catalog_t *c = mms_eval_catalog(ev), *cj = c;
+    const char **qtags = NULL; /* BATCH x qcap tag names of the queries */
+    int32_t qcap = c->ntags < MMS_PROTO_MAX_TAGS ? c->ntags : MMS_PROTO_MAX_TAGS;
+    MMS_CALL(mms_malloc((size_t)BATCH * (size_t)(qcap + 1) * sizeof *qtags, &qtags));
     int mid;
     MMS_CALL(mms_eval_method(ev, m->name, m->k_overlap, &mid));
     mms_request_t req[BATCH];
@@ -76,8 +80,12 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
                 req[i].image_knn_dim = c->knn_dim;
             }
             if (m->with_tags) {
-                req[i].tags = ix->row_tags + c->tag_ptr[r];
-                req[i].ntags = (int)(c->tag_ptr[r + 1] - c->tag_ptr[r]);
+                const char **qt = qtags + (size_t)i * (size_t)(qcap + 1);
+                int nt = 0;
+                for (int64_t t = c->tag_ptr[r]; t < c->tag_ptr[r + 1] && nt < qcap; t++)
+                    qt[nt++] = c->tag_names[c->tag_idx[t]];
+                req[i].tags = qt;
+                req[i].ntags = nt;
             }
             req[i].visual = (float)m->visual;
             req[i].concept = m->concept;
@@ -102,13 +110,13 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
             }
             int nr = resp[i].nresults < 64 ? resp[i].nresults : 64;
             for (int j = 0; j < nr; j++) {
-                rows[j] = mms_catalog_id_lookup(c, resp[i].results[j].id);
+                rows[j] = mms_catalog_id_lookup(cj, resp[i].results[j].id);
                 scores[j] = resp[i].results[j].score;
             }
             s = mms_eval_add_results(ev, mid, q, rows, scores, nr);
             int nt = 0;
             for (int j = 0; j < resp[i].ntags && nt < 16; j++) {
-                int32_t t = mms_catalog_tag_lookup(c, resp[i].tags[j].tag);
+                int32_t t = mms_catalog_tag_lookup(cj, resp[i].tags[j].tag);
                 if (t >= 0) tags[nt++] = t;
             }
             if (s == MMS_OK && nt > 0) s = mms_eval_add_tags(ev, mid, q, tags, nt);
@@ -118,10 +126,10 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
                 int32_t vt[MMS_EVAL_NTAGS];
                 for (int j = nr; j < 64; j++)
                     rows[j] = -1;
-                s = mms_baseline_tag_vote(c, rows, scores, 1, 64, nr, 1, 0.0, MMS_EVAL_NTAGS, vt);
+                s = mms_baseline_tag_vote(cj, rows, scores, 1, 64, nr, 1, 0.0, MMS_EVAL_NTAGS, vt);
                 if (s == MMS_OK) s = mms_eval_add_tags(ev, vote_method, q, vt, MMS_EVAL_NTAGS);
                 if (s == MMS_OK)
-                    s = mms_baseline_tag_vote(c, rows, scores, 1, 64, nr, 1, MMS_VOTE_PRIOR_POWER,
+                    s = mms_baseline_tag_vote(cj, rows, scores, 1, 64, nr, 1, MMS_VOTE_PRIOR_POWER,
                                               MMS_EVAL_NTAGS, vt);
                 if (s == MMS_OK) s = mms_eval_add_tags(ev, vote_debiased, q, vt, MMS_EVAL_NTAGS);
             }
@@ -133,6 +141,7 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
         mms_progress_update(&prog, b0 + n);
     }
     mms_progress_end(&prog);
+    free(qtags);
     return s;
 }
 
@@ -174,7 +183,43 @@ static void training_settings(const char *index, char *out, size_t cap) {
     mms_error_clear();
 }
 
+/* The catalog of the queries and the judge of results: the index's own, or
+ * --judge-catalog for a version with additions or removals (it must hold
+ * every live image of the index; its val or test rows are the queries). */
+static mms_status judge_of(const mms_index_t *ix, const char *path, mms_catalog_t **out) {
+    *out = NULL;
+    if (!path) {
+        MMS_CHECK(ix->n_additions == 0 && ix->n_removed == 0, MMS_ERR_ARG,
+                  "eval: index '%s' (version %lld) added or removed images since it was built, "
+                  "so its catalog cannot judge its results: give --judge-catalog J, made with "
+                  "mmsage import catalog --from-index %s --out J", ix->dir,
+                  (long long)ix->version, ix->dir);
+        return MMS_OK;
+    }
+    mms_catalog_t *j;
+    MMS_CALL(mms_catalog_open(path, &j));
+    const mms_catalog_t *c = ix->cat;
+    mms_status s = MMS_OK;
+    if (j->dim != c->dim || j->knn_dim != c->knn_dim) s = MMS_ERR_MISMATCH;
+    int64_t missing = 0;
+    for (int64_t v = 0; s == MMS_OK && v < ix->n_images; v++)
+        if (!mms_index_is_removed(ix, v) && mms_catalog_id_lookup(j, mms_index_image_id(ix, v)) < 0)
+            missing++;
+    if (s != MMS_OK || missing) {
+        mms_error_set(MMS_ERR_MISMATCH, __FILE__, __LINE__, __func__,
+                      "eval: --judge-catalog '%s' %s index '%s' (make it with mmsage import catalog "
+                      "--from-index %s --out J)", path,
+                      missing ? "lacks images of" : "has other feature widths than", ix->dir,
+                      ix->dir);
+        mms_catalog_close(&j);
+        return MMS_ERR_MISMATCH;
+    }
+    *out = j;
+    return MMS_OK;
+}
+
 mms_status mms_cmd_eval(int argc, char **argv) {
+    const char *judge_catalog = NULL;
     const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL,
                *split_name = "test";
     int k = 10, neighbors = 5, max_q = 0, plots = 1, force = 0, baselines_only = 0;
@@ -194,6 +239,7 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         {"ppr-alpha", MMS_OPT_DOUBLE, &xp.alpha, "restart probability of the ppr baseline (personalised PageRank over the gallery's image-tag graph)", 0, 1, 1e-6, 1},
         {"ppr-iters", MMS_OPT_INT, &xp.iters, "power iterations of the ppr baseline", 0, 1, 1, 1000},
         {"fuse-weight", MMS_OPT_DOUBLE, &xp.w, "weight of the raw-visual cosine in the fused baseline (1 - w: vote-expansion's score)", 0, 1, 0, 1},
+        {"judge-catalog", MMS_OPT_STR, &judge_catalog, "catalog of every live image of an index version that added or removed images (mmsage import catalog --from-index I): its val or test rows are the queries and it judges the results", 0, 0, 0, 0},
         {"baselines-only", MMS_OPT_FLAG, &baselines_only, "only the catalog's baselines (no --index, no GNN methods): for choosing their settings on --split val", 0, 0, 0, 0},
         {"plots", MMS_OPT_INT, &plots, "1: draw plots with gnuplot, 0: data only", 0, 1, 0, 1},
         {"force", MMS_OPT_FLAG, &force, "replace an existing --report directory (once the new one is complete)", 0, 0, 0, 0},
@@ -253,6 +299,13 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         }
         ix = mms_engine_index(e);
         c = ix->cat;
+        s = judge_of(ix, judge_catalog, &own_cat);
+        if (s != MMS_OK) { /* as the end below: stop the workers' loops, no agree */
+            mms_engine_stop(e);
+            mms_engine_close(&e);
+            return s;
+        }
+        if (own_cat) c = own_cat;
     }
     mms_judge_t *j = NULL;
     mms_eval_t *ev = NULL;

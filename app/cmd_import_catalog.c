@@ -3,7 +3,8 @@
  *   --from C [--from C2 ...] [--ids FILE [--exclude]]   rows of catalogs, by id
  *   --from-index I                                     every live image of an
  *       index version (its catalog's rows, then the catalogs of the images its
- *       versions added, without removed ones): what judges a version's results */
+ *       versions added, as training images, without removed ones): what judges
+ *       a version's results (eval --judge-catalog) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,12 @@
 /* The catalogs of index dir and, per catalog, which rows are live images or
  * (base catalog) not images at all (its val and test rows stay). */
 static mms_status index_sources(mms_index_t *ix, const mms_catalog_t ***cats, uint8_t ***keep,
-                                int *n) {
+                                int **split_of, int *n) {
     int nc = 1 + (int)ix->n_additions;
     MMS_CALL(mms_calloc((size_t)nc, sizeof **cats, cats));
     MMS_CALL(mms_calloc((size_t)nc, sizeof **keep, keep));
+    MMS_CALL(mms_malloc((size_t)nc * sizeof **split_of, split_of));
+    for (int i = 0; i < nc; i++) (*split_of)[i] = i == 0 ? -1 : MMS_SPLIT_TRAIN; /* added: gallery */
     *n = nc;
     for (int i = 0; i < nc; i++) {
         const mms_catalog_t *c = i == 0 ? ix->cat : ix->added[i - 1].cat;
@@ -67,10 +70,14 @@ mms_status mms_cmd_import_catalog(int argc, char **argv) {
         MMS_CHECK(o.split >= 0, MMS_ERR_ARG,
                   "import catalog: --split '%s' (want keep, train, val or test)", split);
     }
+    MMS_CHECK(!from_index || o.split < 0, MMS_ERR_ARG,
+              "import catalog: --from-index keeps the index catalog's splits (its added images are "
+              "gallery: train); --split does not apply");
     mms_opts_echo("import catalog", opts, n);
     mms_catalog_t *own[MMS_STRLIST_MAX] = {0};
     const mms_catalog_t **cats = NULL;
     uint8_t **keep = NULL;
+    int *split_of = NULL;
     mms_index_t *ix = NULL;
     int nc = 0;
     mms_status s = MMS_OK;
@@ -80,7 +87,7 @@ mms_status mms_cmd_import_catalog(int argc, char **argv) {
         io.coordinator = 1;
         io.filter = 0;
         s = mms_index_open(from_index, &io, &ix);
-        if (s == MMS_OK) s = index_sources(ix, &cats, &keep, &nc);
+        if (s == MMS_OK) s = index_sources(ix, &cats, &keep, &split_of, &nc);
     } else {
         s = mms_calloc((size_t)from.n, sizeof *cats, &cats);
         for (int i = 0; s == MMS_OK && i < from.n; i++) {
@@ -90,12 +97,14 @@ mms_status mms_cmd_import_catalog(int argc, char **argv) {
         }
     }
     int64_t rows = 0;
-    if (s == MMS_OK) s = mms_catalog_subset(cats, (const uint8_t *const *)keep, nc, &o, &rows);
+    if (s == MMS_OK)
+        s = mms_catalog_subset_split(cats, (const uint8_t *const *)keep, split_of, nc, &o, &rows);
     if (s == MMS_OK)
         printf("catalog      %s: %lld images from %d catalog%s\n", o.out, (long long)rows, nc,
                nc == 1 ? "" : "s");
     for (int i = 0; keep && i < nc; i++) free(keep[i]);
     free(keep);
+    free(split_of);
     free(cats);
     for (int i = 0; i < from.n; i++) mms_catalog_close(&own[i]);
     mms_index_close(&ix);

@@ -73,6 +73,12 @@ static mms_status check_listed(const mms_catalog_t *const *cats, int n, const mm
 
 mms_status mms_catalog_subset(const mms_catalog_t *const *cats, const uint8_t *const *keep, int n,
                               const mms_subset_opts_t *o, int64_t *rows) {
+    return mms_catalog_subset_split(cats, keep, NULL, n, o, rows);
+}
+
+mms_status mms_catalog_subset_split(const mms_catalog_t *const *cats, const uint8_t *const *keep,
+                                    const int *split_of, int n, const mms_subset_opts_t *o,
+                                    int64_t *rows) {
     *rows = 0;
     MMS_CHECK(n >= 1 && o->out, MMS_ERR_ARG, "import catalog: no source catalog or no --out");
     for (int i = 1; i < n; i++)
@@ -131,7 +137,9 @@ mms_status mms_catalog_subset(const mms_catalog_t *const *cats, const uint8_t *c
             mms_catalog_row_t row = {
                 .where = where,
                 .id = c->ids[r],
-                .split = o->split >= 0 ? o->split : c->split[r],
+                .split = split_of && split_of[i] >= 0 ? split_of[i]
+                         : o->split >= 0                ? o->split
+                                                        : c->split[r],
                 .tags = tags,
                 .ntags = nt,
                 .features = c->x + (size_t)r * c->dim,

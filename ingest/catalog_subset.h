@@ -30,5 +30,10 @@ void mms_subset_opts_default(mms_subset_opts_t *o);
  * line. *rows gets the rows written. */
 mms_status mms_catalog_subset(const mms_catalog_t *const *cats, const uint8_t *const *keep, int n,
                               const mms_subset_opts_t *o, int64_t *rows);
+/* The same with a split per catalog (split_of[i] >= 0: every row of cats[i]
+ * gets it; -1: o->split decides); split_of may be NULL. */
+mms_status mms_catalog_subset_split(const mms_catalog_t *const *cats, const uint8_t *const *keep,
+                                    const int *split_of, int n, const mms_subset_opts_t *o,
+                                    int64_t *rows);
 
 #endif

@@ -94,6 +94,16 @@ hits=$(jq -r '.results[].id' t2.jsonl | grep -cxFf rm.ids)
     >/dev/null 2>&1 || fail "search v3 for removed images"
 hits=$(jq -r '.results[].id' g3.jsonl | grep -cxFf rm.ids)
 [ "$hits" = 0 ] || fail "removed images returned for their own features: $hits"
+# eval of a version: refused without a catalog of its images, then judged by one
+"${MPI[@]}" "$MMSAGE" eval --catalog base --index v3 --report rep3 --max-queries 20 --plots 0 >/dev/null 2>ev1
+[ $? -ne 0 ] && grep -q "give --judge-catalog J, made with mmsage import catalog --from-index" ev1 ||
+    fail "eval of a version without --judge-catalog: $(grep -m1 error ev1)"
+"$MMSAGE" import catalog --from-index v3 --out j3 >/dev/null 2>j3.err || fail "import catalog --from-index: $(cat j3.err)"
+"$MMSAGE" info --catalog j3 | grep -q "^images *$((1200 - 10)) (train $(($(grep -c $'\ttrain\t' full/images.tsv) - 10))," ||
+    fail "the catalog of v3's live images: $("$MMSAGE" info --catalog j3 | grep '^images')"
+"${MPI[@]}" "$MMSAGE" eval --catalog base --index v3 --judge-catalog j3 --report rep3 --max-queries 20 \
+    --plots 0 >/dev/null 2>ev2 || fail "eval of v3 with --judge-catalog: $(grep -m1 error ev2)"
+grep -qP '\tgnn-image\tqueries\t20$' rep3/metrics.tsv || fail "eval of v3: no 20 gnn-image queries in metrics.tsv"
 # compaction: the rewritten shards answer exactly as the tombstoned ones
 awk 'NR > 5 && NR <= 10' delta.ids >rm2.ids
 "$MMSAGE" remove --index v3 --ids rm2.ids --out v4a --compact-at 2 >/dev/null 2>&1 || fail "remove, no compaction"
