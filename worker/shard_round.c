@@ -140,7 +140,7 @@ static mms_status local_round(mms_round_t *r, int op, int32_t nq, int32_t k) {
             s = mms_qmat_topk(qm, X, sh->ids, Q, nq, k, exr, rw, c, r->rank == 0 ? &r->scans : NULL);
         } else {
             /* float scan: row numbers as ids (ascending like the node ids, so ties agree) */
-            s = mms_topk_scan(X, sh->n, w, NULL, 0, Q, nq, k, exr, rw, c);
+            s = mms_scan_float_live(X, sh->n, w, sh->dead, sh->n_dead, Q, nq, k, exr, rw, c);
         }
         for (size_t i = 0; s == MMS_OK && i < per; i++) sids[per * si + i] = rw[i] >= 0 ? sh->ids[rw[i]] : -1;
     }
