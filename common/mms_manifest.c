@@ -235,9 +235,12 @@ static mms_status decode_map(const msgpack_object *root, const char *name, const
     kbuf[kind->via.str.size] = '\0';
     MMS_CHECK(!want_kind || !strcmp(kbuf, want_kind), MMS_ERR_MISMATCH,
               "%s: this is a '%s' directory, expected a '%s'", name, kbuf, want_kind);
-    MMS_CHECK(format && format->type == MSGPACK_OBJECT_POSITIVE_INTEGER, MMS_ERR_FORMAT,
-              "%s: manifest field 'format' missing or invalid", name);
-    MMS_CHECK(max_format <= 0 || (int64_t)format->via.u64 <= max_format, MMS_ERR_MISMATCH,
+    /* a format above INT64_MAX would turn negative in an int64 and pass any
+     * max_format (found by fuzz_manifest): refused as invalid */
+    MMS_CHECK(format && format->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                  format->via.u64 <= (uint64_t)INT64_MAX,
+              MMS_ERR_FORMAT, "%s: manifest field 'format' missing or invalid", name);
+    MMS_CHECK(max_format <= 0 || format->via.u64 <= (uint64_t)max_format, MMS_ERR_MISMATCH,
               "%s: format version %llu is newer than this mmsage supports (%lld)", name,
               (unsigned long long)format->via.u64, (long long)max_format);
     mms_manifest_t *m;

@@ -216,6 +216,14 @@ static void test_manifest(const char *dir) {
     T_MSG_HAS("values declared");
     T_FAILS(mms_manifest_decode("\xdd\xff\xff\xff\xff", 5, "x", NULL, 0, &r), MMS_ERR_FORMAT);
     T_MSG_HAS("values declared");
+    /* a format of 2^64 - 1 (found by fuzz_manifest: it was accepted as -1, so
+     * it passed every max_format and did not survive a round trip) */
+    static const unsigned char huge[] = {0x83, 0xa5, 'm', 'a', 'g', 'i', 'c', 0xa6, 'm', 'm', 's', 'a',
+                                         'g', 'e', 0xa4, 'k', 'i', 'n', 'd', 0xa5, 'g', 'r', 'a', 'p',
+                                         'h', 0xa6, 'f', 'o', 'r', 'm', 'a', 't', 0xcf, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    T_FAILS(mms_manifest_decode(huge, sizeof huge, "x", "graph", 1, &r), MMS_ERR_FORMAT);
+    T_MSG_HAS("'format' missing or invalid");
     mms_manifest_destroy(&m2);
     mms_manifest_destroy(&m);
     T_FAILS(mms_manifest_read_dir("/nonexistent-dir", "graph", 1, &r), MMS_ERR_IO);
