@@ -178,7 +178,9 @@ q --server "$FLAKY" --retry-for 20 --image-features "$F8" --row 1 --json >"$T/ou
 [ "$(wc -l <"$T/out")" = 1 ] && grep -q '^{"id":1,"ok":true' "$T/out" || { fail "answer after retries:"; cat "$T/out"; }
 [ "$(retries "$T/err")" = 3 ] || { fail "expected 3 retry lines:"; cat "$T/err"; }
 grep -q "is unavailable: flaky: busy; retry 1 in" "$T/err" || { fail "no unavailable retry line:"; cat "$T/err"; }
-grep -q "the server closed the connection; retry 2 in\|Connection reset by peer; retry 2 in" "$T/err" ||
+# the closed connection shows as EOF on read, a reset, or (when the close wins
+# the race with the client's write, as on a loaded machine) a broken pipe
+grep -q "the server closed the connection; retry 2 in\|Connection reset by peer; retry 2 in\|Broken pipe; retry 2 in" "$T/err" ||
     { fail "no EOF retry line:"; cat "$T/err"; }
 
 # a batch cut after 3000 bytes of answers, and again on the next connection
