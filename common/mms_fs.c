@@ -495,3 +495,11 @@ int mms_getline(char **buf, size_t *cap, FILE *f) {
     while (n > 0 && ((*buf)[n - 1] == '\n' || (*buf)[n - 1] == '\r')) (*buf)[--n] = '\0';
     return 1;
 }
+
+char *mms_id_line(char *line) {
+    char *p = line, *e;
+    while (*p == ' ' || *p == '\t') p++;
+    e = p + strlen(p);
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
+    return *p && *p != '#' ? p : NULL;
+}

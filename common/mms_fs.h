@@ -108,6 +108,11 @@ typedef struct {
 mms_status mms_map_file(const char *path, mms_map_t *m);
 void mms_unmap(mms_map_t *m);
 
+/* A line of an id list (remove --ids, import catalog --ids): the id with
+ * blanks around it trimmed (line is modified), or NULL for a blank line or a
+ * '#' comment. */
+char *mms_id_line(char *line);
+
 /* Read one line of any length into *buf (growing it); strips '\n' and '\r'.
  * Returns 1 on a line, 0 at EOF, -1 on a read error. */
 int mms_getline(char **buf, size_t *cap, FILE *f);

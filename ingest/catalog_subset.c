@@ -28,11 +28,8 @@ static mms_status read_ids(const char *path, mms_strmap_t **out) {
     int r = 0;
     while (s == MMS_OK && (r = mms_getline(&line, &cap, f)) == 1) {
         lineno++;
-        char *p = line, *e;
-        while (*p == ' ' || *p == '\t') p++;
-        e = p + strlen(p);
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
-        if (!*p || *p == '#') continue;
+        char *p = mms_id_line(line);
+        if (!p) continue;
         int ins = 0;
         s = mms_strmap_put(set, p, strlen(p), lineno, &ins, NULL);
     }

@@ -367,11 +367,8 @@ static mms_status read_id_list(const mms_index_t *ix, const char *path, int igno
     int r;
     while (s == MMS_OK && (r = mms_getline(&line, &cap, f)) == 1) {
         lineno++;
-        char *p = line, *e;
-        while (*p == ' ' || *p == '\t') p++;
-        e = p + strlen(p);
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
-        if (!*p || *p == '#') continue;
+        char *p = mms_id_line(line);
+        if (!p) continue;
         (*requested)++;
         int64_t node = mms_index_node_of(ix, p);
         if (node < 0) {
