@@ -15,6 +15,10 @@
 #   5. jobs/submit.sh's preflight refuses 64 tasks (nothing queued); then
 #      jobs/nightly.sbatch (rebuild) with its shipped #SBATCH defaults on 2000
 #      images publishes WORK/current
+#   6. the nightly add chain: a base night, then an add night (import of new
+#      images, withdrawn ids, remove, add, gate, publish, reload) submitted
+#      while a query server answers a query loop; the job reloads the server
+#      (version 3), and no query of the loop fails
 # Jobs 2 and 5 are submitted as a user submits them: shipped #SBATCH defaults,
 # through jobs/submit.sh, without the suite's Open MPI oversubscription.
 # and checks each job's exit code (sbatch --wait) and output file (no sacct:
@@ -167,6 +171,66 @@ else
     [ -e "$tmp/nightly/current" ] && { fail "nightly: a failed night moved current"; ok=0; }
 fi
 [ $ok = 1 ] || show nightly
+
+# ---- 6. the nightly add chain (issue 14): a rebuild night on a base catalog,
+# then an add night (new images, withdrawn ids) submitted while a query server
+# (outside the allocation, serving WORK/current/index) answers a query loop;
+# the job's last stage tells the server to reload
+"$MMSAGE" synth --images 1800 --dim 32 --tags 60 --seed 7 --out "$tmp/full" >/dev/null 2>&1 &&
+    awk -F'\t' '$2 == "train" {print $1}' "$tmp/full/images.tsv" | awk 'NR % 8 == 0' >"$tmp/delta.ids" &&
+    awk -F'\t' '$2 == "train" {print $1}' "$tmp/full/images.tsv" | grep -vxFf "$tmp/delta.ids" | head -5 >"$tmp/withdrawn.ids" ||
+    fail "nightly add: could not make the catalogs"
+chmod -R a+rX "$tmp/full" "$tmp/delta.ids" "$tmp/withdrawn.ids" 2>/dev/null
+MMS_NIGHTLY_IMPORT="catalog --from $tmp/full --ids $tmp/delta.ids --exclude" MMS_TRAIN_SECONDS=10 \
+    MMS_WORK=$tmp/nightly-add submit nightly-base "$SRC/jobs/nightly.sbatch"
+[ "$rc" -eq 0 ] && [ -d "$tmp/nightly-add/current/index" ] || { fail "nightly add: the base night exited $rc"; show nightly-base; }
+if [ -d "$tmp/nightly-add/current/index" ]; then
+    awk -F'\t' '$2 == "test" { print NR - 1 }' "$tmp/full/images.tsv" | head -40 >"$tmp/loop-q.tsv"
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+        mpirun -np 3 "$MMSAGE" serve --index "$tmp/nightly-add/current/index" \
+        --listen 127.0.0.1:0 >"$tmp/nserve.out" 2>"$tmp/nserve.err" &
+    nserve_pid=$!
+    for _ in $(seq 600); do
+        grep -q "^ready: listening on" "$tmp/nserve.err" && break
+        kill -0 "$nserve_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    nport=$(sed -n 's/^ready: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/nserve.err")
+    [ -n "$nport" ] || { fail "nightly add: the server did not start: $(tail -3 "$tmp/nserve.err")"; }
+    : >"$tmp/loop.status"
+    (
+        i=0
+        while [ ! -e "$tmp/loop.stop" ]; do
+            "$MMSAGE" query --server "127.0.0.1:$nport" --retry-for 5 --queries "$tmp/loop-q.tsv" \
+                --image-features "$tmp/full/features.npy" --k 5 --pipeline 8 >"$tmp/loop.$i.jsonl" 2>"$tmp/loop.$i.err"
+            echo "$i $? $(grep -c '"ok":true' "$tmp/loop.$i.jsonl")" >>"$tmp/loop.status"
+            i=$((i + 1))
+        done
+    ) &
+    loop_pid=$!
+    MMS_NIGHTLY_MODE=add MMS_NIGHTLY_IMPORT="catalog --from $tmp/full --ids $tmp/delta.ids --split train" \
+        MMS_NIGHTLY_REMOVE=$tmp/withdrawn.ids MMS_SERVER=127.0.0.1:$nport MMS_WORK=$tmp/nightly-add \
+        submit nightly-add "$SRC/jobs/nightly.sbatch"
+    ok=1
+    [ "$rc" -eq 0 ] || { fail "nightly add job exited $rc: $(grep -m1 -E 'FAILED|error' "$out")"; ok=0; }
+    for st in remove add gate publish reload; do
+        grep -q "==== \[[0-9]*\] $st: done" "$out" || { fail "nightly add: stage $st did not finish"; ok=0; }
+    done
+    grep -q "^gate: gnn-image nDCG@5 new - current" "$out" || { fail "nightly add: no gate verdict"; ok=0; }
+    v=$("$MMSAGE" query --server "127.0.0.1:$nport" --op info --json 2>/dev/null | jq -r '.info.version')
+    [ "$v" = 3 ] || { fail "nightly add: the server reports version '$v' after the job, expected 3 (remove, then add)"; ok=0; }
+    sleep 1
+    touch "$tmp/loop.stop"
+    wait "$loop_pid"
+    answered=$(awk '{ s += $3 } END { print s + 0 }' "$tmp/loop.status")
+    badpass=$(awk '$2 != 0 || $3 != 40' "$tmp/loop.status" | wc -l)
+    [ "$badpass" = 0 ] && [ "$answered" -ge 40 ] ||
+        { fail "nightly add: the query loop had $badpass failed passes ($answered answers)"; ok=0; }
+    echo "nightly add: $answered answers in the loop while the job ran, server at version $v"
+    kill -TERM "$nserve_pid" 2>/dev/null
+    wait "$nserve_pid" 2>/dev/null
+    [ $ok = 1 ] || { show nightly-add; tail -5 "$tmp/nserve.err" >&2; }
+fi
 
 # ---- no job left behind
 q=$(squeue -h -o '%i %T' 2>/dev/null)
