@@ -63,7 +63,7 @@ for t in $targets; do
     fi
     mkdir -p "$corpus"
     [ -d "$src/tests/fuzz/corpus/$t" ] && cp -n "$src/tests/fuzz/corpus/$t"/* "$corpus"/ 2>/dev/null || true
-    log="$out/logs/$t.log"
+    log="$out/logs/$t.$$.log" # per process: two runs of one target side by side keep their own stats
     nice -n 19 "$out/build/tests/${t}_libfuzzer" -print_final_stats=1 -rss_limit_mb=2048 -timeout=20 \
         -artifact_prefix="$out/artifacts/$t-" "$corpus" >"$log" 2>&1 &
     pid=$!
