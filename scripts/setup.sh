@@ -2,6 +2,11 @@
 # scripts/setup.sh: install mmsage's Debian dependencies (as root, or with sudo)
 # and build it into build/ (or $MMS_BUILD_DIR). Idempotent: a second run only
 # rebuilds what changed. Never run inside a SLURM job: build first, then submit.
+#   scripts/setup.sh           mmsage's dependencies and the build
+#   scripts/setup.sh --peers   also the peers the benchmarks compare against
+#                              (Debian's python3-faiss, python3-hnswlib,
+#                              python3-torch: bench/peers_ann.py, ../shared/peers);
+#                              never a dependency of mmsage itself
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${MMS_BUILD_DIR:-$here/build}"
@@ -10,7 +15,12 @@ PKGS=(build-essential cmake pkg-config
       libopenmpi-dev openmpi-bin libmetis-dev libscalapack-openmpi-dev libopenblas-dev
       libmsgpack-dev libjansson-dev libjpeg-dev libxxhash-dev
       slurm-wlm munge gnuplot-nox python3 valgrind clang libclang-rt-14-dev
-      libmicrohttpd-dev chromium fonts-dejavu-core curl jq man-db groff-base)
+      libmicrohttpd-dev chromium fonts-dejavu-core curl jq man-db groff-base time)
+case "${1:-}" in
+  "") ;;
+  --peers) PKGS+=(python3-numpy python3-scipy python3-faiss python3-hnswlib python3-torch) ;;
+  *) echo "usage: scripts/setup.sh [--peers]" >&2; exit 2 ;;
+esac
 # node and npm for the browser tests (tests/web/): Debian's, unless the machine
 # already has them (a nodejs from elsewhere may bundle npm and conflict with
 # Debian's npm package)
