@@ -196,3 +196,31 @@ mms_job_header() {
         echo "started  $(date '+%F %T')"
     } >&2
 }
+
+# Per-rank time and peak memory of a command, with /usr/bin/time (Debian
+# package `time`) around every process the launcher starts.
+# mms_rusage_cmd STAGE BIN ARGS...: print (NUL-separated, for mapfile -d '')
+# BIN ARGS wrapped so that the process of rank r writes
+# "$MMS_RUSAGE_DIR/STAGE.rank-r": wall seconds, peak RSS KiB, user and system
+# CPU seconds (rank from OMPI_COMM_WORLD_RANK, SLURM_PROCID or PMI_RANK; 0
+# for a plain process).
+mms_rusage_cmd() {
+    local stage=$1
+    shift
+    [ -n "${MMS_RUSAGE_DIR:-}" ] || mms_die "mms_rusage_cmd: MMS_RUSAGE_DIR is not set"
+    mkdir -p "$MMS_RUSAGE_DIR"
+    # shellcheck disable=SC2016
+    printf '%s\0' bash -c 'r="${OMPI_COMM_WORLD_RANK:-${SLURM_PROCID:-${PMI_RANK:-0}}}"; f="$1.rank-$r"; shift; exec /usr/bin/time -f "%e %M %U %S" -o "$f" "$@"' \
+        rank-usage "$MMS_RUSAGE_DIR/$stage" "$@"
+}
+# mms_rusage_rows STAGE: one line per rank, "STAGE rank seconds peak_MiB user_s sys_s"
+# (tab-separated), from the files mms_rusage_cmd's processes wrote.
+mms_rusage_rows() {
+    local stage=$1 f r
+    for f in "$MMS_RUSAGE_DIR/$stage".rank-*; do
+        [ -f "$f" ] || continue
+        r=${f##*.rank-}
+        # on failure /usr/bin/time writes "Command exited with non-zero status N" first
+        tail -n 1 "$f" | awk -v s="$stage" -v r="$r" '{ printf "%s\t%s\t%.2f\t%.1f\t%.2f\t%.2f\n", s, r, $1, $2 / 1024, $3, $4 }'
+    done
+}

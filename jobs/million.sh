@@ -98,31 +98,13 @@ mms_job_header
     echo "load     $(cut -d' ' -f1-3 /proc/loadavg)"
 } >&2
 
-rusage_dir="$WORK/rusage"
-# rank_cmd STAGE BIN ARGS...: print (NUL-separated) BIN ARGS wrapped so that every
-# rank records its usage: /usr/bin/time into the
-# stage's file for this rank (OMPI_COMM_WORLD_RANK, or SLURM_PROCID under srun).
-rank_cmd() {
-    local stage=$1
-    shift
-    # shellcheck disable=SC2016
-    printf '%s\0' bash -c 'r="${OMPI_COMM_WORLD_RANK:-${SLURM_PROCID:-${PMI_RANK:-0}}}"; f="$1.rank-$r"; shift; exec /usr/bin/time -f "%e %M %U %S" -o "$f" "$@"' \
-        rank-time "$rusage_dir/$stage" "$@"
-}
-record() { # STAGE: one line per rank file into million.tsv
-    local stage=$1 f r
-    for f in "$rusage_dir/$stage".rank-*; do
-        [ -f "$f" ] || continue
-        r=${f##*.rank-}
-        # /usr/bin/time writes "Command exited with non-zero status" first on failure
-        tail -n 1 "$f" | awk -v s="$stage" -v r="$r" '{ printf "%s\t%s\t%.2f\t%.1f\t%.2f\t%.2f\n", s, r, $1, $2 / 1024, $3, $4 }' >>"$TSV"
-    done
-}
+export MMS_RUSAGE_DIR="$WORK/rusage"
+record() { mms_rusage_rows "$1" >>"$TSV"; }
 run_stage() { # STAGE NP CMD...: NP 0 = one plain process, else mpirun NP
     local stage=$1 np=$2 cmd
     shift 2
-    rm -f "$rusage_dir/$stage".rank-*
-    mapfile -d '' cmd < <(rank_cmd "$stage" "$@")
+    rm -f "$MMS_RUSAGE_DIR/$stage".rank-*
+    mapfile -d '' cmd < <(mms_rusage_cmd "$stage" "$@")
     local rc
     set +e
     if [ "$np" = 0 ]; then
@@ -172,8 +154,8 @@ if [ -n "${SLURM_JOB_ID:-}" ]; then
 fi
 if want serve; then
     log="$WORK/serve.log" pidf="$WORK/serve.pid"
-    rm -f "$pidf" "$rusage_dir"/serve.rank-*
-    mapfile -d '' cmd < <(rank_cmd serve "$MMSAGE" serve --index "$I" --listen 127.0.0.1:0 --pid-file "$pidf" \
+    rm -f "$pidf" "$MMS_RUSAGE_DIR"/serve.rank-*
+    mapfile -d '' cmd < <(mms_rusage_cmd serve "$MMSAGE" serve --index "$I" --listen 127.0.0.1:0 --pid-file "$pidf" \
         "${QUERY_ARGS[@]}")
     t0=$(date +%s.%N)
     mms_mpirun "$serve_np" "${cmd[@]}" >"$log" 2>&1 &
