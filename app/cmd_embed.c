@@ -12,11 +12,13 @@
 
 mms_status mms_cmd_embed(int argc, char **argv) {
     mms_embed_params_t p = {0};
+    p.nlist = -1;
     mms_opt_t opts[] = {
         {"graph", MMS_OPT_STR, &p.graph, "graph directory, partitioned into as many parts as ranks", 1, 0, 0, 0},
         {"model", MMS_OPT_STR, &p.model, "model directory written by mmsage train", 1, 0, 0, 0},
         {"out", MMS_OPT_STR, &p.out, "index directory to write", 1, 0, 0, 0},
         {"force", MMS_OPT_FLAG, &p.force, "replace an existing index directory", 0, 0, 0, 0},
+        {"nlist", MMS_OPT_INT, &p.nlist, "inverted lists per space for approximate search (-1: about 4 sqrt(images), a power of two; 0: none; docs/query.md)", 0, 1, -1, 65536},
     };
     const int n = (int)(sizeof opts / sizeof opts[0]);
     int help = 0;

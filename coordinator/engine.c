@@ -15,6 +15,7 @@
  * agreed on, and every rank switches or keeps the old version together.
  */
 #define _GNU_SOURCE
+#include <cblas.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -37,6 +38,12 @@ struct mms_engine {
     int rank, size;
     mms_engine_mode mode;
     int filter;
+    int32_t nprobe;          /* default lists probed (0: by size), engine params */
+    int exact;               /* default exact */
+    float *probe_S;          /* root: queries x nlist scores of the last probe choice */
+    size_t probe_S_cap;
+    uint64_t *probe_heap;
+    size_t probe_heap_cap;
     mms_index_t *ix;
     mms_index_t *prev_ix;    /* coordinator: the version before the last reload, kept until the
                                 responses that borrow its strings were encoded */
@@ -114,6 +121,8 @@ mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engi
     MPI_Comm_size(e->comm, &e->size);
     e->mode = p->mode;
     e->filter = p->filter;
+    e->nprobe = p->nprobe > 0 ? p->nprobe : 0;
+    e->exact = p->exact != 0;
     if (p->mode == MMS_ENGINE_SERVE) {
         e->nworkers = e->size - 1;
         e->worker = e->rank - 1;
@@ -182,6 +191,8 @@ void mms_engine_close(mms_engine_t **ep) {
     free(e->index_arg);
     free(e->catalog);
     free(e->reload_status);
+    free(e->probe_S);
+    free(e->probe_heap);
     free(e);
     *ep = NULL;
 }
@@ -321,8 +332,8 @@ mms_status mms_engine_worker_loop(mms_engine_t *e) {
 /* ---------------------------------------------------------------- coordinator side */
 
 /* Step 1 of a round (the header), then its steps 2-5 (mms_round_body). */
-static mms_status send_header(mms_engine_t *e, int op, int32_t nq, int32_t k) {
-    int64_t hdr[MMS_ROUND_HDR_N] = {op, nq, k, ++e->seq, 0, 0, 0, 0};
+static mms_status send_header(mms_engine_t *e, int op, int32_t nq, int32_t k, int32_t nprobe) {
+    int64_t hdr[MMS_ROUND_HDR_N] = {op, nq, k, ++e->seq, nprobe, 0, 0, 0};
     MPI_Request rq;
     MMS_MPI_CALL(MPI_Ibcast(hdr, MMS_ROUND_HDR_N, MPI_INT64_T, 0, e->comm, &rq));
     MMS_CALL(mms_round_wait(&rq));
@@ -334,7 +345,7 @@ static mms_status send_header(mms_engine_t *e, int op, int32_t nq, int32_t k) {
 mms_status mms_engine_stop(mms_engine_t *e) {
     if (!e || e->rank != 0 || e->stopped) return MMS_OK;
     e->stopped = 1;
-    return send_header(e, MMS_ROUND_STOP, 0, 0);
+    return send_header(e, MMS_ROUND_STOP, 0, 0, 0);
 }
 
 static void fail_queries(mms_query_t **qs, int n, const char *what) {
@@ -350,6 +361,11 @@ static int chunk_end(const mms_index_t *ix, int op, mms_query_t **qs, int n, int
     int end = from;
     int32_t k = 0;
     while (end < n && end - from < MMS_ROUND_MAX_Q) {
+        /* one nprobe per round, and its lists within the payload's room */
+        if (end > from && (qs[end]->nprobe != qs[from]->nprobe ||
+                           (size_t)(end - from + 1) * (size_t)qs[from]->nprobe * sizeof(int32_t) >
+                               MMS_ROUND_LISTS_BYTES))
+            break;
         int32_t kq = op == MMS_ROUND_NEIGHBORS ? qs[end]->neighbors : qs[end]->k;
         int32_t kn = kq > k ? kq : k;
         if (end > from && mms_round_reply_bytes(ix, op, end - from + 1, kn) > MMS_ROUND_BUDGET) break;
@@ -373,6 +389,47 @@ static void fill_payload(mms_engine_t *e, int op, mms_query_t **cq, int32_t nq) 
                    &cq[q]->exclude, sizeof(int64_t));
         }
     }
+}
+
+int32_t mms_engine_nprobe(const mms_engine_t *e, const mms_request_t *req) {
+    const int32_t nl = e->ix->ivf_nlist;
+    if (nl <= 0 || !e->filter) return 0;
+    int32_t np;
+    if (req && req->exact == 1) return 0;
+    if (req && req->nprobe > 0) np = req->nprobe;
+    else if (e->exact && !(req && req->exact == -1)) return 0;
+    else if (e->nprobe > 0) np = e->nprobe;
+    else if (mms_index_live_images(e->ix) < MMS_IVF_EXACT_BELOW && !(req && req->exact == -1)) return 0;
+    else np = mms_ivf_default_nprobe(nl, e->ix->n_images);
+    return np < nl ? np : nl;
+}
+
+/* The coordinator's probe choice for a round of nq queries already in the
+ * payload: one sgemm of the queries against the space's centroids, then each
+ * query's nprobe best lists (score descending, ties to the smaller list)
+ * written after the payload (shard_round.h). Workers never recompute it. */
+static mms_status choose_lists(mms_engine_t *e, int op, int32_t nq, int32_t nprobe) {
+    const mms_index_t *ix = e->ix;
+    const int32_t nl = ix->ivf_nlist, w = op == MMS_ROUND_NEIGHBORS ? ix->knn_dim : ix->emb_dim;
+    const float *cent = op == MMS_ROUND_NEIGHBORS ? ix->ivf_vis : ix->ivf_emb;
+    MMS_CHECK(nl > 0 && cent && nprobe <= nl, MMS_ERR_INTERNAL, "engine: no lists to probe");
+    MMS_CALL(mms_grow(&e->probe_S, sizeof *e->probe_S, (size_t)nq * (size_t)nl, &e->probe_S_cap));
+    MMS_CALL(mms_grow(&e->probe_heap, sizeof *e->probe_heap, (size_t)nprobe, &e->probe_heap_cap));
+    const float *Q = (const float *)e->round.payload;
+    int32_t *out = (int32_t *)(e->round.payload + mms_round_payload_bytes(ix, op, nq));
+    /* S (nq x nlist) = Q (nq x w) C^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nl, w, 1.0f, Q, w, cent, w, 0.0f,
+                e->probe_S, nl);
+    for (int32_t q = 0; q < nq; q++) {
+        const float *s = e->probe_S + (size_t)q * nl;
+        int32_t nh = 0;
+        for (int32_t c = 0; c < nl; c++)
+            mms_topk_heap_offer(e->probe_heap, &nh, nprobe, mms_topk_key(s[c], c));
+        mms_topk_heap_sort(e->probe_heap, nh);
+        for (int32_t j = 0; j < nprobe; j++)
+            out[(size_t)q * nprobe + j] = j < nh ? (int32_t)mms_topk_key_id(e->probe_heap[j]) : -1;
+    }
+    return MMS_OK;
 }
 
 /* Query q's merged visual neighbours (m of them, from the replies rep at the
@@ -465,7 +522,12 @@ static mms_status run_op(mms_engine_t *e, int op, mms_query_t **qs, int n) {
             continue;
         }
         fill_payload(e, op, cq, nq);
-        s = send_header(e, op, nq, k);
+        int32_t nprobe = cq[0]->nprobe;
+        if (nprobe > 0 && choose_lists(e, op, nq, nprobe) != MMS_OK) {
+            fail_queries(cq, nq, "choosing the lists failed");
+            continue;
+        }
+        s = send_header(e, op, nq, k, nprobe);
         if (s == MMS_ERR_MPI) return s;
         if (s != MMS_OK) {
             fail_queries(cq, nq, "round failed");
@@ -478,6 +540,16 @@ static mms_status run_op(mms_engine_t *e, int op, mms_query_t **qs, int n) {
 
 static void add_timing(mms_response_t *r, const char *stage, double sec) {
     mms_response_add_timing(r, stage, (uint64_t)(sec * 1e6 + 0.5));
+}
+
+/* info's approximate-search entries: nlist (0: none), the nprobe a request
+ * without its own gets (0: exact), and the lists probed when approximate. */
+static mms_status info_ivf(const mms_engine_t *e, mms_response_t *r) {
+    const int32_t nl = e->ix->ivf_nlist;
+    MMS_CALL(mms_response_add_info_int(r, "nlist", nl));
+    MMS_CALL(mms_response_add_info_int(r, "nprobe", mms_engine_nprobe(e, NULL)));
+    int32_t np = e->nprobe > 0 ? e->nprobe : mms_ivf_default_nprobe(nl, e->ix->n_images);
+    return mms_response_add_info_int(r, "nprobe_approx", nl > 0 ? (np < nl ? np : nl) : 0);
 }
 
 mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const uint8_t *connect,
@@ -499,12 +571,14 @@ mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const u
         if (reqs[i].op == MMS_OP_RELOAD) continue; /* the server's, after the batch */
         int c = connect ? connect[i] : MMS_ENGINE_CONNECT_IMAGE;
         mms_status ps = mms_query_prepare(ix, &reqs[i], c, &resps[i], &qs[i]);
+        qs[i].nprobe = mms_engine_nprobe(e, &reqs[i]);
         if (ps != MMS_OK) {
             mms_response_set_error(&resps[i], MMS_PERR_INTERNAL, "%s", mms_error_message());
             qs[i].active = 0;
         }
         if (resps[i].ok && reqs[i].op == MMS_OP_INFO) {
-            if (mms_query_info(ix, e->nworkers, &resps[i]) != MMS_OK)
+            if (mms_query_info(ix, e->nworkers, &resps[i]) != MMS_OK ||
+                info_ivf(e, &resps[i]) != MMS_OK)
                 mms_response_set_error(&resps[i], MMS_PERR_INTERNAL, "%s", mms_error_message());
         }
     }

@@ -86,6 +86,7 @@ typedef struct {
     float *h1;      /* emb_dim: the query node's layer-1 state h1(q) (zeros unless embedded) */
     float *E;       /* emb_dim: the fused query embedding */
     float *zc;      /* emb_dim: E_t as a tags-only node (concept_node) */
+    int32_t nprobe; /* inverted lists probed per round (engine.c; 0: exact, every row) */
 } mms_query_t;
 
 /* Validate req against ix (coordinator part) and fill q. Request errors (wrong
@@ -145,6 +146,12 @@ typedef struct {
     const char *catalog; /* overrides the index manifest's catalog (NULL: the manifest's) */
     mms_engine_mode mode;
     int filter;          /* 1 (default): int8 filter + exact re-rank; 0: float scans (mms_topk_scan) */
+    /* Approximate search (docs/query.md "Approximate search (IVF)"), on an index
+     * with inverted lists; a request's own `nprobe` / `exact` wins: */
+    int32_t nprobe;      /* > 0: lists probed per query by default (capped at nlist);
+                            0 (default): the index's default nprobe from MMS_IVF_EXACT_BELOW
+                            live images up, exact below */
+    int exact;           /* 1: exact by default whatever the size (requests may still ask for nprobe) */
 } mms_engine_params_t;
 
 void mms_engine_params_default(mms_engine_params_t *p);
@@ -172,6 +179,11 @@ typedef struct {
     int64_t *nbrs;
     int32_t max_nbrs;
 } mms_engine_trace_t;
+
+/* The lists a request is searched with (0: exact): the request's `exact` /
+ * `nprobe`, else the engine's defaults (mms_engine_params_t), else the size
+ * rule; 0 on an index without lists or with float scans. Coordinator. */
+int32_t mms_engine_nprobe(const mms_engine_t *e, const mms_request_t *req);
 
 /* Stage times of the last mms_engine_answer (seconds). */
 typedef struct {

@@ -98,6 +98,8 @@ const char *mms_op_name(mms_op op);
  * MMS_ENGINE_CONNECT_* values. */
 typedef enum { MMS_CONNECT_IMAGE = 0, MMS_CONNECT_TAGS = 1, MMS_CONNECT_BOTH = 2 } mms_connect;
 #define MMS_PROTO_HAS_CONNECT 1
+#define MMS_PROTO_HAS_NPROBE 1
+#define MMS_PROTO_NPROBE_MAX 65536
 #define MMS_PROTO_HAS_NEGATIVE_TAGS 1
 
 /* "image" / "tags" / "both" (NULL outside the table). */
@@ -147,6 +149,10 @@ typedef struct {
     const char *const *negative_tags; /* nnegative_tags keywords to subtract from the concept
                                  (same rules as tags); never a query on their own */
     int nnegative_tags;
+    int nprobe;               /* 0 when absent; 1..MMS_PROTO_NPROBE_MAX inverted lists to scan per
+                                 shard round (approximate search, capped at the index's nlist) */
+    int exact;                /* 0 when absent (the server's default); 1 (true): exact search;
+                                 -1 (false): approximate (the request's or the default nprobe) */
     const char *auth;         /* the shared-secret token (1..MMS_PROTO_MAX_STR bytes, no NUL),
                                  or NULL when absent; the server compares it with its own
                                  token (when it has one) before the handler sees the request */

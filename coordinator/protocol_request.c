@@ -33,11 +33,12 @@ void mms_request_free(mms_request_t *r) {
 
 enum {
     F_ID, F_OP, F_IMAGE, F_IMAGE_KNN, F_JPEG, F_TAGS, F_VISUAL, F_K, F_NEIGHBORS, F_EXCLUDE,
-    F_TAG_K, F_PREDICT_TAGS, F_CONNECT, F_CONCEPT, F_NEGATIVE_TAGS, F_AUTH, F_COUNT
+    F_TAG_K, F_PREDICT_TAGS, F_CONNECT, F_CONCEPT, F_NEGATIVE_TAGS, F_AUTH, F_NPROBE, F_EXACT,
+    F_COUNT
 };
 static const char *const k_req_fields[F_COUNT] = {
     "id", "op", "image", "image_knn", "jpeg", "tags", "visual", "k", "neighbors", "exclude",
-    "tag_k", "predict_tags", "connect", "concept", "negative_tags", "auth"};
+    "tag_k", "predict_tags", "connect", "concept", "negative_tags", "auth", "nprobe", "exact"};
 
 /* An integer field in [lo, hi]; range failures give range_code. */
 static int get_int_field(const msgpack_object *o, const char *name, int64_t lo, int64_t hi,
@@ -164,6 +165,15 @@ static int decode_op_and_counts(const msgpack_object *const *f, mms_request_t *r
     if (f[F_TAG_K] && (c = get_int_field(f[F_TAG_K], "tag_k", 1, MMS_PROTO_TAG_K_MAX,
                                          MMS_PERR_K_RANGE, &r->tag_k, err, errlen)))
         return c;
+    if (f[F_NPROBE] && (c = get_int_field(f[F_NPROBE], "nprobe", 1, MMS_PROTO_NPROBE_MAX,
+                                          MMS_PERR_K_RANGE, &r->nprobe, err, errlen)))
+        return c;
+    if (f[F_EXACT]) {
+        if (f[F_EXACT]->type != MSGPACK_OBJECT_BOOLEAN)
+            return proto_seterr(err, errlen, MMS_PERR_FIELD_TYPE, "'exact' must be a bool, got %s",
+                                proto_obj_type_name(f[F_EXACT]));
+        r->exact = f[F_EXACT]->via.boolean ? 1 : -1;
+    }
     if (f[F_PREDICT_TAGS]) {
         if (f[F_PREDICT_TAGS]->type != MSGPACK_OBJECT_BOOLEAN)
             return proto_seterr(err, errlen, MMS_PERR_FIELD_TYPE,
@@ -383,7 +393,7 @@ mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
                  (uint32_t)(r->exclude != NULL) + (uint32_t)(r->predict_tags != 0) +
                  (uint32_t)(r->connect != MMS_CONNECT_IMAGE) +
                  (uint32_t)(r->concept != MMS_CONCEPT_TAGS) + (uint32_t)has_neg +
-                 (uint32_t)(r->auth != NULL);
+                 (uint32_t)(r->auth != NULL) + (uint32_t)(r->nprobe > 0) + (uint32_t)(r->exact != 0);
     int rc = msgpack_pack_map(&pk, n);
     rc |= proto_pack_cstr(&pk, "id") | msgpack_pack_uint64(&pk, r->id);
     rc |= proto_pack_cstr(&pk, "op") | proto_pack_cstr(&pk, mms_op_name(r->op));
@@ -414,6 +424,9 @@ mms_status mms_request_encode(const mms_request_t *r, msgpack_sbuffer *sb) {
         rc |= proto_pack_cstr(&pk, "connect") | proto_pack_cstr(&pk, mms_connect_name(r->connect));
     if (r->concept != MMS_CONCEPT_TAGS)
         rc |= proto_pack_cstr(&pk, "concept") | proto_pack_cstr(&pk, mms_concept_name(r->concept));
+    if (r->nprobe > 0) rc |= proto_pack_cstr(&pk, "nprobe") | msgpack_pack_int(&pk, r->nprobe);
+    if (r->exact == 1) rc |= proto_pack_cstr(&pk, "exact") | msgpack_pack_true(&pk);
+    if (r->exact == -1) rc |= proto_pack_cstr(&pk, "exact") | msgpack_pack_false(&pk);
     if (r->auth) rc |= proto_pack_cstr(&pk, "auth") | proto_pack_cstr(&pk, r->auth);
     return proto_frame_end(sb, start, rc, "request");
 }

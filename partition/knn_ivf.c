@@ -1,10 +1,7 @@
 /* knn_ivf.c: approximate cosine kNN with an inverted-file (IVF) index.
  *
- *   train   spherical k-means (nlist centroids) on a sample of rows chosen by a
- *           hash of (seed, row); init from nlist sample rows drawn with mms_rng;
- *           each Lloyd step assigns the sample by sgemm in global tiles of the
- *           sample, split over ranks, then allgathers the assignments and every
- *           rank updates the centroids alone, in sample order (double sums);
+ *   train   spherical k-means (nlist centroids, kmeans.h, shared with the query
+ *           index's lists) on a sample of rows chosen by a hash of (seed, row);
  *   probe   each row's nprobe most similar centroids (sgemm in global row
  *           tiles); the best one is the row's list;
  *   lists   assignments of all rows are allgathered; lists hold row ids in
@@ -29,6 +26,7 @@
 #include <string.h>
 
 #include "knn.h"
+#include "kmeans.h"
 #include "knn_topk.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
@@ -54,54 +52,12 @@ static void row_normed(const ivf_t *iv, int64_t row, float *y) {
     knn_scale_row(iv->x + (size_t)row * (size_t)iv->d, iv->d, iv->inv[row], y);
 }
 
-/* Per-rank element counts of a global split by tiles of T (for allgatherv). */
-static mms_status tile_counts(int64_t n, int32_t T, int nranks, int64_t **counts) {
-    MMS_CALL(mms_malloc(sizeof(int64_t) * (size_t)nranks, counts));
-    for (int r = 0; r < nranks; r++) {
-        int64_t r0;
-        mms_knn_rows_for_rank(n, T, nranks, r, &r0, &(*counts)[r]);
-    }
-    return MMS_OK;
-}
-
-/* best[i], arg[i] = max over centroids of the cosine of sample row i (ties to
- * the smaller centroid), for the rows [r0, r0 + nr) of xs (r0 a tile start). */
-static void assign_rows(const ivf_t *iv, const float *xs, int64_t r0, int64_t nr, float *S,
-                        int32_t *arg, float *best) {
-    for (int64_t t = 0; t < nr; t += iv->T) {
-        int32_t m = (int32_t)(nr - t < iv->T ? nr - t : iv->T);
-        knn_gemm_nt(m, iv->nlist, iv->d, xs + (size_t)(r0 + t) * (size_t)iv->d, iv->cent, S);
-        for (int32_t i = 0; i < m; i++) {
-            const float *s = S + (size_t)i * (size_t)iv->nlist;
-            int32_t a = 0;
-            for (int32_t c = 1; c < iv->nlist; c++)
-                if (s[c] > s[a]) a = c;
-            arg[t + i] = a;
-            best[t + i] = s[a];
-        }
-    }
-}
-
-typedef struct {
-    float best;
-    int64_t i;
-} worst_t;
-
-static int cmp_worst(const void *a, const void *b) {
-    const worst_t *x = a, *y = b;
-    if (x->best != y->best) return x->best < y->best ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
 static mms_status ivf_train(ivf_t *iv, const mms_knn_params_t *p) {
     mms_status s = MMS_OK;
     const size_t ud = (size_t)iv->d;
     int64_t nvalid = 0, ns = 0;
-    int64_t *srow = NULL, *counts = NULL, *cnt = NULL;
-    float *xs = NULL, *S = NULL, *best = NULL, *best_all = NULL;
-    int32_t *arg = NULL, *arg_all = NULL, *prev = NULL, *perm = NULL;
-    double *sum = NULL;
-    worst_t *order = NULL;
+    int64_t *srow = NULL;
+    float *xs = NULL;
     for (int64_t i = 0; i < iv->n; i++) nvalid += iv->inv[i] > 0.0;
     MMS_CHECK(nvalid >= iv->nlist, MMS_ERR_ARG,
               "knn ivf: nlist = %d lists need at least as many non-zero rows (have %lld); "
@@ -127,100 +83,12 @@ static mms_status ivf_train(ivf_t *iv, const mms_knn_params_t *p) {
     }
     MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)ns * ud, &xs));
     for (int64_t i = 0; i < ns; i++) row_normed(iv, srow[i], xs + (size_t)i * ud);
-
-    /* init: nlist distinct sample rows (partial Fisher-Yates) */
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)ns, &perm));
-    for (int64_t i = 0; i < ns; i++) perm[i] = (int32_t)i;
-    {
-        mms_rng_t r;
-        mms_rng_init(&r, p->seed, MMS_STREAM_KMEANS, 0xc3e7ull /* init */);
-        for (int32_t c = 0; c < iv->nlist; c++) {
-            int64_t j = c + (int64_t)mms_rng_below64(&r, (uint64_t)(ns - c));
-            int32_t t = perm[c];
-            perm[c] = perm[j];
-            perm[j] = t;
-            memcpy(iv->cent + (size_t)c * ud, xs + (size_t)perm[c] * ud, ud * sizeof(float));
-        }
-    }
-
-    int64_t r0, nr;
-    mms_knn_rows_for_rank(ns, iv->T, iv->nranks, iv->rank, &r0, &nr);
-    MMS_CALL_GOTO(s, out, tile_counts(ns, iv->T, iv->nranks, &counts));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)iv->T * (size_t)iv->nlist, &S));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)(nr + 1), &arg));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)(nr + 1), &best));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)ns, &arg_all));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int32_t) * (size_t)ns, &prev));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(float) * (size_t)ns, &best_all));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(double) * (size_t)iv->nlist * ud, &sum));
-    MMS_CALL_GOTO(s, out, mms_malloc(sizeof(int64_t) * (size_t)iv->nlist, &cnt));
-    for (int64_t i = 0; i < ns; i++) prev[i] = -1;
-
-    double t0 = mms_now();
-    for (int it = 0; it < p->kmeans_iters; it++) {
-        assign_rows(iv, xs, r0, nr, S, arg, best);
-        MMS_CALL_GOTO(s, out, knn_allgatherv(arg, arg_all, counts, sizeof(int32_t), iv->comm));
-        MMS_CALL_GOTO(s, out, knn_allgatherv(best, best_all, counts, sizeof(float), iv->comm));
-        int64_t changed = 0;
-        double obj = 0.0;
-        for (int64_t i = 0; i < ns; i++) {
-            changed += arg_all[i] != prev[i];
-            prev[i] = arg_all[i];
-            obj += best_all[i];
-        }
-        /* update on every rank alike: sums in sample order */
-        memset(sum, 0, sizeof(double) * (size_t)iv->nlist * ud);
-        memset(cnt, 0, sizeof(int64_t) * (size_t)iv->nlist);
-        for (int64_t i = 0; i < ns; i++) {
-            double *sc = sum + (size_t)arg_all[i] * ud;
-            const float *xi = xs + (size_t)i * ud;
-            for (size_t j = 0; j < ud; j++) sc[j] += xi[j];
-            cnt[arg_all[i]]++;
-        }
-        int32_t empty = 0;
-        int64_t next_worst = 0;
-        for (int32_t c = 0; c < iv->nlist; c++) {
-            float *cc = iv->cent + (size_t)c * ud;
-            const double *sc = sum + (size_t)c * ud;
-            double ss = 0.0;
-            for (size_t j = 0; j < ud; j++) ss += sc[j] * sc[j];
-            if (cnt[c] > 0 && ss > 0.0) {
-                double inv = 1.0 / sqrt(ss);
-                for (size_t j = 0; j < ud; j++) cc[j] = (float)(sc[j] * inv);
-                continue;
-            }
-            /* empty: restart it at the sample row its centroid fits worst */
-            if (!order) {
-                MMS_CALL_GOTO(s, out, mms_malloc(sizeof(worst_t) * (size_t)ns, &order));
-                for (int64_t i = 0; i < ns; i++) order[i] = (worst_t){best_all[i], i};
-                qsort(order, (size_t)ns, sizeof(worst_t), cmp_worst);
-            }
-            memcpy(cc, xs + (size_t)order[next_worst % ns].i * ud, ud * sizeof(float));
-            next_worst++;
-            empty++;
-        }
-        mms_free(&order);
-        mms_log_debug("knn ivf: k-means iteration %d: mean cosine %.5f, %lld reassigned, "
-                      "%d empty lists restarted",
-                      it + 1, obj / (double)ns, (long long)changed, (int)empty);
-        if (changed == 0 && empty == 0) break;
-    }
-    mms_log_info("knn ivf: trained %d lists on %lld sample rows in %.2f s", (int)iv->nlist,
-                 (long long)ns, mms_now() - t0);
+    mms_kmeans_params_t kp = {.nlist = iv->nlist, .iters = p->kmeans_iters, .tile = iv->T,
+                              .seed = p->seed, .who = "knn ivf"};
+    s = mms_kmeans_spherical(xs, ns, iv->d, &kp, iv->comm, iv->cent);
 out:
     mms_free(&srow);
-    mms_free(&counts);
-    mms_free(&cnt);
     mms_free(&xs);
-    mms_free(&S);
-    mms_free(&best);
-    mms_free(&best_all);
-    mms_free(&arg);
-    mms_free(&arg_all);
-    mms_free(&prev);
-    mms_free(&perm);
-    mms_free(&sum);
-    mms_free(&order);
     return s;
 }
 

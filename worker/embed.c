@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "index.h"
+#include "ivf_build.h"
 #include "mms_catalog.h"
 #include "mms_fs.h"
 #include "mms_graph.h"
@@ -47,6 +48,7 @@ typedef struct {
     int32_t *nbr, *self; /* int32 adjacency and identity of owned + halo1 rows */
     float *h1, *z;       /* (owned + halo1) x 2H, owned x 2H */
     int64_t n_img;       /* owned image nodes (the first n_img owned rows) */
+    int32_t nlist;       /* inverted lists written (ivf_build.h), 0: none */
 } embed_t;
 
 static void embed_free(embed_t *e) {
@@ -214,7 +216,8 @@ static mms_status write_top(const embed_t *e, const float *tag_emb, const float 
                          .normalize = e->normalize,
                          .n_tags = e->g->n_tags,
                          .tag_emb = tag_emb,
-                         .tag_h1 = tag_h1};
+                         .tag_h1 = tag_h1,
+                         .ivf_nlist = e->nlist};
     return mms_index_write_top(e->tmp, &t);
 }
 
@@ -242,6 +245,7 @@ mms_status mms_embed(const mms_embed_params_t *p, MPI_Comm comm, mms_embed_summa
     MMS_CALL_GOTO(s, done, mms_shard_load(e->g, e->pt, comm, &e->sh));
     MMS_CALL_GOTO(s, done, mms_mpi_agree(embed_owned(e), comm));
     MMS_CALL_GOTO(s, done, mms_mpi_agree(write_shard(e), comm));
+    MMS_CALL_GOTO(s, done, mms_ivf_build(e->tmp, p->nlist, comm, &e->nlist));
     MMS_CALL_GOTO(s, done, gather_tags(e, &tag_emb, &tag_h1));
     s = e->rank == 0 ? write_top(e, tag_emb, tag_h1) : MMS_OK;
     MMS_CALL_GOTO(s, done, mms_mpi_agree(s, comm));

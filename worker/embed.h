@@ -27,6 +27,8 @@ typedef struct {
     const char *model;
     const char *out;
     int force;
+    int32_t nlist; /* inverted lists per space for approximate search (ivf_build.h):
+                      -1 the default for the image count, 0 none */
 } mms_embed_params_t;
 
 typedef struct {

@@ -276,16 +276,52 @@ static void shard_close(mms_index_shard_t *sh) {
     free(sh->dead);
 }
 
-/* The int8 copy of dir/name's rows; a failure (a non-finite value) names the file. */
+/* The int8 copy of dir/name's rows (in list order when list is not NULL); a
+ * failure (a non-finite value) names the file. */
 static mms_status qmat_named(const char *dir, const char *name, const float *x, int64_t n,
-                             int32_t d, mms_qmat_t **out) {
-    mms_status s = mms_qmat_create(x, n, d, out);
+                             int32_t d, const int32_t *list, int32_t nlist, mms_qmat_t **out) {
+    mms_status s = list ? mms_qmat_create_lists(x, n, d, list, nlist, out)
+                        : mms_qmat_create(x, n, d, out);
     if (s != MMS_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", mms_error_message());
         mms_error_set(s, __FILE__, __LINE__, __func__, "index: %s/%s: %s", dir, name, why);
     }
     return s;
+}
+
+/* The vis and emb list of every row of a shard segment (n rows): from its
+ * ivf_lists file when it has one (embed's base rows, compacted shards), else
+ * assigned now from the centroids (the segments of `mmsage add`, small). */
+static mms_status shard_lists(const mms_index_t *ix, const char *dir, int64_t version,
+                              const mms_index_shard_t *sh, int32_t **lv, int32_t **le) {
+    const int64_t n = sh->n;
+    char f[64], p[MMS_PATH_MAX];
+    mms_index_segment_file(f, sizeof f, version, MMS_IVF_LISTS_FILE);
+    MMS_CALL(mms_path_join(p, sizeof p, dir, f));
+    MMS_CALL(mms_malloc((size_t)n * sizeof **lv, lv));
+    MMS_CALL(mms_malloc((size_t)n * sizeof **le, le));
+    if (!mms_path_exists(p)) {
+        MMS_CALL(mms_ivf_assign(ix->ivf_vis, ix->ivf_nlist, sh->vis, n, ix->knn_dim, *lv));
+        return mms_ivf_assign(ix->ivf_emb, ix->ivf_nlist, sh->emb, n, ix->emb_dim, *le);
+    }
+    mms_npy_t a;
+    MMS_CALL(open_shaped(dir, f, MMS_DT_I32, n, 2, &a));
+    const int32_t *L = a.data;
+    for (int64_t i = 0; i < n; i++) {
+        if (L[2 * i] < 0 || L[2 * i] >= ix->ivf_nlist || L[2 * i + 1] < 0 ||
+            L[2 * i + 1] >= ix->ivf_nlist) {
+            mms_npy_close(&a);
+            mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                          "index: %s row %lld names lists (%d, %d), outside [0, %d)", p,
+                          (long long)i, L[2 * i], L[2 * i + 1], ix->ivf_nlist);
+            return MMS_ERR_FORMAT;
+        }
+        (*lv)[i] = L[2 * i];
+        (*le)[i] = L[2 * i + 1];
+    }
+    mms_npy_close(&a);
+    return MMS_OK;
 }
 
 static mms_status shard_open(const mms_index_t *ix, int s, int64_t version, int64_t rows,
@@ -322,9 +358,15 @@ static mms_status shard_open(const mms_index_t *ix, int s, int64_t version, int6
         sh->dead[i] = 1;
         sh->n_dead++;
     }
+    int32_t *lv = NULL, *le = NULL; /* the rows' vis and emb lists (IVF) */
+    if (filter && n > 0 && ix->ivf_nlist > 0) MMS_CALL(shard_lists(ix, dir, version, sh, &lv, &le));
     if (filter && n > 0) {
-        MMS_CALL(qmat_named(dir, f_emb, sh->emb, n, ix->emb_dim, &sh->qemb));
-        MMS_CALL(qmat_named(dir, f_vis, sh->vis, n, ix->knn_dim, &sh->qvis));
+        mms_status qs = qmat_named(dir, f_emb, sh->emb, n, ix->emb_dim, le, ix->ivf_nlist, &sh->qemb);
+        if (qs == MMS_OK)
+            qs = qmat_named(dir, f_vis, sh->vis, n, ix->knn_dim, lv, ix->ivf_nlist, &sh->qvis);
+        free(lv);
+        free(le);
+        MMS_CALL(qs);
         sh->qemb->dead = sh->qvis->dead = sh->dead;
         sh->qemb->ndead = sh->qvis->ndead = sh->n_dead;
     }
@@ -407,6 +449,12 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
                       "index '%s': manifest version is %lld", ix->dir, (long long)ix->version);
         s = MMS_ERR_FORMAT;
     }
+    if (s == MMS_OK && mms_manifest_has(m, "ivf_nlist") &&
+        (s = get_int32(m, "ivf_nlist", &ix->ivf_nlist)) == MMS_OK && ix->ivf_nlist > MMS_IVF_MAX_NLIST) {
+        mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                      "index '%s': manifest ivf_nlist is %d", ix->dir, (int)ix->ivf_nlist);
+        s = MMS_ERR_FORMAT;
+    }
     if (s == MMS_OK && mms_manifest_has(m, "normalize") &&
         (s = mms_manifest_get_int(m, "normalize", &v)) == MMS_OK)
         ix->normalize = v != 0;
@@ -439,6 +487,11 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
               MMS_ERR_ARG, "index '%s': rows wider than %d: run without the int8 filter", ix->dir,
               MMS_QMAT_MAX_DIM);
     ix->in_dim = ix->dim;
+    if (ix->ivf_nlist > 0 && (o->coordinator || (o->worker >= 0 && o->filter))) {
+        /* the coordinator probes with them; workers assign segments' rows */
+        MMS_CALL(load_rows(ix, MMS_IVF_VIS_CENTROIDS_FILE, ix->ivf_nlist, ix->knn_dim, &ix->ivf_vis));
+        MMS_CALL(load_rows(ix, MMS_IVF_EMB_CENTROIDS_FILE, ix->ivf_nlist, ix->emb_dim, &ix->ivf_emb));
+    }
     if (o->coordinator) {
         MMS_CALL(load_pca(ix));
         MMS_CALL(load_rows(ix, MMS_INDEX_TAGS_EMB_FILE, ix->n_tags, ix->emb_dim, &ix->tag_emb));
@@ -499,6 +552,8 @@ void mms_index_close(mms_index_t **ixp) {
     mms_strmap_destroy(&ix->tag_map);
     free(ix->pca_mean);
     free(ix->pca_comp);
+    free(ix->ivf_vis);
+    free(ix->ivf_emb);
     mms_catalog_close(&ix->cat);
     free(ix->node_row);
     free(ix->row_node);
@@ -610,6 +665,7 @@ static mms_status write_manifest(const char *dir, const mms_index_top_t *t) {
     mms_manifest_set_path(mm, "model", t->model, t->out);
     mms_manifest_set_int(mm, "embedding_dim", t->emb_dim);
     mms_manifest_set_int(mm, "normalize", t->normalize);
+    if (t->ivf_nlist > 0) mms_manifest_set_int(mm, "ivf_nlist", t->ivf_nlist);
     mms_status s = mms_manifest_seal_dir(mm, dir, NULL);
     mms_manifest_destroy(&mm);
     return s;

@@ -16,12 +16,19 @@
  *   I/params.npy, I/tags.npy        the model's arrays (model_io.h)
  *   I/tags.tsv                      the graph's tag list (mms_graph.h)
  *   I/pca_mean.npy, pca_components.npy, pca_eigvals.npy  the graph's PCA, if any
+ *   I/ivf_vis_centroids.npy, I/ivf_emb_centroids.npy  <f4 nlist x knn_dim / 2H:
+ *                         coarse centroids of the inverted lists (ivf_build.h;
+ *                         manifest ivf_nlist = nlist; absent: exact search only)
+ *   I/shard-p/ivf_lists.npy  <i4 n x 2: row i's vis list and emb list
  *
  * Versions (format 2, written by `mmsage add` and `mmsage remove`,
  * index_version.h): a new version is a new directory whose unchanged files
  * are hard links to its parent's, plus
  *   I/shard-p/add-V.{ids,emb,h1,x,vis}.npy  a segment: the rows version V
- *                         added to shard p (node ids above every earlier one)
+ *                         added to shard p (node ids above every earlier one);
+ *                         its rows' lists are assigned when the index opens
+ *                         (an add-V.ivf_lists.npy, if present, is used instead),
+ *                         and compaction writes ivf_lists.npy for the merged rows
  *   I/added-V/            the catalog of the images version V added (ids, tags,
  *                         paths: what decorates their results), nodes
  *                         first .. first + count - 1 in its row order
@@ -43,7 +50,8 @@
  *                     to worker s mod W of W, so any worker count serves any
  *                     index. Each shard keeps its .npy files memory-mapped
  *                     (ids, emb, h1, x, vis) and, unless disabled, an int8 copy
- *                     of emb and vis used as an exact filter (shard_scan.h, mms_qmat).
+ *                     of emb and vis used as an exact filter (shard_scan.h, mms_qmat),
+ *                     its rows stored list after list when the index has lists.
  * What it does not do: MPI (the embedding pass and the query rounds), computing
  * rows (embed.c), answering requests (coordinator/). An opened index is
  * read-only, so several threads may read it.
@@ -60,6 +68,7 @@
 #include "mms_status.h"
 #include "mms_strmap.h"
 #include "sage.h"
+#include "ivf_build.h"
 #include "shard_scan.h"
 
 #define MMS_INDEX_FORMAT 2 /* 1: embed's output; 2: a version with segments, additions, removals */
@@ -121,6 +130,9 @@ typedef struct {
     int32_t in_dim;      /* width of a query's `image` (catalog features, before PCA; coordinator part) */
     int knn_separate;    /* 1: kNN space is the catalog's knn_features (a query needs image_knn) */
     int normalize;       /* 1: node inputs were L2-normalised before PCA (build --normalize) */
+    int32_t ivf_nlist;   /* inverted lists per space (manifest ivf_nlist; 0: none, exact only) */
+    float *ivf_vis;      /* ivf_nlist x knn_dim centroids (coordinator, and workers with the filter) */
+    float *ivf_emb;      /* ivf_nlist x emb_dim */
     char catalog_dir[MMS_PATH_MAX];
     uint64_t catalog_checksum;
 
@@ -215,6 +227,7 @@ typedef struct {
     int normalize;
     int64_t n_tags;
     const float *tag_emb, *tag_h1; /* n_tags x emb_dim, by tag number */
+    int32_t ivf_nlist;   /* inverted lists written (ivf_build.h), recorded as ivf_nlist; 0: none */
 } mms_index_top_t;
 
 /* Write the top level of dir (everything but the shards, manifest last). */

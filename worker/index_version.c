@@ -260,6 +260,56 @@ static mms_status compact_array(mms_index_version_t *v, const char *sd, const ch
     return s;
 }
 
+/* Before a compaction of a shard with lists (ivf_lists.npy): every segment
+ * without its own add-V.ivf_lists.npy gets one, assigned from the version's
+ * centroids, so the lists compact like the other arrays (index.h). */
+static mms_status segment_lists(const mms_index_version_t *v, const char *sd, const int64_t *vers,
+                                int64_t ns) {
+    mms_npy_t cv = {0}, ce = {0};
+    char p[MMS_PATH_MAX];
+    mms_status s = mms_path_join(p, sizeof p, v->stage, MMS_IVF_VIS_CENTROIDS_FILE);
+    if (s == MMS_OK) s = mms_npy_open(p, MMS_DT_F32, &cv);
+    if (s == MMS_OK) s = mms_path_join(p, sizeof p, v->stage, MMS_IVF_EMB_CENTROIDS_FILE);
+    if (s == MMS_OK) s = mms_npy_open(p, MMS_DT_F32, &ce);
+    for (int64_t i = 0; s == MMS_OK && i < ns; i++) {
+        char f[64];
+        mms_index_segment_file(f, sizeof f, vers[i], MMS_IVF_LISTS_FILE);
+        s = mms_path_join(p, sizeof p, sd, f);
+        if (s != MMS_OK || mms_path_exists(p)) continue;
+        mms_npy_t a = {0}, b = {0};
+        int32_t *L = NULL, *col = NULL;
+        char q[MMS_PATH_MAX];
+        mms_index_segment_file(f, sizeof f, vers[i], MMS_INDEX_VIS_FILE);
+        s = mms_path_join(q, sizeof q, sd, f);
+        if (s == MMS_OK) s = mms_npy_open(q, MMS_DT_F32, &a);
+        mms_index_segment_file(f, sizeof f, vers[i], MMS_INDEX_EMB_FILE);
+        if (s == MMS_OK) s = mms_path_join(q, sizeof q, sd, f);
+        if (s == MMS_OK) s = mms_npy_open(q, MMS_DT_F32, &b);
+        if (s == MMS_OK && (a.cols != cv.cols || b.cols != ce.cols || a.rows != b.rows)) {
+            mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                          "index version: segment %lld of '%s' does not match the centroids' widths",
+                          (long long)vers[i], sd);
+            s = MMS_ERR_FORMAT;
+        }
+        size_t n = a.rows;
+        if (s == MMS_OK) s = mms_malloc((n + 1) * 2 * sizeof *L, &L);
+        if (s == MMS_OK) s = mms_malloc((n + 1) * sizeof *col, &col);
+        for (int c = 0; c < 2 && s == MMS_OK; c++) {
+            const mms_npy_t *x = c ? &b : &a, *cc = c ? &ce : &cv;
+            s = mms_ivf_assign(cc->data, (int32_t)cc->rows, x->data, (int64_t)n, (int32_t)x->cols, col);
+            for (size_t r = 0; s == MMS_OK && r < n; r++) L[2 * r + c] = col[r];
+        }
+        if (s == MMS_OK) s = mms_npy_write(p, MMS_DT_I32, L, n, 2);
+        free(L);
+        free(col);
+        mms_npy_close(&a);
+        mms_npy_close(&b);
+    }
+    mms_npy_close(&cv);
+    mms_npy_close(&ce);
+    return s;
+}
+
 mms_status mms_index_version_compact(mms_index_version_t *v, int shard, const int64_t *removed,
                                      int64_t n_removed, int64_t *kept, int64_t *dropped) {
     *kept = *dropped = 0;
@@ -291,12 +341,20 @@ mms_status mms_index_version_compact(mms_index_version_t *v, int shard, const in
         mms_dtype t;
     } arrays[] = {{MMS_INDEX_IDS_FILE, MMS_DT_I64}, {MMS_INDEX_EMB_FILE, MMS_DT_F32},
                   {MMS_INDEX_H1_FILE, MMS_DT_F32},  {MMS_INDEX_X_FILE, MMS_DT_F32},
-                  {MMS_INDEX_VIS_FILE, MMS_DT_F32}};
-    for (size_t a = 0; s == MMS_OK && a < sizeof arrays / sizeof arrays[0]; a++)
+                  {MMS_INDEX_VIS_FILE, MMS_DT_F32}, {MMS_IVF_LISTS_FILE, MMS_DT_I32}};
+    /* the lists (last) only when the shard has them */
+    size_t narr = sizeof arrays / sizeof arrays[0];
+    {
+        char lp[MMS_PATH_MAX];
+        if (s == MMS_OK) s = mms_path_join(lp, sizeof lp, sd, MMS_IVF_LISTS_FILE);
+        if (s == MMS_OK && !mms_path_exists(lp)) narr--;
+        else if (s == MMS_OK) s = segment_lists(v, sd, vers, ns);
+    }
+    for (size_t a = 0; s == MMS_OK && a < narr; a++)
         s = compact_array(v, sd, arrays[a].name, arrays[a].t, vers, ns, dead);
     /* the segments are in the new base files now */
     for (int64_t i = 0; s == MMS_OK && i < ns; i++)
-        for (size_t a = 0; s == MMS_OK && a < sizeof arrays / sizeof arrays[0]; a++) {
+        for (size_t a = 0; s == MMS_OK && a < narr; a++) {
             char f[64], p[MMS_PATH_MAX];
             mms_index_segment_file(f, sizeof f, vers[i], arrays[a].name);
             s = mms_path_join(p, sizeof p, sd, f);

@@ -54,7 +54,7 @@ mms_status mms_round_open(mms_round_t *r, MPI_Comm comm, const mms_index_t *ix) 
     MMS_MPI_CALL(MPI_Comm_size(comm, &r->size));
     size_t a = mms_round_payload_bytes(ix, MMS_ROUND_NEIGHBORS, MMS_ROUND_MAX_Q);
     size_t b = mms_round_payload_bytes(ix, MMS_ROUND_SEARCH, MMS_ROUND_MAX_Q);
-    mms_status s = mms_grow(&r->payload, 1, a > b ? a : b, &r->payload_cap);
+    mms_status s = mms_grow(&r->payload, 1, (a > b ? a : b) + MMS_ROUND_LISTS_BYTES, &r->payload_cap);
     if (s == MMS_OK && r->rank == 0) {
         s = mms_calloc((size_t)r->size, sizeof(int), &r->rows_on);
         if (s == MMS_OK) s = mms_calloc((size_t)r->size, sizeof(int), &r->counts);
@@ -95,7 +95,7 @@ void mms_round_close(mms_round_t *r) {
 /* This rank's answer to a round into r->reply (mms_round_reply_bytes of it):
  * each shard's top-k (int8 filter, or a float scan), the shards' lists merged,
  * and for NEIGHBORS the x and h1 rows of every entry. */
-static mms_status local_round(mms_round_t *r, int op, int32_t nq, int32_t k) {
+static mms_status local_round(mms_round_t *r, int op, int32_t nq, int32_t k, int32_t nprobe) {
     const mms_index_t *ix = r->ix;
     const int ns = ix->nshard;
     const int32_t D = ix->dim, H2 = ix->emb_dim;
@@ -104,6 +104,7 @@ static mms_status local_round(mms_round_t *r, int op, int32_t nq, int32_t k) {
     mms_round_reply_t out;
     mms_round_reply_view(ix, r->reply, op, nq, k, &out);
     const float *Q = (const float *)r->payload;
+    const int32_t *lists = nprobe > 0 ? (const int32_t *)(r->payload + mms_round_payload_bytes(ix, op, nq)) : NULL;
     int64_t *exn = NULL;
     /* per shard lists: rows, ids, scores (nq x k each) */
     size_t per = (size_t)nq * k;
@@ -136,6 +137,9 @@ static mms_status local_round(mms_round_t *r, int op, int32_t nq, int32_t k) {
             for (int32_t q = 0; q < nq; q++) exr[q] = exn[q] >= 0 ? mms_index_shard_row(sh, exn[q]) : -1;
         if (sh->n == 0) {
             mms_topk_pad(rw, c, per);
+        } else if (qm && lists && qm->lptr) {
+            s = mms_qmat_topk_lists(qm, X, sh->ids, Q, nq, k, exr, lists, nprobe, rw, c,
+                                    r->rank == 0 ? &r->scans : NULL);
         } else if (qm) {
             s = mms_qmat_topk(qm, X, sh->ids, Q, nq, k, exr, rw, c, r->rank == 0 ? &r->scans : NULL);
         } else {
@@ -216,15 +220,17 @@ static mms_status read_statuses(mms_round_t *r, size_t rb) {
 mms_status mms_round_body(mms_round_t *r, const int64_t *hdr) {
     const int op = (int)hdr[MMS_ROUND_HDR_OP];
     const int32_t nq = (int32_t)hdr[MMS_ROUND_HDR_NQ], k = (int32_t)hdr[MMS_ROUND_HDR_K];
-    size_t pb = mms_round_payload_bytes(r->ix, op, nq);
-    MMS_CHECK(pb <= r->payload_cap && nq <= MMS_ROUND_MAX_Q, MMS_ERR_INTERNAL,
-              "engine: round of %d queries does not fit the payload buffer", nq);
+    const int32_t nprobe = (int32_t)hdr[MMS_ROUND_HDR_NPROBE];
+    size_t lb = (size_t)nq * (size_t)(nprobe > 0 ? nprobe : 0) * sizeof(int32_t);
+    size_t pb = mms_round_payload_bytes(r->ix, op, nq) + lb;
+    MMS_CHECK(pb <= r->payload_cap && nq <= MMS_ROUND_MAX_Q && lb <= MMS_ROUND_LISTS_BYTES,
+              MMS_ERR_INTERNAL, "engine: round of %d queries does not fit the payload buffer", nq);
     MPI_Request rq;
     MMS_MPI_CALL(MPI_Ibcast(r->payload, (int)pb, MPI_BYTE, 0, r->comm, &rq));
     MMS_CALL(mms_round_wait(&rq));
     mms_status local = MMS_OK;
     int has = r->ix->nshard > 0 && r->ix->n_local > 0;
-    if (has) local = local_round(r, op, nq, k);
+    if (has) local = local_round(r, op, nq, k, nprobe);
     size_t rb = mms_round_reply_bytes(r->ix, op, nq, k);
     char st[MMS_ROUND_STATUS_BYTES];
     memset(st, 0, sizeof st);

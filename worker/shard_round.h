@@ -44,16 +44,27 @@
 /* ---------------------------------------------------------------- wire layout */
 
 #define MMS_ROUND_HDR_N 8 /* header: int64 fields */
-enum { MMS_ROUND_HDR_OP = 0, MMS_ROUND_HDR_NQ = 1, MMS_ROUND_HDR_K = 2, MMS_ROUND_HDR_SEQ = 3 };
+enum {
+    MMS_ROUND_HDR_OP = 0,
+    MMS_ROUND_HDR_NQ = 1,
+    MMS_ROUND_HDR_K = 2,
+    MMS_ROUND_HDR_SEQ = 3,
+    MMS_ROUND_HDR_NPROBE = 4 /* lists per query after the payload (0: exact, every row) */
+};
 /* Header ops. RELOAD: {op, path bytes (with its NUL), 0, seq}; the path follows in a
  * second broadcast (engine.c). */
 enum { MMS_ROUND_STOP = 0, MMS_ROUND_NEIGHBORS = 1, MMS_ROUND_SEARCH = 2, MMS_ROUND_RELOAD = 3 };
 #define MMS_ROUND_MAX_Q 256                 /* most queries in one round */
 #define MMS_ROUND_BUDGET ((size_t)32 << 20) /* reply bytes per rank a round aims at */
 #define MMS_ROUND_STATUS_BYTES 256          /* {int64 status, message} per rank */
+#define MMS_ROUND_LISTS_BYTES ((size_t)1 << 20) /* most bytes of probed lists in one round */
 
 /* Bytes of a round's payload: NEIGHBORS nq x knn_dim floats; SEARCH nq x
- * emb_dim floats, then nq int64 excluded node ids (-1 = none). */
+ * emb_dim floats, then nq int64 excluded node ids (-1 = none). A round with
+ * header nprobe > 0 (approximate search, docs/query.md "Approximate search")
+ * carries nq x nprobe int32 list numbers after these bytes (-1 = none): the
+ * lists of the space (vis for NEIGHBORS, emb for SEARCH) each query scans,
+ * chosen by the coordinator; the workers scan only those lists' rows. */
 size_t mms_round_payload_bytes(const mms_index_t *ix, int op, int64_t nq);
 
 /* Bytes of one rank's reply (rounded up to 8 so replies sit 8-aligned side by

@@ -75,13 +75,16 @@ void mms_qmat_destroy(mms_qmat_t **mp) {
     free(m->qsum);
     free(m->qnorm);
     free(m->rbound);
+    free(m->perm);
+    free(m->lptr);
     free(m);
     *mp = NULL;
 }
 
 size_t mms_qmat_bytes(const mms_qmat_t *m) {
     if (!m) return 0;
-    return (size_t)m->nb * QB * ((size_t)m->dp + 16);
+    return (size_t)m->nb * QB * ((size_t)m->dp + 16) + (m->perm ? (size_t)m->n * 4 : 0) +
+           (m->lptr ? (size_t)(m->nlist + 1) * 8 : 0);
 }
 
 static double gamma_of(int32_t d) {
@@ -89,13 +92,20 @@ static double gamma_of(int32_t d) {
     return (double)d * u / (1.0 - (double)d * u);
 }
 
-mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **out) {
+/* The int8 rows of X in the order perm gives (NULL: identity; taken over). */
+static mms_status qmat_build(const float *X, int64_t n, int32_t d, int32_t *perm, int32_t nlist,
+                             int64_t *lptr, mms_qmat_t **out) {
     *out = NULL;
-    MMS_CHECK(d >= 1 && d <= MMS_QMAT_MAX_DIM, MMS_ERR_ARG,
-              "qmat: row width %d outside [1, %d]", d, MMS_QMAT_MAX_DIM);
-    MMS_CHECK(n >= 0 && (n == 0 || X), MMS_ERR_ARG, "qmat: no rows given");
     mms_qmat_t *m;
-    MMS_CALL(mms_calloc(1, sizeof *m, &m));
+    mms_status cs = mms_calloc(1, sizeof *m, &m);
+    if (cs != MMS_OK) {
+        free(perm);
+        free(lptr);
+        return cs;
+    }
+    m->perm = perm;
+    m->nlist = nlist;
+    m->lptr = lptr;
     m->n = n;
     m->d = d;
     m->dp = (d + 3) & ~3;
@@ -115,13 +125,14 @@ mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **ou
     const int32_t G = m->dp / 4;
     const double gam = gamma_of(d);
     for (int64_t v = 0; v < n; v++) {
-        const float *row = X + (size_t)v * d;
+        const int64_t o = perm ? perm[v] : v;
+        const float *row = X + (size_t)o * d;
         float mx = 0;
         for (int32_t j = 0; j < d; j++) {
             if (!isfinite(row[j])) {
                 mms_qmat_destroy(&m);
                 mms_error_set(MMS_ERR_NUMERIC, __FILE__, __LINE__, __func__,
-                              "qmat: row %lld has a non-finite value at column %d", (long long)v, j);
+                              "qmat: row %lld has a non-finite value at column %d", (long long)o, j);
                 return MMS_ERR_NUMERIC;
             }
             float a = fabsf(row[j]);
@@ -152,6 +163,54 @@ mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **ou
     }
     *out = m;
     return MMS_OK;
+}
+
+mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **out) {
+    *out = NULL;
+    MMS_CHECK(d >= 1 && d <= MMS_QMAT_MAX_DIM, MMS_ERR_ARG,
+              "qmat: row width %d outside [1, %d]", d, MMS_QMAT_MAX_DIM);
+    MMS_CHECK(n >= 0 && (n == 0 || X), MMS_ERR_ARG, "qmat: no rows given");
+    return qmat_build(X, n, d, NULL, 0, NULL, out);
+}
+
+mms_status mms_qmat_create_lists(const float *X, int64_t n, int32_t d, const int32_t *list,
+                                 int32_t nlist, mms_qmat_t **out) {
+    *out = NULL;
+    MMS_CHECK(d >= 1 && d <= MMS_QMAT_MAX_DIM, MMS_ERR_ARG,
+              "qmat: row width %d outside [1, %d]", d, MMS_QMAT_MAX_DIM);
+    MMS_CHECK(n >= 0 && n <= INT32_MAX && (n == 0 || (X && list)) && nlist >= 1, MMS_ERR_ARG,
+              "qmat: bad rows or lists (%lld rows, %d lists)", (long long)n, nlist);
+    int32_t *perm = NULL;
+    int64_t *lptr = NULL;
+    MMS_CALL(mms_calloc((size_t)nlist + 1, sizeof *lptr, &lptr));
+    for (int64_t i = 0; i < n; i++) {
+        if (list[i] < 0 || list[i] >= nlist) {
+            free(lptr);
+            mms_error_set(MMS_ERR_ARG, __FILE__, __LINE__, __func__,
+                          "qmat: row %lld is in list %d, outside [0, %d)", (long long)i, list[i],
+                          nlist);
+            return MMS_ERR_ARG;
+        }
+        lptr[list[i] + 1]++;
+    }
+    for (int32_t l = 0; l < nlist; l++) lptr[l + 1] += lptr[l];
+    mms_status s = mms_malloc((size_t)n * sizeof *perm + 1, &perm);
+    if (s != MMS_OK) {
+        free(lptr);
+        return s;
+    }
+    /* counting sort, stable: rows ascending inside a list */
+    int64_t *at = NULL;
+    s = mms_malloc((size_t)nlist * sizeof *at, &at);
+    if (s != MMS_OK) {
+        free(lptr);
+        free(perm);
+        return s;
+    }
+    memcpy(at, lptr, (size_t)nlist * sizeof *at);
+    for (int64_t i = 0; i < n; i++) perm[at[list[i]]++] = (int32_t)i;
+    free(at);
+    return qmat_build(X, n, d, perm, nlist, lptr, out);
 }
 
 /* ---------------------------------------------------------------- kernels */
@@ -261,6 +320,53 @@ static void block_dots(const mms_qmat_t *m, int64_t b, const uint8_t *P, int32_t
 }
 #endif
 
+/* The list scans' kernel: the integer dots of one query's two digit rows p1,
+ * p2 (unsigned, +128) with the 16 rows of group gi (rows 16 gi .. 16 gi + 15;
+ * a group is contiguous in the layout), into S[0..16) and S2[0..16). A list
+ * scan so reads only the 16-row groups its list touches, not whole blocks. */
+#define QG 16
+#if QSCAN_VNNI
+static void group_dots2(const mms_qmat_t *m, int64_t gi, const uint8_t *p1, const uint8_t *p2,
+                        int32_t *S, int32_t *S2) {
+    const int32_t G = m->dp / 4;
+    const int8_t *B = m->q + (size_t)(gi / 4) * QB * m->dp + (size_t)(gi % 4) * G * 64;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, c0 = a0, c1 = a0;
+    int32_t g = 0;
+    for (; g + 2 <= G; g += 2) { /* two chains per digit: the adds' latency overlaps */
+        __m512i r0 = _mm512_load_si512(B + (size_t)g * 64);
+        __m512i r1 = _mm512_load_si512(B + (size_t)(g + 1) * 64);
+        a0 = _mm512_dpbusd_epi32(a0, bcast4(p1 + 4 * (size_t)g), r0);
+        c0 = _mm512_dpbusd_epi32(c0, bcast4(p2 + 4 * (size_t)g), r0);
+        a1 = _mm512_dpbusd_epi32(a1, bcast4(p1 + 4 * (size_t)g + 4), r1);
+        c1 = _mm512_dpbusd_epi32(c1, bcast4(p2 + 4 * (size_t)g + 4), r1);
+    }
+    if (g < G) {
+        __m512i r0 = _mm512_load_si512(B + (size_t)g * 64);
+        a0 = _mm512_dpbusd_epi32(a0, bcast4(p1 + 4 * (size_t)g), r0);
+        c0 = _mm512_dpbusd_epi32(c0, bcast4(p2 + 4 * (size_t)g), r0);
+    }
+    _mm512_storeu_si512(S, _mm512_add_epi32(a0, a1));
+    _mm512_storeu_si512(S2, _mm512_add_epi32(c0, c1));
+}
+#else
+static void group_dots2(const mms_qmat_t *m, int64_t gi, const uint8_t *p1, const uint8_t *p2,
+                        int32_t *S, int32_t *S2) {
+    const int32_t G = m->dp / 4;
+    const int8_t *B = m->q + (size_t)(gi / 4) * QB * m->dp + (size_t)(gi % 4) * G * 64;
+    for (int r = 0; r < QG; r++) {
+        int32_t a = 0, c = 0;
+        for (int32_t g = 0; g < G; g++) {
+            const int8_t *q = B + (size_t)g * 64 + (size_t)r * 4;
+            const uint8_t *x = p1 + 4 * (size_t)g, *y = p2 + 4 * (size_t)g;
+            a += (int32_t)x[0] * q[0] + (int32_t)x[1] * q[1] + (int32_t)x[2] * q[2] + (int32_t)x[3] * q[3];
+            c += (int32_t)y[0] * q[0] + (int32_t)y[1] * q[1] + (int32_t)y[2] * q[2] + (int32_t)y[3] * q[3];
+        }
+        S[r] = a;
+        S2[r] = c;
+    }
+}
+#endif
+
 /* ---------------------------------------------------------------- per query state */
 
 typedef struct {
@@ -300,6 +406,16 @@ static int cmp_cand(const void *pa, const void *pb) {
     return mms_topk_cmp(a->s, a->id, b->s, b->id);
 }
 
+/* Sort the re-scored candidates cs[0..nc) and write the first k (row, score). */
+static void take_best(cand_t *cs, int64_t nc, int32_t k, int64_t *rows, float *scores) {
+    qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
+    int64_t take = nc < k ? nc : k;
+    for (int64_t j = 0; j < take; j++) {
+        rows[j] = cs[j].row;
+        scores[j] = cs[j].s;
+    }
+}
+
 /* Rows [v0, v0 + nr) of one tile for one query: S and S2 hold the integer
  * dots of its two digits. a, b: nr scratch floats each. */
 static mms_status tile_query(const mms_qmat_t *m, qstate_t *st, int32_t k, const int32_t *S,
@@ -323,8 +439,8 @@ static mms_status tile_query(const mms_qmat_t *m, qstate_t *st, int32_t k, const
     for (int r = 0; r < nr; r++) {
         float hi = a[r] + b[r];
         if (!(hi >= st->L) || st->overflow) continue;
-        int64_t v = v0 + r;
-        if (v == st->ex || (m->dead && m->dead[v])) continue;
+        int64_t v = v0 + r, o = m->perm ? m->perm[v] : v;
+        if (o == st->ex || (m->dead && m->dead[o])) continue;
         /* L: the k-th largest lower bound; only its value matters, so the
          * keys carry no id and equal bounds never displace each other */
         float lo = a[r] - b[r];
@@ -428,17 +544,12 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
         for (int64_t c = 0; c < st[i].nc; c++) {
             if (!(st[i].chi[c] >= st[i].L)) continue;
             int64_t v = st[i].crow[c];
-            cs[nc].s = cblas_sdot(d, u, 1, X + (size_t)v * d, 1);
-            cs[nc].id = ids ? ids[v] : v;
-            cs[nc].row = v;
+            cs[nc].row = m->perm ? m->perm[v] : v;
+            cs[nc].s = cblas_sdot(d, u, 1, X + (size_t)cs[nc].row * d, 1);
+            cs[nc].id = ids ? ids[cs[nc].row] : cs[nc].row;
             nc++;
         }
-        qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
-        int64_t take = nc < k ? nc : k;
-        for (int64_t j = 0; j < take; j++) {
-            out_rows[(size_t)i * k + j] = cs[j].row;
-            out_scores[(size_t)i * k + j] = cs[j].s;
-        }
+        take_best(cs, nc, k, out_rows + (size_t)i * k, out_scores + (size_t)i * k);
         if (stats) stats->reranked += nc;
     }
     if (stats) stats->rows_scanned += m->n * nq;
@@ -450,6 +561,101 @@ done:
             free(st[i].chi);
         }
     free(st);
+    free(cs);
+    free(ab);
+    free(P);
+    free(S);
+    return s;
+}
+
+/* ---------------------------------------------------------------- inverted lists */
+
+mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_t *ids,
+                               const float *Q, int32_t nq, int32_t k, const int64_t *exclude_rows,
+                               const int32_t *lists, int32_t nprobe, int64_t *out_rows,
+                               float *out_scores, mms_qscan_stats_t *stats) {
+    MMS_CHECK(m && k >= 1 && nq >= 0 && nprobe >= 0 &&
+                  (nq == 0 || (Q && out_rows && out_scores && (lists || nprobe == 0))),
+              MMS_ERR_ARG, "qmat topk lists: bad arguments (k %d, nq %d, nprobe %d)", k, nq, nprobe);
+    MMS_CHECK(m->lptr && m->nlist > 0, MMS_ERR_ARG, "qmat topk lists: the rows have no inverted lists");
+    mms_topk_pad(out_rows, out_scores, (size_t)nq * (size_t)k);
+    if (nq == 0 || m->n == 0 || nprobe == 0) return MMS_OK;
+    MMS_CHECK(X != NULL, MMS_ERR_ARG, "qmat topk lists: the float rows are needed for the re-rank");
+    const int32_t d = m->d, dp = m->dp;
+    mms_status s = MMS_OK;
+    uint8_t *P = alloc_aligned((size_t)2 * dp);
+    int32_t *S = alloc_aligned((size_t)2 * QB * sizeof(int32_t));
+    float *ab = NULL;
+    cand_t *cs = NULL;
+    size_t cs_cap = 0;
+    qstate_t st;
+    memset(&st, 0, sizeof st);
+    if (!P || !S) {
+        mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "qmat topk lists: out of memory");
+        s = MMS_ERR_NOMEM;
+        goto done;
+    }
+    MMS_CALL_GOTO(s, done, mms_malloc(2 * QB * sizeof(float), &ab));
+    MMS_CALL_GOTO(s, done, mms_malloc((size_t)k * sizeof *st.heap, &st.heap));
+    for (int32_t i = 0; i < nq; i++) {
+        const float *u = Q + (size_t)i * d;
+        const int32_t *li = lists + (size_t)i * nprobe;
+        quantize_query(u, d, dp, P, P + dp, &st);
+        st.ex = exclude_rows ? exclude_rows[i] : -1;
+        st.L = -INFINITY;
+        st.nheap = 0;
+        st.nc = 0;
+        st.overflow = 0;
+        st.climit = 4 * (int64_t)k + 16384;
+        int64_t inlists = 0;
+        for (int32_t j = 0; j < nprobe; j++) {
+            int32_t l = li[j];
+            if (l < 0 || l >= m->nlist) continue;
+            const int64_t lo = m->lptr[l], hi = m->lptr[l + 1];
+            inlists += hi - lo;
+            for (int64_t g = lo / QG; g * QG < hi; g++) {
+                group_dots2(m, g, P, P + dp, S, S + QG);
+                int64_t r0 = (lo > g * QG ? lo : g * QG) - g * QG;
+                int64_t r1 = (hi < (g + 1) * QG ? hi : (g + 1) * QG) - g * QG;
+                MMS_CALL_GOTO(s, done, tile_query(m, &st, k, S + r0, S + QG + r0, g * QG + r0,
+                                                  (int)(r1 - r0), ab, ab + QG));
+            }
+        }
+        if (stats) stats->rows_scanned += inlists;
+        int64_t want = st.overflow ? inlists : st.nc;
+        MMS_CALL_GOTO(s, done, mms_grow(&cs, sizeof *cs, (size_t)want + 1, &cs_cap));
+        int64_t nc = 0;
+        if (st.overflow) {
+            /* the filter cannot separate this query's rows: every live row of its lists in float */
+            for (int32_t j = 0; j < nprobe; j++) {
+                int32_t l = li[j];
+                if (l < 0 || l >= m->nlist) continue;
+                for (int64_t v = m->lptr[l]; v < m->lptr[l + 1]; v++) {
+                    int64_t o = m->perm ? m->perm[v] : v;
+                    if (o == st.ex || (m->dead && m->dead[o])) continue;
+                    cs[nc].row = o;
+                    cs[nc].s = cblas_sdot(d, u, 1, X + (size_t)o * d, 1);
+                    cs[nc].id = ids ? ids[o] : o;
+                    nc++;
+                }
+            }
+        } else {
+            for (int64_t c = 0; c < st.nc; c++) {
+                if (!(st.chi[c] >= st.L)) continue;
+                int64_t v = st.crow[c];
+                cs[nc].row = m->perm ? m->perm[v] : v;
+                cs[nc].s = cblas_sdot(d, u, 1, X + (size_t)cs[nc].row * d, 1);
+                cs[nc].id = ids ? ids[cs[nc].row] : cs[nc].row;
+                nc++;
+            }
+        }
+        take_best(cs, nc, k, out_rows + (size_t)i * k, out_scores + (size_t)i * k);
+        if (stats) stats->reranked += nc;
+    }
+done:
+    free(st.heap);
+    free(st.crow);
+    free(st.chi);
     free(cs);
     free(ab);
     free(P);

@@ -35,12 +35,28 @@ struct mms_qmat {
     float *rbound;  /* nb * 64: |v - s_v q_v| + gamma_d |v|, rounded up */
     const uint8_t *dead; /* n flags, 1 = a removed row never reported (borrowed; NULL: none) */
     int64_t ndead;       /* rows flagged in dead */
+    /* inverted lists (mms_qmat_create_lists; docs/query.md "Approximate search"):
+     * the int8 rows are stored list after list, so a list is contiguous */
+    int32_t *perm;  /* n: int8 row r is float row perm[r] (owned; NULL: identity) */
+    int32_t nlist;  /* lists (0: none) */
+    int64_t *lptr;  /* nlist + 1: list l is int8 rows [lptr[l], lptr[l + 1]) (owned) */
 };
 
 /* Quantise X (n x d, row-major, borrowed for the call only). Fails with
  * MMS_ERR_NUMERIC naming the row if a value is NaN/Inf, MMS_ERR_ARG for d
  * outside [1, MMS_QMAT_MAX_DIM]. */
 mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **out);
+/* The same with the rows stored in list order: list[i] in [0, nlist) is float
+ * row i's list (borrowed for the call); rows keep their ascending order inside
+ * a list. Lists are not padded: a list starts anywhere in a 64-row block, and
+ * a list scan reads the 16-row groups of the layout that its list touches
+ * and ignores the rows outside the list (about 15 rows of waste per list,
+ * where padding lists to whole blocks would cost 32 rows a list on average,
+ * in memory and in the exact scan too). Every scan below
+ * works on either layout and reports float row numbers. MMS_ERR_ARG for a list
+ * number out of range. */
+mms_status mms_qmat_create_lists(const float *X, int64_t n, int32_t d, const int32_t *list,
+                                 int32_t nlist, mms_qmat_t **out);
 void mms_qmat_destroy(mms_qmat_t **m);
 /* Bytes held by m. */
 size_t mms_qmat_bytes(const mms_qmat_t *m);
@@ -62,6 +78,19 @@ typedef struct {
 mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids, const float *Q,
                          int32_t nq, int32_t k, const int64_t *exclude_rows, int64_t *out_rows,
                          float *out_scores, mms_qscan_stats_t *stats);
+
+/* mms_qmat_topk restricted to some inverted lists of m (made by
+ * mms_qmat_create_lists): query i scans only lists[i * nprobe + j], j < nprobe
+ * (entries -1 or >= m->nlist are skipped; each list at most once per query is
+ * the caller's promise), with the same int8 filter and exact float re-rank,
+ * dead rows and exclude_rows honoured, ties by id ascending. The result is the
+ * exact top-k of the rows of those lists; with every list probed it equals
+ * mms_qmat_topk's. A query the filter cannot separate is re-scored in float
+ * over its lists' rows. MMS_ERR_ARG when m has no lists. */
+mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_t *ids,
+                               const float *Q, int32_t nq, int32_t k, const int64_t *exclude_rows,
+                               const int32_t *lists, int32_t nprobe, int64_t *out_rows,
+                               float *out_scores, mms_qscan_stats_t *stats);
 
 /* Exact top-k by float inner product over X (n x d) like mms_topk_scan with
  * row numbers as ids, skipping the rows flagged in dead (NULL: none; ndead of

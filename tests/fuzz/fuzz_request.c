@@ -16,7 +16,7 @@ static int same(const mms_request_t *a, const mms_request_t *b) {
         memcmp(&a->visual, &b->visual, sizeof a->visual) || a->image_dim != b->image_dim ||
         a->image_knn_dim != b->image_knn_dim || a->jpeg_len != b->jpeg_len || a->ntags != b->ntags ||
         a->connect != b->connect || a->concept != b->concept ||
-        a->nnegative_tags != b->nnegative_tags)
+        a->nnegative_tags != b->nnegative_tags || a->nprobe != b->nprobe || a->exact != b->exact)
         return 0;
     if (a->image_dim && memcmp(a->image, b->image, (size_t)a->image_dim * 4)) return 0;
     if (a->image_knn_dim && memcmp(a->image_knn, b->image_knn, (size_t)a->image_knn_dim * 4)) return 0;
@@ -36,6 +36,7 @@ static void check_invariants(const mms_request_t *r) {
               r->tag_k > MMS_PROTO_TAG_K_MAX || !(r->visual >= 0.0f && r->visual <= 1.0f) ||
               (r->image && r->jpeg) || (r->image_knn && !r->image) || r->ntags > MMS_PROTO_MAX_TAGS ||
               !mms_connect_name(r->connect) || !mms_concept_name(r->concept) ||
+              r->nprobe < 0 || r->nprobe > MMS_PROTO_NPROBE_MAX || r->exact < -1 || r->exact > 1 ||
               (r->image && ((uintptr_t)r->image % 64) != 0) || !r->arena_ ||
               (int)r->op < 0 || (int)r->op >= MMS_OP_COUNT;
     for (int i = 0; i < r->image_dim && !bad; i++) bad = !isfinite(r->image[i]);

@@ -335,6 +335,39 @@ static void test_request_errors(void) {
               mp_bin(&m_, nanv, sizeof nanv));
     ONE_FIELD(MMS_PERR_NON_FINITE, "'image'[0] is Inf", mp_key(&m_, "image");
               mp_bin(&m_, infv, sizeof infv));
+    /* approximate search: nprobe, exact */
+    ONE_FIELD(MMS_PERR_K_RANGE, "'nprobe' is 0", mp_key(&m_, "nprobe"); msgpack_pack_int(&m_.pk, 0));
+    ONE_FIELD(MMS_PERR_K_RANGE, "'nprobe' is -3", mp_key(&m_, "nprobe"); msgpack_pack_int(&m_.pk, -3));
+    ONE_FIELD(MMS_PERR_K_RANGE, "'nprobe' is 65537", mp_key(&m_, "nprobe");
+              msgpack_pack_int(&m_.pk, 65537));
+    ONE_FIELD(MMS_PERR_FIELD_TYPE, "'nprobe' must be an integer", mp_key(&m_, "nprobe");
+              mp_str(&m_, "8"));
+    ONE_FIELD(MMS_PERR_FIELD_TYPE, "'exact' must be a bool", mp_key(&m_, "exact");
+              msgpack_pack_int(&m_.pk, 1));
+    ONE_FIELD(MMS_PERR_OK, "", mp_key(&m_, "nprobe"); msgpack_pack_int(&m_.pk, 65536));
+    {
+        mms_request_t in, out;
+        mms_request_init(&in);
+        const char *tg[1] = {"x"};
+        in.tags = tg;
+        in.ntags = 1;
+        in.nprobe = 24;
+        in.exact = -1;
+        T_EQ_INT(roundtrip(&in, &out), MMS_PERR_OK);
+        T_EQ_INT(out.nprobe, 24);
+        T_EQ_INT(out.exact, -1);
+        mms_request_free(&out);
+        in.nprobe = 0;
+        in.exact = 1;
+        T_EQ_INT(roundtrip(&in, &out), MMS_PERR_OK);
+        T_EQ_INT(out.nprobe, 0);
+        T_EQ_INT(out.exact, 1);
+        mms_request_free(&out);
+        in.exact = 0;
+        T_EQ_INT(roundtrip(&in, &out), MMS_PERR_OK);
+        T_EQ_INT(out.exact, 0);
+        mms_request_free(&out);
+    }
     /* k_range */
     ONE_FIELD(MMS_PERR_K_RANGE, "'k' is 0", mp_key(&m_, "k"); msgpack_pack_int(&m_.pk, 0));
     ONE_FIELD(MMS_PERR_K_RANGE, "'k' is 10001", mp_key(&m_, "k"); msgpack_pack_int(&m_.pk, 10001));
