@@ -73,6 +73,18 @@ mms_status mms_cmd_train(int argc, char **argv) {
         {"hide-tags", MMS_OPT_DOUBLE, &p.hide_tags,
          "fraction of images whose tag edges are hidden from sampling, so the model learns to embed "
          "untagged queries from their visual neighbours (0: paper)", 0, 1, 0, 1},
+        {"link-weight", MMS_OPT_DOUBLE, &p.link_weight,
+         "weight of the image->tag link term: each step's images, embedded without their own tag "
+         "edges (as an untagged query is), scored against their tags and --link-neg sampled "
+         "tags (0: off, the paper's loss alone)", 0, 1, 0, 1e6},
+        {"query-train", MMS_OPT_DOUBLE, &p.query_train,
+         "fraction of image pair starts embedded without their own tag edges in the random-walk "
+         "loss, the way an untagged query is embedded (0: paper)", 0, 1, 0, 1},
+        {"link-neg", MMS_OPT_INT, &p.link_neg,
+         "negative tags per step of the link term, from tag degree^0.75 (0: every tag, a "
+         "one-vs-all classifier)", 0, 1, 0, 256},
+        {"link-temperature", MMS_OPT_DOUBLE, &p.link_temperature,
+         "divide the link term's affinities by this", 0, 0, 0, 0},
         {"checkpoint-every", MMS_OPT_INT, &ckpt, "steps between checkpoints (0: only at the end)", 0, 1, 0, 2e9},
         {"log-every", MMS_OPT_INT, &p.log_every, "steps between progress lines", 0, 1, 1, 1e9},
     };
@@ -101,6 +113,7 @@ mms_status mms_cmd_train(int argc, char **argv) {
         printf("model        %s\n", p.out);
         printf("steps        %lld in this run (%s), %lld per epoch\n", (long long)sum.steps, why[sum.stopped_by & 3], (long long)sum.steps_per_epoch);
         printf("loss         %.4f -> %.4f (smoothed)\n", sum.first_loss, sum.last_loss);
+        if (p.link_weight > 0) printf("link loss    %.4f (smoothed, unweighted)\n", sum.link_loss);
         printf("throughput   %.0f pairs/s, %.2f GFLOP/s, %.1f s\n", sum.pairs_per_sec, sum.gflops, sum.seconds);
         printf("traffic      halo %lld bytes once; per step %lld bytes allreduce + %lld bytes exchange\n",
                (long long)sum.halo_bytes, (long long)sum.allreduce_bytes_per_step,

@@ -201,6 +201,73 @@ void mms_sage_grad_destroy(mms_sage_grad_t **pg) {
     mms_free(pg);
 }
 
+mms_status mms_sage_grad_add(mms_sage_grad_t *g, const mms_sage_grad_t *h) {
+    MMS_CHECK(g && h && g->n_params == h->n_params && g->dim == h->dim && g->cap_rows == h->cap_rows,
+              MMS_ERR_ARG, "sage grad add: gradients of different shapes");
+    for (size_t i = 0; i < g->n_params; i++) g->dparams[i] += h->dparams[i];
+    if (h->n_rows == 0) return MMS_OK;
+    /* merge the two ascending row lists from the back, in place in g (its
+     * capacity is n_tags rows, and the union has at most that many) */
+    const size_t D = (size_t)g->dim;
+    int64_t nu = 0;
+    for (int64_t i = 0, j = 0; i < g->n_rows || j < h->n_rows; nu++) {
+        if (j >= h->n_rows || (i < g->n_rows && g->rows[i] < h->rows[j]))
+            i++;
+        else if (i >= g->n_rows || h->rows[j] < g->rows[i])
+            j++;
+        else
+            i++, j++;
+    }
+    MMS_CHECK(nu <= g->cap_rows, MMS_ERR_INTERNAL, "sage grad add: %lld rows above the capacity %lld",
+              (long long)nu, (long long)g->cap_rows);
+    int64_t i = g->n_rows - 1, j = h->n_rows - 1, k = nu - 1;
+    while (j >= 0) {
+        if (i >= 0 && g->rows[i] > h->rows[j]) {
+            g->rows[k] = g->rows[i];
+            memmove(g->drows + (size_t)k * D, g->drows + (size_t)i * D, D * sizeof(float));
+            i--;
+        } else if (i >= 0 && g->rows[i] == h->rows[j]) {
+            g->rows[k] = g->rows[i];
+            float *d = g->drows + (size_t)k * D;
+            const float *a = g->drows + (size_t)i * D, *c = h->drows + (size_t)j * D;
+            for (size_t e = 0; e < D; e++) d[e] = a[e] + c[e];
+            i--, j--;
+        } else {
+            g->rows[k] = h->rows[j];
+            memcpy(g->drows + (size_t)k * D, h->drows + (size_t)j * D, D * sizeof(float));
+            j--;
+        }
+        k--;
+    }
+    g->n_rows = nu;
+    return MMS_OK;
+}
+
+mms_status mms_sage_adj_without_tags(const mms_csr_t *adj, const int64_t *gid, int64_t n_images,
+                                     mms_csr_t *out) {
+    MMS_CHECK(adj && out, MMS_ERR_ARG, "sage adj without tags: missing argument");
+    memset(out, 0, sizeof *out);
+    int64_t nnz = adj->indptr[adj->n];
+    MMS_CALL(mms_malloc((size_t)(adj->n + 1) * sizeof(int64_t), &out->indptr));
+    mms_status st = mms_malloc((size_t)(nnz ? nnz : 1) * sizeof(int64_t), &out->indices);
+    if (st != MMS_OK) {
+        mms_csr_free(out);
+        return st;
+    }
+    out->n = adj->n;
+    int64_t w = 0;
+    for (int64_t v = 0; v < adj->n; v++) {
+        out->indptr[v] = w;
+        int image = (gid ? gid[v] : v) < n_images;
+        for (int64_t e = adj->indptr[v]; e < adj->indptr[v + 1]; e++) {
+            int64_t u = adj->indices[e];
+            if (!image || (gid ? gid[u] : u) < n_images) out->indices[w++] = u;
+        }
+    }
+    out->indptr[adj->n] = w;
+    return MMS_OK;
+}
+
 /* ---------------------------------------------------------------- batch */
 typedef struct {
     int32_t *mark;  /* n_local: -1, or a set position while a set is built */
@@ -522,7 +589,17 @@ static mms_status check_nodes(const mms_sage_nodes_t *nd, int64_t n_local, int32
 mms_status mms_sage_batch_build(mms_sage_batch_t *b, const mms_csr_t *adj,
                                 const mms_sage_nodes_t *nodes, uint64_t step,
                                 const int32_t *targets, int64_t n) {
+    return mms_sage_batch_build_tadj(b, adj, NULL, nodes, step, targets, n);
+}
+
+mms_status mms_sage_batch_build_tadj(mms_sage_batch_t *b, const mms_csr_t *adj,
+                                     const mms_csr_t *tadj, const mms_sage_nodes_t *nodes,
+                                     uint64_t step, const int32_t *targets, int64_t n) {
     MMS_CHECK(b && adj && targets, MMS_ERR_ARG, "sage batch build: missing argument");
+    if (!tadj) tadj = adj;
+    MMS_CHECK(tadj->n == adj->n, MMS_ERR_ARG,
+              "sage batch build: target adjacency has %lld nodes, the adjacency %lld",
+              (long long)tadj->n, (long long)adj->n);
     MMS_CHECK(n > 0 && n < INT32_MAX / b->cfg.s2, MMS_ERR_ARG,
               "sage batch build: %lld targets (need 1 .. %d)", (long long)n, INT32_MAX / b->cfg.s2);
     MMS_CHECK(adj->n == b->n_local, MMS_ERR_ARG,
@@ -558,7 +635,7 @@ mms_status mms_sage_batch_build(mms_sage_batch_t *b, const mms_csr_t *adj,
     /* hop 1: s2 samples per distinct target */
     size_t m1 = (size_t)nT * s2;
     MMS_CALL(grow3(&b->occ1, sizeof(int32_t), &p->raw1, sizeof(int32_t), NULL, 0, &p->cap_occ, m1));
-    MMS_CALL(mms_sample_neighbours(adj, nodes->gid, c->seed, c->max_degree, b->cols1, s2, b->T_loc,
+    MMS_CALL(mms_sample_neighbours(tadj, nodes->gid, c->seed, c->max_degree, b->cols1, s2, b->T_loc,
                                    nT, p->raw1));
     MMS_CALL(grow3(&b->N1_loc, sizeof(int32_t), &b->N1_gid, sizeof(int64_t), &b->N1_tch,
                    sizeof(int32_t), &p->cap_1, m1 + 1));

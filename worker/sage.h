@@ -142,6 +142,9 @@ typedef struct {
 
 mms_status mms_sage_grad_create(const mms_sage_config_t *c, int64_t n_tags, mms_sage_grad_t **out);
 void mms_sage_grad_destroy(mms_sage_grad_t **g);
+/* g += h: the parameter block, and the sparse tag rows as the union of both
+ * ascending lists (rows in both are summed). Same shapes required. */
+mms_status mms_sage_grad_add(mms_sage_grad_t *g, const mms_sage_grad_t *h);
 
 /* ---------------------------------------------------------------- one step */
 /* The computation plan of one step over distinct nodes plus its workspace.
@@ -210,6 +213,21 @@ void mms_sage_batch_destroy(mms_sage_batch_t **b);
 mms_status mms_sage_batch_build(mms_sage_batch_t *b, const mms_csr_t *adj,
                                 const mms_sage_nodes_t *nodes, uint64_t step,
                                 const int32_t *targets, int64_t n);
+
+/* As mms_sage_batch_build, but the targets' hop-1 samples are drawn from tadj
+ * and the hop-1 nodes' hop-2 samples from adj (tadj NULL = adj). With tadj =
+ * mms_sage_adj_without_tags(adj) an image target is embedded from its visual
+ * neighbours alone, the way an untagged query is (docs/model.md, "the link
+ * term"), while its neighbours keep their tags, as stored states do. */
+mms_status mms_sage_batch_build_tadj(mms_sage_batch_t *b, const mms_csr_t *adj,
+                                     const mms_csr_t *tadj, const mms_sage_nodes_t *nodes,
+                                     uint64_t step, const int32_t *targets, int64_t n);
+
+/* *out = a copy of adj (n local nodes; gid maps them to global ids, NULL =
+ * identity) in which image rows (gid < n_images) keep only their image
+ * entries; tag rows are unchanged. The caller frees it with mms_csr_free. */
+mms_status mms_sage_adj_without_tags(const mms_csr_t *adj, const int64_t *gid, int64_t n_images,
+                                     mms_csr_t *out);
 
 /* z (nT x 2H, caller buffer): L2-normalised embeddings of the distinct targets.
  * train = 1: dropout on (masks keyed by the build's step); 0: inference. The

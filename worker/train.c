@@ -49,6 +49,9 @@ void mms_train_params_default(mms_train_params_t *p) {
     p->ckpt_every = 1000;
     p->log_every = 50;
     p->temperature = 1.0;
+    p->link_weight = 0;
+    p->link_neg = 20;
+    p->link_temperature = 1.0;
 }
 
 /* ---------------------------------------------------------------- negatives */
@@ -102,6 +105,28 @@ typedef struct {
     mms_adam_t *adam, *adam_tags; /* parameter block; tag table (lazy rows) */
     mms_walk_pairs_t pairs;
     negdist_t nd;
+    negdist_t ndtag; /* degree^0.75 over tags only (link term negatives), tag numbers */
+    /* the link term (docs/model.md): anchors = this step's image pair starts,
+     * embedded from the target adjacency without their tag edges */
+    mms_csr_t tadj;
+    mms_sage_batch_t *batch2;
+    mms_sage_grad_t *grad2;
+    int32_t *anc;             /* anchors' local ids */
+    int64_t *lk_tag;          /* per link pair: the tag's global id */
+    int32_t *lk_anc;          /* per link pair: index into anc */
+    size_t cap_anc, cap_lk;
+    int64_t *lk_extra;        /* distinct tag ids the link term needs in zall */
+    int32_t *lk_xrow;         /* their rows in zall */
+    size_t cap_extra, cap_xrow;
+    int64_t n_extra;
+    float *z2, *zc, *dzc, *zw, *dzw, *dz2;
+    size_t cap_z2, cap_zc, cap_dzc, cap_zw, cap_dzw, cap_dz2;
+    int32_t *la, *lb, *ln;
+    size_t cap_l;
+    float *link_work;
+    size_t cap_link_work;
+    double link_loss;         /* this step's (global mean, unweighted) */
+    int64_t *negt;            /* the link term's negative tags (n_tags or link_neg) */
     int64_t slots_total;      /* global pair-slot space */
     int64_t slots_per_step;
     int64_t steps_per_epoch;
@@ -251,6 +276,56 @@ static mms_status collect_pairs(trainer_t *t, int64_t step, int64_t *n_out) {
 }
 
 
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The link term of step `step` (docs/model.md, "The link term"): anchors = the
+ * distinct images among this rank's pair starts (owned here), each paired with
+ * every one of its tags (full graph); negt: the step's shared negative tags
+ * (global ids, the same on every rank). The distinct tag ids whose z the term
+ * needs go to t->lk_extra (ascending). */
+static mms_status link_plan(trainer_t *t, int64_t npairs, const int64_t *negt, int nnegt,
+                            int64_t *nanc_out, int64_t *nlk_out) {
+    const mms_graph_t *g = t->g;
+    MMS_CALL(mms_grow(&t->anc, sizeof(int32_t), (size_t)npairs + 1, &t->cap_anc));
+    int64_t na = 0;
+    for (int64_t i = 0; i < npairs; i++)
+        if (t->loc_u[i] < g->n_images) t->anc[na++] = (int32_t)owned_local(t, t->loc_u[i]);
+    qsort(t->anc, (size_t)na, sizeof(int32_t), cmp_i32);
+    int64_t k = 0;
+    for (int64_t i = 0; i < na; i++)
+        if (k == 0 || t->anc[k - 1] != t->anc[i]) t->anc[k++] = t->anc[i];
+    na = k;
+    int64_t nl = 0;
+    for (int64_t i = 0; i < na; i++) {
+        int64_t v = t->sh.gid[t->anc[i]];
+        for (int64_t e = g->full.indptr[v]; e < g->full.indptr[v + 1]; e++) {
+            if (g->full.indices[e] < g->n_images) continue;
+            size_t cap = t->cap_lk;
+            MMS_CALL(mms_grow(&t->lk_tag, sizeof(int64_t), (size_t)nl + 1, &t->cap_lk));
+            if (cap != t->cap_lk || !t->lk_anc) MMS_CALL(mms_realloc(t->cap_lk * sizeof(int32_t), &t->lk_anc));
+            t->lk_tag[nl] = g->full.indices[e];
+            t->lk_anc[nl] = (int32_t)i;
+            nl++;
+        }
+    }
+    MMS_CALL(mms_grow(&t->lk_extra, sizeof(int64_t), (size_t)(nl + nnegt) + 1, &t->cap_extra));
+    int64_t m = 0;
+    for (int64_t i = 0; i < nl; i++) t->lk_extra[m++] = t->lk_tag[i];
+    for (int j = 0; j < nnegt; j++) t->lk_extra[m++] = negt[j];
+    qsort(t->lk_extra, (size_t)m, sizeof(int64_t), mms_cmp_i64);
+    k = 0;
+    for (int64_t i = 0; i < m; i++)
+        if (k == 0 || t->lk_extra[k - 1] != t->lk_extra[i]) t->lk_extra[k++] = t->lk_extra[i];
+    t->n_extra = k;
+    MMS_CALL(mms_grow(&t->lk_xrow, sizeof(int32_t), (size_t)k + 1, &t->cap_xrow));
+    *nanc_out = na;
+    *nlk_out = nl;
+    return MMS_OK;
+}
+
 /* Nodes whose z this rank needs from other ranks (partners and negatives owned
  * elsewhere), sorted by (owner, id) without repeats, into t->req_out; counts per
  * owner in t->scount. Node ids are below 2^40 (checked at start-up). */
@@ -258,8 +333,12 @@ static mms_status build_requests(trainer_t *t, int64_t npairs, const int64_t *ne
                                  int64_t *nreq_out) {
     int P = t->nranks;
     memset(t->scount, 0, (size_t)P * sizeof(int));
-    MMS_CALL(mms_grow(&t->req_out, sizeof(int64_t), (size_t)(npairs + nneg + 1), &t->cap_req_out));
+    MMS_CALL(mms_grow(&t->req_out, sizeof(int64_t), (size_t)(npairs + nneg + t->n_extra + 1),
+                      &t->cap_req_out));
     int64_t m = 0;
+    for (int64_t i = 0; i < t->n_extra; i++)
+        if (owner_of(t, t->lk_extra[i]) != t->rank)
+            t->req_out[m++] = ((int64_t)owner_of(t, t->lk_extra[i]) << 40) | t->lk_extra[i];
     for (int64_t i = 0; i < npairs; i++)
         if (owner_of(t, t->loc_v[i]) != t->rank)
             t->req_out[m++] = ((int64_t)owner_of(t, t->loc_v[i]) << 40) | t->loc_v[i];
@@ -349,6 +428,25 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         uint64_t h = mms_rng_hash(p->seed, MMS_STREAM_NEG, (uint64_t)step, (uint64_t)j);
         negs[j] = negdist_draw(&t->nd, mms_rng_unit(h));
     }
+    /* the link term's anchors, pairs and negative tags */
+    int64_t nanc = 0, nlk = 0;
+    int64_t *negt = t->negt;
+    int nnegt = 0;
+    t->n_extra = 0;
+    const int link = (p->link_weight > 0 || p->query_train > 0) && t->g->n_tags > 0;
+    if (link) {
+        if (p->link_neg == 0) { /* every tag: a one-vs-all classifier over the tags */
+            nnegt = (int)t->g->n_tags;
+            for (int j = 0; j < nnegt; j++) negt[j] = t->g->n_images + j;
+        } else {
+            nnegt = p->link_neg;
+            for (int j = 0; j < nnegt; j++) {
+                uint64_t h = mms_rng_hash(p->seed, MMS_STREAM_NEG, (uint64_t)step, (uint64_t)(1024 + j));
+                negt[j] = t->g->n_images + negdist_draw(&t->ndtag, mms_rng_unit(h));
+            }
+        }
+        MMS_CALL(link_plan(t, npairs, negt, nnegt, &nanc, &nlk));
+    }
     MMS_CALL(build_requests(t, npairs, negs, nneg, &nreq));
     /* exchange request lists: t->plan.asked are the nodes others need from here
      * (each sync point after uneven work starts with a polite arrival: a rank
@@ -359,7 +457,7 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     const int64_t *req_in = t->plan.asked;
     /* targets computed here: my pairs' u, my own partners and negatives, and
      * whatever others asked for; a node listed twice gets one row of z */
-    size_t nt_max = (size_t)(2 * npairs + nneg + nin + 1);
+    size_t nt_max = (size_t)(2 * npairs + nneg + t->n_extra + nin + 1);
     MMS_CALL(mms_grow(&t->targets, sizeof(int32_t), nt_max, &t->cap_targets));
     int64_t nt = 0;
     for (int64_t i = 0; i < npairs; i++) t->targets[nt++] = (int32_t)owned_local(t, t->loc_u[i]);
@@ -367,6 +465,9 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         if (owner_of(t, t->loc_v[i]) == t->rank) t->targets[nt++] = (int32_t)owned_local(t, t->loc_v[i]);
     for (int j = 0; j < nneg; j++)
         if (owner_of(t, negs[j]) == t->rank) t->targets[nt++] = (int32_t)owned_local(t, negs[j]);
+    int64_t first_extra = nt;
+    for (int64_t i = 0; i < t->n_extra; i++)
+        if (owner_of(t, t->lk_extra[i]) == t->rank) t->targets[nt++] = (int32_t)owned_local(t, t->lk_extra[i]);
     int64_t first_req = nt;
     for (int64_t i = 0; i < nin; i++) {
         int64_t l = owned_local(t, req_in[i]);
@@ -381,6 +482,14 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     int32_t nT = t->batch->nT;
     MMS_CALL(mms_grow(&t->z, sizeof(float), (size_t)nT * (size_t)H2 + 1, &t->cap_z));
     MMS_CALL(mms_sage_forward(t->batch, t->model, &t->nodes, 1, t->z));
+    int32_t nT2 = 0;
+    if (link && nanc > 0) { /* anchors embedded without their own tag edges */
+        MMS_CALL(mms_sage_batch_build_tadj(t->batch2, &t->sh.adj, &t->tadj, &t->nodes, (uint64_t)step,
+                                           t->anc, nanc));
+        nT2 = t->batch2->nT;
+        MMS_CALL(mms_grow(&t->z2, sizeof(float), (size_t)nT2 * (size_t)H2 + 1, &t->cap_z2));
+        MMS_CALL(mms_sage_forward(t->batch2, t->model, &t->nodes, 1, t->z2));
+    }
     PHASE(t, 2, tp);
     /* answer requests: z rows of the asked nodes, in request order */
     MMS_CALL(mms_grow(&t->zsend, sizeof(float), (size_t)nin * (size_t)H2 + 1, &t->cap_zsend));
@@ -397,6 +506,27 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     MMS_CALL(mms_grow(&t->dzall, sizeof(float), (size_t)nz * (size_t)H2 + 1, &t->cap_dz));
     memcpy(t->zall, t->z, (size_t)nT * H2 * sizeof(float));
     memcpy(t->zall + (size_t)nT * H2, t->zrecv, (size_t)nreq * H2 * sizeof(float));
+    int64_t nc = nz + nT2;
+    if (link) { /* [zall | z2] before any temperature scaling of zall */
+        MMS_CALL(mms_grow(&t->zc, sizeof(float), (size_t)nc * (size_t)H2 + 1, &t->cap_zc));
+        MMS_CALL(mms_grow(&t->dzc, sizeof(float), (size_t)nc * (size_t)H2 + 1, &t->cap_dzc));
+        memcpy(t->zc, t->zall, (size_t)nz * H2 * sizeof(float));
+        if (nT2 > 0) memcpy(t->zc + (size_t)nz * H2, t->z2, (size_t)nT2 * H2 * sizeof(float));
+        int64_t at = first_extra;
+        for (int64_t i = 0; i < t->n_extra; i++)
+            t->lk_xrow[i] = owner_of(t, t->lk_extra[i]) == t->rank
+                                ? t->batch->in_row[at++]
+                                : (int32_t)(nT + req_row(t, t->lk_extra[i]));
+        size_t lstride = (size_t)nlk + (size_t)nnegt + 1;
+        MMS_CALL(mms_grow(&t->la, sizeof(int32_t), 3 * lstride, &t->cap_l));
+        t->lb = t->la + lstride;
+        t->ln = t->lb + lstride;
+        for (int64_t i = 0; i < nlk; i++) {
+            t->la[i] = (int32_t)(nz + t->batch2->in_row[t->lk_anc[i]]);
+            t->lb[i] = t->lk_xrow[mms_find_i64(t->lk_extra, t->n_extra, t->lk_tag[i])];
+        }
+        for (int j = 0; j < nnegt; j++) t->ln[j] = t->lk_xrow[mms_find_i64(t->lk_extra, t->n_extra, negt[j])];
+    }
     size_t nrows_max = (size_t)npairs + (size_t)nneg + 1;
     MMS_CALL(mms_grow(&t->ra, sizeof(int32_t), 3 * nrows_max, &t->cap_rows));
     t->rb = t->ra + nrows_max;
@@ -424,7 +554,37 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     MMS_MPI_CALL(MPI_Allreduce(&npairs, &gpairs, 1, MPI_INT64_T, MPI_SUM, t->comm));
     double lloc = 0;
     memset(t->dzall, 0, (size_t)nz * H2 * sizeof(float));
-    if (npairs > 0) {
+    if (link) {
+        MMS_CALL(mms_grow(&t->dz2, sizeof(float), (size_t)nT2 * (size_t)H2 + 1, &t->cap_dz2));
+        memset(t->dz2, 0, (size_t)nT2 * H2 * sizeof(float));
+    }
+    if (npairs > 0 && link && p->query_train > 0 && nT2 > 0) {
+        /* train the way queries arrive: a chosen image start's side of the
+         * walk loss is its embedding without its own tag edges (rows of z2 in
+         * [zall | z2]); the choice is a hash of (seed, image, step) */
+        uint64_t cut = p->query_train >= 1 ? UINT64_MAX : (uint64_t)(p->query_train * 18446744073709551615.0);
+        for (int64_t i = 0; i < npairs; i++) {
+            int64_t u = t->loc_u[i];
+            if (u >= t->g->n_images ||
+                mms_rng_hash(p->seed, MMS_STREAM_MASK, (uint64_t)u, (uint64_t)step | ((uint64_t)1 << 62)) > cut)
+                continue;
+            int32_t lu = (int32_t)owned_local(t, u);
+            int32_t *at = bsearch(&lu, t->anc, (size_t)nanc, sizeof(int32_t), cmp_i32);
+            if (at) t->ra[i] = (int32_t)(nz + t->batch2->in_row[at - t->anc]);
+        }
+        size_t lw = mms_sage_loss_work(npairs, nneg, H2);
+        MMS_CALL(mms_grow(&t->loss_work, sizeof(float), lw + 1, &t->cap_loss_work));
+        MMS_CALL(mms_grow(&t->zw, sizeof(float), (size_t)nc * (size_t)H2 + 1, &t->cap_zw));
+        MMS_CALL(mms_grow(&t->dzw, sizeof(float), (size_t)nc * (size_t)H2 + 1, &t->cap_dzw));
+        float zs = p->temperature > 0 && p->temperature != 1.0 ? (float)(1.0 / sqrt(p->temperature)) : 1.0f;
+        for (int64_t i = 0; i < nc * H2; i++) t->zw[i] = zs * t->zc[i];
+        MMS_CALL(mms_sage_loss(t->zw, nc, H2, npairs, t->ra, t->rb, nneg, t->rn, t->loss_work, &lloc,
+                               t->dzw));
+        float sc = zs * (float)((double)npairs / (double)(gpairs ? gpairs : 1));
+        for (int64_t i = 0; i < nz * H2; i++) t->dzall[i] = sc * t->dzw[i];
+        for (int64_t i = nz * H2; i < nc * H2; i++) t->dz2[i - nz * H2] = sc * t->dzw[i];
+        lloc *= (double)npairs;
+    } else if (npairs > 0) {
         size_t lw = mms_sage_loss_work(npairs, nneg, H2);
         MMS_CALL(mms_grow(&t->loss_work, sizeof(float), lw + 1, &t->cap_loss_work));
         /* a temperature tau divides every affinity: scaling the rows by
@@ -438,6 +598,32 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
         float sc = zs * (float)((double)npairs / (double)(gpairs ? gpairs : 1));
         for (int64_t i = 0; i < nz * H2; i++) t->dzall[i] *= sc;
         lloc *= (double)npairs;
+    }
+    if (link && p->link_weight > 0) { /* lambda x the link loss, its mean over every rank's link pairs */
+        double ll[2] = {0, (double)nlk}, lg[2] = {0, 0};
+        if (nlk > 0) {
+            size_t lw = mms_sage_loss_work(nlk, nnegt, H2);
+            MMS_CALL(mms_grow(&t->link_work, sizeof(float), lw + 1, &t->cap_link_work));
+            /* a link temperature divides the link affinities (rows scaled by
+             * 1/sqrt(tau), as for the walk loss) */
+            float ls = p->link_temperature > 0 && p->link_temperature != 1.0
+                           ? (float)(1.0 / sqrt(p->link_temperature))
+                           : 1.0f;
+            if (ls != 1.0f)
+                for (int64_t i = 0; i < nc * H2; i++) t->zc[i] *= ls;
+            MMS_CALL(mms_sage_loss(t->zc, nc, H2, nlk, t->la, t->lb, nnegt, t->ln, t->link_work, &ll[0],
+                                   t->dzc));
+            if (ls != 1.0f)
+                for (int64_t i = 0; i < nc * H2; i++) t->dzc[i] *= ls;
+            ll[0] *= (double)nlk;
+        }
+        MMS_MPI_CALL(MPI_Allreduce(ll, lg, 2, MPI_DOUBLE, MPI_SUM, t->comm));
+        t->link_loss = lg[1] > 0 ? lg[0] / lg[1] : 0.0;
+        if (nlk > 0) {
+            float sc = (float)(p->link_weight * (double)nlk / lg[1]);
+            for (int64_t i = 0; i < nz * H2; i++) t->dzall[i] += sc * t->dzc[i];
+            for (int64_t i = nz * H2; i < nc * H2; i++) t->dz2[i - nz * H2] += sc * t->dzc[i];
+        }
     }
     double lsum = 0;
     MMS_CALL(mms_mpi_arrive(t->comm, MMS_MPI_WAIT_STEP));
@@ -457,6 +643,11 @@ static mms_status train_step(trainer_t *t, int64_t step, double *loss, int64_t *
     /* backward and the gradient reduction */
     PHASE(t, 3, tp);
     MMS_CALL(mms_sage_backward(t->batch, t->model, &t->nodes, t->dzall, t->grad));
+    if (link && nT2 > 0) {
+        MMS_CALL(mms_sage_backward(t->batch2, t->model, &t->nodes, t->dz2, t->grad2));
+        MMS_CALL(mms_sage_grad_add(t->grad, t->grad2));
+        t->flops += t->batch2->flops_fwd + t->batch2->flops_bwd;
+    }
     PHASE(t, 5, tp);
     t->flops += t->batch->flops_fwd + t->batch->flops_bwd;
     MMS_CALL(mms_mpi_arrive(t->comm, MMS_MPI_WAIT_STEP));
@@ -622,6 +813,14 @@ static mms_status validate(const mms_train_params_t *p) {
     MMS_CHECK(p->s1 >= 1 && p->s2 >= 1, MMS_ERR_ARG, "train: --samples-1 and --samples-2 must be >= 1");
     MMS_CHECK(p->dropout >= 0 && p->dropout < 1, MMS_ERR_ARG, "train: --dropout must be in [0, 1)");
     MMS_CHECK(p->hide_tags >= 0 && p->hide_tags <= 1, MMS_ERR_ARG, "train: --hide-tags must be in [0, 1]");
+    MMS_CHECK(p->link_weight >= 0 && isfinite(p->link_weight), MMS_ERR_ARG,
+              "train: --link-weight must be >= 0, got %g", p->link_weight);
+    MMS_CHECK(p->query_train >= 0 && p->query_train <= 1, MMS_ERR_ARG,
+              "train: --query-train must be in [0, 1], got %g", p->query_train);
+    MMS_CHECK(p->link_neg >= 0 && p->link_neg <= 256, MMS_ERR_ARG,
+              "train: --link-neg must be in [0, 256] (0: every tag), got %d", p->link_neg);
+    MMS_CHECK(p->link_temperature > 0 && isfinite(p->link_temperature), MMS_ERR_ARG,
+              "train: --link-temperature must be > 0, got %g", p->link_temperature);
     MMS_CHECK(p->temperature > 0 && isfinite(p->temperature), MMS_ERR_ARG,
               "train: --temperature must be > 0, got %g", p->temperature);
     MMS_CHECK(p->walks >= 1 && p->walk_len >= 2, MMS_ERR_ARG, "train: --walks >= 1 and --walk-len >= 2");
@@ -635,6 +834,24 @@ static mms_status validate(const mms_train_params_t *p) {
 static void trainer_free(trainer_t *t) {
     mms_walk_pairs_free(&t->pairs);
     free(t->nd.cdf);
+    free(t->ndtag.cdf);
+    mms_csr_free(&t->tadj);
+    mms_sage_batch_destroy(&t->batch2);
+    mms_sage_grad_destroy(&t->grad2);
+    free(t->anc);
+    free(t->lk_tag);
+    free(t->lk_anc);
+    free(t->lk_extra);
+    free(t->lk_xrow);
+    free(t->z2);
+    free(t->zc);
+    free(t->dzc);
+    free(t->zw);
+    free(t->dzw);
+    free(t->dz2);
+    free(t->la);
+    free(t->link_work);
+    free(t->negt);
     mms_sage_batch_destroy(&t->batch);
     mms_sage_grad_destroy(&t->grad);
     mms_sage_model_destroy(&t->model);
@@ -758,6 +975,23 @@ static mms_status build_model(trainer_t *t) {
             s = mms_adam_create(&ac, (size_t)(t->g->n_tags > 0 ? t->g->n_tags : 1) * (size_t)t->cfg.dim, &t->adam_tags);
     }
     if (s == MMS_OK) s = negdist_build(&t->g->full, &t->nd);
+    if (s == MMS_OK && (p->link_weight > 0 || p->query_train > 0) && t->g->n_tags > 0) {
+        /* the link term: tags' degree^0.75, and the targets' adjacency without
+         * the images' tag edges (an anchor sees only its visual neighbours) */
+        t->ndtag.n = t->g->n_tags;
+        s = mms_malloc((size_t)t->g->n_tags * sizeof(double), &t->ndtag.cdf);
+        double acc = 0;
+        for (int64_t k = 0; s == MMS_OK && k < t->g->n_tags; k++) {
+            acc += pow((double)mms_csr_degree(&t->g->full, t->g->n_images + k), 0.75);
+            t->ndtag.cdf[k] = acc;
+        }
+        for (int64_t k = 0; s == MMS_OK && k < t->g->n_tags; k++) t->ndtag.cdf[k] /= acc > 0 ? acc : 1;
+        if (s == MMS_OK) s = mms_sage_adj_without_tags(&t->sh.adj, t->sh.gid, t->g->n_images, &t->tadj);
+        if (s == MMS_OK) s = mms_sage_batch_create(&t->cfg, t->sh.n_local, t->g->n_tags, &t->batch2);
+        if (s == MMS_OK) s = mms_sage_grad_create(&t->cfg, t->g->n_tags, &t->grad2);
+        if (s == MMS_OK)
+            s = mms_malloc((size_t)(t->g->n_tags > 256 ? t->g->n_tags : 256) * sizeof(int64_t), &t->negt);
+    }
     if (s == MMS_OK) {
         t->nodes.n = t->sh.n_local;
         t->nodes.gid = t->sh.gid;
@@ -806,6 +1040,7 @@ static mms_status make_pairs(trainer_t *t) {
 typedef struct {
     int64_t step, step0, total; /* next step, first step of this run, last step (exclusive) */
     double smooth, first;       /* smoothed loss now and after the first step */
+    double link_smooth;         /* smoothed link-term loss (NAN: off) */
     double t0, tlast;           /* run start, last progress line */
     int64_t pairs_done, pairs_last, exch_total;
     FILE *losslog;              /* rank 0: loss.tsv, open for appending */
@@ -817,6 +1052,7 @@ static mms_status start_run(trainer_t *t, run_t *r, mms_train_summary_t *sum) {
     const mms_train_params_t *p = t->p;
     r->step = 0;
     r->smooth = NAN;
+    r->link_smooth = NAN;
     if (p->resume) {
         MMS_CALL(load_checkpoint(t, &r->step, &r->smooth));
         mms_log_info("train: resumed from step %lld (smoothed loss %.4f)", (long long)r->step, r->smooth);
@@ -857,8 +1093,10 @@ static void log_progress(const trainer_t *t, run_t *r, double loss, double now) 
     if (left >= 0) snprintf(eta, sizeof eta, "%.0fs", per * (double)left);
     char tot[32] = "-";
     if (r->total != INT64_MAX) snprintf(tot, sizeof tot, "%lld", (long long)r->total);
-    mms_log_info("epoch %lld step %lld/%s loss %.4f (smoothed %.4f) %.0f pairs/s ETA %s",
-                 (long long)epoch + 1, (long long)r->step, tot, loss, r->smooth, rate, eta);
+    char lk[48] = "";
+    if (!isnan(r->link_smooth)) snprintf(lk, sizeof lk, ", link %.4f", r->link_smooth);
+    mms_log_info("epoch %lld step %lld/%s loss %.4f (smoothed %.4f%s) %.0f pairs/s ETA %s",
+                 (long long)epoch + 1, (long long)r->step, tot, loss, r->smooth, lk, rate, eta);
     r->tlast = now;
     r->pairs_last = r->pairs_done;
 }
@@ -895,6 +1133,8 @@ static mms_status run_steps(trainer_t *t, run_t *r, mms_train_summary_t *sum) {
         r->pairs_done += gp;
         r->exch_total += t->exch_bytes;
         r->smooth = isnan(r->smooth) ? loss : 0.98 * r->smooth + 0.02 * loss;
+        if (p->link_weight > 0 && t->g->n_tags > 0)
+            r->link_smooth = isnan(r->link_smooth) ? t->link_loss : 0.98 * r->link_smooth + 0.02 * t->link_loss;
         if (isnan(r->first)) r->first = r->smooth;
         double now = mms_now();
         int stop = 0;
@@ -938,6 +1178,7 @@ static mms_status finish(trainer_t *t, const run_t *r, mms_train_summary_t *sum)
     sum->pairs = r->pairs_done;
     sum->first_loss = r->first;
     sum->last_loss = r->smooth;
+    sum->link_loss = r->link_smooth;
     sum->seconds = mms_now() - r->t0;
     sum->pairs_per_sec = (double)r->pairs_done / (sum->seconds + 1e-9);
     sum->gflops = fsum / (sum->seconds + 1e-9) / 1e9;

@@ -43,6 +43,11 @@ typedef struct {
     int tag_init_mean;   /* tag inputs start as the mean of their images' inputs (else random) */
     double hide_tags;    /* fraction of images sampled without their tag edges */
     double temperature;  /* affinities are z_u . z_v / temperature (reference: 1) */
+    double link_weight;  /* weight of the image->tag link term (0: off, the paper's loss alone) */
+    int link_neg;        /* shared negative tags per step of the link term (0: every tag) */
+    double link_temperature; /* the link term's affinities are divided by this */
+    double query_train;  /* fraction of image pair starts whose walk-loss side is embedded
+                            without their own tag edges, as a query is (0: paper) */
     int64_t ckpt_every;  /* steps between checkpoints (0: only at the end) */
     int log_every;       /* steps between progress lines */
 } mms_train_params_t;
@@ -57,6 +62,7 @@ typedef struct {
     double gflops; /* achieved by forward + backward (all ranks) */
     int64_t halo_bytes, allreduce_bytes_per_step, exchange_bytes_per_step;
     int stopped_by; /* 0 epochs done, 1 max steps, 2 time limit */
+    double link_loss; /* smoothed link-term loss (unweighted), NAN when off */
 } mms_train_summary_t;
 
 /* Collective. */

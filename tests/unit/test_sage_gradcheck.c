@@ -617,6 +617,215 @@ static void check_philox(void) {
     T_CHECK(same);
 }
 
+/* The link term and "train the way queries arrive" (docs/model.md, "The link
+ * term"): anchors embedded in a second batch built on the adjacency without
+ * the images' tag edges (mms_sage_batch_build_tadj + mms_sage_adj_without_tags);
+ * one matrix [zA | zB]; the walk loss with some image starts on their anchor
+ * rows, plus lambda x the link loss (anchor -> its tags, shared negative tags);
+ * the gradient = backward(A) + backward(B), summed with mms_sage_grad_add. All
+ * of it against central differences of the total loss, in double, then the
+ * float path against the double one. */
+enum { LB = 5, LQ = 3, LNA = 3 };
+typedef struct {
+    const mms_sage_batch_t *A, *B;
+    const double *x;
+    int32_t wa[NB], wb[NB], wn[NQ]; /* walk rows in [zA | zB] */
+    int32_t la[LB], lb[LB], ln[LQ]; /* link rows */
+    double lambda;
+    double *arenaA, *arenaB, *zc, *dzc, *dzl, *work;
+    uint8_t *masksA, *masksB;
+} link_eval_t;
+
+static double link_loss_at(link_eval_t *e, const double *P, const double *TG, double *dzc) {
+    const int H2 = 2 * HID;
+    int32_t nA = e->A->nT, nB = e->B->nT;
+    T_OK(mms_sagek_forward_d(e->A, P, TG, e->x, NULL, NULL, NULL, 1, e->arenaA, e->masksA, e->zc, NULL));
+    T_OK(mms_sagek_forward_d(e->B, P, TG, e->x, NULL, NULL, NULL, 1, e->arenaB, e->masksB,
+                             e->zc + (size_t)nA * H2, NULL));
+    double lw = 0, ll = 0;
+    T_OK(mms_sagek_loss_d(e->zc, nA + nB, H2, NB, e->wa, e->wb, NQ, e->wn, e->work, &lw, dzc));
+    T_OK(mms_sagek_loss_d(e->zc, nA + nB, H2, LB, e->la, e->lb, LQ, e->ln, e->work, &ll,
+                          dzc ? e->dzl : NULL));
+    if (dzc)
+        for (size_t i = 0; i < (size_t)(nA + nB) * H2; i++) dzc[i] += e->lambda * e->dzl[i];
+    return lw + e->lambda * ll;
+}
+
+static void check_link_term(const graph_t *g) {
+    mms_sage_config_t cfg;
+    mms_sage_config_default(&cfg);
+    cfg.dim = D, cfg.hidden = HID, cfg.s1 = S1, cfg.s2 = S2, cfg.max_degree = CAP, cfg.seed = 5;
+    cfg.dropout = 0.2f, cfg.h2_mode = MMS_SAGE_H2_TRANSFORM;
+    mms_sage_model_t *m = NULL;
+    mms_sage_batch_t *A = NULL, *B = NULL;
+    mms_sage_grad_t *gA = NULL, *gB = NULL;
+    T_OK(mms_sage_model_create(&cfg, NT, &m));
+    T_OK(mms_sage_batch_create(&cfg, NL, NT, &A));
+    T_OK(mms_sage_batch_create(&cfg, NL, NT, &B));
+    T_OK(mms_sage_grad_create(&cfg, NT, &gA));
+    T_OK(mms_sage_grad_create(&cfg, NT, &gB));
+    mms_sage_nodes_t nodes = {NL, g->gid, NI, D, g->xdense, NULL, NULL, NULL};
+    /* the adjacency without the images' tag edges: image rows lose exactly
+     * their tag entries, tag rows are unchanged */
+    mms_csr_t tadj;
+    T_OK(mms_sage_adj_without_tags(&g->adj, g->gid, NI, &tadj));
+    int adj_ok = 1;
+    for (int v = 0; v < NL; v++) {
+        int64_t keep = 0;
+        for (int64_t e = g->adj.indptr[v]; e < g->adj.indptr[v + 1]; e++)
+            keep += g->gid[v] >= NI || g->gid[g->adj.indices[e]] < NI;
+        adj_ok &= tadj.indptr[v + 1] - tadj.indptr[v] == keep;
+        for (int64_t e = tadj.indptr[v]; e < tadj.indptr[v + 1]; e++)
+            adj_ok &= g->gid[v] >= NI || g->gid[tadj.indices[e]] < NI;
+    }
+    T_CHECK(adj_ok);
+    /* walk pairs and negatives in A (as run_case); anchors 5, 9, 12 in B */
+    int64_t ga[NB] = {5, NI + 2, 12, 9}, gb[NB] = {6, 30, 3, 5}, gn[NQ] = {NI, 27, 9};
+    int64_t anc_g[LNA] = {5, 9, 12};
+    /* link pairs (anchor index, tag) and negative tags */
+    int lk_a[LB] = {0, 0, 1, 2, 2};
+    int64_t lk_t[LB] = {NI + 1, NI + 4, NI, NI + 1, NI + 6}, lk_n[LQ] = {NI + 2, NI + 5, NI};
+    int32_t tA[2 * NB + NQ + LB + LQ];
+    int nA_in = 0;
+    for (int i = 0; i < NB; i++) tA[nA_in++] = L(g, ga[i]);
+    for (int i = 0; i < NB; i++) tA[nA_in++] = L(g, gb[i]);
+    for (int j = 0; j < NQ; j++) tA[nA_in++] = L(g, gn[j]);
+    for (int i = 0; i < LB; i++) tA[nA_in++] = L(g, lk_t[i]);
+    for (int j = 0; j < LQ; j++) tA[nA_in++] = L(g, lk_n[j]);
+    int32_t tB[LNA];
+    for (int i = 0; i < LNA; i++) tB[i] = L(g, anc_g[i]);
+    T_OK(mms_sage_batch_build(A, &g->adj, &nodes, 4, tA, nA_in));
+    T_OK(mms_sage_batch_build_tadj(B, &g->adj, &tadj, &nodes, 4, tB, LNA));
+    /* the anchors' hop-1 samples are images only; A's see tags */
+    int tagsB = 0, tagsA = 0;
+    for (int32_t r = 0; r < B->nT; r++)
+        for (int j = 0; j < S2; j++) tagsB += B->occ1[r * S2 + j] >= B->n1_img;
+    for (int32_t q = 0; q < A->nT * S2; q++) tagsA += A->occ1[q] >= A->n1_img;
+    T_CHECK(tagsB == 0 && tagsA > 0);
+    const int H2 = 2 * HID;
+    int32_t nA = A->nT, nB = B->nT;
+    size_t nc = (size_t)(nA + nB);
+    link_eval_t e;
+    memset(&e, 0, sizeof e);
+    e.A = A, e.B = B, e.lambda = 0.7;
+    /* walk: starts 5 and 12 on their anchor rows (queries), the others in A */
+    for (int i = 0; i < NB; i++) e.wa[i] = A->in_row[i], e.wb[i] = A->in_row[NB + i];
+    e.wa[0] = nA + B->in_row[0];
+    e.wa[2] = nA + B->in_row[2];
+    for (int j = 0; j < NQ; j++) e.wn[j] = A->in_row[2 * NB + j];
+    for (int i = 0; i < LB; i++) e.la[i] = nA + B->in_row[lk_a[i]], e.lb[i] = A->in_row[2 * NB + NQ + i];
+    for (int j = 0; j < LQ; j++) e.ln[j] = A->in_row[2 * NB + NQ + LB + j];
+    size_t np = m->n_params;
+    double *P = calloc(np, sizeof(double)), *TG = calloc(NT * D, sizeof(double));
+    double *X = calloc(NL * D, sizeof(double));
+    for (size_t i = 0; i < np; i++) P[i] = m->params[i];
+    for (int i = 0; i < NT * D; i++) TG[i] = m->tags[i];
+    for (int i = 0; i < NL * D; i++) X[i] = g->xdense[i];
+    e.x = X;
+    e.arenaA = calloc(A->arena_len + 1, sizeof(double));
+    e.arenaB = calloc(B->arena_len + 1, sizeof(double));
+    e.masksA = calloc(A->mask_len + 1, 1);
+    e.masksB = calloc(B->mask_len + 1, 1);
+    e.zc = calloc(nc * H2, sizeof(double));
+    e.dzc = calloc(nc * H2, sizeof(double));
+    e.dzl = calloc(nc * H2, sizeof(double));
+    size_t wk = mms_sage_loss_work(NB, NQ, H2), wk2 = mms_sage_loss_work(LB, LQ, H2);
+    e.work = calloc(wk > wk2 ? wk : wk2, sizeof(double));
+    /* analytic: backward of each batch with its rows of dL/dz */
+    double L0 = link_loss_at(&e, P, TG, e.dzc);
+    double *dPA = calloc(np, sizeof(double)), *dPB = calloc(np, sizeof(double));
+    double *dTA = calloc((size_t)A->n_touch * D + 1, sizeof(double));
+    double *dTB = calloc((size_t)B->n_touch * D + 1, sizeof(double));
+    T_OK(mms_sagek_backward_d(A, P, TG, X, NULL, NULL, NULL, 1, e.arenaA, e.masksA, e.dzc, dPA, dTA, NULL));
+    T_OK(mms_sagek_backward_d(B, P, TG, X, NULL, NULL, NULL, 1, e.arenaB, e.masksB,
+                              e.dzc + (size_t)nA * H2, dPB, dTB, NULL));
+    double *dP = calloc(np, sizeof(double)), *dT = calloc(NT * D, sizeof(double));
+    for (size_t i = 0; i < np; i++) dP[i] = dPA[i] + dPB[i];
+    for (int32_t s = 0; s < A->n_touch; s++)
+        for (int c = 0; c < D; c++) dT[A->touch[s] * D + c] += dTA[(size_t)s * D + c];
+    for (int32_t s = 0; s < B->n_touch; s++)
+        for (int c = 0; c < D; c++) dT[B->touch[s] * D + c] += dTB[(size_t)s * D + c];
+    /* numeric */
+    const double h = 1e-6;
+    double *nP = calloc(np, sizeof(double)), *nTg = calloc(NT * D, sizeof(double));
+    for (size_t i = 0; i < np; i++) {
+        double keep = P[i];
+        P[i] = keep + h;
+        double fp = link_loss_at(&e, P, TG, NULL);
+        P[i] = keep - h;
+        double fm = link_loss_at(&e, P, TG, NULL);
+        P[i] = keep;
+        nP[i] = (fp - fm) / (2 * h);
+    }
+    for (int i = 0; i < NT * D; i++) {
+        double keep = TG[i];
+        TG[i] = keep + h;
+        double fp = link_loss_at(&e, P, TG, NULL);
+        TG[i] = keep - h;
+        double fm = link_loss_at(&e, P, TG, NULL);
+        TG[i] = keep;
+        nTg[i] = (fp - fm) / (2 * h);
+    }
+    size_t DH = (size_t)D * HID, HH = (size_t)H2 * HID;
+    const char *names[5] = {"W1s", "W1n", "W2s", "W2n", "tags"};
+    const double *ab[5] = {dP, dP + DH, dP + 2 * DH, dP + 2 * DH + HH, dT};
+    const double *nb[5] = {nP, nP + DH, nP + 2 * DH, nP + 2 * DH + HH, nTg};
+    size_t lens[5] = {DH, DH, HH, HH, NT * D};
+    printf("link term (walk with 2 query-mode starts + 0.7 x link) loss %.6f  nA %d nB %d\n", L0, nA, nB);
+    for (int k = 0; k < 5; k++) {
+        double scale, err = block_err(ab[k], nb[k], lens[k], &scale);
+        printf("    %-5s max|g| %.3e  max rel err %.2e\n", names[k], scale, err);
+        T_CHECK(scale > 1e-6);
+        T_CHECK(err < 1e-6);
+    }
+    /* the B half alone really contributes (the term is not a no-op) */
+    double bmax = 0;
+    for (size_t i = 0; i < np; i++) bmax = fmax(bmax, fabs(dPB[i]));
+    T_CHECK(bmax > 1e-6);
+    /* float path: forward both, the same losses, backward both, grad_add */
+    float *zf = calloc(nc * H2, sizeof(float)), *dzf = calloc(nc * H2, sizeof(float)),
+          *dzl = calloc(nc * H2, sizeof(float));
+    T_OK(mms_sage_forward(A, m, &nodes, 1, zf));
+    T_OK(mms_sage_forward(B, m, &nodes, 1, zf + (size_t)nA * H2));
+    double lw = 0, ll = 0;
+    T_OK(mms_sage_loss(zf, (int64_t)nc, H2, NB, e.wa, e.wb, NQ, e.wn, NULL, &lw, dzf));
+    T_OK(mms_sage_loss(zf, (int64_t)nc, H2, LB, e.la, e.lb, LQ, e.ln, NULL, &ll, dzl));
+    for (size_t i = 0; i < nc * H2; i++) dzf[i] += (float)e.lambda * dzl[i];
+    T_NEAR(lw + e.lambda * ll, L0, 1e-5 * fmax(1, fabs(L0)));
+    T_OK(mms_sage_backward(A, m, &nodes, dzf, gA));
+    T_OK(mms_sage_backward(B, m, &nodes, dzf + (size_t)nA * H2, gB));
+    T_OK(mms_sage_grad_add(gA, gB));
+    int rows_sorted = 1;
+    for (int64_t s2 = 1; s2 < gA->n_rows; s2++) rows_sorted &= gA->rows[s2 - 1] < gA->rows[s2];
+    T_CHECK(rows_sorted);
+    double *gf = calloc(np, sizeof(double)), *tf = calloc(NT * D, sizeof(double));
+    for (size_t i = 0; i < np; i++) gf[i] = gA->dparams[i];
+    for (int64_t s2 = 0; s2 < gA->n_rows; s2++)
+        for (int c = 0; c < D; c++) tf[gA->rows[s2] * D + c] = gA->drows[s2 * D + c];
+    double fe = 0;
+    for (int k = 0; k < 4; k++) fe = fmax(fe, block_err(gf + (ab[k] - dP), ab[k], lens[k], NULL));
+    fe = fmax(fe, block_err(tf, dT, NT * D, NULL));
+    printf("    float (two batches, grad_add) vs double: grads rel %.1e, %lld tag rows\n", fe,
+           (long long)gA->n_rows);
+    T_CHECK(fe < 1e-3);
+    /* grad_add of shapes that differ is refused */
+    mms_sage_grad_t *gX = NULL;
+    T_OK(mms_sage_grad_create(&cfg, NT - 1, &gX));
+    T_FAILS(mms_sage_grad_add(gA, gX), MMS_ERR_ARG);
+    mms_sage_grad_destroy(&gX);
+    free(zf), free(dzf), free(dzl), free(gf), free(tf);
+    free(P), free(TG), free(X), free(dPA), free(dPB), free(dTA), free(dTB), free(dP), free(dT);
+    free(nP), free(nTg);
+    free(e.arenaA), free(e.arenaB), free(e.masksA), free(e.masksB), free(e.zc), free(e.dzc), free(e.dzl),
+        free(e.work);
+    mms_csr_free(&tadj);
+    mms_sage_grad_destroy(&gA);
+    mms_sage_grad_destroy(&gB);
+    mms_sage_batch_destroy(&A);
+    mms_sage_batch_destroy(&B);
+    mms_sage_model_destroy(&m);
+}
+
 int main(void) {
     mms_log_init(0, 1, MMS_LOG_QUIET);
     check_philox();
@@ -643,6 +852,7 @@ int main(void) {
     check_inference(&g, 0);
     check_inference(&g, 1);
     check_split(&g);
+    check_link_term(&g);
     check_errors(&g);
     check_init();
     return mms_test_finish("test_sage_gradcheck");
