@@ -223,7 +223,7 @@ mms_status mms_cmd_eval(int argc, char **argv) {
     const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL,
                *split_name = "test";
     int k = 10, neighbors = 5, max_q = 0, plots = 1, force = 0, baselines_only = 0;
-    int nprobe = 0, exact = 0;
+    int nprobe = 0, exact = 0, approx = 0;
     mms_expand_params_t xp;
     mms_expand_params_default(&xp);
     mms_opt_t opts[] = {
@@ -245,6 +245,7 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         {"plots", MMS_OPT_INT, &plots, "1: draw plots with gnuplot, 0: data only", 0, 1, 0, 1},
         {"force", MMS_OPT_FLAG, &force, "replace an existing --report directory (once the new one is complete)", 0, 0, 0, 0},
         {"nprobe", MMS_OPT_INT, &nprobe, "inverted lists probed per query (approximate search on an index with lists; 0: exact below 200,000 images, the default nprobe above; docs/query.md)", 0, 1, 0, 65536},
+        {"approx", MMS_OPT_FLAG, &approx, "approximate search with the default nprobe whatever the index size (below 200,000 images the default is exact)", 0, 0, 0, 0},
         {"exact", MMS_OPT_FLAG, &exact, "exact search whatever the index size", 0, 0, 0, 0},
     };
     const int nopt = (int)(sizeof opts / sizeof opts[0]);
@@ -295,7 +296,7 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         ep.catalog = catalog;
         ep.mode = MMS_ENGINE_SEARCH;
         ep.nprobe = nprobe;
-        ep.exact = exact;
+        ep.exact = exact ? 1 : approx ? -1 : 0;
         MMS_CALL(mms_engine_open(&ep, MPI_COMM_WORLD, &e));
         if (!mms_engine_is_coordinator(e)) {
             s = mms_engine_worker_loop(e);

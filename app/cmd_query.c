@@ -387,7 +387,7 @@ typedef struct {
         *exclude, *batch, *connect_s, *concept_s, *out, *token_file;
     int64_t row;
     double visual, timeout, retry_for;
-    int k, neighbors, tag_k, predict, json, depth, force, reload;
+    int k, neighbors, tag_k, predict, json, depth, force, reload, nprobe, exact, approx;
 } query_opts_t;
 
 static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *help) {
@@ -426,6 +426,9 @@ static mms_status parse_options(int argc, char **argv, query_opts_t *o, int *hel
          "w_visual in [0,1]; -1 = the server's default (1 image only, 0 tags only, 0.5 both)", 0,
          1, -1, 1},
         {"k", MMS_OPT_INT, &o->k, "results to return", 0, 1, 1, MMS_PROTO_K_MAX},
+        {"nprobe", MMS_OPT_INT, &o->nprobe, "approximate search: inverted lists per shard round (request field nprobe; 0: the server's default)", 0, 1, 0, MMS_PROTO_NPROBE_MAX},
+        {"exact", MMS_OPT_FLAG, &o->exact, "exact search whatever the server's default (request field exact: true)", 0, 0, 0, 0},
+        {"approx", MMS_OPT_FLAG, &o->approx, "approximate search with the server's nprobe (request field exact: false)", 0, 0, 0, 0},
         {"neighbors", MMS_OPT_INT, &o->neighbors, "visual neighbours the query image connects to",
          0, 1, 1, MMS_PROTO_NEIGHBORS_MAX},
         {"exclude", MMS_OPT_STR, &o->exclude, "an image id to drop from the results", 0, 0, 0, 0},
@@ -500,6 +503,8 @@ static mms_status make_request(const query_opts_t *o, mms_request_t *q) {
     q->exclude = o->exclude;
     q->connect = connect;
     q->concept = concept;
+    q->nprobe = o->nprobe;
+    q->exact = o->exact ? 1 : o->approx ? -1 : 0;
     if (o->visual >= 0) {
         q->visual = (float)o->visual;
         q->visual_given = 1;

@@ -2,7 +2,7 @@
  *
  *   mpirun -np P bench_query --index I [--queries 300] [--batch-queries 1024]
  *                            [--batch 64] [--float-scan] [--serve-layout] [--concept tags|node]
- *                            [--nprobe N | --exact]
+ *                            [--nprobe N | --approx | --exact]
  *
  * The search layout of `mmsage search` by default: every rank holds shards
  * (shard s on rank s mod P) and rank 0 also coordinates, so -np 1 and -np 2
@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
     }
     const char *index = NULL;
     int nsingle = 300, nbatch = 1024, batch = 64, float_scan = 0, serve_layout = 0;
-    int nprobe = 0, exact = 0;
+    int nprobe = 0, exact = 0, approx = 0;
     const char *concept_s = "tags";
     mms_opt_t opts[] = {
         {"index", MMS_OPT_STR, &index, "index directory", 1, 0, 0, 0},
@@ -216,6 +216,7 @@ int main(int argc, char **argv) {
         {"concept", MMS_OPT_STR, &concept_s, "E_tags of the queries: tags (the paper's mean) or node", 0, 0, 0, 0},
         {"nprobe", MMS_OPT_INT, &nprobe, "inverted lists probed per query and round (0: the engine's default for the index size)", 0, 1, 0, 65536},
         {"exact", MMS_OPT_FLAG, &exact, "exact scans whatever the index size", 0, 0, 0, 0},
+        {"approx", MMS_OPT_FLAG, &approx, "approximate search with the index's default nprobe whatever its size", 0, 0, 0, 0},
     };
     int help = 0;
     mms_status s = mms_opts_parse("bench_query", "Query latency and throughput of the engine.", opts,
@@ -235,7 +236,7 @@ int main(int argc, char **argv) {
     ep.mode = serve_layout ? MMS_ENGINE_SERVE : MMS_ENGINE_SEARCH;
     ep.filter = !float_scan;
     ep.nprobe = nprobe;
-    ep.exact = exact;
+    ep.exact = exact ? 1 : approx ? -1 : 0;
     double t0 = MPI_Wtime();
     mms_engine_t *e = NULL;
     if (mms_engine_open(&ep, MPI_COMM_WORLD, &e) != MMS_OK) {

@@ -39,7 +39,7 @@ struct mms_engine {
     mms_engine_mode mode;
     int filter;
     int32_t nprobe;          /* default lists probed (0: by size), engine params */
-    int exact;               /* default exact */
+    int exact;               /* 1: exact by default; -1: approximate by default at any size */
     float *probe_S;          /* root: queries x nlist scores of the last probe choice */
     size_t probe_S_cap;
     uint64_t *probe_heap;
@@ -122,7 +122,7 @@ mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engi
     e->mode = p->mode;
     e->filter = p->filter;
     e->nprobe = p->nprobe > 0 ? p->nprobe : 0;
-    e->exact = p->exact != 0;
+    e->exact = p->exact > 0 ? 1 : p->exact < 0 ? -1 : 0;
     if (p->mode == MMS_ENGINE_SERVE) {
         e->nworkers = e->size - 1;
         e->worker = e->rank - 1;
@@ -397,9 +397,11 @@ int32_t mms_engine_nprobe(const mms_engine_t *e, const mms_request_t *req) {
     int32_t np;
     if (req && req->exact == 1) return 0;
     if (req && req->nprobe > 0) np = req->nprobe;
-    else if (e->exact && !(req && req->exact == -1)) return 0;
+    else if (e->exact == 1 && !(req && req->exact == -1)) return 0;
     else if (e->nprobe > 0) np = e->nprobe;
-    else if (mms_index_live_images(e->ix) < MMS_IVF_EXACT_BELOW && !(req && req->exact == -1)) return 0;
+    else if (mms_index_live_images(e->ix) < MMS_IVF_EXACT_BELOW && e->exact != -1 &&
+             !(req && req->exact == -1))
+        return 0;
     else np = mms_ivf_default_nprobe(nl, e->ix->n_images);
     return np < nl ? np : nl;
 }

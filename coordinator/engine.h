@@ -151,7 +151,9 @@ typedef struct {
     int32_t nprobe;      /* > 0: lists probed per query by default (capped at nlist);
                             0 (default): the index's default nprobe from MMS_IVF_EXACT_BELOW
                             live images up, exact below */
-    int exact;           /* 1: exact by default whatever the size (requests may still ask for nprobe) */
+    int exact;           /* 1: exact by default whatever the size (requests may still ask for
+                            nprobe); -1: approximate by default whatever the size (nprobe, or
+                            the index's default nprobe); 0: by size */
 } mms_engine_params_t;
 
 void mms_engine_params_default(mms_engine_params_t *p);

@@ -479,6 +479,12 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
     /* the removed list masks rows on every rank (the coordinator checked it above) */
     if (s == MMS_OK && removed > 0 && !o->coordinator && mms_manifest_recorded_files(m) > 0)
         s = mms_manifest_verify_file(m, ix->dir, MMS_INDEX_REMOVED_FILE);
+    /* a worker with the filter reads the centroids too (segments' lists) */
+    if (s == MMS_OK && ix->ivf_nlist > 0 && !o->coordinator && o->worker >= 0 && o->filter &&
+        mms_manifest_recorded_files(m) > 0) {
+        s = mms_manifest_verify_file(m, ix->dir, MMS_IVF_VIS_CENTROIDS_FILE);
+        if (s == MMS_OK) s = mms_manifest_verify_file(m, ix->dir, MMS_IVF_EMB_CENTROIDS_FILE);
+    }
     if (s == MMS_OK) s = load_removed(ix, removed);
     if (s == MMS_OK && o->coordinator) s = mms_model_read(ix->dir, m, &ix->model);
     mms_manifest_destroy(&m);
