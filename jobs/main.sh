@@ -5,7 +5,10 @@
 #            ../shared/data, or a synthetic catalog when the real data is absent
 #   build    the multi-modal graph (kNN image edges + tag edges), MPI
 #   partition METIS into MMS_RANKS parts with halos
-#   train    GraphSAGE on MMS_RANKS ranks, the 8 epochs of the defaults to the end
+#   train    GraphSAGE on MMS_RANKS ranks for a fixed amount of work (the 8
+#            epochs of the defaults, or MMS_TRAIN_ARGS' --epochs/--max-steps) to
+#            the end; a time limit is only a safety net, and when it cuts training
+#            the report says so in its first lines (and this script at its end)
 #   embed    the sharded index
 #   serve    a query server on loopback, with example queries: a test image
 #            alone, then with a keyword at three slider positions, and its
@@ -44,16 +47,38 @@ pipeline() { # NAME: catalog in $WORK/NAME/catalog -> graph, partition, model, i
         mms_mpirun "$RANKS" "$MMSAGE" build --catalog "$d/catalog" --out "$d/graph" --force "${BUILD_ARGS[@]}"
     mms_stage "$name: partition into $RANKS parts" \
         "$MMSAGE" partition --graph "$d/graph" --parts "$RANKS" --force
-    mms_stage "$name: train ($RANKS ranks$([ "$TRAIN_SECONDS" != 0 ] && echo ", at most ${TRAIN_SECONDS}s"))" \
-        mms_mpirun "$RANKS" "$MMSAGE" train --graph "$d/graph" --out "$d/model" --force \
+    mms_stage "$name: train ($RANKS ranks$([ "$TRAIN_SECONDS" != 0 ] && echo ", at most ${TRAIN_SECONDS}s as a safety"))" \
+        train_logged "$d/train.out" mms_mpirun "$RANKS" "$MMSAGE" train --graph "$d/graph" --out "$d/model" --force \
         --time-limit "$TRAIN_SECONDS" --log-every 200 "${TRAIN_ARGS[@]}"
     mms_stage "$name: embed ($RANKS ranks)" \
         mms_mpirun "$RANKS" "$MMSAGE" embed --graph "$d/graph" --model "$d/model" --out "$d/index" --force
     mms_stage "$name: serve + example queries" examples "$name"
     mms_stage "$name: evaluate ($RANKS ranks)" \
         mms_mpirun "$RANKS" "$MMSAGE" eval --catalog "$d/catalog" --index "$d/index" --report "$d/report" --force
+    note_cut "$name"
     reports+=("$d/report/report.md")
 }
+
+# train's stdout (its summary) is shown and kept in FILE.
+train_logged() { # FILE CMD...
+    local out=$1
+    shift
+    "$@" | tee "$out"
+}
+
+# When the time limit (a safety) cut training short of its fixed epochs, the
+# report says so in its first lines, and main.sh at its end.
+note_cut() { # NAME
+    local d="$WORK/$1" line
+    line=$(grep -m 1 '^steps ' "$d/train.out" 2>/dev/null) || return 0
+    case "$line" in *"(time limit)"*) ;; *) return 0 ;; esac
+    line=$(echo "$line" | tr -s ' ')
+    local note="**Training was cut by the time limit** (${TRAIN_SECONDS} s, MMS_TRAIN_SECONDS or the SLURM guard): ${line#steps }; the model below is trained less than its settings ask (TRAIN_ARGS: ${TRAIN_ARGS[*]:-the defaults}), so its figures are not the settings' figures."
+    awk -v n="$note" 'NR == 1 { print; print ""; print n; next } { print }' "$d/report/report.md" >"$d/report/report.md.tmp"
+    mv "$d/report/report.md.tmp" "$d/report/report.md"
+    cuts+=("$1: $line")
+}
+
 
 # The query server's ranks: a coordinator plus workers that hold the RANKS
 # shards. Inside a SLURM allocation of RANKS tasks it stays within them: RANKS
@@ -113,6 +138,7 @@ examples() {
 }
 
 reports=()
+cuts=()
 
 catalogs=()
 if [ -d "$DATA/corel5k" ]; then
@@ -146,6 +172,7 @@ for c in "${catalogs[@]}"; do
     pipeline "$c"
 done
 printf '\nmain: done; outputs under %s\n' "$WORK" >&2
+for c in "${cuts[@]}"; do printf 'main: WARNING: training cut by the time limit (%s s): %s\n' "$TRAIN_SECONDS" "$c" >&2; done
 for r in "${reports[@]}"; do printf 'main: report %s\n' "$r" >&2; done
 # the live search page (docs/web.md) on the last data set indexed
 last="${catalogs[${#catalogs[@]}-1]}"
