@@ -645,6 +645,8 @@ mms_status mms_catalog_open(const char *dir, mms_catalog_t **out) {
     c->dim = (int32_t)pv->fx.cols;
     c->x = pv->fx.data;
     MMS_CALL_GOTO(s, fail, check_finite(c->x, c->n, c->dim, p));
+    /* the check read every row; a rank keeps resident only the rows it uses */
+    mms_npy_release(&pv->fx);
     MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, "knn_features.npy"));
     if (mms_path_exists(p)) {
         MMS_CALL_GOTO(s, fail, mms_npy_open(p, MMS_DT_F32, &pv->fk));
@@ -658,6 +660,7 @@ mms_status mms_catalog_open(const char *dir, mms_catalog_t **out) {
         c->knn_dim = (int32_t)pv->fk.cols;
         c->knn_x = pv->fk.data;
         MMS_CALL_GOTO(s, fail, check_finite(c->knn_x, c->n, c->knn_dim, p));
+        mms_npy_release(&pv->fk);
     }
     MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, "images.tsv"));
     MMS_CHECK_GOTO(s, fail, mms_path_exists(p), MMS_ERR_FORMAT, "catalog '%s' has no images.tsv",

@@ -10,8 +10,14 @@
 #include "mms_manifest.h"
 #include "mms_npy.h"
 
+/* The CSR arrays of an opened graph point into these maps (never malloc'd):
+ * a training or embedding rank reads the rows of its own and halo nodes, so
+ * only those pages become resident, instead of a copy of every node's
+ * adjacency on every rank (docs/scaling.md, "what breaks first"). */
+enum { CSR_INDPTR, CSR_INDICES, CSR_WEIGHTS, CSR_NFILES };
 typedef struct {
     mms_npy_t x, rows;
+    mms_npy_t full[CSR_NFILES], adj[CSR_NFILES];
 } gpriv_t;
 
 void mms_csr_free(mms_csr_t *g) {
@@ -22,38 +28,36 @@ void mms_csr_free(mms_csr_t *g) {
     memset(g, 0, sizeof *g);
 }
 
-/* Copy a 1-D npy of dtype t and expected length into a malloc'd array. */
-static mms_status load_vec(const char *dir, const char *name, mms_dtype t, int64_t want_len,
-                           void **out, int64_t *len_out) {
+/* Map a 1-D npy of dtype t and expected length (want_len < 0: any). */
+static mms_status map_vec(const char *dir, const char *name, mms_dtype t, int64_t want_len,
+                          mms_npy_t *a, void **out, int64_t *len_out) {
     char p[MMS_PATH_MAX];
     MMS_CALL(mms_path_join(p, sizeof p, dir, name));
-    mms_npy_t a;
-    MMS_CALL(mms_npy_open(p, (int)t, &a));
-    size_t len = a.rows * a.cols;
+    MMS_CALL(mms_npy_open(p, (int)t, a));
+    size_t len = a->rows * a->cols;
     if (want_len >= 0 && (int64_t)len != want_len) {
-        mms_npy_close(&a);
+        mms_npy_close(a);
         MMS_CHECK(0, MMS_ERR_FORMAT, "%s: has %zu entries, expected %lld", p, len,
                   (long long)want_len);
     }
-    void *buf;
-    mms_status s = mms_malloc(len * mms_dtype_size(t) + 1, &buf);
-    if (s == MMS_OK) memcpy(buf, a.data, len * mms_dtype_size(t));
-    mms_npy_close(&a);
-    if (s != MMS_OK) return s;
-    *out = buf;
+    *out = (void *)a->data; /* mapped read-only: the graph's arrays are never written */
     if (len_out) *len_out = (int64_t)len;
     return MMS_OK;
 }
 
+/* Map one CSR (prefix "" or "adj_") into g, checking that indptr starts at 0
+ * and never decreases and that every index is a node id. maps[] keeps the
+ * mappings (closed by mms_graph_close). */
 static mms_status load_csr(const char *dir, const char *prefix, int64_t n, int with_w,
-                           mms_csr_t *g) {
+                           mms_npy_t *maps, mms_csr_t *g) {
     char name[64];
     int64_t nnz;
     g->n = n;
     snprintf(name, sizeof name, "%sindptr.npy", prefix);
-    MMS_CALL(load_vec(dir, name, MMS_DT_I64, n + 1, (void **)&g->indptr, NULL));
+    MMS_CALL(map_vec(dir, name, MMS_DT_I64, n + 1, &maps[CSR_INDPTR], (void **)&g->indptr, NULL));
     snprintf(name, sizeof name, "%sindices.npy", prefix);
-    MMS_CALL(load_vec(dir, name, MMS_DT_I64, g->indptr[n], (void **)&g->indices, &nnz));
+    MMS_CALL(map_vec(dir, name, MMS_DT_I64, g->indptr[n], &maps[CSR_INDICES], (void **)&g->indices,
+                     &nnz));
     MMS_CHECK(g->indptr[0] == 0, MMS_ERR_FORMAT, "%s/%sindptr.npy: does not start at 0", dir,
               prefix);
     for (int64_t v = 0; v < n; v++)
@@ -63,9 +67,13 @@ static mms_status load_csr(const char *dir, const char *prefix, int64_t n, int w
         MMS_CHECK(g->indices[e] >= 0 && g->indices[e] < n, MMS_ERR_FORMAT,
                   "%s/%sindices.npy: entry %lld = %lld is not a node id", dir, prefix,
                   (long long)e, (long long)g->indices[e]);
+    /* the checks read every entry: release those pages (mms_npy_release) */
+    mms_npy_release(&maps[CSR_INDPTR]);
+    mms_npy_release(&maps[CSR_INDICES]);
     if (with_w) {
         snprintf(name, sizeof name, "%sweights.npy", prefix);
-        MMS_CALL(load_vec(dir, name, MMS_DT_F32, nnz, (void **)&g->weights, NULL));
+        MMS_CALL(map_vec(dir, name, MMS_DT_F32, nnz, &maps[CSR_WEIGHTS], (void **)&g->weights,
+                         NULL));
     }
     return MMS_OK;
 }
@@ -153,8 +161,8 @@ mms_status mms_graph_open(const char *dir, mms_graph_t **out) {
     MMS_CALL_GOTO(s, fail, mms_calloc(1, sizeof *pv, &pv));
     g->priv = pv;
     MMS_CALL_GOTO(s, fail, mms_manifest_verify_files(m, dir, NULL, NULL));
-    MMS_CALL_GOTO(s, fail, load_csr(dir, "", g->n_nodes, 1, &g->full));
-    MMS_CALL_GOTO(s, fail, load_csr(dir, "adj_", g->n_nodes, 0, &g->adj));
+    MMS_CALL_GOTO(s, fail, load_csr(dir, "", g->n_nodes, 1, pv->full, &g->full));
+    MMS_CALL_GOTO(s, fail, load_csr(dir, "adj_", g->n_nodes, 0, pv->adj, &g->adj));
     char p[MMS_PATH_MAX];
     MMS_CALL_GOTO(s, fail, mms_path_join(p, sizeof p, dir, "x.npy"));
     MMS_CALL_GOTO(s, fail, mms_npy_open(p, MMS_DT_F32, &pv->x));
@@ -186,10 +194,15 @@ void mms_graph_close(mms_graph_t **gp) {
     if (pv) {
         mms_npy_close(&pv->x);
         mms_npy_close(&pv->rows);
+        for (int i = 0; i < CSR_NFILES; i++) {
+            mms_npy_close(&pv->full[i]);
+            mms_npy_close(&pv->adj[i]);
+        }
         free(pv);
     }
-    mms_csr_free(&g->full);
-    mms_csr_free(&g->adj);
+    /* full and adj point into the maps just closed: nothing to free */
+    memset(&g->full, 0, sizeof g->full);
+    memset(&g->adj, 0, sizeof g->adj);
     mms_graph_tags_free(&g->tag_names, g->n_tags);
     free(g->tag_count);
     free(g);

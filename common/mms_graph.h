@@ -57,8 +57,12 @@ typedef struct {
 
 static inline int mms_graph_is_tag(const mms_graph_t *g, int64_t v) { return v >= g->n_images; }
 
-/* Open a graph directory: checks the manifest kind/version and array shapes.
- * Arrays of the full and capped CSR are read into memory; x and image_rows are mapped. */
+/* Open a graph directory: checks the manifest kind/version, the files'
+ * checksums, array shapes and that the CSR indices are node ids. Every array
+ * (full and capped CSR, x, image_rows) is memory-mapped read-only, never
+ * copied: a rank's resident memory holds only the pages of the rows it reads
+ * (the pages the checks scanned are released). The arrays are owned by g and
+ * must not be written or freed (no mms_csr_free on g->full or g->adj). */
 mms_status mms_graph_open(const char *dir, mms_graph_t **out);
 void mms_graph_close(mms_graph_t **g);
 /* Checksum that a partition and a model record to refuse a mismatched graph. */

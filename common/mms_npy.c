@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static const char *k_descr[MMS_DT_COUNT] = {"<f4", "<f8", "<i4", "<i8", "|u1"};
@@ -171,6 +172,10 @@ void mms_npy_close(mms_npy_t *a) {
     if (!a) return;
     mms_unmap(&a->map);
     a->data = NULL;
+}
+
+void mms_npy_release(const mms_npy_t *a) {
+    if (a && a->map.data && a->map.len) (void)madvise(a->map.data, a->map.len, MADV_DONTNEED);
 }
 
 /* A v1 header padded to 128 bytes total: room for any 2-D shape we write. */

@@ -52,6 +52,11 @@ typedef struct {
 /* Map path read-only and check it has dtype want (any dtype if want < 0). */
 mms_status mms_npy_open(const char *path, int want, mms_npy_t *out);
 void mms_npy_close(mms_npy_t *a);
+/* Drop a's pages from this process's resident set (madvise MADV_DONTNEED on
+ * the read-only private map) after a pass over the whole array, e.g. a
+ * validation: they stay in the page cache, and a later read of a row maps its
+ * page back in, so a rank's resident memory holds only the rows it uses. */
+void mms_npy_release(const mms_npy_t *a);
 
 /* Write a whole 2-D (or 1-D when cols == 0) array atomically. */
 mms_status mms_npy_write(const char *path, mms_dtype t, const void *data, size_t rows,

@@ -286,6 +286,8 @@ mms_status mms_partition_open(const char *graph_dir, int parts, mms_partition_t 
         MMS_CHECK_GOTO(s, fail, pt->part[v] >= 0 && pt->part[v] < parts, MMS_ERR_FORMAT,
                        "%s: node %lld is in part %d, outside [0, %d)", p, (long long)v,
                        (int)pt->part[v], parts);
+    /* the check read every entry: keep resident only the entries this rank looks up */
+    mms_npy_release(&pv->part);
     *out = pt;
     return MMS_OK;
 fail:

@@ -4,7 +4,9 @@
  * part, the edge cut recounted by brute force equals the reported one, balance
  * within the tolerance, halos equal a brute-force 1-/2-hop closure on a small
  * random graph, METIS cuts less than hash on a clustered graph, P = 1, bad P,
- * a mismatched or missing partition, and determinism for a fixed seed.
+ * a mismatched or missing partition, and determinism for a fixed seed. Also
+ * that mms_graph_open maps the CSR arrays read-only instead of copying them,
+ * and leaves none of their pages resident after its checks (docs/scaling.md).
  *
  * With "--write-graph DIR [IMAGES CLUSTERS DIM]" it only writes a clustered
  * graph directory (330 nodes by default) for tests/cli/partition.sh and for the
@@ -525,6 +527,86 @@ static void test_directory(void) {
     mms_rm_rf(tmp);
 }
 
+/* ----------------------------------------------- the graph's CSR is mapped */
+
+/* The /proc/self/smaps entry holding address a: its path (into path) and its
+ * resident kB; -1 if a is in no file mapping. */
+static long mapping_of(const void *a, char *path, size_t cap) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[4096];
+    int in = 0;
+    long rss = -1;
+    path[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char file[4096] = "";
+        /* a mapping's header line ("lo-hi perms offset dev inode [path]"); the
+         * field lines ("Rss:   12 kB") never parse as two hex numbers and a dash */
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %4095s", &lo, &hi, file) >= 2) {
+            in = (uintptr_t)a >= lo && (uintptr_t)a < hi;
+            if (in) snprintf(path, cap, "%s", file);
+            continue;
+        }
+        if (in && sscanf(line, "Rss: %ld kB", &rss) == 1) break;
+    }
+    fclose(f);
+    return path[0] ? rss : -1;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static void test_graph_mapped(void) {
+    const char *tmp = mms_test_tmpdir("graph_mapped");
+    char g[MMS_PATH_MAX], p[MMS_PATH_MAX], path[4096];
+    snprintf(g, sizeof g, "%s/graph", tmp);
+    T_OK(write_sized_graph(g, 8000, 8, 8, 0x3a9u));
+    mms_graph_t *graph = NULL;
+    T_OK(mms_graph_open(g, &graph));
+    if (!graph) return;
+    const struct {
+        const void *ptr;
+        const char *file;
+    } arrays[] = {
+        {graph->full.indptr, "/indptr.npy"},   {graph->full.indices, "/indices.npy"},
+        {graph->full.weights, "/weights.npy"}, {graph->adj.indptr, "/adj_indptr.npy"},
+        {graph->adj.indices, "/adj_indices.npy"},
+    };
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+        long rss = mapping_of(arrays[i].ptr, path, sizeof path);
+        if (!ends_with(path, arrays[i].file)) {
+            fprintf(stderr, "graph_mapped: the array of %s is not a mapping of that file (%s)\n",
+                    arrays[i].file + 1, path[0] ? path : "anonymous memory: a copy");
+            T_CHECK(0);
+        }
+        /* the checks read every entry; their pages must not stay in this rank's
+         * RSS (64 kB: the kernel's fault-around when the header is read) */
+        if (rss > 64) {
+            fprintf(stderr, "graph_mapped: %ld kB of %s resident after open\n", rss, arrays[i].file + 1);
+            T_CHECK(0);
+        }
+    }
+    /* the mapped arrays hold the files' values */
+    mms_npy_t a;
+    snprintf(p, sizeof p, "%s/indices.npy", g);
+    T_OK(mms_npy_open(p, MMS_DT_I64, &a));
+    T_EQ_INT((int64_t)a.rows, graph->full.indptr[graph->n_nodes]);
+    T_CHECK(a.rows > 40000); /* 320 kB and more: the RSS bound means something */
+    T_CHECK(!memcmp(a.data, graph->full.indices, a.rows * sizeof(int64_t)));
+    mms_npy_close(&a);
+    int64_t deg = 0;
+    for (int64_t v = 0; v < graph->n_nodes; v++) deg += mms_csr_degree(&graph->adj, v);
+    T_EQ_INT(deg, graph->adj.indptr[graph->n_nodes]);
+    const void *was = graph->full.indices;
+    mms_graph_close(&graph);
+    T_CHECK(graph == NULL);
+    T_EQ_INT(mapping_of(was, path, sizeof path), -1); /* unmapped by close */
+    mms_graph_close(&graph); /* NULL: no-op */
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "--write-graph")) {
         /* --write-graph DIR [IMAGES CLUSTERS DIM]: only write a graph directory */
@@ -543,5 +625,6 @@ int main(int argc, char **argv) {
     test_metis_invariants();
     test_halos();
     test_directory();
+    test_graph_mapped();
     return mms_test_finish("test_partition");
 }
