@@ -351,6 +351,53 @@ static mms_status knn_rows(const build_t *b, int64_t from, int64_t n, float **ou
     return MMS_OK;
 }
 
+/* The kNN-space rows of every image node for IVF, which scans lists holding
+ * any row: each rank writes its block kx into one scratch file in the output's
+ * temporary directory and every rank maps it, so a node holds one copy in its
+ * page cache instead of one malloc'd copy of all rows per rank (0.9 N x D x 4
+ * bytes each: 1.8 GB at 1M images, 18 GB at 10M; docs/scaling.md). The caller
+ * closes map and calls knn_shared_done. Collective. */
+#define KNN_SHARED_FILE ".knn_rows.npy"
+static mms_status knn_rows_shared(const build_t *b, const float *kx, mms_npy_t *map) {
+    char path[MMS_PATH_MAX];
+    size_t off = 0;
+    mms_status s = mms_path_join(path, sizeof path, b->tmp, KNN_SHARED_FILE);
+    if (s == MMS_OK && b->rank == 0)
+        s = mms_npy_create_sized(path, MMS_DT_F32, (size_t)b->n_img, (size_t)b->kd, &off);
+    MMS_CALL(mms_mpi_agree(s, b->comm));
+    MMS_CALL(mms_mpi_bcast_big(&off, sizeof off, 0, b->comm));
+    if (b->nrows > 0)
+        s = mms_npy_pwrite_rows(path, off, MMS_DT_F32, (size_t)b->kd, (size_t)b->row0, kx,
+                                (size_t)b->nrows);
+    MMS_CALL(mms_mpi_agree(s, b->comm));
+    s = mms_npy_open(path, MMS_DT_F32, map);
+    if (s == MMS_OK && (map->rows != (size_t)b->n_img || map->cols != (size_t)b->kd)) {
+        mms_npy_close(map);
+        mms_error_set(MMS_ERR_FORMAT, __FILE__, __LINE__, __func__,
+                      "build: scratch file '%s' is %zu x %zu, expected %lld x %d", path, map->rows,
+                      map->cols, (long long)b->n_img, b->kd);
+        s = MMS_ERR_FORMAT;
+    }
+    return mms_mpi_agree(s, b->comm);
+}
+
+/* After every rank closed its map: rank 0 removes the scratch file (it must
+ * not reach the graph's manifest). Collective. */
+static mms_status knn_shared_done(const build_t *b) {
+    mms_status s = MMS_OK;
+    MMS_MPI_CALL(MPI_Barrier(b->comm));
+    if (b->rank == 0) {
+        char path[MMS_PATH_MAX];
+        s = mms_path_join(path, sizeof path, b->tmp, KNN_SHARED_FILE);
+        if (s == MMS_OK && unlink(path) != 0 && errno != ENOENT) {
+            mms_error_set(MMS_ERR_IO, __FILE__, __LINE__, __func__, "cannot remove '%s': %s", path,
+                          strerror(errno));
+            s = MMS_ERR_IO;
+        }
+    }
+    return mms_mpi_agree(s, b->comm);
+}
+
 /* Phase 3: the kNN lists of the local rows: the exact ring, or IVF over all
  * rows (then recall on a sample). Collective. */
 static mms_status knn_lists(build_t *b) {
@@ -366,10 +413,12 @@ static mms_status knn_lists(build_t *b) {
     MMS_CALL_GOTO(s, out, mms_mpi_agree(mms_knn_params_check(&b->kp, b->n_img, b->kd, p->approx), b->comm));
     double tk = mms_now();
     if (p->approx) {
-        /* IVF scans lists over all rows: every rank holds the training rows of the
-         * kNN space (n_img x kd floats), in node order */
-        float *xf = NULL;
-        s = mms_mpi_agree(knn_rows(b, 0, b->n_img, &xf), b->comm);
+        /* IVF scans lists over all rows: every rank maps the training rows of the
+         * kNN space (n_img x kd floats, in node order) from one shared file */
+        mms_npy_t map = {0};
+        const float *xf = NULL;
+        s = knn_rows_shared(b, kx, &map);
+        if (s == MMS_OK) xf = map.data;
         if (s == MMS_OK)
             s = mms_knn_ivf(xf, b->n_img, b->kd, b->row0, b->nrows, &b->kp, b->comm, b->nbr, b->sim);
         sum->knn_seconds = mms_now() - tk;
@@ -380,7 +429,9 @@ static mms_status knn_lists(build_t *b) {
                 mms_log_info("build: approximate kNN recall@%d on %lld sampled rows: %.4f", p->k,
                              (long long)p->recall_sample, sum->recall);
         }
-        free(xf);
+        mms_npy_close(&map);
+        mms_status sd = knn_shared_done(b);
+        if (s == MMS_OK) s = sd;
     } else {
         s = mms_knn_exact(kx, b->nrows, b->row0, b->n_img, b->kd, &b->kp, b->comm, b->nbr, b->sim);
         sum->knn_seconds = mms_now() - tk;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # labels: mpi e2e
-# mmsage build: byte-identical graphs at 1, 2 and 4 ranks (exact and IVF kNN),
+# mmsage build: byte-identical graphs at 1, 2 and 4 ranks (exact and IVF kNN;
+# IVF's shared scratch file of the kNN rows removed),
 # PCA at 1 and 2 ranks within float tolerance, and every bad input of the
 # issue: a clear message and a non-zero exit on every rank, without a hang.
 set -u
@@ -24,6 +25,10 @@ for mode in exact approx; do
     done
 done
 grep -q "recall@5" "$tmp/out" || fail "approximate build does not print its recall"
+# IVF's rows are one scratch file mapped by every rank (not a copy per rank): gone afterwards
+for np in 1 2 4; do
+    [ ! -e "$tmp/g-approx-$np/.knn_rows.npy" ] || fail "approx build at $np ranks left its scratch file .knn_rows.npy"
+done
 # PCA: 40 -> 16 at 1 and 2 ranks; the structure files are identical, x agrees to float tolerance
 for np in 1 2; do
     run $np build --catalog "$tmp/cat" --out "$tmp/p$np" --threshold -1 --pca-dim 16
