@@ -15,7 +15,6 @@
  * agreed on, and every rank switches or keeps the old version together.
  */
 #define _GNU_SOURCE
-#include <cblas.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -40,10 +39,10 @@ struct mms_engine {
     int filter;
     int32_t nprobe;          /* default lists probed (0: by size), engine params */
     int exact;               /* 1: exact by default; -1: approximate by default at any size */
-    float *probe_S;          /* root: queries x nlist scores of the last probe choice */
-    size_t probe_S_cap;
-    uint64_t *probe_heap;
-    size_t probe_heap_cap;
+    float *probe_sc;         /* root: queries x nprobe scores and lists of the last probe choice */
+    size_t probe_sc_cap;
+    int64_t *probe_rows;
+    size_t probe_rows_cap;
     mms_index_t *ix;
     mms_index_t *prev_ix;    /* coordinator: the version before the last reload, kept until the
                                 responses that borrow its strings were encoded */
@@ -191,8 +190,8 @@ void mms_engine_close(mms_engine_t **ep) {
     free(e->index_arg);
     free(e->catalog);
     free(e->reload_status);
-    free(e->probe_S);
-    free(e->probe_heap);
+    free(e->probe_sc);
+    free(e->probe_rows);
     free(e);
     *ep = NULL;
 }
@@ -407,30 +406,26 @@ int32_t mms_engine_nprobe(const mms_engine_t *e, const mms_request_t *req) {
 }
 
 /* The coordinator's probe choice for a round of nq queries already in the
- * payload: one sgemm of the queries against the space's centroids, then each
- * query's nprobe best lists (score descending, ties to the smaller list)
- * written after the payload (shard_round.h). Workers never recompute it. */
+ * payload: each query's nprobe best lists by inner product with the space's
+ * centroids (score descending, ties to the smaller list), written after the
+ * payload (shard_round.h). Workers never recompute it. The centroids are
+ * scanned like a shard (their int8 copy as a filter, then float dot products
+ * of the survivors, mms_qmat_topk): a quarter of the bytes of an sgemm over
+ * the float centroids (12 MB per single fused query at nlist 4096), and the
+ * same lists whether a query comes alone or in a batch. */
 static mms_status choose_lists(mms_engine_t *e, int op, int32_t nq, int32_t nprobe) {
     const mms_index_t *ix = e->ix;
-    const int32_t nl = ix->ivf_nlist, w = op == MMS_ROUND_NEIGHBORS ? ix->knn_dim : ix->emb_dim;
+    const int32_t nl = ix->ivf_nlist;
     const float *cent = op == MMS_ROUND_NEIGHBORS ? ix->ivf_vis : ix->ivf_emb;
-    MMS_CHECK(nl > 0 && cent && nprobe <= nl, MMS_ERR_INTERNAL, "engine: no lists to probe");
-    MMS_CALL(mms_grow(&e->probe_S, sizeof *e->probe_S, (size_t)nq * (size_t)nl, &e->probe_S_cap));
-    MMS_CALL(mms_grow(&e->probe_heap, sizeof *e->probe_heap, (size_t)nprobe, &e->probe_heap_cap));
+    const mms_qmat_t *qc = op == MMS_ROUND_NEIGHBORS ? ix->ivf_qvis : ix->ivf_qemb;
+    MMS_CHECK(nl > 0 && cent && qc && nprobe <= nl, MMS_ERR_INTERNAL, "engine: no lists to probe");
+    size_t nk = (size_t)nq * (size_t)nprobe;
+    MMS_CALL(mms_grow(&e->probe_sc, sizeof *e->probe_sc, nk, &e->probe_sc_cap));
+    MMS_CALL(mms_grow(&e->probe_rows, sizeof *e->probe_rows, nk, &e->probe_rows_cap));
     const float *Q = (const float *)e->round.payload;
     int32_t *out = (int32_t *)(e->round.payload + mms_round_payload_bytes(ix, op, nq));
-    /* S (nq x nlist) = Q (nq x w) C^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nl, w, 1.0f, Q, w, cent, w, 0.0f,
-                e->probe_S, nl);
-    for (int32_t q = 0; q < nq; q++) {
-        const float *s = e->probe_S + (size_t)q * nl;
-        int32_t nh = 0;
-        for (int32_t c = 0; c < nl; c++)
-            mms_topk_heap_offer(e->probe_heap, &nh, nprobe, mms_topk_key(s[c], c));
-        mms_topk_heap_sort(e->probe_heap, nh);
-        for (int32_t j = 0; j < nprobe; j++)
-            out[(size_t)q * nprobe + j] = j < nh ? (int32_t)mms_topk_key_id(e->probe_heap[j]) : -1;
-    }
+    MMS_CALL(mms_qmat_topk(qc, cent, NULL, Q, nq, nprobe, NULL, e->probe_rows, e->probe_sc, NULL));
+    for (size_t i = 0; i < nk; i++) out[i] = (int32_t)e->probe_rows[i];
     return MMS_OK;
 }
 

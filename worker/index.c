@@ -497,6 +497,12 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
         /* the coordinator probes with them; workers assign segments' rows */
         MMS_CALL(load_rows(ix, MMS_IVF_VIS_CENTROIDS_FILE, ix->ivf_nlist, ix->knn_dim, &ix->ivf_vis));
         MMS_CALL(load_rows(ix, MMS_IVF_EMB_CENTROIDS_FILE, ix->ivf_nlist, ix->emb_dim, &ix->ivf_emb));
+        if (o->coordinator && o->filter) {
+            MMS_CALL(qmat_named(ix->dir, MMS_IVF_VIS_CENTROIDS_FILE, ix->ivf_vis, ix->ivf_nlist,
+                                ix->knn_dim, NULL, 0, &ix->ivf_qvis));
+            MMS_CALL(qmat_named(ix->dir, MMS_IVF_EMB_CENTROIDS_FILE, ix->ivf_emb, ix->ivf_nlist,
+                                ix->emb_dim, NULL, 0, &ix->ivf_qemb));
+        }
     }
     if (o->coordinator) {
         MMS_CALL(load_pca(ix));
@@ -560,6 +566,8 @@ void mms_index_close(mms_index_t **ixp) {
     free(ix->pca_comp);
     free(ix->ivf_vis);
     free(ix->ivf_emb);
+    mms_qmat_destroy(&ix->ivf_qvis);
+    mms_qmat_destroy(&ix->ivf_qemb);
     mms_catalog_close(&ix->cat);
     free(ix->node_row);
     free(ix->row_node);

@@ -133,6 +133,8 @@ typedef struct {
     int32_t ivf_nlist;   /* inverted lists per space (manifest ivf_nlist; 0: none, exact only) */
     float *ivf_vis;      /* ivf_nlist x knn_dim centroids (coordinator, and workers with the filter) */
     float *ivf_emb;      /* ivf_nlist x emb_dim */
+    mms_qmat_t *ivf_qvis, *ivf_qemb; /* coordinator with the filter: int8 copies of the
+                            centroids, for the probe choice (coordinator/engine.c) */
     char catalog_dir[MMS_PATH_MAX];
     uint64_t catalog_checksum;
 
