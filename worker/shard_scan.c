@@ -451,6 +451,27 @@ static mms_status tile_query(const mms_qmat_t *m, qstate_t *st, int32_t k, const
     return MMS_OK;
 }
 
+/* Candidate c of a query: float row o (of X, d wide) re-scored exactly. */
+static void rescore(const float *X, int32_t d, const int64_t *ids, const float *u, int64_t o,
+                    cand_t *c) {
+    c->row = o;
+    c->s = cblas_sdot(d, u, 1, X + (size_t)o * d, 1);
+    c->id = ids ? ids[o] : o;
+}
+
+/* The candidates of st that survive its final threshold L, re-scored into cs
+ * (room for st->nc); returns how many. */
+static int64_t rescore_candidates(const mms_qmat_t *m, const float *X, const int64_t *ids,
+                                  const float *u, const qstate_t *st, cand_t *cs) {
+    int64_t nc = 0;
+    for (int64_t c = 0; c < st->nc; c++) {
+        if (!(st->chi[c] >= st->L)) continue;
+        int64_t v = st->crow[c];
+        rescore(X, m->d, ids, u, m->perm ? m->perm[v] : v, &cs[nc++]);
+    }
+    return nc;
+}
+
 /* Quantise query u (d floats) into two digit rows p1, p2 (dp bytes each, +128
  * offset) with u = t (254 p1 + p2) + w, and its bounds. */
 static void quantize_query(const float *u, int32_t d, int32_t dp, uint8_t *p1, uint8_t *p2,
@@ -540,15 +561,7 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
             if (stats) stats->reranked += m->n;
             continue;
         }
-        int64_t nc = 0;
-        for (int64_t c = 0; c < st[i].nc; c++) {
-            if (!(st[i].chi[c] >= st[i].L)) continue;
-            int64_t v = st[i].crow[c];
-            cs[nc].row = m->perm ? m->perm[v] : v;
-            cs[nc].s = cblas_sdot(d, u, 1, X + (size_t)cs[nc].row * d, 1);
-            cs[nc].id = ids ? ids[cs[nc].row] : cs[nc].row;
-            nc++;
-        }
+        int64_t nc = rescore_candidates(m, X, ids, u, &st[i], cs);
         take_best(cs, nc, k, out_rows + (size_t)i * k, out_scores + (size_t)i * k);
         if (stats) stats->reranked += nc;
     }
@@ -633,21 +646,11 @@ mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_
                 for (int64_t v = m->lptr[l]; v < m->lptr[l + 1]; v++) {
                     int64_t o = m->perm ? m->perm[v] : v;
                     if (o == st.ex || (m->dead && m->dead[o])) continue;
-                    cs[nc].row = o;
-                    cs[nc].s = cblas_sdot(d, u, 1, X + (size_t)o * d, 1);
-                    cs[nc].id = ids ? ids[o] : o;
-                    nc++;
+                    rescore(X, d, ids, u, o, &cs[nc++]);
                 }
             }
         } else {
-            for (int64_t c = 0; c < st.nc; c++) {
-                if (!(st.chi[c] >= st.L)) continue;
-                int64_t v = st.crow[c];
-                cs[nc].row = m->perm ? m->perm[v] : v;
-                cs[nc].s = cblas_sdot(d, u, 1, X + (size_t)cs[nc].row * d, 1);
-                cs[nc].id = ids ? ids[cs[nc].row] : cs[nc].row;
-                nc++;
-            }
+            nc = rescore_candidates(m, X, ids, u, &st, cs);
         }
         take_best(cs, nc, k, out_rows + (size_t)i * k, out_scores + (size_t)i * k);
         if (stats) stats->reranked += nc;
