@@ -7,6 +7,8 @@
 #   search    --nprobe nlist answers exactly as --exact (ids, scores); a small
 #             --nprobe gives the same answers at 1 and 2 ranks; the default
 #             below 200,000 images is exact; --approx uses the default nprobe
+#   serve     --nprobe 2: info reports nlist and nprobe, a plain request gets
+#             nprobe 2, `query --exact` and `--nprobe nlist` agree
 #   versions  add (a segment without lists: assigned at open) and remove with
 #             compaction (the segment's lists merged into ivf_lists.npy): with
 #             every list probed each version still answers as its exact
@@ -66,6 +68,34 @@ same p4.jsonl p4one.jsonl "v1: --nprobe 4 answers differently at 1 and 2 ranks"
 cmp -s <(answers p4.jsonl) <(answers ex1.jsonl) &&
     echo "note: --nprobe 4 answered exactly like --exact (the check that lists are used is weak)"
 search 2 v1 ap.jsonl --approx
+
+# ---- serve --nprobe: info reports the lists; a request's exact / nprobe win
+timeout 120 mpirun --oversubscribe --bind-to none -np 3 "$MMSAGE" serve --index v1 --listen 127.0.0.1:0 \
+    --pid-file serve.pid --nprobe 2 >serve.out 2>serve.err &
+spid=$!
+for _ in $(seq 600); do
+    grep -q "^ready: listening on" serve.err && [ -s serve.pid ] && break
+    kill -0 "$spid" 2>/dev/null || break
+    sleep 0.1
+done
+port=$(sed -n 's/^ready: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' serve.err)
+if [ -z "$port" ]; then
+    fail "serve --nprobe 2 did not start: $(grep -m1 error serve.err)"
+else
+    info=$("$MMSAGE" query --server "127.0.0.1:$port" --op info --json 2>/dev/null | jq -c '.info | [.nlist, .nprobe]')
+    [ "$info" = "[$nlist,2]" ] || fail "info of serve --nprobe 2: [nlist, nprobe] = $info, want [$nlist,2]"
+    tags=$(awk -F'\t' '$2 == "test" {print $3; exit}' full/images.tsv | tr '|' ',')
+    q() { "$MMSAGE" query --server "127.0.0.1:$port" --tags "$tags" --k 20 --json "$@" 2>/dev/null |
+        jq -c '[.results[] | [.id, .score]]'; }
+    qe=$(q --exact)
+    [ -n "$qe" ] && [ "$qe" != "[]" ] || fail "query --exact gave no results"
+    [ "$(q --nprobe "$nlist")" = "$qe" ] || fail "query --nprobe $nlist differs from query --exact"
+    [ "$(q)" = "$(q --nprobe 2)" ] || fail "the server's --nprobe 2 is not what a plain request gets"
+    kill -TERM "$(cat serve.pid)" 2>/dev/null
+fi
+for _ in $(seq 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$spid" 2>/dev/null
+wait "$spid" 2>/dev/null
 
 # ---- add: a segment without lists, assigned when the index opens
 "${MPI[@]}" "$MMSAGE" add --index v1 --catalog delta --out v2 >add.out 2>add.err ||
