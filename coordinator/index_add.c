@@ -349,6 +349,7 @@ mms_status mms_index_add(const mms_index_add_params_t *p, MPI_Comm comm, mms_ind
     ep.index = p->index;
     ep.mode = MMS_ENGINE_SEARCH;
     ep.filter = p->filter;
+    ep.exact = 1; /* an added image's neighbours are its exact ones, at any index size */
     mms_engine_t *e = NULL;
     MMS_CALL(mms_engine_open(&ep, comm, &e));
     if (mms_engine_is_coordinator(e)) {
