@@ -594,75 +594,102 @@ mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_
     mms_topk_pad(out_rows, out_scores, (size_t)nq * (size_t)k);
     if (nq == 0 || m->n == 0 || nprobe == 0) return MMS_OK;
     MMS_CHECK(X != NULL, MMS_ERR_ARG, "qmat topk lists: the float rows are needed for the re-rank");
-    const int32_t d = m->d, dp = m->dp;
+    const int32_t d = m->d, dp = m->dp, nl = m->nlist;
     mms_status s = MMS_OK;
-    uint8_t *P = alloc_aligned((size_t)2 * dp);
-    int32_t *S = alloc_aligned((size_t)2 * QB * sizeof(int32_t));
+    uint8_t *P = alloc_aligned((size_t)2 * nq * dp); /* two digit rows per query */
+    int32_t *S = alloc_aligned((size_t)2 * QG * sizeof(int32_t));
     float *ab = NULL;
+    qstate_t *st = NULL;
     cand_t *cs = NULL;
     size_t cs_cap = 0;
-    qstate_t st;
-    memset(&st, 0, sizeof st);
+    int32_t *lq_ptr = NULL, *lq = NULL, *at = NULL;
+    int64_t *inlists = NULL;
     if (!P || !S) {
         mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "qmat topk lists: out of memory");
         s = MMS_ERR_NOMEM;
         goto done;
     }
-    MMS_CALL_GOTO(s, done, mms_malloc(2 * QB * sizeof(float), &ab));
-    MMS_CALL_GOTO(s, done, mms_malloc((size_t)k * sizeof *st.heap, &st.heap));
+    MMS_CALL_GOTO(s, done, mms_malloc(2 * QG * sizeof(float), &ab));
+    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *st, &st));
+    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *inlists, &inlists));
     for (int32_t i = 0; i < nq; i++) {
-        const float *u = Q + (size_t)i * d;
-        const int32_t *li = lists + (size_t)i * nprobe;
-        quantize_query(u, d, dp, P, P + dp, &st);
-        st.ex = exclude_rows ? exclude_rows[i] : -1;
-        st.L = -INFINITY;
-        st.nheap = 0;
-        st.nc = 0;
-        st.overflow = 0;
-        st.climit = 4 * (int64_t)k + 16384;
-        int64_t inlists = 0;
+        quantize_query(Q + (size_t)i * d, d, dp, P + (size_t)2 * i * dp, P + (size_t)(2 * i + 1) * dp,
+                       &st[i]);
+        st[i].ex = exclude_rows ? exclude_rows[i] : -1;
+        st[i].L = -INFINITY;
+        st[i].climit = 4 * (int64_t)k + 16384;
+        MMS_CALL_GOTO(s, done, mms_malloc((size_t)k * sizeof *st[i].heap, &st[i].heap));
+    }
+    /* the queries of each list (CSR): a list's rows are read once for all the
+     * batch's queries that probe it, while they sit in L1 */
+    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nl + 1, sizeof *lq_ptr, &lq_ptr));
+    MMS_CALL_GOTO(s, done, mms_malloc((size_t)nq * nprobe * sizeof *lq + 1, &lq));
+    MMS_CALL_GOTO(s, done, mms_malloc((size_t)nl * sizeof *at + 1, &at));
+    for (size_t e = 0; e < (size_t)nq * nprobe; e++)
+        if (lists[e] >= 0 && lists[e] < nl) lq_ptr[lists[e] + 1]++;
+    for (int32_t l = 0; l < nl; l++) lq_ptr[l + 1] += lq_ptr[l];
+    memcpy(at, lq_ptr, (size_t)nl * sizeof *at);
+    for (int32_t i = 0; i < nq; i++)
         for (int32_t j = 0; j < nprobe; j++) {
-            int32_t l = li[j];
-            if (l < 0 || l >= m->nlist) continue;
-            const int64_t lo = m->lptr[l], hi = m->lptr[l + 1];
-            inlists += hi - lo;
-            for (int64_t g = lo / QG; g * QG < hi; g++) {
-                group_dots2(m, g, P, P + dp, S, S + QG);
-                int64_t r0 = (lo > g * QG ? lo : g * QG) - g * QG;
-                int64_t r1 = (hi < (g + 1) * QG ? hi : (g + 1) * QG) - g * QG;
-                MMS_CALL_GOTO(s, done, tile_query(m, &st, k, S + r0, S + QG + r0, g * QG + r0,
+            int32_t l = lists[(size_t)i * nprobe + j];
+            if (l >= 0 && l < nl) lq[at[l]++] = i;
+        }
+    for (int32_t l = 0; l < nl; l++) {
+        if (lq_ptr[l] == lq_ptr[l + 1]) continue;
+        const int64_t lo = m->lptr[l], hi = m->lptr[l + 1];
+        for (int32_t e = lq_ptr[l]; e < lq_ptr[l + 1]; e++) inlists[lq[e]] += hi - lo;
+        for (int64_t g = lo / QG; g * QG < hi; g++) {
+            int64_t r0 = (lo > g * QG ? lo : g * QG) - g * QG;
+            int64_t r1 = (hi < (g + 1) * QG ? hi : (g + 1) * QG) - g * QG;
+            for (int32_t e = lq_ptr[l]; e < lq_ptr[l + 1]; e++) {
+                const int32_t i = lq[e];
+                const uint8_t *p1 = P + (size_t)2 * i * dp;
+                group_dots2(m, g, p1, p1 + dp, S, S + QG);
+                MMS_CALL_GOTO(s, done, tile_query(m, &st[i], k, S + r0, S + QG + r0, g * QG + r0,
                                                   (int)(r1 - r0), ab, ab + QG));
             }
         }
-        if (stats) stats->rows_scanned += inlists;
-        int64_t want = st.overflow ? inlists : st.nc;
+    }
+    for (int32_t i = 0; i < nq; i++) {
+        const float *u = Q + (size_t)i * d;
+        const int32_t *li = lists + (size_t)i * nprobe;
+        if (stats) stats->rows_scanned += inlists[i];
+        int64_t want = st[i].overflow ? inlists[i] : st[i].nc;
         MMS_CALL_GOTO(s, done, mms_grow(&cs, sizeof *cs, (size_t)want + 1, &cs_cap));
         int64_t nc = 0;
-        if (st.overflow) {
+        if (st[i].overflow) {
             /* the filter cannot separate this query's rows: every live row of its lists in float */
             for (int32_t j = 0; j < nprobe; j++) {
                 int32_t l = li[j];
-                if (l < 0 || l >= m->nlist) continue;
+                if (l < 0 || l >= nl) continue;
                 for (int64_t v = m->lptr[l]; v < m->lptr[l + 1]; v++) {
                     int64_t o = m->perm ? m->perm[v] : v;
-                    if (o == st.ex || (m->dead && m->dead[o])) continue;
+                    if (o == st[i].ex || (m->dead && m->dead[o])) continue;
                     rescore(X, d, ids, u, o, &cs[nc++]);
                 }
             }
         } else {
-            nc = rescore_candidates(m, X, ids, u, &st, cs);
+            nc = rescore_candidates(m, X, ids, u, &st[i], cs);
         }
         take_best(cs, nc, k, out_rows + (size_t)i * k, out_scores + (size_t)i * k);
         if (stats) stats->reranked += nc;
     }
 done:
-    free(st.heap);
-    free(st.crow);
-    free(st.chi);
+    if (st)
+        for (int32_t i = 0; i < nq; i++) {
+            free(st[i].heap);
+            free(st[i].crow);
+            free(st[i].chi);
+        }
+    free(st);
     free(cs);
     free(ab);
     free(P);
     free(S);
+    free(lq_ptr);
+    free(lq);
+    free(at);
+    free(inlists);
     return s;
 }
 
