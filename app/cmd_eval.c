@@ -218,6 +218,83 @@ static mms_status judge_of(const mms_index_t *ix, const char *path, mms_catalog_
     return MMS_OK;
 }
 
+/* "gnn-vote-expansion": vote-expansion (eval/baseline.c) over the GNN's
+ * neighbourhood instead of the raw visual one. Each query image (image only,
+ * `neighbors` visual neighbours, as gnn-image) retrieves its top xp->k
+ * training images by the GNN; they vote for their tags with their GNN score
+ * (negative scores count 0), debiased by sqrt(tag frequency), and the gallery
+ * is ranked by the vote vector's cosine with each image's tags. The same k as
+ * vote-expansion, so the paired difference between the two is what the GNN's
+ * neighbourhood adds. Its tags: the top 5 of the same debiased vote. */
+static mms_status run_gnn_expand(mms_engine_t *e, mms_eval_t *ev, const int64_t *qrows, int64_t nq,
+                                 int k, int neighbors, const mms_expand_params_t *xp, int knn_separate) {
+    const mms_catalog_t *c = mms_eval_catalog(ev);
+    const int K = xp->k;
+    int mid, mt;
+    MMS_CALL(mms_eval_method(ev, "gnn-vote-expansion", 5, &mid));
+    MMS_CALL(mms_eval_method(ev, "gnn-vote-expansion-tags", 5, &mt));
+    int64_t *nbr = NULL, *rows = NULL;
+    float *sims = NULL, *sc = NULL;
+    int32_t *tags = NULL;
+    mms_status s = mms_malloc((size_t)nq * (size_t)K * sizeof *nbr, &nbr);
+    if (s == MMS_OK) s = mms_malloc((size_t)nq * (size_t)K * sizeof *sims, &sims);
+    if (s == MMS_OK) s = mms_malloc((size_t)nq * (size_t)k * sizeof *rows, &rows);
+    if (s == MMS_OK) s = mms_malloc((size_t)nq * (size_t)k * sizeof *sc, &sc);
+    if (s == MMS_OK) s = mms_malloc((size_t)nq * MMS_EVAL_NTAGS * sizeof *tags, &tags);
+    mms_request_t req[BATCH];
+    mms_response_t resp[BATCH];
+    uint8_t conn[BATCH];
+    for (int64_t b0 = 0; b0 < nq && s == MMS_OK; b0 += BATCH) {
+        int n = (int)(nq - b0 < BATCH ? nq - b0 : BATCH), ready = 0;
+        for (int i = 0; i < n; i++) {
+            int64_t r = qrows[b0 + i];
+            mms_request_init(&req[i]);
+            req[i].id = (uint64_t)r;
+            req[i].op = MMS_OP_SEARCH;
+            req[i].image = c->x + (size_t)r * (size_t)c->dim;
+            req[i].image_dim = c->dim;
+            if (knn_separate) {
+                req[i].image_knn = c->knn_x + (size_t)r * (size_t)c->knn_dim;
+                req[i].image_knn_dim = c->knn_dim;
+            }
+            req[i].visual = 1.0f;
+            req[i].visual_given = 1;
+            req[i].k = K;
+            req[i].neighbors = neighbors;
+            conn[i] = (uint8_t)MMS_ENGINE_CONNECT_IMAGE;
+            mms_response_init(&resp[i], &req[i]);
+            ready = i + 1;
+            s = mms_response_reserve(&resp[i], K, 0);
+            if (s != MMS_OK) break;
+        }
+        if (s == MMS_OK) s = mms_engine_answer(e, req, conn, n, resp, NULL);
+        for (int i = 0; i < n && s == MMS_OK; i++) {
+            int64_t *nb = nbr + (size_t)(b0 + i) * K;
+            float *sm = sims + (size_t)(b0 + i) * K;
+            int nr = resp[i].ok ? (resp[i].nresults < K ? resp[i].nresults : K) : 0;
+            for (int j = 0; j < K; j++) {
+                nb[j] = j < nr ? mms_catalog_id_lookup(c, resp[i].results[j].id) : -1;
+                sm[j] = j < nr && resp[i].results[j].score > 0 ? resp[i].results[j].score : 0.0f;
+            }
+        }
+        for (int i = 0; i < ready; i++) {
+            mms_response_free(&resp[i]);
+            mms_request_free(&req[i]);
+        }
+    }
+    if (s == MMS_OK)
+        s = mms_baseline_expand_from(c, qrows, nq, MMS_EXPAND_VOTE, xp, nbr, sims, K, k, rows, sc);
+    if (s == MMS_OK)
+        s = mms_baseline_tag_vote(c, nbr, sims, nq, K, K, 1, MMS_VOTE_PRIOR_POWER, MMS_EVAL_NTAGS, tags);
+    for (int64_t i = 0; i < nq && s == MMS_OK; i++) {
+        s = mms_eval_add_results(ev, mid, qrows[i], rows + (size_t)i * k, sc + (size_t)i * k, k);
+        if (s == MMS_OK)
+            s = mms_eval_add_tags(ev, mt, qrows[i], tags + (size_t)i * MMS_EVAL_NTAGS, MMS_EVAL_NTAGS);
+    }
+    free(nbr), free(sims), free(rows), free(sc), free(tags);
+    return s;
+}
+
 mms_status mms_cmd_eval(int argc, char **argv) {
     const char *judge_catalog = NULL;
     const char *catalog = NULL, *index = NULL, *report = "report", *dataset = NULL, *loss = NULL,
@@ -371,6 +448,7 @@ mms_status mms_cmd_eval(int argc, char **argv) {
         for (size_t m = 0; m < sizeof methods / sizeof methods[0] && s == MMS_OK; m++)
             s = run_method(e, ix, ev, &methods[m], qrows, nq, k, neighbors, m == 0 ? vote : -1,
                            vote2);
+        if (s == MMS_OK) s = run_gnn_expand(e, ev, qrows, nq, k, neighbors, &xp, ix->knn_separate);
     }
     if (s == MMS_OK) {
         if (!loss && index) {

@@ -663,6 +663,30 @@ out:
     return s;
 }
 
+mms_status mms_baseline_expand_from(const mms_catalog_t *c, const int64_t *qrows, int64_t nq,
+                                    mms_expand_kind kind, const mms_expand_params_t *p,
+                                    const int64_t *nbr, const float *sims, int stride, int kout,
+                                    int64_t *rows_out, float *scores_out) {
+    MMS_CALL(expand_check(p, kout));
+    MMS_CHECK(p->k <= stride && nbr && sims, MMS_ERR_ARG,
+              "baseline: expansion from given neighbours needs k (%d) <= stride (%d)", p->k, stride);
+    for (int64_t i = 0; i < nq; i++) {
+        MMS_CHECK(qrows[i] >= 0 && qrows[i] < c->n, MMS_ERR_ARG,
+                  "baseline: query row %lld out of range", (long long)qrows[i]);
+        for (int j = 0; j < p->k; j++) {
+            int64_t r = nbr[(size_t)i * stride + j];
+            MMS_CHECK(r < c->n && (r < 0 || c->split[r] == MMS_SPLIT_TRAIN), MMS_ERR_ARG,
+                      "baseline: neighbour %lld of query %lld is not a training row", (long long)r,
+                      (long long)qrows[i]);
+        }
+    }
+    gallery_t g;
+    MMS_CALL(gallery_build(c, &g));
+    mms_status s = expand_run(c, &g, qrows, nq, kind, p, nbr, sims, stride, kout, rows_out, scores_out);
+    gallery_free(&g);
+    return s;
+}
+
 mms_status mms_eval_add_baselines(mms_eval_t *e, const int64_t *qrows, int64_t nq, unsigned which,
                                   int k_overlap, uint64_t seed) {
     return mms_eval_add_baselines_ex(e, qrows, nq, which, k_overlap, seed, NULL);

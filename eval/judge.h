@@ -258,6 +258,14 @@ mms_status mms_baseline_expand(const mms_catalog_t *c, const int64_t *qrows, int
                                mms_expand_kind kind, const mms_expand_params_t *p, int kout,
                                int64_t *rows_out, float *scores_out);
 
+/* The same expansions from neighbour lists the caller found (e.g. the GNN's
+ * top p->k results): nbr / sims are nq x stride (training rows, -1 = none;
+ * the first p->k used, sims as vote weights). Output as mms_baseline_expand. */
+mms_status mms_baseline_expand_from(const mms_catalog_t *c, const int64_t *qrows, int64_t nq,
+                                    mms_expand_kind kind, const mms_expand_params_t *p,
+                                    const int64_t *nbr, const float *sims, int stride, int kout,
+                                    int64_t *rows_out, float *scores_out);
+
 enum {
     MMS_BASELINE_VISUAL = 1,  /* "raw-visual": cosine top-k, with kNN tag voting (k = 5, weighted) */
     MMS_BASELINE_RANDOM = 2,  /* "random" */

@@ -286,6 +286,34 @@ static void test_small(const char *dir) {
         T_EQ_INT(rows[i], vr6[i]);
         T_NEAR(sc[i], vs6[i], 1e-7);
     }
+    /* from given neighbours (the GNN's, in eval): with the raw-visual ones it
+     * is vote-expansion itself; -1 entries vote nothing; a neighbour that is
+     * not a training row is refused */
+    {
+        mms_expand_params_t pf;
+        mms_expand_params_default(&pf);
+        pf.k = 3;
+        int64_t nb[5 * 4], fr[5 * KOUT], er[5 * KOUT];
+        float ns[5 * 4], fs[5 * KOUT], es[5 * KOUT];
+        T_OK(mms_baseline_visual(c, 1, q, 5, 4, nb, ns));
+        T_OK(mms_baseline_expand_from(c, q, 5, MMS_EXPAND_VOTE, &pf, nb, ns, 4, KOUT, fr, fs));
+        T_OK(mms_baseline_expand(c, q, 5, MMS_EXPAND_VOTE, &pf, KOUT, er, es));
+        for (int i = 0; i < 5 * KOUT; i++) {
+            T_EQ_INT(fr[i], er[i]);
+            T_NEAR(fs[i], es[i], 1e-7);
+        }
+        for (int i = 0; i < 5; i++) nb[i * 4 + 2] = -1; /* the third neighbour absent */
+        pf.k = 2;
+        T_OK(mms_baseline_expand(c, q, 5, MMS_EXPAND_VOTE, &pf, KOUT, er, es));
+        pf.k = 3;
+        T_OK(mms_baseline_expand_from(c, q, 5, MMS_EXPAND_VOTE, &pf, nb, ns, 4, KOUT, fr, fs));
+        for (int i = 0; i < 5 * KOUT; i++) T_EQ_INT(fr[i], er[i]);
+        nb[0] = q[0]; /* a test row as a neighbour */
+        T_FAILS(mms_baseline_expand_from(c, q, 1, MMS_EXPAND_VOTE, &pf, nb, ns, 4, KOUT, fr, fs), MMS_ERR_ARG);
+        T_MSG_HAS("not a training row");
+        pf.k = 5;
+        T_FAILS(mms_baseline_expand_from(c, q, 1, MMS_EXPAND_VOTE, &pf, nb, ns, 4, KOUT, fr, fs), MMS_ERR_ARG);
+    }
     /* bad settings */
     mms_expand_params_default(&p);
     p.k = 0;
