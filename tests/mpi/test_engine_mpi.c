@@ -33,6 +33,7 @@
 #include "mms_log.h"
 #include "mms_mpi.h"
 #include "mms_test.h"
+#include "mpi_fixture.h"
 #include "synth.h"
 #include "mms_topk.h"
 #include "train.h"
@@ -130,28 +131,16 @@ static mms_status make_index(const char *dir, char *idx, size_t cap) {
     snprintf(mod, sizeof mod, "%s/model", dir);
     snprintf(idx, cap, "%s/index", dir);
     mms_status s = MMS_OK;
-    if (g_rank == 0) {
-        mms_synth_params_t sp;
-        mms_synth_params_default(&sp);
-        sp.images = 900;
-        sp.dim = 24;
-        sp.knn_dim = 16;
-        sp.tags = 40;
-        sp.clusters = 12;
-        sp.topics = 6;
-        sp.seed = 7;
-        s = mms_synth_generate(&sp, cat, 0);
-    }
-    MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
-    mms_build_params_t bp;
-    mms_build_params_default(&bp);
-    bp.catalog = cat;
-    bp.out = g;
-    bp.threshold = -1;
-    bp.pca_dim = 16;
-    bp.normalize = 1;
-    mms_build_summary_t bs;
-    MMS_CALL(mms_graph_build(&bp, MPI_COMM_WORLD, &bs));
+    mms_synth_params_t sp;
+    mms_synth_params_default(&sp);
+    sp.images = 900;
+    sp.dim = 24;
+    sp.knn_dim = 16;
+    sp.tags = 40;
+    sp.clusters = 12;
+    sp.topics = 6;
+    sp.seed = 7;
+    MMS_CALL(mms_fixture_catalog_graph(&sp, 16, 1, cat, g, MPI_COMM_WORLD));
     if (g_rank == 0) {
         mms_part_opts_t po;
         mms_part_opts_default(&po);

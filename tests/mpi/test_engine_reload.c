@@ -40,6 +40,7 @@
 #include "mms_log.h"
 #include "mms_mpi.h"
 #include "mms_test.h"
+#include "mpi_fixture.h"
 #include "part_dir.h"
 #include "synth.h"
 #include "train.h"
@@ -78,25 +79,15 @@ static mms_status make_indexes(const char *dir) {
     snprintf(ia, sizeof ia, "%s/A", dir);
     snprintf(ib, sizeof ib, "%s/B", dir);
     mms_status s = MMS_OK;
-    if (g_rank == 0) {
-        mms_synth_params_t sp;
-        mms_synth_params_default(&sp);
-        sp.images = 800;
-        sp.dim = 24;
-        sp.tags = 40;
-        sp.clusters = 10;
-        sp.topics = 5;
-        sp.seed = 5;
-        s = mms_synth_generate(&sp, cat, 0);
-    }
-    MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
-    mms_build_params_t bp;
-    mms_build_params_default(&bp);
-    bp.catalog = cat;
-    bp.out = g;
-    bp.threshold = -1;
-    mms_build_summary_t bs;
-    MMS_CALL(mms_graph_build(&bp, MPI_COMM_WORLD, &bs));
+    mms_synth_params_t sp;
+    mms_synth_params_default(&sp);
+    sp.images = 800;
+    sp.dim = 24;
+    sp.tags = 40;
+    sp.clusters = 10;
+    sp.topics = 5;
+    sp.seed = 5;
+    MMS_CALL(mms_fixture_catalog_graph(&sp, -1, -1, cat, g, MPI_COMM_WORLD));
     if (g_rank == 0) {
         mms_part_opts_t po;
         mms_part_opts_default(&po);

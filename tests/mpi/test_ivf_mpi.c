@@ -30,6 +30,7 @@
 #include "mms_mpi.h"
 #include "mms_npy.h"
 #include "mms_test.h"
+#include "mpi_fixture.h"
 #include "part_dir.h"
 #include "synth.h"
 #include "train.h"
@@ -47,27 +48,16 @@ static mms_status make_graph_model(const char *dir) {
     snprintf(g, sizeof g, "%s/graph", dir);
     snprintf(mod, sizeof mod, "%s/model", dir);
     mms_status s = MMS_OK;
-    if (g_rank == 0) {
-        mms_synth_params_t sp;
-        mms_synth_params_default(&sp);
-        sp.images = 1400;
-        sp.dim = 24;
-        sp.knn_dim = 20;
-        sp.tags = 40;
-        sp.clusters = 16;
-        sp.topics = 6;
-        sp.seed = 11;
-        s = mms_synth_generate(&sp, cat, 0);
-    }
-    MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
-    mms_build_params_t bp;
-    mms_build_params_default(&bp);
-    bp.catalog = cat;
-    bp.out = g;
-    bp.threshold = -1;
-    bp.normalize = 1;
-    mms_build_summary_t bs;
-    MMS_CALL(mms_graph_build(&bp, MPI_COMM_WORLD, &bs));
+    mms_synth_params_t sp;
+    mms_synth_params_default(&sp);
+    sp.images = 1400;
+    sp.dim = 24;
+    sp.knn_dim = 20;
+    sp.tags = 40;
+    sp.clusters = 16;
+    sp.topics = 6;
+    sp.seed = 11;
+    MMS_CALL(mms_fixture_catalog_graph(&sp, -1, 1, cat, g, MPI_COMM_WORLD));
     if (g_rank == 0) {
         for (int parts = g_size; s == MMS_OK; parts = 1) {
             mms_part_opts_t po;
