@@ -17,14 +17,16 @@ dir=${1:-$src/docs/scaling}
 command -v gnuplot >/dev/null || { echo "error: gnuplot is missing (apt-get install gnuplot-nox)" >&2; exit 1; }
 # the model fitted without the largest run (its prediction of points it has not
 # seen), then on every point (the constants and the extrapolation of docs/scaling.md)
-MMS_HOLDOUT="${MMS_HOLDOUT-1000000:4}" python3 "$src/scripts/scaling_model.py" "$dir" "$dir/holdout" >"$dir/model-holdout.md"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+MMS_HOLDOUT="${MMS_HOLDOUT-1000000:4}" python3 "$src/scripts/scaling_model.py" "$dir" "$scratch" >"$dir/model-holdout.md"
 python3 "$src/scripts/scaling_model.py" "$dir" "$dir" >"$dir/model.md"
 
 # edge cut and halo nodes, METIS against hash, per (images, ranks)
 awk -F'\t' 'NR > 1 && $3 == "partition" { v[$1 " " $2, $4] = $5; k[$1 " " $2] = 1 }
     END { for (x in k) { split(x, a, " "); if (a[2] > 1)
         print a[1], a[2], v[x, "edges"], v[x, "metis_edge_cut"], v[x, "hash_edge_cut"], v[x, "metis_halo_nodes"], v[x, "hash_halo_nodes"] } }' \
-    "$dir"/bytes-*.tsv | sort -k1,1n -k2,2n >"$dir/cut.dat"
+    "$dir"/bytes-*.tsv | sort -k1,1n -k2,2n | awk 'NR > 1 && $1 != p { print "" } { print; p = $1 }' >"$dir/cut.dat"
 
 cd "$dir"
 gnuplot <<'EOF'
@@ -64,6 +66,8 @@ set terminal pngcairo size 900,450 font "sans,10"
 set output "cut.png"
 unset logscale y
 set title "edge cut / edges: METIS against a hash partition"
+set xrange [1.8:4.2]
+set offsets 0, 0, 0, 0
 set xlabel "parts"
 set ylabel "edge cut (% of edges)"
 set style data linespoints
@@ -77,6 +81,9 @@ set logscale xy
 set xlabel "ranks"
 set ylabel "MiB per rank"
 set xtics (8, 32, 128, 256)
+set xrange [6:340]
+set autoscale y
+set offsets 0, 0, 0, 0
 set key outside right
 plot "extrapolation.dat" index 0 using 2:9 with linespoints pt 7 lc 1 title "train 10M", \
      "extrapolation.dat" index 1 using 2:9 with linespoints pt 7 lc 1 dt 2 title "train 100M", \
