@@ -503,6 +503,40 @@ static void quantize_query(const float *u, int32_t d, int32_t dp, uint8_t *p1, u
     st->un = round_up(sqrt(uu) * (1 + 1e-12));
 }
 
+/* The per-query states of a scan: each query quantised into P (rows 2i and
+ * 2i + 1), its excluded row, an empty heap of k. *out is NULL on failure. */
+static mms_status qstates_new(const float *Q, int32_t nq, int32_t d, int32_t dp, int32_t k,
+                              const int64_t *exclude_rows, uint8_t *P, qstate_t **out) {
+    qstate_t *st;
+    *out = NULL;
+    MMS_CALL(mms_calloc((size_t)nq, sizeof *st, &st));
+    for (int32_t i = 0; i < nq; i++) {
+        quantize_query(Q + (size_t)i * d, d, dp, P + (size_t)2 * i * dp, P + (size_t)(2 * i + 1) * dp,
+                       &st[i]);
+        st[i].ex = exclude_rows ? exclude_rows[i] : -1;
+        st[i].L = -INFINITY;
+        st[i].climit = 4 * (int64_t)k + 16384;
+        mms_status s = mms_malloc((size_t)k * sizeof *st[i].heap, &st[i].heap);
+        if (s != MMS_OK) {
+            for (int32_t j = 0; j < i; j++) free(st[j].heap);
+            free(st);
+            return s;
+        }
+    }
+    *out = st;
+    return MMS_OK;
+}
+
+static void qstates_free(qstate_t *st, int32_t nq) {
+    if (!st) return;
+    for (int32_t i = 0; i < nq; i++) {
+        free(st[i].heap);
+        free(st[i].crow);
+        free(st[i].chi);
+    }
+    free(st);
+}
+
 mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids, const float *Q,
                          int32_t nq, int32_t k, const int64_t *exclude_rows, int64_t *out_rows,
                          float *out_scores, mms_qscan_stats_t *stats) {
@@ -524,15 +558,7 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
         goto done;
     }
     MMS_CALL_GOTO(s, done, mms_malloc(2 * QTILE * sizeof(float), &ab));
-    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *st, &st));
-    for (int32_t i = 0; i < nq; i++) {
-        quantize_query(Q + (size_t)i * d, d, dp, P + (size_t)2 * i * dp,
-                       P + (size_t)(2 * i + 1) * dp, &st[i]);
-        st[i].ex = exclude_rows ? exclude_rows[i] : -1;
-        st[i].L = -INFINITY;
-        st[i].climit = 4 * (int64_t)k + 16384;
-        MMS_CALL_GOTO(s, done, mms_malloc((size_t)k * sizeof *st[i].heap, &st[i].heap));
-    }
+    MMS_CALL_GOTO(s, done, qstates_new(Q, nq, d, dp, k, exclude_rows, P, &st));
     /* scan: a tile of rows through the kernel for every query, then the bounds */
     for (int64_t b0 = 0; b0 < m->nb; b0 += QTILE_BLOCKS) {
         int64_t nbk = m->nb - b0 < QTILE_BLOCKS ? m->nb - b0 : QTILE_BLOCKS;
@@ -567,13 +593,7 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
     }
     if (stats) stats->rows_scanned += m->n * nq;
 done:
-    if (st)
-        for (int32_t i = 0; i < nq; i++) {
-            free(st[i].heap);
-            free(st[i].crow);
-            free(st[i].chi);
-        }
-    free(st);
+    qstates_free(st, nq);
     free(cs);
     free(ab);
     free(P);
@@ -610,16 +630,8 @@ mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_
         goto done;
     }
     MMS_CALL_GOTO(s, done, mms_malloc(2 * QG * sizeof(float), &ab));
-    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *st, &st));
+    MMS_CALL_GOTO(s, done, qstates_new(Q, nq, d, dp, k, exclude_rows, P, &st));
     MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *inlists, &inlists));
-    for (int32_t i = 0; i < nq; i++) {
-        quantize_query(Q + (size_t)i * d, d, dp, P + (size_t)2 * i * dp, P + (size_t)(2 * i + 1) * dp,
-                       &st[i]);
-        st[i].ex = exclude_rows ? exclude_rows[i] : -1;
-        st[i].L = -INFINITY;
-        st[i].climit = 4 * (int64_t)k + 16384;
-        MMS_CALL_GOTO(s, done, mms_malloc((size_t)k * sizeof *st[i].heap, &st[i].heap));
-    }
     /* the queries of each list (CSR): a list's rows are read once for all the
      * batch's queries that probe it, while they sit in L1 */
     MMS_CALL_GOTO(s, done, mms_calloc((size_t)nl + 1, sizeof *lq_ptr, &lq_ptr));
@@ -675,13 +687,7 @@ mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_
         if (stats) stats->reranked += nc;
     }
 done:
-    if (st)
-        for (int32_t i = 0; i < nq; i++) {
-            free(st[i].heap);
-            free(st[i].crow);
-            free(st[i].chi);
-        }
-    free(st);
+    qstates_free(st, nq);
     free(cs);
     free(ab);
     free(P);

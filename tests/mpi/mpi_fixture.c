@@ -3,6 +3,7 @@
 
 #include "graph_build.h"
 #include "mms_mpi.h"
+#include "train.h"
 
 mms_status mms_fixture_catalog_graph(const mms_synth_params_t *sp, int pca_dim, int normalize,
                                      const char *cat, const char *graph, MPI_Comm comm) {
@@ -19,4 +20,21 @@ mms_status mms_fixture_catalog_graph(const mms_synth_params_t *sp, int pca_dim, 
     if (normalize >= 0) bp.normalize = normalize;
     mms_build_summary_t bs;
     return mms_graph_build(&bp, comm, &bs);
+}
+
+mms_status mms_fixture_train(const char *graph, const char *model, int64_t max_steps, int seed,
+                             int hidden, MPI_Comm comm) {
+    mms_train_params_t tp;
+    mms_train_params_default(&tp);
+    tp.graph = graph;
+    tp.out = model;
+    tp.max_steps = max_steps;
+    tp.lr = 1e-3;
+    tp.batch = 128;
+    tp.walks = 5;
+    tp.seed = (uint64_t)seed;
+    if (hidden > 0) tp.hidden = hidden;
+    tp.log_every = 1000;
+    mms_train_summary_t ts;
+    return mms_train(&tp, comm, &ts);
 }

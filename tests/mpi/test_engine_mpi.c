@@ -150,18 +150,7 @@ static mms_status make_index(const char *dir, char *idx, size_t cap) {
         if (s == MMS_OK) mms_part_stats_free(&chosen);
     }
     MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
-    mms_train_params_t tp;
-    mms_train_params_default(&tp);
-    tp.graph = g;
-    tp.out = mod;
-    tp.max_steps = 15;
-    tp.lr = 1e-3;
-    tp.batch = 128;
-    tp.walks = 5;
-    tp.seed = 3;
-    tp.log_every = 1000;
-    mms_train_summary_t ts;
-    MMS_CALL(mms_train(&tp, MPI_COMM_WORLD, &ts));
+    MMS_CALL(mms_fixture_train(g, mod, 15, 3, 0, MPI_COMM_WORLD));
     mms_embed_params_t epp = {.graph = g, .model = mod, .out = idx, .force = 0};
     mms_embed_summary_t es;
     MMS_CALL(mms_embed(&epp, MPI_COMM_WORLD, &es));

@@ -51,19 +51,7 @@ static int g_rank, g_size;
 
 static mms_status make_model_index(const char *g, const char *mod, const char *idx, int hidden,
                                    uint64_t seed) {
-    mms_train_params_t tp;
-    mms_train_params_default(&tp);
-    tp.graph = g;
-    tp.out = mod;
-    tp.max_steps = 10;
-    tp.lr = 1e-3;
-    tp.batch = 128;
-    tp.walks = 5;
-    tp.seed = seed;
-    tp.hidden = hidden;
-    tp.log_every = 1000;
-    mms_train_summary_t ts;
-    MMS_CALL(mms_train(&tp, MPI_COMM_WORLD, &ts));
+    MMS_CALL(mms_fixture_train(g, mod, 10, (int)seed, hidden, MPI_COMM_WORLD));
     mms_embed_params_t epp = {.graph = g, .model = mod, .out = idx, .force = 0};
     mms_embed_summary_t es;
     MMS_CALL(mms_embed(&epp, MPI_COMM_WORLD, &es));

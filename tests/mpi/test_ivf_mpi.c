@@ -70,18 +70,7 @@ static mms_status make_graph_model(const char *dir) {
         }
     }
     MMS_CALL(mms_mpi_agree(s, MPI_COMM_WORLD));
-    mms_train_params_t tp;
-    mms_train_params_default(&tp);
-    tp.graph = g;
-    tp.out = mod;
-    tp.max_steps = 10;
-    tp.lr = 1e-3;
-    tp.batch = 128;
-    tp.walks = 5;
-    tp.seed = 3;
-    tp.log_every = 1000;
-    mms_train_summary_t ts;
-    return mms_train(&tp, MPI_COMM_WORLD, &ts);
+    return mms_fixture_train(g, mod, 10, 3, 0, MPI_COMM_WORLD);
 }
 
 typedef struct {
