@@ -47,6 +47,20 @@ typedef struct {
 #define BATCH 128
 
 /* Query rows [0, nq) through the engine for one method; results into ev. */
+/* A SEARCH request for catalog row r's image (its features, and its kNN-space
+ * vector when the index has a separate kNN space); the caller sets the rest. */
+static void image_request(mms_request_t *q, const mms_catalog_t *c, int64_t r, int knn_separate) {
+    mms_request_init(q);
+    q->id = (uint64_t)r;
+    q->op = MMS_OP_SEARCH;
+    q->image = c->x + (size_t)r * (size_t)c->dim;
+    q->image_dim = c->dim;
+    if (knn_separate) {
+        q->image_knn = c->knn_x + (size_t)r * (size_t)c->knn_dim;
+        q->image_knn_dim = c->knn_dim;
+    }
+}
+
 static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t *ev,
                              const method_t *m, const int64_t *qrows, int64_t nq, int k, int neighbors,
                              int vote_method, int vote_debiased) {
@@ -70,15 +84,7 @@ static mms_status run_method(mms_engine_t *e, const mms_index_t *ix, mms_eval_t 
         int n = (int)(nq - b0 < BATCH ? nq - b0 : BATCH);
         for (int i = 0; i < n; i++) {
             int64_t r = qrows[b0 + i];
-            mms_request_init(&req[i]);
-            req[i].id = (uint64_t)r;
-            req[i].op = MMS_OP_SEARCH;
-            req[i].image = c->x + (size_t)r * (size_t)c->dim;
-            req[i].image_dim = c->dim;
-            if (ix->knn_separate) {
-                req[i].image_knn = c->knn_x + (size_t)r * (size_t)c->knn_dim;
-                req[i].image_knn_dim = c->knn_dim;
-            }
+            image_request(&req[i], c, r, ix->knn_separate);
             if (m->with_tags) {
                 const char **qt = qtags + (size_t)i * (size_t)(qcap + 1);
                 int nt = 0;
@@ -248,15 +254,7 @@ static mms_status run_gnn_expand(mms_engine_t *e, mms_eval_t *ev, const int64_t 
         int n = (int)(nq - b0 < BATCH ? nq - b0 : BATCH), ready = 0;
         for (int i = 0; i < n; i++) {
             int64_t r = qrows[b0 + i];
-            mms_request_init(&req[i]);
-            req[i].id = (uint64_t)r;
-            req[i].op = MMS_OP_SEARCH;
-            req[i].image = c->x + (size_t)r * (size_t)c->dim;
-            req[i].image_dim = c->dim;
-            if (knn_separate) {
-                req[i].image_knn = c->knn_x + (size_t)r * (size_t)c->knn_dim;
-                req[i].image_knn_dim = c->knn_dim;
-            }
+            image_request(&req[i], c, r, knn_separate);
             req[i].visual = 1.0f;
             req[i].visual_given = 1;
             req[i].k = K;
