@@ -38,6 +38,7 @@
 #include "mms_log.h"
 #include "mms_mpi.h"
 #include "mms_opts.h"
+#include "shard_scan.h"
 
 /* CPU seconds (user + system) of this process so far. */
 static double cpu_seconds(void) {
@@ -213,7 +214,7 @@ int main(int argc, char **argv) {
     }
     const char *index = NULL;
     int nsingle = 300, nbatch = 1024, batch = 64, float_scan = 0, serve_layout = 0;
-    int nprobe = 0, exact = 0, approx = 0;
+    int nprobe = 0, exact = 0, approx = 0, int8_lists = 0;
     const char *concept_s = "tags";
     mms_opt_t opts[] = {
         {"index", MMS_OPT_STR, &index, "index directory", 1, 0, 0, 0},
@@ -225,6 +226,7 @@ int main(int argc, char **argv) {
         {"concept", MMS_OPT_STR, &concept_s, "E_tags of the queries: tags (the paper's mean) or node", 0, 0, 0, 0},
         {"nprobe", MMS_OPT_INT, &nprobe, "inverted lists probed per query and round (0: the engine's default for the index size)", 0, 1, 0, 65536},
         {"exact", MMS_OPT_FLAG, &exact, "exact scans whatever the index size", 0, 0, 0, 0},
+        {"int8-lists", MMS_OPT_FLAG, &int8_lists, "scan the probed lists with the int8 filter (exact within them, twice the bytes read) instead of the 4-bit codes + float re-rank (docs/query.md)", 0, 0, 0, 0},
         {"approx", MMS_OPT_FLAG, &approx, "approximate search with the index's default nprobe whatever its size", 0, 0, 0, 0},
     };
     int help = 0;
@@ -244,6 +246,7 @@ int main(int argc, char **argv) {
     ep.index = index;
     ep.mode = serve_layout ? MMS_ENGINE_SERVE : MMS_ENGINE_SEARCH;
     ep.filter = !float_scan;
+    ep.codes4 = !int8_lists;
     ep.nprobe = nprobe;
     ep.exact = exact ? 1 : approx ? -1 : 0;
     double t0 = MPI_Wtime();
@@ -288,7 +291,22 @@ int main(int argc, char **argv) {
     int bad = 0;
     {
         int32_t np = mms_engine_nprobe(e, NULL);
-        printf("search path: %s (index nlist %d)\n", np > 0 ? "approximate (IVF)" : "exact", ix->ivf_nlist);
+        printf("search path: %s (index nlist %d)\n",
+               np > 0 ? (int8_lists ? "approximate (IVF; lists scanned with the int8 filter)"
+                                    : "approximate (IVF; lists scanned from 4-bit codes, float re-rank)")
+                      : "exact",
+               ix->ivf_nlist);
+        /* what a row costs in memory on rank 0 (its shards' int8 copies, bounds,
+         * lists and codes; the float rows are mapped, read only to re-rank) */
+        size_t qb = 0;
+        int64_t rows0 = 0;
+        for (int si = 0; si < ix->nshard; si++) {
+            qb += mms_qmat_bytes(ix->sh[si].qemb) + mms_qmat_bytes(ix->sh[si].qvis);
+            rows0 += ix->sh[si].n;
+        }
+        if (rows0 > 0)
+            printf("resident scan structures on rank 0: %.1f MB for %lld rows, %.0f bytes per image\n",
+                   (double)qb / 1e6, (long long)rows0, (double)qb / (double)rows0);
         if (np > 0) printf("nprobe %d of %d lists per round\n", np, ix->ivf_nlist);
         /* recall of the timed path against the exact path, end to end */
         const char **ref = calloc((size_t)nbatch * RK, sizeof *ref);

@@ -107,8 +107,13 @@ else
     port="${MMS_SLURM_PORT:-6817}"
     if [ "$port" = auto ]; then
         port=""
+        # below the kernel's ephemeral range: a port there can be taken by any
+        # outgoing connection between our check and slurmctld's bind
+        # (seen: "Address already in use" beside a parallel test)
+        eph_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+        [[ "$eph_lo" =~ ^[0-9]+$ ]] && [ "$eph_lo" -gt 12000 ] || eph_lo=32768
         for _ in $(seq 1 200); do
-            p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
+            p=$((10000 + (RANDOM * 32768 + RANDOM) % (eph_lo - 10002)))
             if ! port_listening "$p" && ! port_listening $((p + 1)); then port=$p; break; fi
         done
         [ -n "$port" ] || die "no free pair of TCP ports found for MMS_SLURM_PORT=auto"

@@ -37,12 +37,9 @@ struct mms_engine {
     int rank, size;
     mms_engine_mode mode;
     int filter;
+    int codes4;
     int32_t nprobe;          /* default lists probed (0: by size), engine params */
     int exact;               /* 1: exact by default; -1: approximate by default at any size */
-    float *probe_sc;         /* root: queries x nprobe scores and lists of the last probe choice */
-    size_t probe_sc_cap;
-    int64_t *probe_rows;
-    size_t probe_rows_cap;
     mms_index_t *ix;
     mms_index_t *prev_ix;    /* coordinator: the version before the last reload, kept until the
                                 responses that borrow its strings were encoded */
@@ -60,6 +57,7 @@ void mms_engine_params_default(mms_engine_params_t *p) {
     memset(p, 0, sizeof *p);
     p->mode = MMS_ENGINE_SERVE;
     p->filter = 1;
+    p->codes4 = 1;
 }
 
 int mms_engine_is_coordinator(const mms_engine_t *e) { return e->rank == 0; }
@@ -78,6 +76,7 @@ static mms_status open_index(const mms_engine_t *e, const char *dir, mms_index_t
     o.worker = e->worker;
     o.nworkers = e->nworkers;
     o.filter = e->filter;
+    o.codes4 = e->codes4;
     o.catalog = e->catalog;
     return mms_index_open(dir, &o, out);
 }
@@ -120,6 +119,7 @@ mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engi
     MPI_Comm_size(e->comm, &e->size);
     e->mode = p->mode;
     e->filter = p->filter;
+    e->codes4 = p->codes4;
     e->nprobe = p->nprobe > 0 ? p->nprobe : 0;
     e->exact = p->exact > 0 ? 1 : p->exact < 0 ? -1 : 0;
     if (p->mode == MMS_ENGINE_SERVE) {
@@ -190,8 +190,6 @@ void mms_engine_close(mms_engine_t **ep) {
     free(e->index_arg);
     free(e->catalog);
     free(e->reload_status);
-    free(e->probe_sc);
-    free(e->probe_rows);
     free(e);
     *ep = NULL;
 }
@@ -406,27 +404,23 @@ int32_t mms_engine_nprobe(const mms_engine_t *e, const mms_request_t *req) {
 }
 
 /* The coordinator's probe choice for a round of nq queries already in the
- * payload: each query's nprobe best lists by inner product with the space's
- * centroids (score descending, ties to the smaller list), written after the
- * payload (shard_round.h). Workers never recompute it. The centroids are
- * scanned like a shard (their int8 copy as a filter, then float dot products
- * of the survivors, mms_qmat_topk): a quarter of the bytes of an sgemm over
- * the float centroids (12 MB per single fused query at nlist 4096), and the
- * same lists whether a query comes alone or in a batch. */
+ * payload: each query's nprobe best lists by the int8 estimate of the inner
+ * product with the space's centroids (mms_qmat_approx_topk: estimate
+ * descending, ties to the smaller list), written after the payload
+ * (shard_round.h). Workers never recompute it. One pass over the int8
+ * centroids (3 MB per single fused query at nlist 4096) and no float
+ * re-rank: the exact top-nprobe of the float scores cost 0.42 ms of a 2 ms
+ * query at nprobe 192 (docs/query.md), and which of two near-tied lists is
+ * probed last does not matter. The same lists whether a query comes alone or
+ * in a batch. */
 static mms_status choose_lists(mms_engine_t *e, int op, int32_t nq, int32_t nprobe) {
     const mms_index_t *ix = e->ix;
     const int32_t nl = ix->ivf_nlist;
-    const float *cent = op == MMS_ROUND_NEIGHBORS ? ix->ivf_vis : ix->ivf_emb;
     const mms_qmat_t *qc = op == MMS_ROUND_NEIGHBORS ? ix->ivf_qvis : ix->ivf_qemb;
-    MMS_CHECK(nl > 0 && cent && qc && nprobe <= nl, MMS_ERR_INTERNAL, "engine: no lists to probe");
-    size_t nk = (size_t)nq * (size_t)nprobe;
-    MMS_CALL(mms_grow(&e->probe_sc, sizeof *e->probe_sc, nk, &e->probe_sc_cap));
-    MMS_CALL(mms_grow(&e->probe_rows, sizeof *e->probe_rows, nk, &e->probe_rows_cap));
+    MMS_CHECK(nl > 0 && qc && nprobe <= nl, MMS_ERR_INTERNAL, "engine: no lists to probe");
     const float *Q = (const float *)e->round.payload;
     int32_t *out = (int32_t *)(e->round.payload + mms_round_payload_bytes(ix, op, nq));
-    MMS_CALL(mms_qmat_topk(qc, cent, NULL, Q, nq, nprobe, NULL, e->probe_rows, e->probe_sc, NULL));
-    for (size_t i = 0; i < nk; i++) out[i] = (int32_t)e->probe_rows[i];
-    return MMS_OK;
+    return mms_qmat_approx_topk(qc, Q, nq, nprobe, out);
 }
 
 /* Query q's merged visual neighbours (m of them, from the replies rep at the

@@ -146,6 +146,9 @@ typedef struct {
     const char *catalog; /* overrides the index manifest's catalog (NULL: the manifest's) */
     mms_engine_mode mode;
     int filter;          /* 1 (default): int8 filter + exact re-rank; 0: float scans (mms_topk_scan) */
+    int codes4;          /* 1 (default): approximate rounds scan the lists' 4-bit codes and
+                            re-rank in float; 0: the int8 filter, exact within the lists
+                            (docs/query.md "Approximate search") */
     /* Approximate search (docs/query.md "Approximate search (IVF)"), on an index
      * with inverted lists; a request's own `nprobe` / `exact` wins: */
     int32_t nprobe;      /* > 0: lists probed per query by default (capped at nlist);

@@ -22,6 +22,7 @@ void mms_index_open_default(mms_index_open_t *o) {
     o->worker = -1;
     o->nworkers = 1;
     o->filter = 1;
+    o->codes4 = 1;
 }
 
 /* Map dir/name, check its dtype and shape (rows, cols): -1 = any, cols 0 = 1-D. */
@@ -324,6 +325,7 @@ static mms_status shard_lists(const mms_index_t *ix, const char *dir, int64_t ve
     return MMS_OK;
 }
 
+/* filter: 0 none, 1 the int8 copies, 2 also the 4-bit codes of the lists. */
 static mms_status shard_open(const mms_index_t *ix, int s, int64_t version, int64_t rows,
                              int filter, mms_index_shard_t *sh) {
     char dir[MMS_PATH_MAX], name[32], f_ids[64], f_emb[64], f_h1[64], f_x[64], f_vis[64];
@@ -367,6 +369,10 @@ static mms_status shard_open(const mms_index_t *ix, int s, int64_t version, int6
         free(lv);
         free(le);
         MMS_CALL(qs);
+        if (filter == 2 && sh->qemb->lptr) {
+            MMS_CALL(mms_qmat_add_codes4(sh->qemb, sh->emb));
+            MMS_CALL(mms_qmat_add_codes4(sh->qvis, sh->vis));
+        }
         sh->qemb->dead = sh->qvis->dead = sh->dead;
         sh->qemb->ndead = sh->qvis->ndead = sh->n_dead;
     }
@@ -520,15 +526,16 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
         for (int64_t i = 0; i < ix->n_segments; i++)
             cnt += (ix->segments[3 * i] - o->worker) % o->nworkers == 0;
         MMS_CALL(mms_calloc((size_t)(cnt + 1), sizeof *ix->sh, &ix->sh));
+        const int filter = o->filter ? (o->codes4 ? 2 : 1) : 0;
         for (int sh = o->worker; sh < ix->shards; sh += o->nworkers) {
             /* the base rows, then the segments of the versions that added to it */
-            MMS_CALL(shard_open(ix, sh, 0, -1, o->filter, &ix->sh[ix->nshard]));
+            MMS_CALL(shard_open(ix, sh, 0, -1, filter, &ix->sh[ix->nshard]));
             ix->n_local += ix->sh[ix->nshard].n;
             ix->nshard++;
             for (int64_t i = 0; i < ix->n_segments; i++) {
                 const int64_t *t = ix->segments + 3 * i;
                 if (t[0] != sh) continue;
-                MMS_CALL(shard_open(ix, sh, t[1], t[2], o->filter, &ix->sh[ix->nshard]));
+                MMS_CALL(shard_open(ix, sh, t[1], t[2], filter, &ix->sh[ix->nshard]));
                 ix->n_local += ix->sh[ix->nshard].n;
                 ix->nshard++;
             }

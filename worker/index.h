@@ -164,6 +164,9 @@ typedef struct {
     int worker;          /* this worker's number in [0, nworkers), or -1: no shards */
     int nworkers;        /* W >= 1 when worker >= 0 */
     int filter;          /* 1: build the int8 filter copies (default), 0: float scans only */
+    int codes4;          /* 1 (default): with the filter and lists, also the 4-bit codes of
+                            the approximate list scan (docs/query.md); 0: lists are scanned
+                            with the int8 filter */
     const char *catalog; /* catalog directory overriding the manifest's (NULL: the manifest's) */
 } mms_index_open_t;
 

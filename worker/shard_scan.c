@@ -33,11 +33,22 @@
  * 4 bytes (one 512-bit vector). So VNNI's vpdpbusd multiplies 4 dimensions of
  * one query digit (broadcast) by 16 rows at once. The query side is unsigned:
  * p + 128 (the sum of q corrects it: (p + 128).q = p.q + 128 sum(q)).
+ *
+ * The approximate list scan (mms_qmat_topk_lists4) reads 4-bit codes instead:
+ * at a million images the int8 list scan ran at the memory bandwidth of the
+ * two cores (14 GB/s together), so half the bytes is most of half the time.
+ * Its codes carry no proven bound worth using (the error is 18 times the
+ * int8 one), so it keeps the best approximate scores and re-ranks them in
+ * float, as faiss's IVF-SQ with a refine step does; we wrote it here because
+ * the rows, lists, dead flags and top-k order are ours and the kernel is 20
+ * lines of VNNI.
  */
+#define _GNU_SOURCE /* madvise, MADV_HUGEPAGE */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
@@ -60,8 +71,22 @@ static float round_up(double x) {
     return f;
 }
 
+/* Zeroed, 64-byte aligned. Arrays of 2 MiB and more are 2 MiB aligned and
+ * asked for transparent huge pages (the kernel's default here is "madvise"):
+ * a list scan jumps from list to list across hundreds of MB, and with 4 KiB
+ * pages every jump is a TLB miss (docs/query.md, "Approximate search"). */
+#define HUGE_PAGE ((size_t)2 << 20)
 static void *alloc_aligned(size_t bytes) {
     size_t b = (bytes + 63) / 64 * 64;
+    if (b >= HUGE_PAGE) {
+        b = (b + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+        void *p = aligned_alloc(HUGE_PAGE, b);
+        if (p) {
+            (void)madvise(p, b, MADV_HUGEPAGE); /* advice only: 4 KiB pages if refused */
+            memset(p, 0, b);
+        }
+        return p;
+    }
     void *p = aligned_alloc(64, b ? b : 64);
     if (p) memset(p, 0, b ? b : 64);
     return p;
@@ -77,6 +102,7 @@ void mms_qmat_destroy(mms_qmat_t **mp) {
     free(m->rbound);
     free(m->perm);
     free(m->lptr);
+    free(m->q4);
     free(m);
     *mp = NULL;
 }
@@ -84,12 +110,63 @@ void mms_qmat_destroy(mms_qmat_t **mp) {
 size_t mms_qmat_bytes(const mms_qmat_t *m) {
     if (!m) return 0;
     return (size_t)m->nb * QB * ((size_t)m->dp + 16) + (m->perm ? (size_t)m->n * 4 : 0) +
-           (m->lptr ? (size_t)(m->nlist + 1) * 8 : 0);
+           (m->lptr ? (size_t)(m->nlist + 1) * 8 : 0) +
+           (m->q4 ? (size_t)m->nb * 4 * MMS_Q4_GROUP(m->dp8) : 0);
 }
 
 static double gamma_of(int32_t d) {
     double u = ldexp(1.0, -24);
     return (double)d * u / (1.0 - (double)d * u);
+}
+
+/* Row v's 4-bit codes from its float row (max |v_j| = mx). Layout of a
+ * 16-row group: for each run h of 8 dimensions, 64 bytes, byte 4 r + j of
+ * row r holding dimension 8 h + j in its low half and 8 h + 4 + j in its
+ * high half (j < 4), so one 512-bit load and two masks give the kernel two
+ * vpdpbusd operands in the int8 layout (16 rows x 4 dimensions). */
+static void code4_row(mms_qmat_t *m, int64_t v, const float *row, float mx) {
+    const float s = mx / 7.0f;
+    uint8_t *grp = m->q4 + (size_t)(v / 16) * MMS_Q4_GROUP(m->dp8);
+    const int r = (int)(v % 16);
+    for (int32_t j = 0; j < m->d; j++) {
+        int c = 8;
+        if (s > 0) {
+            long l = lrintf(row[j] / s);
+            c = 8 + (int)(l > 7 ? 7 : l < -7 ? -7 : l);
+        }
+        const int32_t h = j / 8, jj = j % 8;
+        uint8_t *b = grp + (size_t)h * 64 + (size_t)r * 4 + (jj % 4);
+        *b = jj < 4 ? (uint8_t)((*b & 0xF0) | c) : (uint8_t)((*b & 0x0F) | (c << 4));
+    }
+    for (int32_t j = m->d; j < m->dp8; j++) { /* padding: the code of 0 */
+        const int32_t h = j / 8, jj = j % 8;
+        uint8_t *b = grp + (size_t)h * 64 + (size_t)r * 4 + (jj % 4);
+        *b = jj < 4 ? (uint8_t)((*b & 0xF0) | 8) : (uint8_t)((*b & 0x0F) | (8 << 4));
+    }
+    memcpy(grp + 8 * (size_t)m->dp8 + 4 * (size_t)r, &s, sizeof s);
+}
+
+mms_status mms_qmat_add_codes4(mms_qmat_t *m, const float *X) {
+    MMS_CHECK(m && m->lptr && m->nlist > 0 && (X || m->n == 0), MMS_ERR_ARG,
+              "qmat codes4: the rows have no inverted lists");
+    if (m->q4) return MMS_OK;
+    const int32_t dp8 = (m->d + 7) & ~7;
+    const size_t groups = (size_t)(m->nb > 0 ? m->nb : 1) * (QB / 16);
+    uint8_t *q4 = alloc_aligned(groups * MMS_Q4_GROUP(dp8));
+    if (!q4) {
+        mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__,
+                      "qmat codes4: out of memory for %lld x %d codes", (long long)m->n, m->d);
+        return MMS_ERR_NOMEM;
+    }
+    m->q4 = q4;
+    m->dp8 = dp8;
+    for (int64_t v = 0; v < m->n; v++) { /* rows are finite: qmat_build checked them */
+        const float *row = X + (size_t)(m->perm ? m->perm[v] : v) * m->d;
+        float mx = 0;
+        for (int32_t j = 0; j < m->d; j++) mx = fabsf(row[j]) > mx ? fabsf(row[j]) : mx;
+        code4_row(m, v, row, mx);
+    }
+    return MMS_OK;
 }
 
 /* The int8 rows of X in the order perm gives (NULL: identity; taken over). */
@@ -601,7 +678,91 @@ done:
     return s;
 }
 
+/* ---------------------------------------------------------------- approximate top-k */
+
+mms_status mms_qmat_approx_topk(const mms_qmat_t *m, const float *Q, int32_t nq, int32_t k,
+                                int32_t *out_rows) {
+    MMS_CHECK(m && k >= 1 && k <= m->n && nq >= 0 && (nq == 0 || (Q && out_rows)) &&
+                  m->n <= MMS_TOPK_KEY_MAX_ID,
+              MMS_ERR_ARG, "qmat approx topk: bad arguments (k %d, nq %d, %lld rows)", k, nq,
+              m ? (long long)m->n : -1ll);
+    if (nq == 0) return MMS_OK;
+    const int32_t d = m->d, dp = m->dp;
+    mms_status s = MMS_OK;
+    uint8_t *P = alloc_aligned((size_t)2 * nq * dp);
+    int32_t *S = alloc_aligned((size_t)2 * nq * QTILE * sizeof(int32_t));
+    uint64_t *heap = NULL;
+    int32_t *nh = NULL;
+    qstate_t *st = NULL;
+    if (!P || !S) {
+        mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "qmat approx topk: out of memory");
+        s = MMS_ERR_NOMEM;
+        goto done;
+    }
+    MMS_CALL_GOTO(s, done, mms_malloc((size_t)nq * k * sizeof *heap, &heap));
+    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *nh, &nh));
+    MMS_CALL_GOTO(s, done, qstates_new(Q, nq, d, dp, 1, NULL, P, &st));
+    for (int64_t b0 = 0; b0 < m->nb; b0 += QTILE_BLOCKS) {
+        int64_t nbk = m->nb - b0 < QTILE_BLOCKS ? m->nb - b0 : QTILE_BLOCKS;
+        for (int64_t b = 0; b < nbk; b++) block_dots(m, b0 + b, P, 2 * nq, dp, S + b * QB, QTILE);
+        int64_t v0 = b0 * QB;
+        int nr = (int)(m->n - v0 < nbk * QB ? m->n - v0 : nbk * QB);
+        for (int32_t i = 0; i < nq; i++) {
+            const int32_t *S1 = S + (size_t)2 * i * QTILE, *S2 = S1 + QTILE;
+            uint64_t *h = heap + (size_t)i * k;
+            for (int r = 0; r < nr; r++) { /* tile_query's estimate a, without its bound */
+                int64_t v = v0 + r;
+                int32_t c = 128 * m->qsum[v];
+                double x = 254.0 * (double)(S1[r] - c) + (double)(S2[r] - c);
+                float av = (float)((double)m->scale[v] * st[i].t * x);
+                mms_topk_heap_offer(h, &nh[i], k, mms_topk_key(av, m->perm ? m->perm[v] : v));
+            }
+        }
+    }
+    for (int32_t i = 0; i < nq; i++) {
+        uint64_t *h = heap + (size_t)i * k;
+        mms_topk_heap_sort(h, nh[i]);
+        for (int32_t j = 0; j < k; j++) out_rows[(size_t)i * k + j] = (int32_t)mms_topk_key_id(h[j]);
+    }
+done:
+    qstates_free(st, nq);
+    free(heap);
+    free(nh);
+    free(P);
+    free(S);
+    return s;
+}
+
 /* ---------------------------------------------------------------- inverted lists */
+
+/* The queries of each list, a CSR over the nl lists: list l is probed by
+ * queries lq[lq_ptr[l] .. lq_ptr[l + 1]) (ascending), so a list's rows are
+ * read once for all the batch's queries that probe it, while they sit in L1.
+ * Entries -1 or >= nl are skipped. */
+static mms_status list_queries(const int32_t *lists, int32_t nq, int32_t nprobe, int32_t nl,
+                               int32_t **lq_ptr_out, int32_t **lq_out) {
+    int32_t *lq_ptr = NULL, *lq = NULL, *at = NULL;
+    mms_status s = mms_calloc((size_t)nl + 1, sizeof *lq_ptr, &lq_ptr);
+    if (s == MMS_OK) s = mms_malloc((size_t)nq * nprobe * sizeof *lq + 1, &lq);
+    if (s == MMS_OK) s = mms_malloc((size_t)nl * sizeof *at + 1, &at);
+    if (s != MMS_OK) {
+        free(lq_ptr), free(lq), free(at);
+        return s;
+    }
+    for (size_t e = 0; e < (size_t)nq * nprobe; e++)
+        if (lists[e] >= 0 && lists[e] < nl) lq_ptr[lists[e] + 1]++;
+    for (int32_t l = 0; l < nl; l++) lq_ptr[l + 1] += lq_ptr[l];
+    memcpy(at, lq_ptr, (size_t)nl * sizeof *at);
+    for (int32_t i = 0; i < nq; i++)
+        for (int32_t j = 0; j < nprobe; j++) {
+            int32_t l = lists[(size_t)i * nprobe + j];
+            if (l >= 0 && l < nl) lq[at[l]++] = i;
+        }
+    free(at);
+    *lq_ptr_out = lq_ptr;
+    *lq_out = lq;
+    return MMS_OK;
+}
 
 mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_t *ids,
                                const float *Q, int32_t nq, int32_t k, const int64_t *exclude_rows,
@@ -622,7 +783,7 @@ mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_
     qstate_t *st = NULL;
     cand_t *cs = NULL;
     size_t cs_cap = 0;
-    int32_t *lq_ptr = NULL, *lq = NULL, *at = NULL;
+    int32_t *lq_ptr = NULL, *lq = NULL;
     int64_t *inlists = NULL;
     if (!P || !S) {
         mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "qmat topk lists: out of memory");
@@ -634,18 +795,7 @@ mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_
     MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *inlists, &inlists));
     /* the queries of each list (CSR): a list's rows are read once for all the
      * batch's queries that probe it, while they sit in L1 */
-    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nl + 1, sizeof *lq_ptr, &lq_ptr));
-    MMS_CALL_GOTO(s, done, mms_malloc((size_t)nq * nprobe * sizeof *lq + 1, &lq));
-    MMS_CALL_GOTO(s, done, mms_malloc((size_t)nl * sizeof *at + 1, &at));
-    for (size_t e = 0; e < (size_t)nq * nprobe; e++)
-        if (lists[e] >= 0 && lists[e] < nl) lq_ptr[lists[e] + 1]++;
-    for (int32_t l = 0; l < nl; l++) lq_ptr[l + 1] += lq_ptr[l];
-    memcpy(at, lq_ptr, (size_t)nl * sizeof *at);
-    for (int32_t i = 0; i < nq; i++)
-        for (int32_t j = 0; j < nprobe; j++) {
-            int32_t l = lists[(size_t)i * nprobe + j];
-            if (l >= 0 && l < nl) lq[at[l]++] = i;
-        }
+    MMS_CALL_GOTO(s, done, list_queries(lists, nq, nprobe, nl, &lq_ptr, &lq));
     for (int32_t l = 0; l < nl; l++) {
         if (lq_ptr[l] == lq_ptr[l + 1]) continue;
         const int64_t lo = m->lptr[l], hi = m->lptr[l + 1];
@@ -694,7 +844,197 @@ done:
     free(S);
     free(lq_ptr);
     free(lq);
-    free(at);
+    free(inlists);
+    return s;
+}
+
+/* ---------------------------------------------------------------- 4-bit list scan */
+
+/* S[r] = sum_j p[j] c_r[j], r < 16: the integer dots of the int8 query p
+ * (dp8 bytes, signed) with the 4-bit codes c in [0, 15] of the 16 rows of
+ * group gi. */
+#if QSCAN_VNNI
+static void group_dots4(const mms_qmat_t *m, int64_t gi, const int8_t *p, int32_t *S) {
+    const int32_t H = m->dp8 / 8;
+    const uint8_t *B = m->q4 + (size_t)gi * MMS_Q4_GROUP(m->dp8);
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, c0 = a0, c1 = a0;
+    int32_t h = 0;
+    for (; h + 2 <= H; h += 2) { /* two chains per half: the adds' latency overlaps */
+        __m512i v = _mm512_load_si512(B + (size_t)h * 64);
+        __m512i w = _mm512_load_si512(B + (size_t)(h + 1) * 64);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, lo4), bcast4((const uint8_t *)p + 8 * h));
+        c0 = _mm512_dpbusd_epi32(c0, _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4),
+                                 bcast4((const uint8_t *)p + 8 * h + 4));
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(w, lo4), bcast4((const uint8_t *)p + 8 * h + 8));
+        c1 = _mm512_dpbusd_epi32(c1, _mm512_and_si512(_mm512_srli_epi16(w, 4), lo4),
+                                 bcast4((const uint8_t *)p + 8 * h + 12));
+    }
+    if (h < H) {
+        __m512i v = _mm512_load_si512(B + (size_t)h * 64);
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, lo4), bcast4((const uint8_t *)p + 8 * h));
+        c0 = _mm512_dpbusd_epi32(c0, _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4),
+                                 bcast4((const uint8_t *)p + 8 * h + 4));
+    }
+    _mm512_storeu_si512(S, _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(c0, c1)));
+}
+#else
+static void group_dots4(const mms_qmat_t *m, int64_t gi, const int8_t *p, int32_t *S) {
+    const int32_t H = m->dp8 / 8;
+    const uint8_t *B = m->q4 + (size_t)gi * MMS_Q4_GROUP(m->dp8);
+    for (int r = 0; r < QG; r++) {
+        int32_t a = 0;
+        for (int32_t h = 0; h < H; h++) {
+            const uint8_t *c = B + (size_t)h * 64 + (size_t)r * 4;
+            for (int j = 0; j < 4; j++)
+                a += (int32_t)p[8 * h + j] * (c[j] & 15) + (int32_t)p[8 * h + 4 + j] * (c[j] >> 4);
+        }
+        S[r] = a;
+    }
+}
+#endif
+
+typedef struct {
+    float t;        /* query step: u ~ t p */
+    int32_t sp;     /* sum_j p_j (the codes' +8 offset: p.(c - 8) = p.c - 8 sp) */
+    int64_t ex;     /* excluded float row or -1 */
+    uint64_t *heap; /* the refine best approximate scores (key: score, int8 row) */
+    int32_t nheap;
+} q4state_t;
+
+/* Offer row r of group gi with approximate score a to the query's heap;
+ * returns the heap's admission threshold after it. */
+static inline float offer4(const mms_qmat_t *m, q4state_t *st, int32_t refine, int64_t gi, int r,
+                           float a, float thr) {
+    int64_t v = gi * QG + r, o = m->perm ? m->perm[v] : v;
+    if (o == st->ex || (m->dead && m->dead[o])) return thr;
+    if (mms_topk_heap_offer(st->heap, &st->nheap, refine, mms_topk_key(a, v)) && st->nheap == refine)
+        thr = mms_topk_key_score(st->heap[0]);
+    return thr;
+}
+
+/* Rows [r0, r1) of group gi for one query, from its integer dots S[0..16):
+ * a = s (t (S - 8 sp)), the same float operations in both branches. */
+static void group_offer4(const mms_qmat_t *m, q4state_t *st, int32_t refine, int64_t gi,
+                         const int32_t *S, int r0, int r1) {
+    const float *s4 = (const float *)(m->q4 + (size_t)gi * MMS_Q4_GROUP(m->dp8) + 8 * (size_t)m->dp8);
+    const float t = st->t;
+    const int32_t off = 8 * st->sp;
+    float thr = st->nheap == refine ? mms_topk_key_score(st->heap[0]) : -INFINITY;
+#if QSCAN_VNNI
+    /* 16 scores at once; only the rows at or above the threshold go on */
+    __m512 a = _mm512_mul_ps(_mm512_load_ps(s4),
+                             _mm512_mul_ps(_mm512_set1_ps(t), _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                                                                  _mm512_loadu_si512(S), _mm512_set1_epi32(off)))));
+    __mmask16 keep = _mm512_cmp_ps_mask(a, _mm512_set1_ps(thr), _CMP_GE_OQ) &
+                     (__mmask16)(((1u << r1) - 1u) & ~((1u << r0) - 1u));
+    if (!keep) return;
+    float av[QG];
+    _mm512_storeu_ps(av, a);
+    while (keep) {
+        int r = __builtin_ctz(keep);
+        keep &= (__mmask16)(keep - 1);
+        if (av[r] >= thr) thr = offer4(m, st, refine, gi, r, av[r], thr);
+    }
+#else
+    for (int r = r0; r < r1; r++) {
+        float a = s4[r] * (t * (float)(S[r] - off));
+        if (a >= thr) thr = offer4(m, st, refine, gi, r, a, thr);
+    }
+#endif
+}
+
+mms_status mms_qmat_topk_lists4(const mms_qmat_t *m, const float *X, const int64_t *ids,
+                                const float *Q, int32_t nq, int32_t k, int32_t refine,
+                                const int64_t *exclude_rows, const int32_t *lists, int32_t nprobe,
+                                int64_t *out_rows, float *out_scores, mms_qscan_stats_t *stats) {
+    MMS_CHECK(m && k >= 1 && refine >= k && nq >= 0 && nprobe >= 0 &&
+                  (nq == 0 || (Q && out_rows && out_scores && (lists || nprobe == 0))),
+              MMS_ERR_ARG, "qmat topk lists4: bad arguments (k %d, refine %d, nq %d, nprobe %d)", k,
+              refine, nq, nprobe);
+    MMS_CHECK(m->lptr && m->nlist > 0 && m->q4, MMS_ERR_ARG,
+              "qmat topk lists4: the rows have no inverted lists and codes");
+    MMS_CHECK(m->n <= MMS_TOPK_KEY_MAX_ID, MMS_ERR_ARG, "qmat topk lists4: %lld rows in one shard",
+              (long long)m->n);
+    mms_topk_pad(out_rows, out_scores, (size_t)nq * (size_t)k);
+    if (nq == 0 || m->n == 0 || nprobe == 0) return MMS_OK;
+    MMS_CHECK(X != NULL, MMS_ERR_ARG, "qmat topk lists4: the float rows are needed for the re-rank");
+    const int32_t d = m->d, dp8 = m->dp8, nl = m->nlist;
+    mms_status s = MMS_OK;
+    int8_t *P = alloc_aligned((size_t)nq * dp8);
+    int32_t *S = alloc_aligned(QG * sizeof(int32_t));
+    q4state_t *st = NULL;
+    cand_t *cs = NULL;
+    int32_t *lq_ptr = NULL, *lq = NULL;
+    int64_t *inlists = NULL;
+    if (!P || !S) {
+        mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "qmat topk lists4: out of memory");
+        s = MMS_ERR_NOMEM;
+        goto done;
+    }
+    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *st, &st));
+    MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *inlists, &inlists));
+    MMS_CALL_GOTO(s, done, mms_malloc((size_t)refine * sizeof *cs, &cs));
+    for (int32_t i = 0; i < nq; i++) {
+        const float *u = Q + (size_t)i * d;
+        int8_t *p = P + (size_t)i * dp8;
+        float mx = 0;
+        for (int32_t j = 0; j < d; j++) mx = fabsf(u[j]) > mx ? fabsf(u[j]) : mx;
+        st[i].t = mx / 127.0f;
+        st[i].ex = exclude_rows ? exclude_rows[i] : -1;
+        int32_t sp = 0;
+        for (int32_t j = 0; j < d; j++) {
+            long l = st[i].t > 0 ? lrintf(u[j] / st[i].t) : 0;
+            p[j] = (int8_t)(l > 127 ? 127 : l < -127 ? -127 : l);
+            sp += p[j];
+        }
+        st[i].sp = sp;
+        if (st[i].t > 0) MMS_CALL_GOTO(s, done, mms_malloc((size_t)refine * sizeof *st[i].heap, &st[i].heap));
+    }
+    MMS_CALL_GOTO(s, done, list_queries(lists, nq, nprobe, nl, &lq_ptr, &lq));
+    for (int32_t l = 0; l < nl; l++) {
+        if (lq_ptr[l] == lq_ptr[l + 1]) continue;
+        const int64_t lo = m->lptr[l], hi = m->lptr[l + 1];
+        for (int32_t e = lq_ptr[l]; e < lq_ptr[l + 1]; e++) inlists[lq[e]] += hi - lo;
+        for (int64_t g = lo / QG; g * QG < hi; g++) {
+            int r0 = (int)((lo > g * QG ? lo : g * QG) - g * QG);
+            int r1 = (int)((hi < (g + 1) * QG ? hi : (g + 1) * QG) - g * QG);
+            for (int32_t e = lq_ptr[l]; e < lq_ptr[l + 1]; e++) {
+                const int32_t i = lq[e];
+                if (!st[i].heap) continue; /* a zero query: the int8 list scan below */
+                group_dots4(m, g, P + (size_t)i * dp8, S);
+                group_offer4(m, &st[i], refine, g, S, r0, r1);
+            }
+        }
+    }
+    for (int32_t i = 0; i < nq; i++) {
+        const float *u = Q + (size_t)i * d;
+        if (!st[i].heap) { /* every approximate score is 0: the exact list scan decides */
+            int64_t ex = st[i].ex;
+            MMS_CALL_GOTO(s, done, mms_qmat_topk_lists(m, X, ids, u, 1, k, &ex, lists + (size_t)i * nprobe,
+                                                       nprobe, out_rows + (size_t)i * k,
+                                                       out_scores + (size_t)i * k, stats));
+            continue;
+        }
+        for (int32_t c = 0; c < st[i].nheap; c++) {
+            int64_t v = mms_topk_key_id(st[i].heap[c]);
+            rescore(X, d, ids, u, m->perm ? m->perm[v] : v, &cs[c]);
+        }
+        take_best(cs, st[i].nheap, k, out_rows + (size_t)i * k, out_scores + (size_t)i * k);
+        if (stats) {
+            stats->rows_scanned += inlists[i];
+            stats->reranked += st[i].nheap;
+        }
+    }
+done:
+    if (st)
+        for (int32_t i = 0; i < nq; i++) free(st[i].heap);
+    free(st);
+    free(cs);
+    free(P);
+    free(S);
+    free(lq_ptr);
+    free(lq);
     free(inlists);
     return s;
 }

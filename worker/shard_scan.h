@@ -1,5 +1,6 @@
 /* shard_scan.h: exact top-k by inner product with an int8 filter, the scan a
- * shard rank runs over its rows (shard_scan.c). Rows are kept as int8 plus
+ * shard rank runs over its rows (shard_scan.c), and the approximate list
+ * scan from 4-bit codes (mms_qmat_topk_lists4). Rows are kept as int8 plus
  * per-row bounds; a scan computes an approximate score and a PROVEN error
  * bound for every row, keeps the rows whose upper bound reaches the k-th best
  * lower bound, and re-ranks only those with the float rows. The result is the
@@ -16,6 +17,9 @@
 
 typedef struct mms_qmat mms_qmat_t;
 
+
+/* Bytes of one 16-row group of 4-bit codes (struct mms_qmat, q4). */
+#define MMS_Q4_GROUP(dp8) (8 * (size_t)(dp8) + 64)
 
 /* Widest row the int8 kernels accept (int32 accumulators stay exact). */
 #define MMS_QMAT_MAX_DIM 65536
@@ -40,6 +44,12 @@ struct mms_qmat {
     int32_t *perm;  /* n: int8 row r is float row perm[r] (owned; NULL: identity) */
     int32_t nlist;  /* lists (0: none) */
     int64_t *lptr;  /* nlist + 1: list l is int8 rows [lptr[l], lptr[l + 1]) (owned) */
+    /* 4-bit codes of the same rows in the same order, for the approximate list
+     * scan (mms_qmat_topk_lists4; NULL until mms_qmat_add_codes4) */
+    int32_t dp8;    /* d rounded up to a multiple of 8 */
+    uint8_t *q4;    /* nb * 4 16-row groups of MMS_Q4_GROUP(dp8) bytes each: the
+                     * codes (two a byte, 8 dp8 bytes), then the 16 rows' code
+                     * steps s = max_j |v_j| / 7 (floats), one stream per list */
 };
 
 /* Quantise X (n x d, row-major, borrowed for the call only). Fails with
@@ -57,6 +67,10 @@ mms_status mms_qmat_create(const float *X, int64_t n, int32_t d, mms_qmat_t **ou
  * number out of range. */
 mms_status mms_qmat_create_lists(const float *X, int64_t n, int32_t d, const int32_t *list,
                                  int32_t nlist, mms_qmat_t **out);
+/* Add the 4-bit codes of m's rows (X: the float rows m was made from) for
+ * mms_qmat_topk_lists4: half a byte a dimension plus 4 bytes a row. m must
+ * have lists. A no-op when m has them already. */
+mms_status mms_qmat_add_codes4(mms_qmat_t *m, const float *X);
 void mms_qmat_destroy(mms_qmat_t **m);
 /* Bytes held by m. */
 size_t mms_qmat_bytes(const mms_qmat_t *m);
@@ -79,6 +93,16 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
                          int32_t nq, int32_t k, const int64_t *exclude_rows, int64_t *out_rows,
                          float *out_scores, mms_qscan_stats_t *stats);
 
+/* The k rows (k <= n) with the highest int8 estimate of the inner product,
+ * per query (u.v ~ s t (254 p1.q + p2.q), the filter's estimate, off by at
+ * most its bound: |w| s|q| + |u| |r|, about 0.4 % of |u| max_j |v_j| per
+ * unit of sqrt(d)), in estimate order (ties to the smaller row), no float
+ * re-rank: out_rows nq x k. The coordinator's choice of the lists to probe,
+ * where a near-tie between the last probed list and the next is immaterial
+ * and the float re-rank of hundreds of centroids cost more than the scan. */
+mms_status mms_qmat_approx_topk(const mms_qmat_t *m, const float *Q, int32_t nq, int32_t k,
+                                int32_t *out_rows);
+
 /* mms_qmat_topk restricted to some inverted lists of m (made by
  * mms_qmat_create_lists): query i scans only lists[i * nprobe + j], j < nprobe
  * (entries -1 or >= m->nlist are skipped; each list at most once per query is
@@ -91,6 +115,29 @@ mms_status mms_qmat_topk_lists(const mms_qmat_t *m, const float *X, const int64_
                                const float *Q, int32_t nq, int32_t k, const int64_t *exclude_rows,
                                const int32_t *lists, int32_t nprobe, int64_t *out_rows,
                                float *out_scores, mms_qscan_stats_t *stats);
+
+/* The approximate list scan (docs/query.md, "Approximate search"): the rows
+ * of query i's lists (as mms_qmat_topk_lists) are scored from their 4-bit
+ * codes, v ~ s (c - 8) with c in [1, 15], against the query quantised to
+ * int8; the refine best approximate scores per query (refine >= k; dead and
+ * excluded rows never enter) are re-scored exactly with the float rows and
+ * the best k of those are returned in the top-k order. Half the bytes of the
+ * int8 list scan per row, so about half its time on a machine whose scans
+ * are bound by memory bandwidth; the price is that a row of the true top-k
+ * of the probed lists can miss the refine cut (refine trades that off: the
+ * recall against mms_qmat_topk_lists is measured in test_ivf and
+ * docs/query.md). A zero query is answered by mms_qmat_topk_lists.
+ * MMS_ERR_ARG when m has no codes (mms_qmat_add_codes4). */
+/* The refine of the shard rounds for k results: 8k + 64 candidates per
+ * shard re-scored in float. Measured at a million images (docs/query.md):
+ * 8k + 64 gives the end-to-end recall of the int8 list scan (0.9546 for
+ * both at nprobe 192, 1,000 queries); 4k lost 0.016; the re-rank reads
+ * (8k + 64) float rows per shard, a few percent of the bytes of the codes. */
+#define MMS_QSCAN4_REFINE(k) (8 * (k) + 64)
+mms_status mms_qmat_topk_lists4(const mms_qmat_t *m, const float *X, const int64_t *ids,
+                                const float *Q, int32_t nq, int32_t k, int32_t refine,
+                                const int64_t *exclude_rows, const int32_t *lists, int32_t nprobe,
+                                int64_t *out_rows, float *out_scores, mms_qscan_stats_t *stats);
 
 /* Exact top-k by float inner product over X (n x d) like mms_topk_scan with
  * row numbers as ids, skipping the rows flagged in dead (NULL: none; ndead of

@@ -4,8 +4,14 @@
  * rows (a permutation, lists contiguous, rows ascending inside a list); a
  * list scan with every list probed equals the exact scan (ids, order, scores),
  * with dead rows, excluded rows and ties; a partial probe equals brute force
- * over the probed lists' rows; a zero query (the filter's float fallback). */
+ * over the probed lists' rows; a zero query (the filter's float fallback);
+ * the 4-bit list scan (mms_qmat_topk_lists4): exact when it re-ranks every
+ * row, high recall at its shard rounds' refine and at refine = k (a wrong
+ * kernel or code layout would fall to about k / n), at widths that are and
+ * are not multiples of 8. */
+#include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +61,72 @@ static void brute(const float *X, const int64_t *ids, int64_t n, int32_t d, cons
         sc[j] = j < m ? c[j].s : -INFINITY;
     }
     free(c);
+}
+
+/* Recall of rows[nq x k] against ref[nq x k] (queries 0..nq-1), ignoring
+ * padding in ref. */
+static double recall_of(const int64_t *ref, const int64_t *rows, int32_t nq, int32_t k) {
+    int64_t hit = 0, tot = 0;
+    for (int32_t q = 0; q < nq; q++)
+        for (int32_t j = 0; j < k; j++) {
+            if (ref[q * k + j] < 0) continue;
+            tot++;
+            for (int32_t t = 0; t < k; t++) hit += rows[q * k + t] == ref[q * k + j];
+        }
+    return tot ? (double)hit / (double)tot : 1.0;
+}
+
+/* The 4-bit scan on rows X (n x d, lists list[n] of nl) with every list
+ * probed: refine = n gives the exact scan's answer (ids, order, scores);
+ * refine 8k + 64 and refine k keep the recall; results are exact float
+ * scores in the top-k order and never a dead or excluded row. */
+static void check_lists4(const float *X, const int64_t *ids, int64_t n, int32_t d,
+                         const int32_t *list, int32_t nl, const uint8_t *dead, int64_t ndead,
+                         const float *Q, int32_t nq, const int64_t *exr, int32_t k) {
+    mms_qmat_t *lm = NULL;
+    T_OK(mms_qmat_create_lists(X, n, d, list, nl, &lm));
+    T_CHECK(lm->q4 == NULL);
+    T_OK(mms_qmat_add_codes4(lm, X));
+    T_OK(mms_qmat_add_codes4(lm, X)); /* a second call keeps them */
+    T_CHECK(lm->q4 && lm->dp8 % 8 == 0 && lm->dp8 >= d);
+    lm->dead = dead;
+    lm->ndead = ndead;
+    int32_t *all = malloc((size_t)nq * nl * sizeof(int32_t));
+    for (int32_t q = 0; q < nq; q++)
+        for (int32_t j = 0; j < nl; j++) all[q * nl + j] = (j * 5 + q) % nl;
+    int64_t *ra = malloc((size_t)nq * k * 8), *rb = malloc((size_t)nq * k * 8);
+    float *sa = malloc((size_t)nq * k * 4), *sb = malloc((size_t)nq * k * 4);
+    T_OK(mms_qmat_topk(lm, X, ids, Q, nq, k, exr, ra, sa, NULL));
+    mms_qscan_stats_t st = {0};
+    T_OK(mms_qmat_topk_lists4(lm, X, ids, Q, nq, k, (int32_t)n, exr, all, nl, rb, sb, &st));
+    int diff = 0;
+    for (int32_t i = 0; i < nq * k; i++) diff += ra[i] != rb[i] || sa[i] != sb[i];
+    T_EQ_INT(diff, 0); /* every row re-ranked = the exact scan */
+    const int32_t refines[2] = {MMS_QSCAN4_REFINE(k), k};
+    const double floors[2] = {0.98, 0.5}; /* refine k: about 0.6-0.8 here, a wrong kernel k / n */
+    for (int t = 0; t < 2; t++) {
+        T_OK(mms_qmat_topk_lists4(lm, X, ids, Q, nq, k, refines[t], exr, all, nl, rb, sb, NULL));
+        double rec = recall_of(ra, rb, nq, k);
+        if (rec < floors[t])
+            fprintf(stderr, "lists4 d %d refine %d: recall %.4f < %.2f\n", d, refines[t], rec, floors[t]);
+        T_CHECK(rec >= floors[t]);
+        int bad = 0;
+        for (int32_t q = 0; q < nq; q++)
+            for (int32_t j = 0; j < k; j++) {
+                int64_t v = rb[q * k + j];
+                if (v < 0) continue;
+                bad += (dead && dead[v]) || v == exr[q];
+                float f = cblas_sdot(d, Q + (size_t)q * d, 1, X + (size_t)v * d, 1);
+                bad += f != sb[q * k + j]; /* the float score, not the code's */
+                if (j > 0 && rb[q * k + j - 1] >= 0)
+                    bad += !mms_topk_before(sb[q * k + j - 1], ids[rb[q * k + j - 1]], sb[q * k + j],
+                                            ids[v]);
+            }
+        T_EQ_INT(bad, 0);
+    }
+    T_FAILS(mms_qmat_topk_lists4(lm, X, ids, Q, nq, k, k - 1, exr, all, nl, rb, sb, NULL), MMS_ERR_ARG);
+    mms_qmat_destroy(&lm);
+    free(all), free(ra), free(rb), free(sa), free(sb);
 }
 
 int main(void) {
@@ -225,6 +297,42 @@ int main(void) {
     T_OK(mms_qmat_topk_lists(lm, X, ids, Q, nq, k, exr, some, 0, rc, sc, NULL));
     T_EQ_INT(rc[0], -1);
     T_FAILS(mms_qmat_topk_lists(plain, X, ids, Q, nq, k, exr, some, np, rc, sc, NULL), MMS_ERR_ARG);
+
+    /* the 4-bit scan: a partial probe re-ranking every row = brute force
+     * over the probed lists; a qmat without lists has no codes */
+    T_CHECK(plain->q4 == NULL);
+    T_FAILS(mms_qmat_add_codes4(plain, X), MMS_ERR_ARG);
+    T_FAILS(mms_qmat_topk_lists4(plain, X, ids, Q, nq, k, 100, exr, some, np, rc, sc, NULL), MMS_ERR_ARG);
+    T_FAILS(mms_qmat_topk_lists4(lm, X, ids, Q, nq, k, 100, exr, some, np, rc, sc, NULL), MMS_ERR_ARG);
+    T_OK(mms_qmat_add_codes4(lm, X));
+    T_OK(mms_qmat_topk_lists4(lm, X, ids, Q, nq, k, (int32_t)n, exr, some, np, rc, sc, NULL));
+    diff_part = 0;
+    for (int32_t q = 0; q < nq; q++) {
+        memset(in, 0, (size_t)n);
+        for (int32_t j = 0; j < np; j++)
+            for (int64_t i = 0; some[q * np + j] >= 0 && i < n; i++) in[i] |= list[i] == some[q * np + j];
+        brute(X, ids, n, d, Q + q * d, in, dead, exr[q], k, br, bs);
+        for (int32_t j = 0; j < k; j++)
+            diff_part += br[j] != rc[q * k + j] || fabsf(bs[j] - sc[q * k + j]) > 1e-5f;
+    }
+    T_EQ_INT(diff_part, 0);
+    check_lists4(X, ids, n, d, list, nl, dead, ndead, Q, nq, exr, k);
+    /* a width that is not a multiple of 8 (the codes' padding), more queries */
+    {
+        const int32_t d2 = 37, nq2 = 40;
+        float *X2 = malloc((size_t)n * d2 * sizeof(float)), *Q2 = malloc((size_t)nq2 * d2 * sizeof(float));
+        for (int64_t i = 0; i < n; i++)
+            for (int32_t j = 0; j < d2; j++)
+                X2[i * d2 + j] = cent[(i % C) * d + j] + 0.5f * (float)mms_rng_normal(&r);
+        unit_rows(X2, n, d2);
+        int64_t ex2[40];
+        for (int32_t q = 0; q < nq2; q++) {
+            memcpy(Q2 + q * d2, X2 + (size_t)(q * 71 + 3) * d2, (size_t)d2 * sizeof(float));
+            ex2[q] = q % 2 ? q * 71 + 3 : -1;
+        }
+        check_lists4(X2, ids, n, d2, list, nl, dead, ndead, Q2, nq2, ex2, k);
+        free(X2), free(Q2);
+    }
 
     mms_qmat_destroy(&plain);
     mms_qmat_destroy(&lm);
