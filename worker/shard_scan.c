@@ -614,6 +614,28 @@ static void qstates_free(qstate_t *st, int32_t nq) {
     free(st);
 }
 
+/* The scratch of a tiled scan of nq queries: P, their two digit rows each
+ * (dp bytes a row), and S, the integer dots of one tile (2 nq x QTILE). */
+static mms_status tile_scratch(int32_t nq, int32_t dp, const char *who, uint8_t **P, int32_t **S) {
+    *P = alloc_aligned((size_t)2 * nq * dp);
+    *S = alloc_aligned((size_t)2 * nq * QTILE * sizeof(int32_t));
+    if (*P && *S) return MMS_OK;
+    free(*P), free(*S);
+    *P = NULL, *S = NULL;
+    mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "%s: out of memory", who);
+    return MMS_ERR_NOMEM;
+}
+
+/* The tile of blocks from b0: the dots of every digit row of P with its rows
+ * into S; returns its first row in *v0 and its rows in *nr. */
+static void tile_dots(const mms_qmat_t *m, int64_t b0, const uint8_t *P, int32_t nq, int32_t *S,
+                      int64_t *v0, int *nr) {
+    int64_t nbk = m->nb - b0 < QTILE_BLOCKS ? m->nb - b0 : QTILE_BLOCKS;
+    for (int64_t b = 0; b < nbk; b++) block_dots(m, b0 + b, P, 2 * nq, m->dp, S + b * QB, QTILE);
+    *v0 = b0 * QB;
+    *nr = (int)(m->n - *v0 < nbk * QB ? m->n - *v0 : nbk * QB);
+}
+
 mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids, const float *Q,
                          int32_t nq, int32_t k, const int64_t *exclude_rows, int64_t *out_rows,
                          float *out_scores, mms_qscan_stats_t *stats) {
@@ -623,26 +645,20 @@ mms_status mms_qmat_topk(const mms_qmat_t *m, const float *X, const int64_t *ids
     if (nq == 0 || m->n == 0) return MMS_OK;
     MMS_CHECK(X != NULL, MMS_ERR_ARG, "qmat topk: the float rows are needed for the re-rank");
     const int32_t d = m->d, dp = m->dp;
+    uint8_t *P; /* two digit rows per query */
+    int32_t *S;
+    MMS_CALL(tile_scratch(nq, dp, "qmat topk", &P, &S));
     mms_status s = MMS_OK;
-    uint8_t *P = alloc_aligned((size_t)2 * nq * dp); /* two digit rows per query */
-    int32_t *S = alloc_aligned((size_t)2 * nq * QTILE * sizeof(int32_t));
     float *ab = NULL;
     qstate_t *st = NULL;
     cand_t *cs = NULL;
-    if (!P || !S) {
-        mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "qmat topk: out of memory");
-        s = MMS_ERR_NOMEM;
-        goto done;
-    }
     MMS_CALL_GOTO(s, done, mms_malloc(2 * QTILE * sizeof(float), &ab));
     MMS_CALL_GOTO(s, done, qstates_new(Q, nq, d, dp, k, exclude_rows, P, &st));
     /* scan: a tile of rows through the kernel for every query, then the bounds */
     for (int64_t b0 = 0; b0 < m->nb; b0 += QTILE_BLOCKS) {
-        int64_t nbk = m->nb - b0 < QTILE_BLOCKS ? m->nb - b0 : QTILE_BLOCKS;
-        for (int64_t b = 0; b < nbk; b++)
-            block_dots(m, b0 + b, P, 2 * nq, dp, S + b * QB, QTILE);
-        int64_t v0 = b0 * QB;
-        int nr = (int)(m->n - v0 < nbk * QB ? m->n - v0 : nbk * QB);
+        int64_t v0;
+        int nr;
+        tile_dots(m, b0, P, nq, S, &v0, &nr);
         for (int32_t i = 0; i < nq; i++)
             MMS_CALL_GOTO(s, done, tile_query(m, &st[i], k, S + (size_t)2 * i * QTILE,
                                               S + (size_t)(2 * i + 1) * QTILE, v0, nr, ab,
@@ -688,25 +704,20 @@ mms_status mms_qmat_approx_topk(const mms_qmat_t *m, const float *Q, int32_t nq,
               m ? (long long)m->n : -1ll);
     if (nq == 0) return MMS_OK;
     const int32_t d = m->d, dp = m->dp;
+    uint8_t *P;
+    int32_t *S;
+    MMS_CALL(tile_scratch(nq, dp, "qmat approx topk", &P, &S));
     mms_status s = MMS_OK;
-    uint8_t *P = alloc_aligned((size_t)2 * nq * dp);
-    int32_t *S = alloc_aligned((size_t)2 * nq * QTILE * sizeof(int32_t));
     uint64_t *heap = NULL;
     int32_t *nh = NULL;
     qstate_t *st = NULL;
-    if (!P || !S) {
-        mms_error_set(MMS_ERR_NOMEM, __FILE__, __LINE__, __func__, "qmat approx topk: out of memory");
-        s = MMS_ERR_NOMEM;
-        goto done;
-    }
     MMS_CALL_GOTO(s, done, mms_malloc((size_t)nq * k * sizeof *heap, &heap));
     MMS_CALL_GOTO(s, done, mms_calloc((size_t)nq, sizeof *nh, &nh));
     MMS_CALL_GOTO(s, done, qstates_new(Q, nq, d, dp, 1, NULL, P, &st));
     for (int64_t b0 = 0; b0 < m->nb; b0 += QTILE_BLOCKS) {
-        int64_t nbk = m->nb - b0 < QTILE_BLOCKS ? m->nb - b0 : QTILE_BLOCKS;
-        for (int64_t b = 0; b < nbk; b++) block_dots(m, b0 + b, P, 2 * nq, dp, S + b * QB, QTILE);
-        int64_t v0 = b0 * QB;
-        int nr = (int)(m->n - v0 < nbk * QB ? m->n - v0 : nbk * QB);
+        int64_t v0;
+        int nr;
+        tile_dots(m, b0, P, nq, S, &v0, &nr);
         for (int32_t i = 0; i < nq; i++) {
             const int32_t *S1 = S + (size_t)2 * i * QTILE, *S2 = S1 + QTILE;
             uint64_t *h = heap + (size_t)i * k;

@@ -63,6 +63,28 @@ static void brute(const float *X, const int64_t *ids, int64_t n, int32_t d, cons
     free(c);
 }
 
+/* Mismatches of rc / sc (nq x k) against brute force over the rows of each
+ * query's probed lists some[q * np ..] (entries -1 skipped). */
+static int diff_probed(const float *X, const int64_t *ids, int64_t n, int32_t d, const float *Q,
+                       int32_t nq, int32_t k, const int32_t *list, const int32_t *some, int32_t np,
+                       const uint8_t *dead, const int64_t *exr, const int64_t *rc, const float *sc) {
+    uint8_t *in = malloc((size_t)n);
+    int64_t br[64];
+    float bs[64];
+    int diff = 0;
+    for (int32_t q = 0; q < nq; q++) {
+        memset(in, 0, (size_t)n);
+        for (int32_t j = 0; j < np; j++)
+            for (int64_t i = 0; some[q * np + j] >= 0 && i < n; i++) in[i] |= list[i] == some[q * np + j];
+        brute(X, ids, n, d, Q + q * d, in, dead, exr[q], k, br, bs);
+        for (int32_t j = 0; j < k; j++)
+            diff += br[j] != rc[q * k + j] || fabsf(bs[j] - sc[q * k + j]) > 1e-5f ||
+                    (br[j] < 0) != (rc[q * k + j] < 0);
+    }
+    free(in);
+    return diff;
+}
+
 /* Recall of rows[nq x k] against ref[nq x k] (queries 0..nq-1), ignoring
  * padding in ref. */
 static double recall_of(const int64_t *ref, const int64_t *rows, int32_t nq, int32_t k) {
@@ -281,18 +303,7 @@ int main(void) {
     for (int32_t q = 0; q < nq; q++)
         for (int32_t j = 0; j < np; j++) some[q * np + j] = j == 1 && q == 2 ? -1 : (q * 5 + j * 3) % nl;
     T_OK(mms_qmat_topk_lists(lm, X, ids, Q, nq, k, exr, some, np, rc, sc, NULL));
-    uint8_t *in = malloc((size_t)n);
-    int diff_part = 0;
-    for (int32_t q = 0; q < nq; q++) {
-        memset(in, 0, (size_t)n);
-        for (int32_t j = 0; j < np; j++)
-            for (int64_t i = 0; some[q * np + j] >= 0 && i < n; i++) in[i] |= list[i] == some[q * np + j];
-        brute(X, ids, n, d, Q + q * d, in, dead, exr[q], k, br, bs);
-        for (int32_t j = 0; j < k; j++)
-            diff_part += br[j] != rc[q * k + j] || fabsf(bs[j] - sc[q * k + j]) > 1e-5f ||
-                         (br[j] < 0) != (rc[q * k + j] < 0);
-    }
-    T_EQ_INT(diff_part, 0);
+    T_EQ_INT(diff_probed(X, ids, n, d, Q, nq, k, list, some, np, dead, exr, rc, sc), 0);
     /* no lists at all: empty results; a qmat without lists is refused */
     T_OK(mms_qmat_topk_lists(lm, X, ids, Q, nq, k, exr, some, 0, rc, sc, NULL));
     T_EQ_INT(rc[0], -1);
@@ -306,16 +317,7 @@ int main(void) {
     T_FAILS(mms_qmat_topk_lists4(lm, X, ids, Q, nq, k, 100, exr, some, np, rc, sc, NULL), MMS_ERR_ARG);
     T_OK(mms_qmat_add_codes4(lm, X));
     T_OK(mms_qmat_topk_lists4(lm, X, ids, Q, nq, k, (int32_t)n, exr, some, np, rc, sc, NULL));
-    diff_part = 0;
-    for (int32_t q = 0; q < nq; q++) {
-        memset(in, 0, (size_t)n);
-        for (int32_t j = 0; j < np; j++)
-            for (int64_t i = 0; some[q * np + j] >= 0 && i < n; i++) in[i] |= list[i] == some[q * np + j];
-        brute(X, ids, n, d, Q + q * d, in, dead, exr[q], k, br, bs);
-        for (int32_t j = 0; j < k; j++)
-            diff_part += br[j] != rc[q * k + j] || fabsf(bs[j] - sc[q * k + j]) > 1e-5f;
-    }
-    T_EQ_INT(diff_part, 0);
+    T_EQ_INT(diff_probed(X, ids, n, d, Q, nq, k, list, some, np, dead, exr, rc, sc), 0);
     check_lists4(X, ids, n, d, list, nl, dead, ndead, Q, nq, exr, k);
     /* a width that is not a multiple of 8 (the codes' padding), more queries */
     {
@@ -338,6 +340,6 @@ int main(void) {
     mms_qmat_destroy(&lm);
     free(X), free(cent), free(c1), free(c2), free(xs), free(list), free(lv2), free(seen);
     free(ids), free(dead), free(Q), free(all), free(ra), free(rb), free(rc), free(sa), free(sb);
-    free(sc), free(some), free(in);
+    free(sc), free(some);
     return mms_test_finish("test_ivf");
 }
