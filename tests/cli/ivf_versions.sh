@@ -4,11 +4,12 @@
 # (IVF)") through the commands, on a synthetic index with inverted lists:
 #   embed     writes the centroids and every shard's lists, the manifest
 #             records ivf_nlist and their checksums (info --verify)
-#   search    --nprobe nlist answers exactly as --exact (ids, scores); a small
+#   search    --nprobe nlist --int8-lists answers exactly as --exact (ids,
+#             scores), from the 4-bit codes with recall@20 >= 0.99; a small
 #             --nprobe gives the same answers at 1 and 2 ranks; the default
 #             below 200,000 images is exact; --approx uses the default nprobe
-#   serve     --nprobe 2: info reports nlist and nprobe, a plain request gets
-#             nprobe 2, `query --exact` and `--nprobe nlist` agree
+#   serve     --nprobe 2 --int8-lists: info reports nlist and nprobe, a plain
+#             request gets nprobe 2, `query --exact` and `--nprobe nlist` agree
 #   versions  add (a segment without lists: assigned at open) and remove with
 #             compaction (the segment's lists merged into ivf_lists.npy): with
 #             every list probed each version still answers as its exact
@@ -18,6 +19,8 @@
 #   errors    --nlist above the image count is refused; --nlist 0 writes no lists
 set -u
 MMSAGE=${MMSAGE:?}
+# shellcheck source=tests/cli/lib/expect.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib/expect.bash"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -58,8 +61,11 @@ search() { # RANKS INDEX OUT ARGS...
 same() { cmp -s <(answers "$1") <(answers "$2") || fail "$3"; }
 
 search 2 v1 ex1.jsonl --exact
-search 2 v1 all1.jsonl --nprobe "$nlist"
-same ex1.jsonl all1.jsonl "v1: --nprobe $nlist (every list) differs from --exact"
+search 2 v1 all1.jsonl --nprobe "$nlist" --int8-lists
+same ex1.jsonl all1.jsonl "v1: --nprobe $nlist --int8-lists (every list) differs from --exact"
+search 2 v1 all1c.jsonl --nprobe "$nlist" # the 4-bit codes: approximate inside the lists too
+r=$(recall_of ex1.jsonl all1c.jsonl)
+awk -v r="$r" 'BEGIN { exit !(r >= 0.99) }' || fail "v1: --nprobe $nlist from the 4-bit codes: recall@20 $r < 0.99"
 search 2 v1 def1.jsonl
 same ex1.jsonl def1.jsonl "v1: the default below 200,000 images is not exact"
 search 2 v1 p4.jsonl --nprobe 4
@@ -71,7 +77,7 @@ search 2 v1 ap.jsonl --approx
 
 # ---- serve --nprobe: info reports the lists; a request's exact / nprobe win
 timeout 120 mpirun --oversubscribe --bind-to none -np 3 "$MMSAGE" serve --index v1 --listen 127.0.0.1:0 \
-    --pid-file serve.pid --nprobe 2 >serve.out 2>serve.err &
+    --pid-file serve.pid --nprobe 2 --int8-lists >serve.out 2>serve.err &
 spid=$!
 for _ in $(seq 600); do
     grep -q "^ready: listening on" serve.err && [ -s serve.pid ] && break
@@ -103,7 +109,7 @@ wait "$spid" 2>/dev/null
 [ "$(stat -c %i v1/shard-0/ivf_lists.npy)" = "$(stat -c %i v2/shard-0/ivf_lists.npy)" ] ||
     fail "v2/shard-0/ivf_lists.npy is not a hard link to v1's"
 search 2 v2 ex2.jsonl --exact
-search 2 v2 all2.jsonl --nprobe "$nlist"
+search 2 v2 all2.jsonl --nprobe "$nlist" --int8-lists
 same ex2.jsonl all2.jsonl "v2 (with segments): --nprobe $nlist differs from --exact"
 
 # ---- remove with and without compaction
@@ -115,7 +121,7 @@ ls v3b/shard-*/add-* >/dev/null 2>&1 && fail "a compacted shard kept its segment
 "$MMSAGE" info --index v3b --verify >/dev/null 2>&1 || fail "info --verify of the compacted version"
 for v in v3a v3b; do
     search 2 $v ex$v.jsonl --exact
-    search 2 $v all$v.jsonl --nprobe "$nlist"
+    search 2 $v all$v.jsonl --nprobe "$nlist" --int8-lists
     search 2 $v p4$v.jsonl --nprobe 4
     same ex$v.jsonl all$v.jsonl "$v: --nprobe $nlist differs from --exact"
 done

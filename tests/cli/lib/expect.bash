@@ -48,3 +48,16 @@ import_corel5k() {
     step import "$MMSAGE" import mulan --train "$D/Corel5k-train-sparse.arff" \
         --test "$D/Corel5k-test-sparse.arff" --xml "$D/Corel5k.xml" --out "$1"
 }
+
+# recall_of EXACT APPROX: recall@k of the result ids of APPROX's lines against
+# EXACT's (two `mmsage search --out` files of the same queries, line by line):
+# the share of EXACT's ids that APPROX also returns.
+recall_of() {
+    jq -s -r '
+    def ids: [.results[].id];
+    . as $all | ($all | length / 2) as $n
+    | [range(0; $n) | . as $i | ($all[$i] | ids) as $e | ($all[$n + $i] | ids) as $a
+       | [$e[] | select(. as $x | $a | index([$x]))] | length] | add as $hit
+    | [range(0; $n) | $all[.] | ids | length] | add as $tot
+    | ($hit / $tot)' "$1" "$2"
+}
