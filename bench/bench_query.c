@@ -2,7 +2,8 @@
  *
  *   mpirun -np P bench_query --index I [--queries 300] [--batch-queries 1024]
  *                            [--batch 64] [--float-scan] [--serve-layout] [--concept tags|node]
- *                            [--nprobe N | --approx | --exact]
+ *                            [--nprobe N | --approx | --exact] [--int8-lists]
+ *                            [--dump-queries DIR]
  *
  * The search layout of `mmsage search` by default: every rank holds shards
  * (shard s on rank s mod P) and rank 0 also coordinates, so -np 1 and -np 2
@@ -21,6 +22,10 @@
  * exact scan. recall@10 of the timed path's end-to-end results (both rounds)
  * against the exact path's on the same queries is printed for the single
  * fused queries and for the tags-only queries (the search round alone).
+ * --dump-queries DIR also writes the vectors the timed fused queries send in
+ * their two rounds, DIR/neighbors.npy (queries x knn_dim, the unit kNN-space
+ * vectors) and DIR/search.npy (queries x emb_dim, the fused embeddings E),
+ * for bench/peers_ann.py to ask faiss and hnswlib the same questions.
  * and the floor: one pass over the float embedding matrix (and over the int8
  * filter copies that a query actually scans) at the copy bandwidth measured
  * with memcpy on this machine. Numbers go to stdout; nothing is asserted.
@@ -37,6 +42,8 @@
 #include "engine.h"
 #include "mms_log.h"
 #include "mms_mpi.h"
+#include "mms_fs.h"
+#include "mms_npy.h"
 #include "mms_opts.h"
 #include "shard_scan.h"
 
@@ -166,6 +173,41 @@ static int collect(mms_engine_t *e, const mms_request_t *reqs, int n, int per, i
     return bad;
 }
 
+/* --dump-queries: the two round vectors of the first n fused queries (their
+ * unit kNN-space vectors and fused embeddings E, taken from the engine's
+ * trace while it answers them) into dir/neighbors.npy and dir/search.npy. */
+static mms_status dump_queries(mms_engine_t *e, const mms_index_t *ix, const mms_request_t *reqs,
+                               int n, const char *dir) {
+    const int per = 64, kd = ix->knn_dim, h2 = ix->emb_dim;
+    float *kq = calloc((size_t)n * kd, sizeof *kq), *E = calloc((size_t)n * h2, sizeof *E);
+    mms_request_t *rq = calloc((size_t)per, sizeof *rq);
+    mms_response_t *rs = calloc((size_t)per, sizeof *rs);
+    mms_status s = kq && E && rq && rs ? mms_mkdir_p(dir) : MMS_ERR_NOMEM;
+    for (int i = 0; s == MMS_OK && i < n; i += per) {
+        int m = n - i < per ? n - i : per;
+        for (int j = 0; j < m; j++) {
+            rq[j] = reqs[i + j];
+            mms_response_init(&rs[j], &rq[j]);
+            mms_response_reserve(&rs[j], rq[j].k, rq[j].tag_k);
+        }
+        mms_engine_trace_t tr = {.E = E + (size_t)i * h2, .kq = kq + (size_t)i * kd};
+        s = mms_engine_answer(e, rq, NULL, m, rs, &tr);
+        for (int j = 0; j < m; j++) mms_response_free(&rs[j]);
+    }
+    char path[4096];
+    if (s == MMS_OK) {
+        snprintf(path, sizeof path, "%s/neighbors.npy", dir);
+        s = mms_npy_write(path, MMS_DT_F32, kq, (size_t)n, (size_t)kd);
+    }
+    if (s == MMS_OK) {
+        snprintf(path, sizeof path, "%s/search.npy", dir);
+        s = mms_npy_write(path, MMS_DT_F32, E, (size_t)n, (size_t)h2);
+    }
+    if (s == MMS_OK) printf("dumped %d queries' round vectors to %s (neighbors.npy, search.npy)\n", n, dir);
+    free(kq), free(E), free(rq), free(rs);
+    return s;
+}
+
 /* recall@RK of approx against ref (n queries): shared ids / ref ids. */
 static double recall_at(const char **ref, const char **approx, int n) {
     int64_t hit = 0, tot = 0;
@@ -215,6 +257,7 @@ int main(int argc, char **argv) {
     const char *index = NULL;
     int nsingle = 300, nbatch = 1024, batch = 64, float_scan = 0, serve_layout = 0;
     int nprobe = 0, exact = 0, approx = 0, int8_lists = 0;
+    const char *dump_dir = NULL;
     const char *concept_s = "tags";
     mms_opt_t opts[] = {
         {"index", MMS_OPT_STR, &index, "index directory", 1, 0, 0, 0},
@@ -227,6 +270,7 @@ int main(int argc, char **argv) {
         {"nprobe", MMS_OPT_INT, &nprobe, "inverted lists probed per query and round (0: the engine's default for the index size)", 0, 1, 0, 65536},
         {"exact", MMS_OPT_FLAG, &exact, "exact scans whatever the index size", 0, 0, 0, 0},
         {"int8-lists", MMS_OPT_FLAG, &int8_lists, "scan the probed lists with the int8 filter (exact within them, twice the bytes read) instead of the 4-bit codes + float re-rank (docs/query.md)", 0, 0, 0, 0},
+        {"dump-queries", MMS_OPT_STR, &dump_dir, "write the timed fused queries' round vectors here (neighbors.npy, search.npy) for bench/peers_ann.py", 0, 0, 0, 0},
         {"approx", MMS_OPT_FLAG, &approx, "approximate search with the index's default nprobe whatever its size", 0, 0, 0, 0},
     };
     int help = 0;
@@ -283,8 +327,13 @@ int main(int argc, char **argv) {
            mms_engine_workers(e));
 
     qset_t fused, tags_only;
+    int dump_failed = 0;
     make_queries(ix, nsingle > nbatch ? nsingle : nbatch, 1, concept, &fused);
     make_queries(ix, nbatch, 0, concept, &tags_only);
+    if (dump_dir && dump_queries(e, ix, fused.req, nsingle, dump_dir) != MMS_OK) {
+        fprintf(stderr, "bench_query: --dump-queries %s: %s\n", dump_dir, mms_error_message());
+        dump_failed = 1;
+    }
     printf("queries: E_tags = %s\n", concept == MMS_CONCEPT_NODE ? "a new node connected to the tags (concept node)"
                                                                   : "mean of the tags' stored embeddings (the paper's)");
     mms_response_t resp;
@@ -377,5 +426,5 @@ int main(int argc, char **argv) {
     free(tags_only.req);
     free(tags_only.tags);
     MPI_Finalize();
-    return 0;
+    return dump_failed ? 1 : 0;
 }

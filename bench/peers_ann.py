@@ -9,7 +9,8 @@ I is an index written by `mmsage embed`; its shards' rows are the base:
 `vis` (the kNN space the NEIGHBORS round searches) and `emb` (the embeddings
 the SEARCH round searches). Q holds the query vectors bench_query sent in its
 rounds (`bench_query --dump-queries Q`: neighbors.npy, search.npy), so every
-method answers the same questions. For each space and method the script
+method answers the same questions. bench/side_by_side.sh runs it between
+two bench_query runs. For each space and method the script
 prints recall@k against the exact top-k (faiss IndexFlatIP), single-query
 p50/p99 (one query per call), batched queries/s (all queries in one call,
 --threads threads) and the index's memory per image (its serialised size for

@@ -622,6 +622,12 @@ mms_status mms_engine_answer(mms_engine_t *e, const mms_request_t *reqs, const u
                 if (q->xq) memcpy(o, q->xq, (size_t)D * sizeof(float));
                 else memset(o, 0, (size_t)D * sizeof(float));
             }
+            if (trace->kq) {
+                const int32_t kd = ix->knn_dim;
+                float *o = trace->kq + (size_t)i * kd;
+                if (q->kq && q->need_nbrs) memcpy(o, q->kq, (size_t)kd * sizeof(float));
+                else memset(o, 0, (size_t)kd * sizeof(float));
+            }
             if (trace->nbrs)
                 for (int32_t j = 0; j < trace->max_nbrs; j++)
                     trace->nbrs[(size_t)i * trace->max_nbrs + j] = j < q->nnb ? q->nb_id[j] : -1;

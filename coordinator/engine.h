@@ -177,10 +177,13 @@ const mms_index_t *mms_engine_index(const mms_engine_t *e);
 
 /* Optional per-request outputs for tests, benchmarks and `add` (arrays of n
  * rows, each may be NULL): the fused embedding E, z(q) and h1(q) (emb_dim
- * floats; zeros when absent), the query node's input x (dim floats), and the
- * merged visual neighbours (max_nbrs node ids, -1 padding). */
+ * floats; zeros when absent), the query node's input x (dim floats), the
+ * unit kNN-space vector of the NEIGHBORS round kq (knn_dim floats; zeros
+ * when the query had no neighbour round), and the merged visual neighbours
+ * (max_nbrs node ids, -1 padding). E and kq are the payloads of the two
+ * rounds: what bench_query --dump-queries writes for the peers. */
 typedef struct {
-    float *E, *z, *h1, *x;
+    float *E, *z, *h1, *x, *kq;
     int64_t *nbrs;
     int32_t max_nbrs;
 } mms_engine_trace_t;
