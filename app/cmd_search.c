@@ -44,10 +44,11 @@
 
 typedef struct {
     const char *index, *index_catalog, *catalog, *split, *queries, *features, *knn_features;
-    const char *connect, *concept, *out, *summary;
+    const char *connect, *concept, *out, *summary, *list_scan_s;
     double visual;
     int concept_code;
     int k, neighbors, tag_k, predict, exclude_self, batch, float_scan, force, nprobe, exact, approx, int8_lists;
+    int list_scan;
     int64_t limit;
 } search_opts_t;
 
@@ -443,7 +444,8 @@ mms_status mms_cmd_search(int argc, char **argv) {
         {"nprobe", MMS_OPT_INT, &o.nprobe, "inverted lists probed per query (approximate search on an index with lists; 0: exact below 200,000 images, the default nprobe above; docs/query.md)", 0, 1, 0, 65536},
         {"approx", MMS_OPT_FLAG, &o.approx, "approximate search with the default nprobe whatever the index size (below 200,000 images the default is exact)", 0, 0, 0, 0},
         {"exact", MMS_OPT_FLAG, &o.exact, "exact search whatever the index size (requests may still ask for nprobe)", 0, 0, 0, 0},
-        {"int8-lists", MMS_OPT_FLAG, &o.int8_lists, "scan the probed lists with the int8 filter (exact within them, twice the bytes read) instead of the 4-bit codes + float re-rank (docs/query.md)", 0, 0, 0, 0},
+        {"int8-lists", MMS_OPT_FLAG, &o.int8_lists, "the same as --list-scan int8", 0, 0, 0, 0},
+        {"list-scan", MMS_OPT_STR, &o.list_scan_s, MMS_ENGINE_LIST_SCAN_HELP, 0, 0, 0, 0},
     };
     const int nopt = (int)(sizeof opts / sizeof opts[0]);
     int help = 0;
@@ -452,6 +454,8 @@ mms_status mms_cmd_search(int argc, char **argv) {
                                   "(collective; every rank holds shards).",
                                   opts, nopt, argc, argv, &help);
     int connect = s == MMS_OK && !help ? mms_engine_connect_parse(o.connect) : 0;
+    if (s == MMS_OK && !help)
+        s = mms_engine_list_scan_parse("list-scan", o.list_scan_s, o.int8_lists, &o.list_scan);
     if (s == MMS_OK && !help) {
         o.concept_code = !strcmp(o.concept, "node") ? MMS_CONCEPT_NODE : MMS_CONCEPT_TAGS;
         if (connect < 0) {
@@ -490,7 +494,7 @@ mms_status mms_cmd_search(int argc, char **argv) {
     ep.catalog = o.index_catalog;
     ep.mode = MMS_ENGINE_SEARCH;
     ep.filter = !o.float_scan;
-    ep.codes4 = !o.int8_lists;
+    ep.list_scan = o.list_scan;
     ep.nprobe = o.nprobe;
     ep.exact = o.exact ? 1 : o.approx ? -1 : 0;
     mms_engine_t *e = NULL;

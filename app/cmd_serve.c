@@ -212,7 +212,8 @@ static mms_status handle(void *ctx, const mms_request_t *reqs, int n, mms_respon
 mms_status mms_cmd_serve(int argc, char **argv) {
     const char *index = NULL, *listen = MMS_DEFAULT_ADDR, *catalog = NULL, *pid_file = NULL;
     const char *token_file = NULL;
-    int float_scan = 0, nprobe = 0, exact = 0, approx = 0, int8_lists = 0;
+    int float_scan = 0, nprobe = 0, exact = 0, approx = 0, int8_lists = 0, list_scan = 0;
+    const char *list_scan_s = NULL;
     int64_t round_cost = MMS_NETSERVER_ROUND_COST_DEFAULT;
     mms_netserver_config_t nc;
     mms_netserver_config_default(&nc);
@@ -244,7 +245,8 @@ mms_status mms_cmd_serve(int argc, char **argv) {
         {"nprobe", MMS_OPT_INT, &nprobe, "inverted lists probed per query (approximate search on an index with lists; 0: exact below 200,000 images, the default nprobe above; docs/query.md)", 0, 1, 0, 65536},
         {"approx", MMS_OPT_FLAG, &approx, "approximate search with the default nprobe whatever the index size (below 200,000 images the default is exact)", 0, 0, 0, 0},
         {"exact", MMS_OPT_FLAG, &exact, "exact search whatever the index size (requests may still ask for nprobe)", 0, 0, 0, 0},
-        {"int8-lists", MMS_OPT_FLAG, &int8_lists, "scan the probed lists with the int8 filter (exact within them, twice the bytes read) instead of the 4-bit codes + float re-rank (docs/query.md)", 0, 0, 0, 0},
+        {"int8-lists", MMS_OPT_FLAG, &int8_lists, "the same as --list-scan int8", 0, 0, 0, 0},
+        {"list-scan", MMS_OPT_STR, &list_scan_s, MMS_ENGINE_LIST_SCAN_HELP, 0, 0, 0, 0},
         {"pid-file", MMS_OPT_STR, &pid_file,
          "write the coordinator's pid here once ready (send it SIGTERM to stop the server)", 0, 0, 0, 0},
     };
@@ -255,6 +257,7 @@ mms_status mms_cmd_serve(int argc, char **argv) {
                                   "index shards (collective; needs >= 2 ranks).",
                                   opts, nopt, argc, argv, &help);
     mms_addr_t la = {"", 0};
+    if (s == MMS_OK && !help) s = mms_engine_list_scan_parse("list-scan", list_scan_s, int8_lists, &list_scan);
     if (s == MMS_OK && !help) s = parse_listen(listen, &la);
     /* every rank checks (same arguments, same file): the same exit code everywhere */
     char *token = NULL;
@@ -289,7 +292,7 @@ mms_status mms_cmd_serve(int argc, char **argv) {
     ep.catalog = catalog;
     ep.mode = MMS_ENGINE_SERVE;
     ep.filter = !float_scan;
-    ep.codes4 = !int8_lists;
+    ep.list_scan = list_scan;
     ep.nprobe = nprobe;
     ep.exact = exact ? 1 : approx ? -1 : 0;
     double t0 = mms_now();

@@ -256,7 +256,8 @@ int main(int argc, char **argv) {
     }
     const char *index = NULL;
     int nsingle = 300, nbatch = 1024, batch = 64, float_scan = 0, serve_layout = 0;
-    int nprobe = 0, exact = 0, approx = 0, int8_lists = 0;
+    int nprobe = 0, exact = 0, approx = 0, int8_lists = 0, list_scan = 0;
+    const char *list_scan_s = NULL;
     const char *dump_dir = NULL;
     const char *concept_s = "tags";
     mms_opt_t opts[] = {
@@ -269,7 +270,8 @@ int main(int argc, char **argv) {
         {"concept", MMS_OPT_STR, &concept_s, "E_tags of the queries: tags (the paper's mean) or node", 0, 0, 0, 0},
         {"nprobe", MMS_OPT_INT, &nprobe, "inverted lists probed per query and round (0: the engine's default for the index size)", 0, 1, 0, 65536},
         {"exact", MMS_OPT_FLAG, &exact, "exact scans whatever the index size", 0, 0, 0, 0},
-        {"int8-lists", MMS_OPT_FLAG, &int8_lists, "scan the probed lists with the int8 filter (exact within them, twice the bytes read) instead of the 4-bit codes + float re-rank (docs/query.md)", 0, 0, 0, 0},
+        {"int8-lists", MMS_OPT_FLAG, &int8_lists, "the same as --list-scan int8", 0, 0, 0, 0},
+        {"list-scan", MMS_OPT_STR, &list_scan_s, MMS_ENGINE_LIST_SCAN_HELP, 0, 0, 0, 0},
         {"dump-queries", MMS_OPT_STR, &dump_dir, "write the timed fused queries' round vectors here (neighbors.npy, search.npy) for bench/peers_ann.py", 0, 0, 0, 0},
         {"approx", MMS_OPT_FLAG, &approx, "approximate search with the index's default nprobe whatever its size", 0, 0, 0, 0},
     };
@@ -281,6 +283,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_query: --concept must be tags or node, got '%s'\n", concept_s);
         s = MMS_ERR_ARG;
     }
+    if (s == MMS_OK && !help && mms_engine_list_scan_parse("list-scan", list_scan_s, int8_lists, &list_scan) != MMS_OK) {
+        fprintf(stderr, "bench_query: %s\n", mms_error_message());
+        s = MMS_ERR_ARG;
+    }
     if (mms_mpi_agree(s, MPI_COMM_WORLD) != MMS_OK || help) {
         MPI_Finalize();
         return s == MMS_OK ? 0 : 1;
@@ -290,7 +296,7 @@ int main(int argc, char **argv) {
     ep.index = index;
     ep.mode = serve_layout ? MMS_ENGINE_SERVE : MMS_ENGINE_SEARCH;
     ep.filter = !float_scan;
-    ep.codes4 = !int8_lists;
+    ep.list_scan = list_scan;
     ep.nprobe = nprobe;
     ep.exact = exact ? 1 : approx ? -1 : 0;
     double t0 = MPI_Wtime();
@@ -341,8 +347,10 @@ int main(int argc, char **argv) {
     {
         int32_t np = mms_engine_nprobe(e, NULL);
         printf("search path: %s (index nlist %d)\n",
-               np > 0 ? (int8_lists ? "approximate (IVF; lists scanned with the int8 filter)"
-                                    : "approximate (IVF; lists scanned from 4-bit codes, float re-rank)")
+               np > 0 ? (list_scan == MMS_LIST_SCAN_INT8 ? "approximate (IVF; lists scanned with the int8 filter)"
+                         : list_scan == MMS_LIST_SCAN_CODES4
+                             ? "approximate (IVF; lists scanned from 4-bit codes, float re-rank)"
+                             : "approximate (IVF; lists scanned from the 4-bit codes with a float re-rank when they pay, else with the int8 filter)")
                       : "exact",
                ix->ivf_nlist);
         /* what a row costs in memory on rank 0 (its shards' int8 copies, bounds,
@@ -408,6 +416,9 @@ int main(int argc, char **argv) {
     if (q1.rows_scanned > q0.rows_scanned && !float_scan)
         printf("rank 0's shard scans: %.0f candidates re-ranked per 100k rows scanned\n",
                1e5 * (double)(q1.reranked - q0.reranked) / (double)(q1.rows_scanned - q0.rows_scanned));
+    if (q1.list_scans > q0.list_scans)
+        printf("rank 0's list scans in the single queries: %lld of %lld from the 4-bit codes\n",
+               (long long)(q1.codes4_scans - q0.codes4_scans), (long long)(q1.list_scans - q0.list_scans));
     fused.n = nbatch;
     int bsizes[3] = {1, batch, nbatch};
     for (int b = 0; b < 3; b++) {

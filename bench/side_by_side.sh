@@ -7,13 +7,15 @@
 #   bench/side_by_side.sh INDEX [NPROBE...]        (default nprobe: 128 192 256)
 #
 # Steps, each line stamped with the time and the load average:
-#   1. bench_query at each nprobe, with the 4-bit list scan (default) and with
-#      --int8-lists (the two list scans of docs/query.md);
+#   1. bench_query at each nprobe with each list scan of docs/query.md:
+#      --list-scan codes4, int8 and auto (the default, which picks one of the
+#      two per round); with MMS_SKIP_PEERS=1 this is the measurement behind
+#      auto's threshold ("Which list scan");
 #   2. bench_query --dump-queries (the vectors its two rounds send), then
 #      bench/peers_ann.py on the index's own rows: faiss IVF-Flat at the same
 #      nprobe values and hnswlib at ef 20..640 (MMS_PEERS_ARGS overrides), with
 #      Debian's python3 (scripts/setup.sh --peers installs faiss and hnswlib);
-#   3. bench_query again at each nprobe (the default scan), so drift of the
+#   3. bench_query again at each nprobe (--list-scan auto), so drift of the
 #      machine during the peers shows.
 # Environment: MMS_BUILD_DIR (default: build), MMS_RANKS (2), MMS_QUERIES (1000),
 # MMS_SKIP_PEERS=1 (only steps 1 and 3), MMS_PEERS_ARGS.
@@ -39,10 +41,10 @@ ours() { # ARGS...: one bench_query run, its figures only
 }
 lscpu | grep -m1 "Model name" || true
 for np in "${NPROBES[@]}"; do
-    stamp "mmsage nprobe $np, 4-bit list scan"
-    ours --nprobe "$np"
-    stamp "mmsage nprobe $np, --int8-lists"
-    ours --nprobe "$np" --int8-lists
+    for scan in codes4 int8 auto; do
+        stamp "mmsage nprobe $np, --list-scan $scan"
+        ours --nprobe "$np" --list-scan "$scan"
+    done
 done
 if [ "${MMS_SKIP_PEERS:-0}" != 1 ]; then
     Q=$(mktemp -d)
@@ -55,7 +57,7 @@ if [ "${MMS_SKIP_PEERS:-0}" != 1 ]; then
         --nprobe "${NPROBES[@]}" --threads "$RANKS" "${PA[@]}"
 fi
 for np in "${NPROBES[@]}"; do
-    stamp "mmsage nprobe $np, 4-bit list scan (after)"
+    stamp "mmsage nprobe $np, --list-scan auto (after)"
     ours --nprobe "$np"
 done
 stamp end

@@ -37,7 +37,7 @@ struct mms_engine {
     int rank, size;
     mms_engine_mode mode;
     int filter;
-    int codes4;
+    int list_scan;
     int32_t nprobe;          /* default lists probed (0: by size), engine params */
     int exact;               /* 1: exact by default; -1: approximate by default at any size */
     mms_index_t *ix;
@@ -57,7 +57,19 @@ void mms_engine_params_default(mms_engine_params_t *p) {
     memset(p, 0, sizeof *p);
     p->mode = MMS_ENGINE_SERVE;
     p->filter = 1;
-    p->codes4 = 1;
+    p->list_scan = MMS_LIST_SCAN_AUTO;
+}
+
+mms_status mms_engine_list_scan_parse(const char *opt, const char *s, int int8_flag, int *out) {
+    static const char *const names[] = {"auto", "codes4", "int8"};
+    int v = -1;
+    for (int i = 0; s && i < 3; i++)
+        if (strcmp(s, names[i]) == 0) v = i;
+    MMS_CHECK(!s || v >= 0, MMS_ERR_ARG, "--%s: '%s' is not one of auto, codes4, int8", opt, s);
+    MMS_CHECK(!int8_flag || !s || v == MMS_LIST_SCAN_INT8, MMS_ERR_ARG,
+              "--int8-lists contradicts --%s %s", opt, s);
+    *out = int8_flag ? MMS_LIST_SCAN_INT8 : v >= 0 ? v : MMS_LIST_SCAN_AUTO;
+    return MMS_OK;
 }
 
 int mms_engine_is_coordinator(const mms_engine_t *e) { return e->rank == 0; }
@@ -76,7 +88,7 @@ static mms_status open_index(const mms_engine_t *e, const char *dir, mms_index_t
     o.worker = e->worker;
     o.nworkers = e->nworkers;
     o.filter = e->filter;
-    o.codes4 = e->codes4;
+    o.list_scan = e->list_scan;
     o.catalog = e->catalog;
     return mms_index_open(dir, &o, out);
 }
@@ -119,7 +131,7 @@ mms_status mms_engine_open(const mms_engine_params_t *p, MPI_Comm comm, mms_engi
     MPI_Comm_size(e->comm, &e->size);
     e->mode = p->mode;
     e->filter = p->filter;
-    e->codes4 = p->codes4;
+    e->list_scan = p->list_scan;
     e->nprobe = p->nprobe > 0 ? p->nprobe : 0;
     e->exact = p->exact > 0 ? 1 : p->exact < 0 ? -1 : 0;
     if (p->mode == MMS_ENGINE_SERVE) {

@@ -146,9 +146,10 @@ typedef struct {
     const char *catalog; /* overrides the index manifest's catalog (NULL: the manifest's) */
     mms_engine_mode mode;
     int filter;          /* 1 (default): int8 filter + exact re-rank; 0: float scans (mms_topk_scan) */
-    int codes4;          /* 1 (default): approximate rounds scan the lists' 4-bit codes and
-                            re-rank in float; 0: the int8 filter, exact within the lists
-                            (docs/query.md "Approximate search") */
+    int list_scan;       /* mms_list_scan (worker/index.h): AUTO (default) scans a round's
+                            probed lists from their 4-bit codes with a float re-rank when
+                            that pays, else with the int8 filter (exact within the lists);
+                            CODES4, INT8 force one (docs/query.md "Which list scan") */
     /* Approximate search (docs/query.md "Approximate search (IVF)"), on an index
      * with inverted lists; a request's own `nprobe` / `exact` wins: */
     int32_t nprobe;      /* > 0: lists probed per query by default (capped at nlist);
@@ -158,6 +159,15 @@ typedef struct {
                             nprobe); -1: approximate by default whatever the size (nprobe, or
                             the index's default nprobe); 0: by size */
 } mms_engine_params_t;
+
+/* The list scan named by s ("auto", "codes4", "int8") into *out; MMS_ERR_ARG
+ * naming the option opt otherwise. int8_flag (the older `--int8-lists`)
+ * selects "int8" and conflicts with any other explicit choice. */
+mms_status mms_engine_list_scan_parse(const char *opt, const char *s, int int8_flag, int *out);
+#define MMS_ENGINE_LIST_SCAN_HELP                                                                  \
+    "how probed lists are scanned: auto (the 4-bit codes + float re-rank when the probed lists "   \
+    "hold enough rows per query to pay for it, else the int8 filter, exact within the lists), "    \
+    "codes4, int8 (docs/query.md)"
 
 void mms_engine_params_default(mms_engine_params_t *p);
 

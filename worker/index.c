@@ -22,7 +22,7 @@ void mms_index_open_default(mms_index_open_t *o) {
     o->worker = -1;
     o->nworkers = 1;
     o->filter = 1;
-    o->codes4 = 1;
+    o->list_scan = MMS_LIST_SCAN_AUTO;
 }
 
 /* Map dir/name, check its dtype and shape (rows, cols): -1 = any, cols 0 = 1-D. */
@@ -526,7 +526,10 @@ static mms_status open_all(mms_index_t *ix, const mms_index_open_t *o) {
         for (int64_t i = 0; i < ix->n_segments; i++)
             cnt += (ix->segments[3 * i] - o->worker) % o->nworkers == 0;
         MMS_CALL(mms_calloc((size_t)(cnt + 1), sizeof *ix->sh, &ix->sh));
-        const int filter = o->filter ? (o->codes4 ? 2 : 1) : 0;
+        MMS_CHECK(o->list_scan >= MMS_LIST_SCAN_AUTO && o->list_scan <= MMS_LIST_SCAN_INT8,
+                  MMS_ERR_ARG, "index: list scan %d", o->list_scan);
+        ix->list_scan = o->list_scan;
+        const int filter = o->filter ? (o->list_scan != MMS_LIST_SCAN_INT8 ? 2 : 1) : 0;
         for (int sh = o->worker; sh < ix->shards; sh += o->nworkers) {
             /* the base rows, then the segments of the versions that added to it */
             MMS_CALL(shard_open(ix, sh, 0, -1, filter, &ix->sh[ix->nshard]));

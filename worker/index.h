@@ -156,17 +156,26 @@ typedef struct {
     /* shard part */
     int nshard;
     mms_index_shard_t *sh; /* nshard */
+    int list_scan;         /* mms_list_scan: how the shard rounds scan probed lists */
     int64_t n_local;       /* images over this worker's shards */
 } mms_index_t;
+
+/* How a shard round scans the probed inverted lists (docs/query.md, "Which
+ * list scan"): AUTO picks, per round and shard, the 4-bit codes when the
+ * probed lists hold enough rows per query for the bytes they save to pay
+ * for their float re-rank (mms_qmat_lists4_pays), else the int8 filter;
+ * CODES4 always the codes; INT8 always the int8 filter (the codes are not
+ * built). */
+typedef enum { MMS_LIST_SCAN_AUTO = 0, MMS_LIST_SCAN_CODES4 = 1, MMS_LIST_SCAN_INT8 = 2 } mms_list_scan;
 
 typedef struct {
     int coordinator;     /* load the coordinator part */
     int worker;          /* this worker's number in [0, nworkers), or -1: no shards */
     int nworkers;        /* W >= 1 when worker >= 0 */
     int filter;          /* 1: build the int8 filter copies (default), 0: float scans only */
-    int codes4;          /* 1 (default): with the filter and lists, also the 4-bit codes of
-                            the approximate list scan (docs/query.md); 0: lists are scanned
-                            with the int8 filter */
+    int list_scan;       /* mms_list_scan (default MMS_LIST_SCAN_AUTO): with the filter and
+                            lists, AUTO and CODES4 also build the 4-bit codes of the
+                            approximate list scan (docs/query.md); INT8 does not */
     const char *catalog; /* catalog directory overriding the manifest's (NULL: the manifest's) */
 } mms_index_open_t;
 

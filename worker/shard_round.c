@@ -137,11 +137,15 @@ static mms_status local_round(mms_round_t *r, int op, int32_t nq, int32_t k, int
             for (int32_t q = 0; q < nq; q++) exr[q] = exn[q] >= 0 ? mms_index_shard_row(sh, exn[q]) : -1;
         if (sh->n == 0) {
             mms_topk_pad(rw, c, per);
-        } else if (qm && lists && qm->q4) {
+        } else if (qm && lists && qm->q4 &&
+                   (ix->list_scan == MMS_LIST_SCAN_CODES4 ||
+                    mms_qmat_lists4_pays(qm, lists, nq, nprobe, k))) {
+            if (r->rank == 0) r->scans.list_scans++, r->scans.codes4_scans++;
             s = mms_qmat_topk_lists4(qm, X, sh->ids, Q, nq, k, MMS_QSCAN4_REFINE(k), exr, lists,
                                      nprobe, rw, c,
                                      r->rank == 0 ? &r->scans : NULL);
         } else if (qm && lists && qm->lptr) {
+            if (r->rank == 0) r->scans.list_scans++;
             s = mms_qmat_topk_lists(qm, X, sh->ids, Q, nq, k, exr, lists, nprobe, rw, c,
                                     r->rank == 0 ? &r->scans : NULL);
         } else if (qm) {

@@ -1050,6 +1050,22 @@ done:
     return s;
 }
 
+int64_t mms_qmat_lists_rows(const mms_qmat_t *m, const int32_t *lists, int32_t nq, int32_t nprobe) {
+    if (!m || !m->lptr || !lists || nq <= 0 || nprobe <= 0) return 0;
+    int64_t t = 0;
+    for (size_t e = 0; e < (size_t)nq * (size_t)nprobe; e++) {
+        const int32_t l = lists[e];
+        if (l >= 0 && l < m->nlist) t += m->lptr[l + 1] - m->lptr[l];
+    }
+    return t;
+}
+
+int mms_qmat_lists4_pays(const mms_qmat_t *m, const int32_t *lists, int32_t nq, int32_t nprobe,
+                         int32_t k) {
+    if (!m || !m->q4 || nq <= 0) return 0;
+    return mms_qmat_lists_rows(m, lists, nq, nprobe) >= (int64_t)nq * MMS_QSCAN4_MIN_ROWS((int64_t)k);
+}
+
 mms_status mms_scan_float_live(const float *X, int64_t n, int32_t d, const uint8_t *dead,
                                int64_t ndead, const float *Q, int32_t nq, int32_t k,
                                const int64_t *exclude_rows, int64_t *out_rows, float *out_scores) {

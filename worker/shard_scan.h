@@ -78,6 +78,8 @@ size_t mms_qmat_bytes(const mms_qmat_t *m);
 typedef struct {
     int64_t rows_scanned; /* rows x queries through the int8 kernel */
     int64_t reranked;     /* candidates re-scored with the float rows */
+    int64_t list_scans;   /* shard rounds that scanned probed lists (shard_round.c) */
+    int64_t codes4_scans; /* ... of which from the 4-bit codes */
 } mms_qscan_stats_t;
 
 /* Exact top-k of Q (nq x d) against the float rows X (n x d; the matrix m was
@@ -138,6 +140,25 @@ mms_status mms_qmat_topk_lists4(const mms_qmat_t *m, const float *X, const int64
                                 const float *Q, int32_t nq, int32_t k, int32_t refine,
                                 const int64_t *exclude_rows, const int32_t *lists, int32_t nprobe,
                                 int64_t *out_rows, float *out_scores, mms_qscan_stats_t *stats);
+
+/* Rows in the lists of nq queries (nq x nprobe list numbers; out-of-range
+ * entries count nothing), summed over the queries: the rows a list scan
+ * reads. 0 when m has no lists. */
+int64_t mms_qmat_lists_rows(const mms_qmat_t *m, const int32_t *lists, int32_t nq, int32_t nprobe);
+
+/* Whether the 4-bit list scan pays for a batch (docs/query.md, "Which list
+ * scan"): m has codes and the probed lists hold at least
+ * MMS_QSCAN4_MIN_ROWS(k) rows per query. Each scanned row costs the codes
+ * half the bytes of the int8 filter, and each query pays for
+ * MMS_QSCAN4_REFINE(k) float rows of re-rank, read from scattered places,
+ * which the int8 filter mostly skips. Measured side by side on 50k, 200k
+ * and 1M images (2 workers; docs/query.md), single fused queries break even
+ * at about 3,000 rows per query and shard at every size, in cache or not:
+ * 20 x the refine of k 10 (2,880). The choice depends on the index and the
+ * request only, never on timing or the machine. */
+#define MMS_QSCAN4_MIN_ROWS(k) (20 * MMS_QSCAN4_REFINE(k))
+int mms_qmat_lists4_pays(const mms_qmat_t *m, const int32_t *lists, int32_t nq, int32_t nprobe,
+                         int32_t k);
 
 /* Exact top-k by float inner product over X (n x d) like mms_topk_scan with
  * row numbers as ids, skipping the rows flagged in dead (NULL: none; ndead of

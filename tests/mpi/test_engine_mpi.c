@@ -69,7 +69,7 @@ static void check_qmat(void) {
     int64_t rows[6 * 9], frows[6 * 9], fids[6 * 9], exid[6];
     float sc[6 * 9], fsc[6 * 9];
     for (int q = 0; q < nq; q++) exid[q] = ex[q] >= 0 ? ids[ex[q]] : -1;
-    mms_qscan_stats_t st = {0, 0};
+    mms_qscan_stats_t st = {0, 0, 0, 0};
     T_OK(mms_qmat_topk(m, X, ids, Q, nq, k, ex, rows, sc, &st));
     T_OK(mms_topk_scan(X, n, d, ids, 0, Q, nq, k, exid, fids, fsc));
     for (int i = 0; i < nq * k; i++) {

@@ -111,13 +111,13 @@ static int make_requests(const mms_catalog_t *c, mms_request_t *req, const char 
 
 /* Open an engine on idx (search layout) with the given defaults, answer the
  * requests (rank 0; the others serve), close it. Collective. */
-static int g_codes4 = 1; /* the engine's list scan: 4-bit codes (1) or int8 (0) */
+static int g_list_scan = MMS_LIST_SCAN_CODES4; /* the engine's list scan */
 
 static void run_engine(const char *idx, int32_t nprobe, int exact, const mms_request_t *req, int n,
                        ans_t *out) {
     mms_engine_params_t ep;
     mms_engine_params_default(&ep);
-    ep.codes4 = g_codes4;
+    ep.list_scan = g_list_scan;
     ep.index = idx;
     ep.mode = MMS_ENGINE_SEARCH;
     ep.nprobe = nprobe;
@@ -140,6 +140,11 @@ static void run_engine(const char *idx, int32_t nprobe, int exact, const mms_req
     }
     mms_engine_trace_t tr = {.nbrs = nb, .max_nbrs = MAXN};
     T_OK(mms_engine_answer(e, req, NULL, n, rs, &tr));
+    mms_engine_stats_t st;
+    mms_engine_stats(e, &st); /* rank 0's own shard rounds: which list scan ran */
+    if (g_list_scan == MMS_LIST_SCAN_CODES4) T_EQ_INT(st.local.codes4_scans, st.local.list_scans);
+    else T_EQ_INT(st.local.codes4_scans, 0); /* int8, or auto on these small shards */
+    if (nprobe > 0 && !exact && n > 0 && !req[0].exact) T_CHECK(st.local.list_scans > 0);
     for (int i = 0; i < n; i++) {
         ans_t *a = &out[i];
         memset(a, 0, sizeof *a);
@@ -284,9 +289,15 @@ int main(int argc, char **argv) {
     ans_t *ex = calloc(NQ, sizeof *ex), *all = calloc(NQ, sizeof *all);
     ans_t *ap = calloc(NQ, sizeof *ap), *a1 = calloc(NQ, sizeof *a1), *tmp = calloc(NQ, sizeof *tmp);
     run_engine(ip, 0, 1, req, n, ex);      /* exact */
-    g_codes4 = 0;
+    /* 4 of 32 lists hold far fewer rows per query than the codes need to
+     * pay for their re-rank (MMS_QSCAN4_MIN_ROWS): auto takes the int8 scan */
+    g_list_scan = MMS_LIST_SCAN_AUTO;
+    run_engine(ip, 4, 0, req, n, ap);
+    g_list_scan = MMS_LIST_SCAN_INT8;
+    run_engine(ip, 4, 0, req, n, a1);
+    if (g_rank == 0) same("auto list scan at nprobe 4 vs int8", a1, ap, n);
     run_engine(ip, NLIST, 0, req, n, all); /* every list probed, int8 list scan */
-    g_codes4 = 1;
+    g_list_scan = MMS_LIST_SCAN_CODES4;
     run_engine(ip, NLIST, 0, req, n, tmp); /* every list probed, 4-bit codes */
     if (g_rank == 0) {
         double r = recall(ex, tmp, n);

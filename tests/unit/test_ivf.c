@@ -116,6 +116,14 @@ static void check_lists4(const float *X, const int64_t *ids, int64_t n, int32_t 
     int32_t *all = malloc((size_t)nq * nl * sizeof(int32_t));
     for (int32_t q = 0; q < nq; q++)
         for (int32_t j = 0; j < nl; j++) all[q * nl + j] = (j * 5 + q) % nl;
+    /* the rows a list scan reads, and the auto rule built on them */
+    T_EQ_INT(mms_qmat_lists_rows(lm, all, nq, nl), (int64_t)nq * n);
+    const int32_t odd[3] = {-1, nl, 0}; /* out of range: nothing; list 0: its rows */
+    T_EQ_INT(mms_qmat_lists_rows(lm, odd, 1, 3), lm->lptr[1] - lm->lptr[0]);
+    T_EQ_INT(mms_qmat_lists_rows(NULL, all, nq, nl), 0);
+    T_EQ_INT(mms_qmat_lists4_pays(lm, all, nq, nl, k), n >= MMS_QSCAN4_MIN_ROWS(k));
+    T_EQ_INT(mms_qmat_lists4_pays(lm, all, nq, nl, 1), n >= MMS_QSCAN4_MIN_ROWS(1));
+    T_EQ_INT(mms_qmat_lists4_pays(lm, odd, 1, 3, k), 0);
     int64_t *ra = malloc((size_t)nq * k * 8), *rb = malloc((size_t)nq * k * 8);
     float *sa = malloc((size_t)nq * k * 4), *sb = malloc((size_t)nq * k * 4);
     T_OK(mms_qmat_topk(lm, X, ids, Q, nq, k, exr, ra, sa, NULL));
